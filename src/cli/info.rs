@@ -1,0 +1,167 @@
+//! `emdtui info`, `emdtui export --frame`, `emdtui synth`.
+
+use crate::cli::{ExportArgs, OpenArgs, SynthArgs};
+use crate::compute::display::{Colormap, DisplayParams, Scale};
+use crate::dataset::{self, Dataset, FrameBuf, MibDataset, ReadScratch};
+use crate::format::export::{self, ImageData, ImageFormat};
+use crate::format::synth::{self, SynthSpec};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::path::Path;
+
+fn is_emd(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+        Some("emd" | "h5" | "hdf5" | "py4dstem")
+    )
+}
+
+/// JSON summary of a `.mib` acquisition (keys documented in the README).
+pub fn mib_json(ds: &MibDataset) -> serde_json::Value {
+    let i = ds.info();
+    let h = &ds.set.header;
+    json!({
+        "path": i.path,
+        "kind": "mib",
+        "files": ds.set.parts.iter().map(|p| p.path.display().to_string()).collect::<Vec<_>>(),
+        "size_bytes": i.bytes_on_disk,
+        "detector": {"rows": i.det_rows, "cols": i.det_cols, "chips": h.num_chips, "layout": h.layout},
+        "counter_depth": h.counter_depth(),
+        "stored_depth": h.pixel_depth,
+        "raw": h.is_raw(),
+        "dtype": i.pixel_type.name(),
+        "frames": ds.set.n_frames(),
+        "frame_bytes": h.stride(),
+        "scan": {"rows": i.scan.rows, "cols": i.scan.cols, "reason": i.scan.reason,
+                 "skip_frames": i.scan.skip, "flyback": i.scan.flyback,
+                 "positions_present": ds.positions_present()},
+        "exposure_s": h.shutter_s,
+        "acquired": h.timestamp,
+        "thresholds_kev": h.thresholds_kev,
+        "header": h,
+        "hdr": ds.set.acq.as_ref().map(|a| a.fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()),
+        "warnings": i.warnings,
+    })
+}
+
+pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
+    let opts = open.options()?;
+    if is_emd(file) {
+        return crate::cli::emd_info::run(file, json_out, &opts);
+    }
+    let ds = MibDataset::open(file, &opts)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&mib_json(&ds))?);
+        return Ok(());
+    }
+    let i = ds.info();
+    for (k, v) in &i.metadata {
+        println!("{k:>12}  {v}");
+    }
+    let h = &ds.set.header;
+    println!("{:>12}  {} bytes header + {} bytes pixels per frame", "frame", h.header_bytes, h.payload_bytes);
+    println!("{:>12}  {}", "dtype", i.pixel_type.name());
+    for w in &i.warnings {
+        println!("{:>12}  {w}", "warning");
+    }
+    Ok(())
+}
+
+pub fn run_synth(a: &SynthArgs) -> Result<()> {
+    let (rows, cols) = dataset::scan::parse_rxc(&a.scan_shape)
+        .with_context(|| format!("--scan {:?}: expected ROWSxCOLS", a.scan_shape))?;
+    let spec = SynthSpec {
+        rows,
+        cols,
+        det: if a.quad { 512 } else { a.detector },
+        depth: a.depth,
+        raw: a.raw,
+        hdr: a.hdr,
+        frames: a.frames,
+        images_per_file: a.images_per_file,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let total = spec.frames.unwrap_or(rows * cols) as u64;
+    let pb = crate::cli::progress::frames_bar(total, "synth");
+    let paths = synth::write(&a.output, &spec, &|d, _| pb.set_position(d))?;
+    pb.finish_and_clear();
+    for p in paths {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+pub fn display_params(cmap: &Option<String>, scale: &str, default: Colormap) -> Result<DisplayParams> {
+    let colormap = match cmap {
+        Some(c) => Colormap::parse(c).with_context(|| format!("--cmap {c:?}: use gray, viridis, inferno, magma or cyclic"))?,
+        None => default,
+    };
+    let scale = match scale {
+        "linear" => Scale::Linear,
+        "log" => Scale::Log,
+        "sqrt" => Scale::Sqrt,
+        s => bail!("--scale {s:?}: use linear, log or sqrt"),
+    };
+    Ok(DisplayParams { scale, colormap, ..Default::default() })
+}
+
+/// Write a float image in the format of `out` (PNG: scaled and colour-mapped).
+pub fn write_f32(out: &Path, rows: usize, cols: usize, v: &[f32], disp: &DisplayParams) -> Result<()> {
+    match export::format_of(out)? {
+        ImageFormat::Npy => export::write_npy(out, rows, cols, ImageData::F32(v))?,
+        ImageFormat::Tiff => export::write_tiff(out, rows, cols, ImageData::F32(v))?,
+        ImageFormat::Png => export::write_png_rgb(out, rows, cols, &crate::compute::display::to_rgb(v, disp))?,
+    }
+    Ok(())
+}
+
+pub fn run_export(a: &ExportArgs, open: &OpenArgs) -> Result<()> {
+    if a.fft_q.is_some() || a.fft_k.is_some() {
+        return crate::cli::fft::run_export(a, open);
+    }
+    let fmt = export::format_of(&a.output)?;
+    export::check_output_dir(&a.output)?;
+    let disp = display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let ds = dataset::open(&a.file, &open.options()?)?;
+    let s = ds.scan().clone();
+    let pos = match (&a.at, a.frame) {
+        (Some(at), _) => {
+            let (r, c): (usize, usize) = crate::cli::parse_pair(at, "--at")?;
+            if r >= s.rows || c >= s.cols {
+                bail!("--at {r},{c} is outside the {}x{} scan", s.rows, s.cols);
+            }
+            r * s.cols + c
+        }
+        (None, Some(f)) => f,
+        (None, None) => bail!("say which frame: --frame N or --at ROW,COL"),
+    };
+    if pos >= s.positions() {
+        bail!("{}: frame {pos} is outside the scan ({} positions)", a.file.display(), s.positions());
+    }
+    let (rows, cols) = ds.det();
+    let mut buf = FrameBuf::new(ds.info().pixel_type);
+    ds.read_positions(pos, 1, &mut buf, &mut ReadScratch::default())?;
+    match fmt {
+        ImageFormat::Npy | ImageFormat::Tiff => {
+            let d = match &buf {
+                FrameBuf::U8(v) => ImageData::U8(v),
+                FrameBuf::U16(v) => ImageData::U16(v),
+                FrameBuf::U32(v) => ImageData::U32(v),
+            };
+            if fmt == ImageFormat::Npy {
+                export::write_npy(&a.output, rows, cols, d)?
+            } else {
+                export::write_tiff(&a.output, rows, cols, d)?
+            }
+        }
+        ImageFormat::Png => {
+            let v: Vec<f32> = buf.to_u32().iter().map(|&x| x as f32).collect();
+            write_f32(&a.output, rows, cols, &v, &disp)?;
+        }
+    }
+    eprintln!("wrote {}", a.output.display());
+    Ok(())
+}
+
+

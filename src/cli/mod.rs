@@ -1,0 +1,240 @@
+//! Command-line interface (clap). `emdtui FILE` opens the terminal UI; subcommands run headless.
+
+pub mod convert;
+pub mod emd_info;
+pub mod fft;
+pub mod info;
+pub mod overview;
+pub mod progress;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "emdtui", version, about = "4D-STEM Merlin .mib / EMD viewer and converter", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// File to open in the terminal UI (.mib or .emd); the built-in demo when omitted.
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub open: OpenArgs,
+    /// Terminal graphics: auto, kitty, sixel, iterm2, halfblocks, braille.
+    #[arg(long, default_value = "auto", global = true)]
+    pub graphics: String,
+    /// Skip the terminal capability query (implies halfblocks unless --graphics says otherwise).
+    #[arg(long, global = true)]
+    pub no_query: bool,
+    /// Memory budget for computations, e.g. 2G (default: a quarter of RAM, at most 80 %).
+    #[arg(long, global = true)]
+    pub memory: Option<String>,
+}
+
+/// How to interpret the source's scan.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OpenArgs {
+    /// Scan shape ROWSxCOLS (overrides .hdr and heuristics).
+    #[arg(long, global = true, value_name = "ROWSxCOLS")]
+    pub scan: Option<String>,
+    /// Frames to skip at the start of the file.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub skip_frames: usize,
+    /// Flyback frames at the end of each scan line (dropped).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub flyback: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Summary of a .mib or .emd file (and its caches).
+    Info {
+        file: PathBuf,
+        /// Machine-readable JSON (keys documented in the README).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export one decoded frame, an FFT slice or a cached image to .npy, .tiff or .png.
+    Export(ExportArgs),
+    /// Write a synthetic 4D-STEM .mib file with real Merlin header layouts.
+    Synth(SynthArgs),
+    /// Compute a scan overview (virtual detector image).
+    Overview(OverviewArgs),
+    /// Convert a .mib to EMD (HDF5) with overviews cached inside.
+    Convert(ConvertArgs),
+    /// Compute the 4D FFT into the EMD cache (converting a .mib first).
+    Fft(FftArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub file: PathBuf,
+    /// Scan position index (row-major) of the frame to export.
+    #[arg(long)]
+    pub frame: Option<usize>,
+    /// Scan position ROW,COL of the frame to export.
+    #[arg(long, value_name = "ROW,COL")]
+    pub at: Option<String>,
+    /// FFT detector-plane image at spatial frequency QY,QX (offsets from Q = 0).
+    #[arg(long, value_name = "QY,QX", allow_hyphen_values = true)]
+    pub fft_q: Option<String>,
+    /// FFT Q-plane image at detector pixel KY,KX.
+    #[arg(long, value_name = "KY,KX")]
+    pub fft_k: Option<String>,
+    /// Part of the complex FFT: amp, phase, real, imag.
+    #[arg(long, default_value = "amp")]
+    pub part: String,
+    /// Output .npy, .tiff/.tif or .png.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// PNG colour map: gray, viridis, inferno, magma, cyclic.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    pub output: PathBuf,
+    /// Scan shape ROWSxCOLS.
+    #[arg(long = "scan", id = "synth_scan", value_name = "ROWSxCOLS", default_value = "32x32")]
+    pub scan_shape: String,
+    /// Detector size: 256 (single chip) or 512 (quad 2x2).
+    #[arg(long, default_value_t = 256)]
+    pub detector: usize,
+    /// Counter depth 1, 6, 12 or 24.
+    #[arg(long, default_value_t = 12)]
+    pub depth: u8,
+    /// Raw (R64) pixel encoding.
+    #[arg(long)]
+    pub raw: bool,
+    /// Quad 2x2 detector (same as --detector 512).
+    #[arg(long)]
+    pub quad: bool,
+    /// Also write the .hdr acquisition header.
+    #[arg(long)]
+    pub hdr: bool,
+    /// Write only this many frames (an interrupted acquisition).
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// Split into files of this many frames (name1.mib, name2.mib, ...).
+    #[arg(long)]
+    pub images_per_file: Option<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DetectorArgs {
+    /// Detector: sum, bf, adf, comx, comy, dpc (magnitude), dpc-angle, com (writes comx and comy), mask:PATH
+    #[arg(long, default_value = "sum")]
+    pub detector: String,
+    /// Inner radius (pixels); BF radius for bf.
+    #[arg(long)]
+    pub inner: Option<f32>,
+    /// Outer radius (pixels) for adf.
+    #[arg(long)]
+    pub outer: Option<f32>,
+    /// Detector centre CY,CX (default: found from the mean pattern).
+    #[arg(long, value_name = "CY,CX")]
+    pub center: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct OverviewArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub det: DetectorArgs,
+    /// Output .npy / .tiff (float32, scan row x col) or .png (scaled, colour-mapped).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// PNG colour map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+    /// Ignore and do not write the cache directory.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    pub input: PathBuf,
+    /// Output .emd (default: next to the input with the .emd extension).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Shuffle + gzip level 1 chunks.
+    #[arg(long)]
+    pub compress: bool,
+    /// Bin the detector by 2, 4 or 8.
+    #[arg(long, default_value_t = 1)]
+    pub bin_detector: usize,
+    /// Bin the scan by N.
+    #[arg(long, default_value_t = 1)]
+    pub bin_scan: usize,
+    /// Crop the scan: R0:R1,C0:C1 (half-open).
+    #[arg(long)]
+    pub crop: Option<String>,
+    /// Overwrite an existing complete output.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FftArgs {
+    pub file: PathBuf,
+    /// Detector extent: bf (bright-field disk plus margin) or full.
+    #[arg(long, default_value = "bf")]
+    pub crop: String,
+    /// Transform axes: scan (2-D over scan positions) or all (4-D).
+    #[arg(long, default_value = "scan")]
+    pub axes: String,
+    /// Bin the detector before the transform.
+    #[arg(long, default_value_t = 1)]
+    pub bin: usize,
+    /// BF disk centre CY,CX for --crop bf.
+    #[arg(long, value_name = "CY,CX")]
+    pub center: Option<String>,
+    /// BF disk radius for --crop bf.
+    #[arg(long)]
+    pub radius: Option<f32>,
+    /// EMD output when the input is a .mib.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+impl OpenArgs {
+    pub fn options(&self) -> anyhow::Result<crate::dataset::OpenOptions> {
+        let scan = match &self.scan {
+            Some(s) => Some(
+                crate::dataset::scan::parse_rxc(s)
+                    .ok_or_else(|| anyhow::anyhow!("--scan {s:?}: expected ROWSxCOLS, e.g. 128x128"))?,
+            ),
+            None => None,
+        };
+        Ok(crate::dataset::OpenOptions { scan, skip_frames: self.skip_frames, flyback: self.flyback })
+    }
+}
+
+impl Cli {
+    pub fn memory_budget(&self) -> anyhow::Result<u64> {
+        match &self.memory {
+            Some(s) => crate::compute::budget::parse_size(s)
+                .ok_or_else(|| anyhow::anyhow!("--memory {s:?}: expected a size like 512M or 2G")),
+            None => Ok(crate::compute::budget::default_budget()),
+        }
+    }
+}
+
+/// Parse `A,B` into two numbers.
+pub fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<(T, T)> {
+    let (a, b) = s.split_once(',').ok_or_else(|| anyhow::anyhow!("{what} {s:?}: expected two comma-separated numbers"))?;
+    Ok((
+        a.trim().parse().map_err(|_| anyhow::anyhow!("{what} {s:?}: {a:?} is not a number"))?,
+        b.trim().parse().map_err(|_| anyhow::anyhow!("{what} {s:?}: {b:?} is not a number"))?,
+    ))
+}
