@@ -97,29 +97,49 @@ impl MibSet {
                 }
             }
             if !cand.is_empty() {
-                cand.push((parts.pop().unwrap(), std::mem::take(&mut warnings)));
-                cand.sort_by_key(|(p, _)| p.first_sequence);
-                // accept the set only if sequence numbers chain from one file to the next
-                let chained = cand.windows(2).all(|w| {
-                    w[1].0.first_sequence == w[0].0.first_sequence + w[0].0.frames() as u64
-                });
-                if chained {
-                    for (p, w) in cand {
-                        warnings.extend(w);
-                        parts.push(p);
+                // Chain from this file backwards and forwards: a file continues the acquisition when
+                // its first sequence number follows the previous file's last one.
+                let mine = parts.pop().unwrap();
+                let mut chain: std::collections::VecDeque<MibPart> = std::collections::VecDeque::from([mine]);
+                loop {
+                    let last = chain.back().unwrap();
+                    let next = last.first_sequence + last.frames() as u64;
+                    match cand.iter().position(|(p, _)| p.first_sequence == next) {
+                        Some(i) => {
+                            let (p, w) = cand.swap_remove(i);
+                            warnings.extend(w);
+                            chain.push_back(p);
+                        }
+                        None => break,
                     }
-                } else {
-                    let (mine, w) = cand.into_iter().find(|(p, _)| p.path == path).unwrap();
-                    warnings.extend(w);
-                    parts.push(mine);
+                }
+                loop {
+                    let first = chain.front().unwrap().first_sequence;
+                    match cand.iter().position(|(p, _)| p.first_sequence + p.frames() as u64 == first) {
+                        Some(i) => {
+                            let (p, w) = cand.swap_remove(i);
+                            warnings.extend(w);
+                            chain.push_front(p);
+                        }
+                        None => break,
+                    }
+                }
+                if chain.len() == 1 {
                     warnings.push(format!(
-                        "{}: files with the same name pattern exist but their sequence numbers do not continue this acquisition; opened this file alone",
+                        "{}: other files with the same name pattern do not continue this acquisition; opened this file alone",
                         path.display()
                     ));
                 }
+                parts.extend(chain);
             }
         }
-        let acq = match hdr::sibling(&parts[0].path) {
+        let hdr_path = hdr::sibling(&parts[0].path).or_else(|| {
+            // multi-file sets: `name.hdr` for `name1.mib`, `name2.mib`, ...
+            let stem = parts[0].path.file_stem()?.to_str()?.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
+            let p = parts[0].path.with_file_name(format!("{stem}.hdr"));
+            (parts.len() > 1 && p.is_file()).then_some(p)
+        });
+        let acq = match hdr_path {
             Some(hp) => match std::fs::read(&hp).map_err(|e| Error::io(&hp, e)).and_then(|b| hdr::parse(&hp, &b)) {
                 Ok(h) => {
                     warnings.extend(h.warnings.iter().cloned());
