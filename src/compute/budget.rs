@@ -7,17 +7,27 @@ pub fn total_ram() -> Option<u64> {
     (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
 }
 
-/// Memory limit of the current cgroup (v2 `memory.max` or v1 `memory.limit_in_bytes`), if set.
+/// Memory limit of this process's cgroup (v2 `memory.max` or v1 `memory.limit_in_bytes`), if set.
 pub fn cgroup_limit() -> Option<u64> {
-    for p in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
-        if let Ok(s) = std::fs::read_to_string(p)
-            && let Ok(v) = s.trim().parse::<u64>()
-            && v < (1 << 60)
-        {
-            return Some(v);
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut candidates = Vec::new();
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let path = path.trim_start_matches('/');
+        if ctrl.split(',').any(|c| c == "memory") {
+            candidates.push(format!("/sys/fs/cgroup/memory/{path}/memory.limit_in_bytes"));
+        } else if ctrl.is_empty() {
+            candidates.push(format!("/sys/fs/cgroup/{path}/memory.max"));
+            candidates.push(format!("/sys/fs/cgroup/unified/{path}/memory.max"));
         }
     }
-    None
+    candidates
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+        .filter(|&v| v < (1 << 60))
+        .min()
 }
 
 /// Default budget: a quarter of the memory available to us, at least 256 MiB, never above 80 %.
