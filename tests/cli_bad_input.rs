@@ -64,6 +64,12 @@ fn bad_mib_files_give_clear_errors() {
     let h = String::from_utf8_lossy(&colour[..384]).replacen(",0,0,0,", ",0,1,0,", 1);
     colour[..384].copy_from_slice(h.as_bytes());
     fails(&["info", &w("colour.mib", &colour)], &["colour.mib", "not supported yet", "colour"]);
+    // two-counter mode: frame 1 holds counter 1
+    let mut two = bytes.clone();
+    let stride = 384 + 2 * 65536;
+    let h = String::from_utf8_lossy(&two[stride..stride + 384]).replacen(",0,0,0,", ",1,0,0,", 1);
+    two[stride..stride + 384].copy_from_slice(h.as_bytes());
+    fails(&["info", &w("two.mib", &two)], &["two.mib", "not supported yet", "two-counter"]);
     // paths
     fails(&["info", "/nonexistent/dir/x.mib"], &["/nonexistent/dir/x.mib", "No such file"]);
     fails(&["info", d.path().to_str().unwrap()], &["is a directory"]);

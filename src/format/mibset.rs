@@ -193,6 +193,15 @@ impl MibSet {
                 ));
             }
             match mib::parse_header(path, &b) {
+                Ok(h) if i == 1 && h.counter != header.counter => {
+                    return Err(Error::unsupported(
+                        path,
+                        format!(
+                            "two-counter mode (frame 0 is counter {}, frame 1 counter {}): frames alternate counters",
+                            header.counter, h.counter
+                        ),
+                    ));
+                }
                 Ok(h) if h.same_geometry(header) => {}
                 Ok(h) => warnings.push(format!(
                     "{}: frame {i} header differs from frame 0 ({}x{} {} vs {}x{} {})",
