@@ -42,6 +42,10 @@ pub struct OpenArgs {
     /// Flyback frames at the end of each scan line (dropped).
     #[arg(long, global = true, default_value_t = 0)]
     pub flyback: usize,
+    /// Memory-map .mib files instead of positional reads (finished files only: a file truncated
+    /// while mapped would crash the process).
+    #[arg(long, global = true)]
+    pub mmap: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,7 +220,7 @@ impl OpenArgs {
             ),
             None => None,
         };
-        Ok(crate::dataset::OpenOptions { scan, skip_frames: self.skip_frames, flyback: self.flyback })
+        Ok(crate::dataset::OpenOptions { scan, skip_frames: self.skip_frames, flyback: self.flyback, mmap: self.mmap })
     }
 }
 

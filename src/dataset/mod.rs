@@ -147,6 +147,8 @@ pub struct OpenOptions {
     pub scan: Option<(usize, usize)>,
     pub skip_frames: usize,
     pub flyback: usize,
+    /// Memory-map `.mib` files (finished files only; default: positional reads).
+    pub mmap: bool,
 }
 
 /// A `.mib` acquisition as a dataset.
@@ -157,7 +159,7 @@ pub struct MibDataset {
 
 impl MibDataset {
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
-        let set = MibSet::open(path)?;
+        let set = if opts.mmap { MibSet::open_mmap(path)? } else { MibSet::open(path)? };
         let n = set.n_frames();
         let need_ts = opts.scan.is_none()
             && !set.acq.as_ref().is_some_and(|a| {

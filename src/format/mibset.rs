@@ -18,6 +18,8 @@ pub struct MibPart {
     file: File,
     pub first_sequence: u64,
     frames: AtomicUsize,
+    /// Memory map of the whole frames (only with `MibSet::open_mmap`, for finished files).
+    map: Option<memmap2::Mmap>,
 }
 
 impl MibPart {
@@ -69,12 +71,36 @@ fn open_file(path: &Path) -> Result<File> {
 pub fn first_header(path: &Path, file: &File) -> Result<FrameHeader> {
     let head = read_head(path, file, 1024)?;
     let hl = mib::header_length(path, &head)?;
-    let head = if hl > head.len() { read_head(path, file, hl)? } else { head };
+    let head = if hl > head.len() {
+        read_head(path, file, hl)?
+    } else {
+        head
+    };
     mib::parse_header(path, &head)
 }
 
 impl MibSet {
     /// Open `path` (and its multi-file siblings, when their sequence numbers chain).
+    /// Open for memory-mapped reads: for finished files only (a file truncated while mapped
+    /// raises SIGBUS). Reads decode straight from the map, one copy fewer than `pread`.
+    pub fn open_mmap(path: &Path) -> Result<MibSet> {
+        let mut set = Self::open(path)?;
+        let stride = set.header.stride();
+        for p in &mut set.parts {
+            let len = p.frames() * stride;
+            // SAFETY: the map is read-only; the caller promises the file is not truncated meanwhile.
+            let m = unsafe { memmap2::MmapOptions::new().len(len).map(&p.file) }
+                .map_err(|e| Error::io(&p.path, e))?;
+            let _ = m.advise(memmap2::Advice::Sequential);
+            p.map = Some(m);
+        }
+        Ok(set)
+    }
+
+    pub fn is_mmap(&self) -> bool {
+        self.parts.iter().all(|p| p.map.is_some())
+    }
+
     pub fn open(path: &Path) -> Result<MibSet> {
         let file = open_file(path)?;
         let header = first_header(path, &file)?;
@@ -87,7 +113,9 @@ impl MibSet {
                     continue;
                 }
                 let Ok(f) = File::open(&p) else { continue };
-                let Ok(h) = first_header(&p, &f) else { continue };
+                let Ok(h) = first_header(&p, &f) else {
+                    continue;
+                };
                 if !h.same_geometry(&header) {
                     continue;
                 }
@@ -100,7 +128,8 @@ impl MibSet {
                 // Chain from this file backwards and forwards: a file continues the acquisition when
                 // its first sequence number follows the previous file's last one.
                 let mine = parts.pop().unwrap();
-                let mut chain: std::collections::VecDeque<MibPart> = std::collections::VecDeque::from([mine]);
+                let mut chain: std::collections::VecDeque<MibPart> =
+                    std::collections::VecDeque::from([mine]);
                 loop {
                     let last = chain.back().unwrap();
                     let next = last.first_sequence + last.frames() as u64;
@@ -115,7 +144,10 @@ impl MibSet {
                 }
                 loop {
                     let first = chain.front().unwrap().first_sequence;
-                    match cand.iter().position(|(p, _)| p.first_sequence + p.frames() as u64 == first) {
+                    match cand
+                        .iter()
+                        .position(|(p, _)| p.first_sequence + p.frames() as u64 == first)
+                    {
                         Some(i) => {
                             let (p, w) = cand.swap_remove(i);
                             warnings.extend(w);
@@ -135,12 +167,20 @@ impl MibSet {
         }
         let hdr_path = hdr::sibling(&parts[0].path).or_else(|| {
             // multi-file sets: `name.hdr` for `name1.mib`, `name2.mib`, ...
-            let stem = parts[0].path.file_stem()?.to_str()?.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
+            let stem = parts[0]
+                .path
+                .file_stem()?
+                .to_str()?
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .to_string();
             let p = parts[0].path.with_file_name(format!("{stem}.hdr"));
             (parts.len() > 1 && p.is_file()).then_some(p)
         });
         let acq = match hdr_path {
-            Some(hp) => match std::fs::read(&hp).map_err(|e| Error::io(&hp, e)).and_then(|b| hdr::parse(&hp, &b)) {
+            Some(hp) => match std::fs::read(&hp)
+                .map_err(|e| Error::io(&hp, e))
+                .and_then(|b| hdr::parse(&hp, &b))
+            {
                 Ok(h) => {
                     warnings.extend(h.warnings.iter().cloned());
                     Some(h)
@@ -158,11 +198,21 @@ impl MibSet {
                 None
             }
         };
-        let set = MibSet { parts, header, acq, warnings };
+        let set = MibSet {
+            parts,
+            header,
+            acq,
+            warnings,
+        };
         Ok(set)
     }
 
-    fn part(path: &Path, file: File, header: &FrameHeader, warnings: &mut Vec<String>) -> Result<MibPart> {
+    fn part(
+        path: &Path,
+        file: File,
+        header: &FrameHeader,
+        warnings: &mut Vec<String>,
+    ) -> Result<MibPart> {
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         let stride = header.stride();
         let n = size / stride;
@@ -170,7 +220,9 @@ impl MibSet {
         if n == 0 {
             return Err(Error::format(
                 path,
-                format!("file holds {size} bytes, less than one whole frame ({stride} bytes): truncated"),
+                format!(
+                    "file holds {size} bytes, less than one whole frame ({stride} bytes): truncated"
+                ),
             ));
         }
         if rem != 0 {
@@ -185,23 +237,24 @@ impl MibSet {
         probe.dedup();
         for i in probe {
             let mut b = vec![0u8; header.header_bytes];
-            file.read_exact_at(&mut b, (i * stride) as u64).map_err(|e| Error::io(path, e))?;
+            file.read_exact_at(&mut b, (i * stride) as u64)
+                .map_err(|e| Error::io(path, e))?;
             if !b.starts_with(b"MQ1,") {
                 return Err(Error::format(
                     path,
-                    format!("frame {i} does not start with 'MQ1,' at byte {}: frames differ in size", i * stride),
+                    format!(
+                        "frame {i} does not start with 'MQ1,' at byte {}: frames differ in size",
+                        i * stride
+                    ),
                 ));
             }
             match mib::parse_header(path, &b) {
-                Ok(h) if i == 1 && h.counter != header.counter => {
-                    return Err(Error::unsupported(
-                        path,
-                        format!(
-                            "two-counter mode (frame 0 is counter {}, frame 1 counter {}): frames alternate counters",
-                            header.counter, h.counter
-                        ),
-                    ));
-                }
+                Ok(h) if i == 1 && h.counter != header.counter => warnings.push(format!(
+                    "{}: frames 0 and 1 come from counters {} and {} (alternating counters, continuous read/write); each frame is taken as one scan position",
+                    path.display(),
+                    header.counter,
+                    h.counter
+                )),
                 Ok(h) if h.same_geometry(header) => {}
                 Ok(h) => warnings.push(format!(
                     "{}: frame {i} header differs from frame 0 ({}x{} {} vs {}x{} {})",
@@ -216,7 +269,13 @@ impl MibSet {
                 Err(e) => warnings.push(format!("frame {i}: {e}")),
             }
         }
-        Ok(MibPart { path: path.to_path_buf(), file, first_sequence: header.sequence, frames: AtomicUsize::new(n) })
+        Ok(MibPart {
+            path: path.to_path_buf(),
+            file,
+            first_sequence: header.sequence,
+            frames: AtomicUsize::new(n),
+            map: None,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -236,8 +295,12 @@ impl MibSet {
     pub fn refresh(&self) -> usize {
         let stride = self.header.stride();
         for p in &self.parts {
+            if p.map.is_some() {
+                continue; // a mapped (finished) file does not grow
+            }
             if let Ok(md) = p.file.metadata() {
-                p.frames.store(md.len() as usize / stride, Ordering::Relaxed);
+                p.frames
+                    .store(md.len() as usize / stride, Ordering::Relaxed);
             }
         }
         self.n_frames()
@@ -262,61 +325,119 @@ impl MibSet {
         let mut done = 0;
         while done < count {
             let (k, local) = self.locate(start + done).ok_or_else(|| {
-                Error::format(self.path(), format!("frame {} is beyond the end of the data", start + done))
+                Error::format(
+                    self.path(),
+                    format!("frame {} is beyond the end of the data", start + done),
+                )
             })?;
             let part = &self.parts[k];
             let n = (part.frames() - local).min(count - done);
             let dst = &mut buf[done * stride..(done + n) * stride];
-            part.file.read_exact_at(dst, (local * stride) as u64).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    Error::format(&part.path, format!("frame {} is beyond the end of the file (file truncated?)", local + n))
-                } else {
-                    Error::io(&part.path, e)
-                }
-            })?;
+            part.file
+                .read_exact_at(dst, (local * stride) as u64)
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Error::format(
+                            &part.path,
+                            format!(
+                                "frame {} is beyond the end of the file (file truncated?)",
+                                local + n
+                            ),
+                        )
+                    } else {
+                        Error::io(&part.path, e)
+                    }
+                })?;
             done += n;
         }
         Ok(())
     }
 
     /// Decode `count` frames from `start` into `out` (count * rows * cols pixels).
-    pub fn decode_frames<T: Pixel>(&self, start: usize, count: usize, out: &mut [T], scratch: &mut Scratch) -> Result<()> {
+    pub fn decode_frames<T: Pixel>(
+        &self,
+        start: usize,
+        count: usize,
+        out: &mut [T],
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         let h = &self.header;
         if T::TYPE != h.pixel_type {
-            return Err(Error::Invalid(format!("decode as {:?}, data is {:?}", T::TYPE, h.pixel_type)));
+            return Err(Error::Invalid(format!(
+                "decode as {:?}, data is {:?}",
+                T::TYPE,
+                h.pixel_type
+            )));
         }
-        let npx = h.rows * h.cols;
         let stride = h.stride();
+        if let Some((k, local)) = self.locate(start)
+            && let Some(m) = &self.parts[k].map
+            && local + count <= self.parts[k].frames()
+        {
+            let bytes = &m[local * stride..(local + count) * stride];
+            return self.decode_block(start, count, bytes, out, scratch);
+        }
         let mut bytes = std::mem::take(&mut scratch.bytes);
-        let r = self.read_raw(start, count, &mut bytes).and_then(|_| {
-            for f in 0..count {
-                let fb = &bytes[f * stride..(f + 1) * stride];
-                if !fb.starts_with(b"MQ1,") {
-                    return Err(Error::format(
-                        self.path(),
-                        format!("frame {} has no 'MQ1,' magic: frames differ in size or the file is corrupt", start + f),
-                    ));
-                }
-                mib::decode_into(h, &fb[h.header_bytes..], &mut out[f * npx..(f + 1) * npx], &mut scratch.raw)
-                    .map_err(|e| Error::format(self.path(), format!("frame {}: {e}", start + f)))?;
-            }
-            Ok(())
-        });
+        let r = self
+            .read_raw(start, count, &mut bytes)
+            .and_then(|_| self.decode_block(start, count, &bytes, out, scratch));
         scratch.bytes = bytes;
         r
     }
 
+    fn decode_block<T: Pixel>(
+        &self,
+        start: usize,
+        count: usize,
+        bytes: &[u8],
+        out: &mut [T],
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let h = &self.header;
+        let npx = h.rows * h.cols;
+        let stride = h.stride();
+        for f in 0..count {
+            let fb = &bytes[f * stride..(f + 1) * stride];
+            if !fb.starts_with(b"MQ1,") {
+                return Err(Error::format(
+                    self.path(),
+                    format!(
+                        "frame {} has no 'MQ1,' magic: frames differ in size or the file is corrupt",
+                        start + f
+                    ),
+                ));
+            }
+            mib::decode_into(
+                h,
+                &fb[h.header_bytes..],
+                &mut out[f * npx..(f + 1) * npx],
+                &mut scratch.raw,
+            )
+            .map_err(|e| Error::format(self.path(), format!("frame {}: {e}", start + f)))?;
+        }
+        Ok(())
+    }
+
     /// Decode `count` frames from `start` into a [`FrameBuf`](crate::dataset::FrameBuf) (resized).
-    pub fn decode_frames_buf(&self, start: usize, count: usize, out: &mut crate::dataset::FrameBuf, scratch: &mut Scratch) -> Result<()> {
+    pub fn decode_frames_buf(
+        &self,
+        start: usize,
+        count: usize,
+        out: &mut crate::dataset::FrameBuf,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         out.resize(count * self.header.rows * self.header.cols);
         crate::with_frames!(out, v => self.decode_frames(start, count, v, scratch))
     }
 
     /// Parse the header of frame `i`.
     pub fn frame_header(&self, i: usize) -> Result<FrameHeader> {
-        let (k, local) = self
-            .locate(i)
-            .ok_or_else(|| Error::format(self.path(), format!("frame {i} is beyond the end of the data")))?;
+        let (k, local) = self.locate(i).ok_or_else(|| {
+            Error::format(
+                self.path(),
+                format!("frame {i} is beyond the end of the data"),
+            )
+        })?;
         let p = &self.parts[k];
         let mut b = vec![0u8; self.header.header_bytes];
         p.file
@@ -333,7 +454,10 @@ impl MibSet {
         let stride = self.header.stride();
         for i in 0..n {
             let (k, local) = self.locate(i)?;
-            self.parts[k].file.read_exact_at(&mut b, (local * stride) as u64).ok()?;
+            self.parts[k]
+                .file
+                .read_exact_at(&mut b, (local * stride) as u64)
+                .ok()?;
             let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
             let t = std::str::from_utf8(&b[..end]).ok()?;
             let f: Vec<&str> = t.split(',').collect();
@@ -376,14 +500,19 @@ pub fn multi_file_siblings(path: &Path) -> Option<Vec<PathBuf>> {
     if prefix.len() == stem.len() {
         return None;
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("mib") {
             continue;
         }
-        let Some(s) = p.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(s) = p.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         if let Some(rest) = s.strip_prefix(prefix)
             && !rest.is_empty()
             && rest.chars().all(|c| c.is_ascii_digit())
