@@ -166,7 +166,23 @@ impl MibDataset {
                 (a.scan_x.is_some() && a.scan_y.is_some())
                     || a.frames_per_trigger.is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames) % f as usize == 0)
             });
-        let ts = if need_ts { set.timestamps(4096) } else { None };
+        // progressively longer samples: most scans show two line starts in the first 1024 frames
+        let ts = if need_ts {
+            let mut found = None;
+            for m in [1024usize, 4096, 16384] {
+                let t = set.timestamps(m);
+                let enough = t.as_ref().is_none_or(|t| {
+                    t.len() < m || scan::line_length_from_timestamps(&t[opts.skip_frames.min(t.len())..]).is_some()
+                });
+                found = t;
+                if enough {
+                    break;
+                }
+            }
+            found
+        } else {
+            None
+        };
         let scan = scan::detect(
             n,
             &ScanHints {

@@ -450,6 +450,19 @@ impl MibSet {
     pub fn timestamps(&self, max: usize) -> Option<Vec<i128>> {
         let n = self.n_frames().min(max);
         let mut out = Vec::with_capacity(n);
+        // scattered small reads: no readahead of the pixel data in between
+        for p in &self.parts {
+            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&p.file), 0, 0, libc::POSIX_FADV_RANDOM) };
+        }
+        let out_ref = &mut out;
+        let r = self.timestamps_into(n, out_ref);
+        for p in &self.parts {
+            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&p.file), 0, 0, libc::POSIX_FADV_NORMAL) };
+        }
+        r.map(|_| out)
+    }
+
+    fn timestamps_into(&self, n: usize, out: &mut Vec<i128>) -> Option<()> {
         let mut b = vec![0u8; self.header.header_bytes];
         let stride = self.header.stride();
         for i in 0..n {
@@ -464,7 +477,7 @@ impl MibSet {
             let j = f.iter().position(|s| *s == "MQ1A")?;
             out.push(mib::parse_iso_ns(f.get(j + 1)?)?);
         }
-        Some(out)
+        Some(())
     }
 
     /// Identity of the source for cache keys: paths, sizes, mtimes and a hash of a few frames.
