@@ -449,12 +449,33 @@ pub fn write(
         .unwrap_or(total);
     let npx = spec.det * spec.det;
     let frame_len = header(spec, 0, EPOCH_NS).len() + payload_len(spec);
-    let block = (64 << 20) / frame_len.max(1);
+    let block = (32 << 20) / frame_len.max(1);
     let block = block.clamp(1, 4096);
+    // generation (rayon) and writing (one thread) overlap through a bounded channel
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Vec<u8>>)>(2);
+    let paths2 = paths.clone();
+    let writer = std::thread::spawn(move || -> Result<()> {
+        let mut cur: Option<(usize, std::io::BufWriter<std::fs::File>)> = None;
+        for (fi, bufs) in rx {
+            if cur.as_ref().is_none_or(|(i, _)| *i != fi) {
+                if let Some((i, mut w)) = cur.take() {
+                    w.flush().map_err(|e| Error::io(&paths2[i], e))?;
+                }
+                let f = std::fs::File::create(&paths2[fi]).map_err(|e| Error::io(&paths2[fi], e))?;
+                cur = Some((fi, std::io::BufWriter::with_capacity(8 << 20, f)));
+            }
+            let (i, w) = cur.as_mut().unwrap();
+            for b in &bufs {
+                w.write_all(b).map_err(|e| Error::io(&paths2[*i], e))?;
+            }
+        }
+        if let Some((i, mut w)) = cur.take() {
+            w.flush().map_err(|e| Error::io(&paths2[i], e))?;
+        }
+        Ok(())
+    });
     let mut done = 0usize;
-    for (fi, path) in paths.iter().enumerate() {
-        let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        let mut w = std::io::BufWriter::with_capacity(8 << 20, f);
+    'files: for fi in 0..paths.len() {
         let end = ((fi + 1) * per_file).min(total);
         while done < end {
             let n = block.min(end - done);
@@ -471,14 +492,15 @@ pub fn write(
                     },
                 )
                 .collect();
-            for b in &bufs {
-                w.write_all(b).map_err(|e| Error::io(path, e))?;
+            if tx.send((fi, bufs)).is_err() {
+                break 'files; // the writer failed; its error is reported below
             }
             done += n;
             progress(done as u64, total as u64);
         }
-        w.flush().map_err(|e| Error::io(path, e))?;
     }
+    drop(tx);
+    writer.join().map_err(|_| Error::Invalid("synth writer thread panicked".into()))??;
     if spec.hdr {
         let hp = paths[0].with_extension("hdr");
         std::fs::write(&hp, hdr_text(spec, spec.rows * spec.cols))
