@@ -64,14 +64,14 @@ macro_rules! b {
 
 use KeyCode::*;
 pub static KEYS: &[Binding] = &[
-    b!(&[(Left, N), (Char('h'), N)], "←/h", Action::Move(0, -1), Scope::Global, "move left (scan position / Q or K cursor)", Some("move")),
-    b!(&[(Right, N), (Char('l'), N)], "→/l", Action::Move(0, 1), Scope::Global, "move right", None),
-    b!(&[(Up, N), (Char('k'), N)], "↑/k", Action::Move(-1, 0), Scope::Global, "move up", None),
-    b!(&[(Down, N), (Char('j'), N)], "↓/j", Action::Move(1, 0), Scope::Global, "move down", None),
-    b!(&[(Left, S), (Char('H'), S), (Char('H'), N)], "S-←/H", Action::Move(0, -10), Scope::Global, "move left by 10", None),
-    b!(&[(Right, S), (Char('L'), S), (Char('L'), N)], "S-→/L", Action::Move(0, 10), Scope::Global, "move right by 10", None),
-    b!(&[(Up, S), (Char('K'), S), (Char('K'), N)], "S-↑/K", Action::Move(-10, 0), Scope::Global, "move up by 10", None),
-    b!(&[(Down, S), (Char('J'), S), (Char('J'), N)], "S-↓/J", Action::Move(10, 0), Scope::Global, "move down by 10", None),
+    b!(&[(Left, N), (Char('h'), N)], "arrows/hjkl", Action::Move(0, -1), Scope::Global, "move the scan position (FFT: the Q or K cursor)", Some("move")),
+    b!(&[(Right, N), (Char('l'), N)], "", Action::Move(0, 1), Scope::Global, "", None),
+    b!(&[(Up, N), (Char('k'), N)], "", Action::Move(-1, 0), Scope::Global, "", None),
+    b!(&[(Down, N), (Char('j'), N)], "", Action::Move(1, 0), Scope::Global, "", None),
+    b!(&[(Left, S), (Char('H'), S), (Char('H'), N)], "Shift+arrows, HJKL", Action::Move(0, -10), Scope::Global, "move by 10", None),
+    b!(&[(Right, S), (Char('L'), S), (Char('L'), N)], "", Action::Move(0, 10), Scope::Global, "", None),
+    b!(&[(Up, S), (Char('K'), S), (Char('K'), N)], "", Action::Move(-10, 0), Scope::Global, "", None),
+    b!(&[(Down, S), (Char('J'), S), (Char('J'), N)], "", Action::Move(10, 0), Scope::Global, "", None),
     b!(&[(Char('w'), N)], "w/a/s/d", Action::MoveDetector(-1, 0), Scope::Main, "move the virtual detector centre", Some("detector")),
     b!(&[(Char('a'), N)], "", Action::MoveDetector(0, -1), Scope::Main, "", None),
     b!(&[(Char('s'), N)], "", Action::MoveDetector(1, 0), Scope::Main, "", None),
@@ -141,7 +141,7 @@ pub fn footer(fft_screen: bool) -> Vec<(&'static str, &'static str)> {
             Scope::Main => !fft_screen,
             Scope::Fft => fft_screen,
         })
-        .filter_map(|b| b.footer.map(|f| (if b.label == "←/h" { "arrows" } else { b.label }, f)))
+        .filter_map(|b| b.footer.map(|f| (if b.label == "arrows/hjkl" { "arrows" } else { b.label }, f)))
         .collect()
 }
 

@@ -243,7 +243,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     let mut v = Vec::new();
     for (k, val) in &s.info.metadata {
         let val = if k == "file" { s.file_name.clone() } else { val.clone() };
-        v.push(Line::from(vec![Span::styled(format!("{k:>10} "), key), Span::raw(val)]));
+        v.push(Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(val)]));
     }
     let ov = match (&s.overviews, &s.overview_job) {
         (Some(o), _) if o.complete => "complete (this session)".to_string(),
@@ -251,37 +251,37 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         (Some(o), _) => format!("{} of {} positions", o.positions_done, o.scan_rows * o.scan_cols),
         _ => "none".into(),
     };
-    v.push(Line::from(vec![Span::styled(format!("{:>10} ", "overview"), key), Span::raw(ov)]));
+    v.push(Line::from(vec![Span::styled(format!("{} ", "overview"), key), Span::raw(ov)]));
     if s.is_mib {
         let emd = crate::compute::convert::default_output(&s.path);
         let st = if emd.exists() { "present" } else { "not converted" };
-        v.push(Line::from(vec![Span::styled(format!("{:>10} ", "EMD"), key), Span::raw(st.to_string())]));
+        v.push(Line::from(vec![Span::styled(format!("{} ", "EMD"), key), Span::raw(st.to_string())]));
     }
     let fft = if s.fft.is_some() { "loaded" } else { "none" };
-    v.push(Line::from(vec![Span::styled(format!("{:>10} ", "FFT"), key), Span::raw(fft.to_string())]));
+    v.push(Line::from(vec![Span::styled(format!("{} ", "FFT"), key), Span::raw(fft.to_string())]));
     for w in &s.info.warnings {
         v.push(Line::from(Span::styled(format!("! {w}"), Style::default().fg(Color::Red))));
     }
     v.push(Line::raw(""));
     let g = &s.geometry;
-    v.push(Line::from(vec![Span::styled(format!("{:>10} ", "detector"), key), Span::raw(kind_label(s.kind).to_string())]));
+    v.push(Line::from(vec![Span::styled(format!("{} ", "detector"), key), Span::raw(kind_label(s.kind).to_string())]));
     v.push(Line::from(vec![
-        Span::styled(format!("{:>10} ", "centre"), key),
+        Span::styled(format!("{} ", "centre"), key),
         Span::raw(format!("{:.0}, {:.0}", g.center.0, g.center.1)),
     ]));
     v.push(Line::from(vec![
-        Span::styled(format!("{:>10} ", "radii"), key),
+        Span::styled(format!("{} ", "radii"), key),
         Span::raw(format!("BF {:.0}  ADF {:.0}-{:.0}", g.bf_radius, g.adf_inner, g.adf_outer)),
     ]));
     v.push(Line::from(vec![
-        Span::styled(format!("{:>10} ", "display"), key),
+        Span::styled(format!("{} ", "display"), key),
         Span::raw(format!("{} / {}", s.frame_display.scale.name(), s.frame_display.colormap.name())),
     ]));
     v
 }
 
 fn render_main(s: &State, f: &mut Frame, a: &Areas) {
-    f.render_widget(Paragraph::new(meta_lines(s)).wrap(Wrap { trim: true }).block(block(" dataset ".into())), a.meta);
+    f.render_widget(Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())), a.meta);
     // overview
     let sc = s.ds.scan();
     let val = s.overviews.as_ref().and_then(|o| {
@@ -424,13 +424,13 @@ fn render_help(_s: &State, f: &mut Frame, area: Rect) {
         lines.push(Line::from(Span::styled(title, Style::default().add_modifier(Modifier::BOLD).fg(Color::Yellow))));
         for (k, d, sc) in keys::help_lines() {
             if sc == scope {
-                lines.push(Line::from(vec![Span::styled(format!("  {k:<9}"), Style::default().fg(Color::Cyan)), Span::raw(d)]));
+                lines.push(Line::from(vec![Span::styled(format!("  {k:<19}"), Style::default().fg(Color::Cyan)), Span::raw(d)]));
             }
         }
     }
     lines.push(Line::from("  mouse    click on the overview moves the cursor"));
     let h = (lines.len() as u16 + 2).min(area.height);
-    let w = 72.min(area.width);
+    let w = 90.min(area.width);
     let r = centered(area, w, h);
     f.render_widget(Clear, r);
     f.render_widget(Paragraph::new(lines).block(block(" help (any key closes) ".into())), r);
