@@ -430,7 +430,14 @@ impl State {
             src.detector_image(st.q, st.half, Part::Amp).and_then(|a| Ok((a, src.detector_image(st.q, st.half, Part::Phase)?)))
         };
         match r {
-            Ok((a, p)) => {
+            Ok((a, mut p)) => {
+                // phase is meaningless where there is no amplitude: leave it blank
+                let amax = a.iter().cloned().filter(|v| v.is_finite()).fold(0f32, f32::max);
+                for (ph, am) in p.iter_mut().zip(&a) {
+                    if !(*am > amax * 1e-3) {
+                        *ph = f32::NAN;
+                    }
+                }
                 if !st.reverse {
                     st.det_amp = a.clone();
                 }

@@ -33,12 +33,16 @@ impl<B: Backend> Harness<B> {
     pub fn with_backend(path: &Path, backend: B, graphics: Graphics, deterministic: bool) -> anyhow::Result<Self> {
         let ds = crate::dataset::open(path, &Default::default())?;
         let (tx, rx) = mpsc::channel();
+        let mut picker = ratatui_image::picker::Picker::halfblocks();
+        if let Graphics::Protocol(p) = graphics {
+            picker.set_protocol_type(p);
+        }
         let state = State::new(
             ds,
             tx,
             app::Options {
                 graphics,
-                picker: ratatui_image::picker::Picker::halfblocks(),
+                picker,
                 hint: None,
                 demo: false,
                 deterministic,

@@ -53,8 +53,11 @@ pub fn demo_file() -> anyhow::Result<PathBuf> {
     // write under a temporary directory, then move into place, so a crash leaves no half file
     let tmp = dir.join(format!(".gen{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    let written = crate::format::synth::write(&tmp.join("demo_64x64.mib"), &spec, &|_, _| {})?;
-    for w in written {
+    crate::format::synth::write(&tmp.join("demo_64x64.mib"), &spec, &|_, _| {})?;
+    // move the .hdr first and the .mib last: the .mib's presence marks a complete demo
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&tmp)?.flatten().map(|e| e.path()).collect();
+    files.sort_by_key(|p| p.extension().is_some_and(|e| e == "mib"));
+    for w in files {
         std::fs::rename(&w, dir.join(w.file_name().unwrap()))?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
