@@ -92,6 +92,7 @@ impl Drop for TerminalGuard {
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    let t0 = Instant::now();
     init_logging();
     let (path, demo) = match &cli.file {
         Some(f) => (f.clone(), false),
@@ -105,7 +106,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         anyhow::bail!("the terminal UI needs a terminal (use `emdtui info FILE` for a summary)");
     }
     let trace = std::env::var_os("EMDTUI_TRACE_STARTUP").is_some();
-    let t0 = Instant::now();
+    let t_open = t0.elapsed();
 
     // panic hook: restore the terminal first, then report
     let prev = std::panic::take_hook();
@@ -187,7 +188,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     drop(term);
     drop(_guard);
     if trace && let Some(d) = s.first_complete_draw {
-        eprintln!("emdtui: first complete draw (metadata + frame) after {:.1} ms", d.as_secs_f64() * 1e3);
+        eprintln!(
+            "emdtui: first complete draw (metadata + frame) after {:.1} ms (opening the file: {:.1} ms)",
+            d.as_secs_f64() * 1e3,
+            t_open.as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }
