@@ -259,3 +259,34 @@ fn convert_job_reports_its_end() {
     h.key(KeyCode::Right);
     assert_eq!(h.state.cursor, (8, 13));
 }
+
+#[test]
+fn export_writes_png_next_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+    h.key(KeyCode::Char('e'));
+    let out = dir.path().join("scan_bf.png");
+    assert!(h.state.status.contains(&out.display().to_string()), "{}", h.state.status);
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (24, 16), "one pixel per scan position");
+}
+
+#[test]
+fn interrupted_conversion_is_offered_for_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    std::fs::write(dir.path().join("scan.emd.part"), b"partial").unwrap();
+    let mut h = Harness::open(&f, 100, 30, Graphics::Halfblocks).unwrap();
+    match &h.state.popup {
+        Popup::Confirm(emdtui::tui::app::Confirm::Resume(p), t) => {
+            assert!(p.ends_with("scan.emd.part"));
+            assert!(t.contains("Resume"));
+        }
+        p => panic!("expected a resume offer, got {p:?}"),
+    }
+    h.key(KeyCode::Char('n'));
+    assert_eq!(h.state.popup, Popup::None);
+    assert!(!h.state.jobs.list().iter().any(|j| j.name == "convert"));
+    h.settle(WAIT);
+}

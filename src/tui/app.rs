@@ -737,7 +737,8 @@ pub fn update(s: &mut State, a: Action) {
         Action::Export => s.export(),
         Action::Help => s.popup = Popup::Help,
         Action::Quit => {
-            let n = s.jobs.running();
+            // only work the user started is worth a question; views are recomputed next time
+            let n = s.jobs.list().iter().filter(|j| !j.state().finished() && j.name != "overview" && j.name != "roi mean").count();
             if n > 0 {
                 s.popup = Popup::Confirm(
                     Confirm::Quit,

@@ -404,6 +404,8 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
             format!(" failed: {}", j.message())
         } else if s.deterministic {
             format!(" {}  {}/{}", st.name(), j.done(), j.total())
+        } else if st.finished() {
+            format!(" {}  {}/s  in {}", st.name(), fmt_bytes(j.throughput()), fmt_secs(j.elapsed_s()))
         } else {
             let eta = j.eta_s().map(fmt_secs).unwrap_or("-".into());
             format!(" {}  {}/s  ETA {}  {}", st.name(), fmt_bytes(j.throughput()), eta, fmt_secs(j.elapsed_s()))
