@@ -123,6 +123,7 @@ pub struct State {
     /// Bumped when the diffraction picture changes (frame, geometry, display, ROI mean).
     pub frame_version: u64,
     pub memory_budget: u64,
+    pub cache_dir: Option<PathBuf>,
     pub tx: Sender<AppEvent>,
     pub loader: Loader,
     pub first_complete_draw: Option<Duration>,
@@ -138,6 +139,8 @@ pub struct Options {
     /// Frames decoded on the caller's thread (tests).
     pub sync_loader: bool,
     pub memory_budget: u64,
+    /// Where complete overviews are cached (None: no cache).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl State {
@@ -202,6 +205,7 @@ impl State {
             ov_version: 0,
             frame_version: 0,
             memory_budget: o.memory_budget,
+            cache_dir: o.cache_dir,
             tx,
             loader,
             first_complete_draw: None,
@@ -242,12 +246,20 @@ impl State {
         let gen_ = self.overview_gen;
         let p = Progress::new("overview", self.ds.positions_present() as u64);
         self.overview_job = Some(p.clone());
-        let (ds, geom, tx) = (self.ds.clone(), self.geometry.clone(), self.tx.clone());
+        let (ds, geom, tx, cdir) = (self.ds.clone(), self.geometry.clone(), self.tx.clone(), self.cache_dir.clone());
         let opts = ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true };
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
             move |p| {
+                let fp = cdir.as_ref().map(|_| ds.fingerprint());
+                if let (Some(d), Some(fp)) = (&cdir, &fp)
+                    && let Some(o) = super::ovcache::load(d, fp, &geom)
+                {
+                    p.set_message("loaded from cache");
+                    p.set_done(p.total());
+                    return Ok(o);
+                }
                 let last = Mutex::new(Instant::now() - Duration::from_secs(1));
                 let txp = Mutex::new(tx.clone());
                 overview::compute(ds.as_ref(), &geom, &opts, p, &|o: &Overviews| {
@@ -255,6 +267,14 @@ impl State {
                     if l.elapsed() >= Duration::from_millis(150) {
                         *l = Instant::now();
                         let _ = txp.lock().unwrap().send(AppEvent::Overview(gen_, Box::new(o.clone())));
+                    }
+                })
+                .inspect(|o| {
+                    if let (Some(d), Some(fp)) = (&cdir, &fp)
+                        && o.complete
+                        && let Err(e) = super::ovcache::save(d, fp, o)
+                    {
+                        log::warn!("overview cache: {e}");
                     }
                 })
             },

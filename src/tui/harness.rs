@@ -48,6 +48,7 @@ impl<B: Backend> Harness<B> {
                 deterministic,
                 sync_loader: deterministic,
                 memory_budget: 1 << 30,
+                cache_dir: None,
             },
         );
         let terminal = ratatui::Terminal::new(backend).map_err(|e| anyhow::anyhow!("terminal: {e:?}"))?;

@@ -12,6 +12,7 @@ pub mod harness;
 pub mod images;
 pub mod keys;
 pub mod loader;
+pub mod ovcache;
 pub mod render;
 
 use crate::cli::Cli;
@@ -34,15 +35,15 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("emdtui-cache"))
 }
 
-/// The demo dataset's spec (64x64 scan of 256x256 12-bit frames).
+/// The demo dataset's spec (48x48 scan of 256x256 12-bit frames, 288 MiB).
 pub fn demo_spec() -> crate::format::synth::SynthSpec {
-    crate::format::synth::SynthSpec { rows: 64, cols: 64, det: 256, depth: 12, hdr: true, seed: 7, ..Default::default() }
+    crate::format::synth::SynthSpec { rows: 48, cols: 48, det: 256, depth: 12, hdr: true, seed: 7, ..Default::default() }
 }
 
 /// The built-in demo file, generated once into the cache directory.
 pub fn demo_file() -> anyhow::Result<PathBuf> {
     let dir = cache_dir().join("demo");
-    let f = dir.join("demo_64x64.mib");
+    let f = dir.join("demo_48x48.mib");
     let spec = demo_spec();
     let expect = crate::format::synth::output_paths(&f, &spec, spec.rows * spec.cols);
     if expect.iter().all(|p| p.exists()) {
@@ -53,7 +54,7 @@ pub fn demo_file() -> anyhow::Result<PathBuf> {
     // write under a temporary directory, then move into place, so a crash leaves no half file
     let tmp = dir.join(format!(".gen{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    crate::format::synth::write(&tmp.join("demo_64x64.mib"), &spec, &|_, _| {})?;
+    crate::format::synth::write(&tmp.join("demo_48x48.mib"), &spec, &|_, _| {})?;
     // move the .hdr first and the .mib last: the .mib's presence marks a complete demo
     let mut files: Vec<PathBuf> = std::fs::read_dir(&tmp)?.flatten().map(|e| e.path()).collect();
     files.sort_by_key(|p| p.extension().is_some_and(|e| e == "mib"));
@@ -94,6 +95,10 @@ impl Drop for TerminalGuard {
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let t0 = Instant::now();
     init_logging();
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !tty {
+        anyhow::bail!("the terminal UI needs a terminal (use `emdtui info FILE` for a summary)");
+    }
     let (path, demo) = match &cli.file {
         Some(f) => (f.clone(), false),
         None => (demo_file()?, true),
@@ -101,10 +106,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let opts = cli.open.options()?;
     let ds = crate::dataset::open(&path, &opts).with_context(|| format!("opening {}", path.display()))?;
     let budget = cli.memory_budget()?;
-    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    if !tty {
-        anyhow::bail!("the terminal UI needs a terminal (use `emdtui info FILE` for a summary)");
-    }
     let trace = std::env::var_os("EMDTUI_TRACE_STARTUP").is_some();
     let t_open = t0.elapsed();
 
@@ -148,6 +149,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             deterministic: false,
             sync_loader: false,
             memory_budget: budget,
+            cache_dir: Some(cache_dir()),
         },
     );
     let mut last_tick = Instant::now();

@@ -246,7 +246,8 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         v.push(Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(val)]));
     }
     let ov = match (&s.overviews, &s.overview_job) {
-        (Some(o), _) if o.complete => "complete (this session)".to_string(),
+        (Some(o), Some(j)) if o.complete && j.message() == "loaded from cache" => "complete (from cache)".to_string(),
+        (Some(o), _) if o.complete => "complete".to_string(),
         (_, Some(j)) if !j.state().finished() => format!("computing {:.0}%", j.fraction() * 100.0),
         (Some(o), _) => format!("{} of {} positions", o.positions_done, o.scan_rows * o.scan_cols),
         _ => "none".into(),
