@@ -94,12 +94,14 @@ impl Raster {
 }
 
 /// Fit a `sw`x`sh` image into at most `mw`x`mh` display pixels keeping the aspect ratio
-/// (scales up as well as down).
+/// (scales down freely, up by whole factors).
 pub fn fit(sw: usize, sh: usize, mw: usize, mh: usize) -> (usize, usize) {
     if sw == 0 || sh == 0 || mw == 0 || mh == 0 {
         return (0, 0);
     }
     let s = (mw as f64 / sw as f64).min(mh as f64 / sh as f64);
+    // upscale by whole factors only, so every source pixel gets the same size
+    let s = if s >= 1.0 { s.floor() } else { s };
     (((sw as f64 * s).floor() as usize).max(1), ((sh as f64 * s).floor() as usize).max(1))
 }
 
@@ -315,6 +317,7 @@ mod tests {
         assert_eq!(fit(64, 64, 40, 60), (40, 40));
         assert_eq!(fit(512, 256, 100, 100), (100, 50));
         assert_eq!(fit(16, 16, 64, 32), (32, 32));
+        assert_eq!(fit(48, 48, 58, 90), (48, 48));
     }
 
     #[test]
