@@ -290,3 +290,36 @@ fn interrupted_conversion_is_offered_for_resume() {
     assert!(!h.state.jobs.list().iter().any(|j| j.name == "convert"));
     h.settle(WAIT);
 }
+
+#[test]
+fn real_files_open_and_navigate_without_panics() {
+    // every real test file (single/quad, raw, 1..24 bit, non-square ROI detectors, 1-frame scans)
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib");
+    let root = if root.exists() { root } else { PathBuf::from("/work/shared/testdata/mib") };
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        eprintln!("no real test files: skipping");
+        return;
+    };
+    let mut n = 0;
+    for d in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(d.path()) else { continue };
+        for f in files.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mib")) {
+            let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+            let (dr, dc) = h.state.ds.det();
+            let fr = h.state.frame.clone().unwrap_or_else(|| panic!("{}: no frame", f.display()));
+            assert_eq!(fr.1.len(), dr * dc, "{}", f.display());
+            for k in [KeyCode::Right, KeyCode::Down, KeyCode::Char('m'), KeyCode::Char('m'), KeyCode::Char('g'), KeyCode::Char('p')] {
+                h.key(k);
+            }
+            h.keys("dd+]");
+            h.settle(WAIT);
+            h.draw();
+            h.key(KeyCode::Tab);
+            h.key(KeyCode::Char('n'));
+            h.draw();
+            assert!(h.text().contains("overview"), "{}", f.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "found {n} real files");
+}
