@@ -37,6 +37,11 @@ impl Session {
     }
 }
 
+/// The exit status line printed by `; echo EXIT=$?` (not the command line that contains it).
+fn exit_line(t: &str) -> Option<&str> {
+    t.lines().map(str::trim).find(|l| l.starts_with("EXIT="))
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
@@ -84,13 +89,41 @@ fn tmux_arrows_detector_convert_quit() {
     assert!(t.contains("convert"));
     s.send(&["q"]);
     // a still-running job makes q ask first
-    let t = s.wait("quit or prompt", |t| t.contains("EXIT=") || t.contains("Cancel and quit?"));
+    let t = s.wait("quit or prompt", |t| exit_line(t).is_some() || t.contains("Cancel and quit?"));
     if t.contains("Cancel and quit?") {
         s.send(&["y"]);
     }
-    let t = s.wait("exit", |t| t.contains("EXIT=0"));
+    let t = s.wait("exit", |t| exit_line(t).is_some());
+    assert_eq!(exit_line(&t), Some("EXIT=0"));
     // terminal restored: the alternate screen is gone, the shell prompt is back and usable
     assert!(!t.contains("BF overview") && !t.contains("jobs ("), "alternate screen left:\n{t}");
     s.send(&["echo still-$((40+2))", "Enter"]);
     s.wait("shell works after exit (echo, raw mode off)", |t| t.contains("still-42"));
+}
+
+#[test]
+fn tmux_panic_restores_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux not installed: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.mib");
+    let spec = emdtui::format::synth::SynthSpec { rows: 4, cols: 4, det: 256, hdr: true, ..Default::default() };
+    emdtui::format::synth::write(&f, &spec, &|_, _| {}).unwrap();
+    let bin = env!("CARGO_BIN_EXE_emdtui");
+    let name = format!("emdtui-e2e-panic-{}", std::process::id());
+    let s = Session(name.clone());
+    // no backtrace: symbolising one is slow on a loaded machine and not what is tested
+    let shell = format!("env PS1='E2E-PROMPT$ ' RUST_BACKTRACE=0 EMDTUI_CACHE_DIR={} sh", dir.path().join("cache").display());
+    let o = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &shell]).output().unwrap();
+    assert!(o.status.success());
+    s.wait("the shell prompt", |t| t.contains("E2E-PROMPT$"));
+    s.send(&[&format!("EMDTUI_TEST_PANIC=1 {bin} --no-query {}; echo EXIT=$?", f.display()), "Enter"]);
+    let t = s.wait("exit after the panic", |t| exit_line(t).is_some());
+    assert!(t.contains("deliberate panic"), "panic message printed on the restored screen:\n{t}");
+    assert!(!t.contains("jobs ("), "alternate screen left:\n{t}");
+    assert_eq!(exit_line(&t), Some("EXIT=101"), "a panic is a failure exit");
+    s.send(&["echo still-$((40+2))", "Enter"]);
+    s.wait("shell works after the panic", |t| t.contains("still-42"));
 }

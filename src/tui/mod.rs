@@ -74,7 +74,15 @@ fn init_logging() {
     }
 }
 
+/// True while the terminal is in raw mode + alternate screen.
+static TERMINAL_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leave raw mode and the alternate screen, once: a second "leave alternate screen" (panic hook,
+/// then the guard while unwinding) would move the cursor back over the panic message.
 fn restore_terminal() {
+    if !TERMINAL_ACTIVE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let _ = terminal::disable_raw_mode();
     let _ = execute!(
         std::io::stdout(),
@@ -116,6 +124,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         log::error!("panic: {info}");
         prev(info);
     }));
+    TERMINAL_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
     terminal::enable_raw_mode().context("enabling raw mode")?;
     let _guard = TerminalGuard;
     execute!(std::io::stdout(), terminal::EnterAlternateScreen, event::EnableMouseCapture)?;
@@ -163,6 +172,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
                 let d = t0.elapsed();
                 s.first_complete_draw = Some(d);
                 log::info!("first complete draw (metadata + frame) after {:.1} ms", d.as_secs_f64() * 1e3);
+                // lets the end-to-end test check that a panic restores the terminal
+                if std::env::var_os("EMDTUI_TEST_PANIC").is_some() {
+                    panic!("EMDTUI_TEST_PANIC set: deliberate panic after the first draw");
+                }
             }
         }
         if s.quit {
