@@ -1,10 +1,246 @@
-//! The terminal UI.
+//! The terminal UI: `emdtui FILE` (or `emdtui` for the built-in demo).
+//!
+//! Event-driven (after ratatui's event-driven template and gitui): one `std::sync::mpsc`
+//! channel carries terminal input (from an input thread), background results (frame loader,
+//! jobs) and a slow tick; the loop drains everything pending, applies it to the [`app::State`],
+//! prepares images, and redraws only when something changed. Draining before drawing coalesces
+//! bursts (held arrow keys, slow SSH links): only the latest frame is ever sent.
+
+pub mod app;
+pub mod fftview;
+pub mod harness;
+pub mod images;
+pub mod keys;
+pub mod loader;
+pub mod ovcache;
+pub mod render;
 
 use crate::cli::Cli;
+use anyhow::Context;
+use app::{AppEvent, State};
+use ratatui::crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEventKind};
+use ratatui::crossterm::{execute, terminal};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The cache directory (`EMDTUI_CACHE_DIR` overrides the platform default).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("EMDTUI_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    directories::ProjectDirs::from("org", "emdtui", "emdtui")
+        .map(|p| p.cache_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("emdtui-cache"))
+}
+
+/// The demo dataset's spec (48x48 scan of 256x256 12-bit frames, 288 MiB).
+pub fn demo_spec() -> crate::format::synth::SynthSpec {
+    crate::format::synth::SynthSpec { rows: 48, cols: 48, det: 256, depth: 12, hdr: true, seed: 7, ..Default::default() }
+}
+
+/// The built-in demo file, generated once into the cache directory.
+pub fn demo_file() -> anyhow::Result<PathBuf> {
+    let dir = cache_dir().join("demo");
+    let f = dir.join("demo_48x48.mib");
+    let spec = demo_spec();
+    let expect = crate::format::synth::output_paths(&f, &spec, spec.rows * spec.cols);
+    if expect.iter().all(|p| p.exists()) {
+        return Ok(f);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating the cache directory {}", dir.display()))?;
+    eprintln!("emdtui: generating the demo dataset in {} ...", dir.display());
+    // write under a temporary directory, then move into place, so a crash leaves no half file
+    let tmp = dir.join(format!(".gen{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    crate::format::synth::write(&tmp.join("demo_48x48.mib"), &spec, &|_, _| {})?;
+    // move the .hdr first and the .mib last: the .mib's presence marks a complete demo
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&tmp)?.flatten().map(|e| e.path()).collect();
+    files.sort_by_key(|p| p.extension().is_some_and(|e| e == "mib"));
+    for w in files {
+        std::fs::rename(&w, dir.join(w.file_name().unwrap()))?;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(f)
+}
+
+fn init_logging() {
+    let dir = cache_dir();
+    if std::fs::create_dir_all(&dir).is_ok()
+        && let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("emdtui.log"))
+    {
+        let _ = simplelog::WriteLogger::init(log::LevelFilter::Info, simplelog::Config::default(), f);
+    }
+}
+
+/// True while the terminal is in raw mode + alternate screen.
+static TERMINAL_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leave raw mode and the alternate screen, once: a second "leave alternate screen" (panic hook,
+/// then the guard while unwinding) would move the cursor back over the panic message.
+fn restore_terminal() {
+    if !TERMINAL_ACTIVE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        event::DisableMouseCapture,
+        terminal::LeaveAlternateScreen,
+        ratatui::crossterm::cursor::Show
+    );
+}
+
+/// Restores the terminal when dropped (normal exit and error paths).
+struct TerminalGuard;
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    match &cli.file {
-        Some(f) => crate::cli::info::run_info(f, false, &cli.open),
-        None => anyhow::bail!("no file given (the built-in demo comes with the terminal UI)"),
+    let t0 = Instant::now();
+    init_logging();
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !tty {
+        anyhow::bail!("the terminal UI needs a terminal (use `emdtui info FILE` for a summary)");
+    }
+    let (path, demo) = match &cli.file {
+        Some(f) => (f.clone(), false),
+        None => (demo_file()?, true),
+    };
+    let opts = cli.open.options()?;
+    let ds = crate::dataset::open(&path, &opts).with_context(|| format!("opening {}", path.display()))?;
+    let budget = cli.memory_budget()?;
+    let trace = std::env::var_os("EMDTUI_TRACE_STARTUP").is_some();
+    let t_open = t0.elapsed();
+
+    // panic hook: restore the terminal first, then report
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        log::error!("panic: {info}");
+        prev(info);
+    }));
+    TERMINAL_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
+    terminal::enable_raw_mode().context("enabling raw mode")?;
+    let _guard = TerminalGuard;
+    execute!(std::io::stdout(), terminal::EnterAlternateScreen, event::EnableMouseCapture)?;
+    // the capability query must run after entering the alternate screen and before the
+    // input thread starts reading
+    let (graphics, picker, hint) = images::choose(&cli.graphics, cli.no_query, tty)?;
+    log::info!("open {} graphics={} demo={demo}", path.display(), graphics.name());
+    let backend = ratatui::backend::CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
+    let mut term = ratatui::Terminal::new(backend)?;
+    term.clear()?;
+
+    let (tx, rx) = mpsc::channel::<AppEvent>();
+    {
+        let tx = tx.clone();
+        std::thread::Builder::new().name("input".into()).spawn(move || {
+            while let Ok(e) = event::read() {
+                if tx.send(AppEvent::Input(e)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    }
+    let mut s = State::new(
+        ds,
+        tx.clone(),
+        app::Options {
+            graphics,
+            picker,
+            hint,
+            demo,
+            deterministic: false,
+            sync_loader: false,
+            memory_budget: budget,
+            cache_dir: Some(cache_dir()),
+        },
+    );
+    let mut last_tick = Instant::now();
+    loop {
+        if s.dirty {
+            let size = term.size()?;
+            render::prepare(&mut s, ratatui::layout::Rect::new(0, 0, size.width, size.height));
+            term.draw(|f| render::render(&s, f))?;
+            s.dirty = false;
+            if s.first_complete_draw.is_none() && s.frame.is_some() {
+                let d = t0.elapsed();
+                s.first_complete_draw = Some(d);
+                log::info!("first complete draw (metadata + frame) after {:.1} ms", d.as_secs_f64() * 1e3);
+                // lets the end-to-end test check that a panic restores the terminal
+                if std::env::var_os("EMDTUI_TEST_PANIC").is_some() {
+                    panic!("EMDTUI_TEST_PANIC set: deliberate panic after the first draw");
+                }
+            }
+        }
+        if s.quit {
+            break;
+        }
+        let timeout = if s.geometry_changed.is_some() { Duration::from_millis(100) } else { Duration::from_millis(250) };
+        let first = match rx.recv_timeout(timeout) {
+            Ok(e) => Some(e),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        // drain everything pending before drawing again
+        let mut evs: Vec<AppEvent> = first.into_iter().collect();
+        while let Ok(e) = rx.try_recv() {
+            evs.push(e);
+        }
+        if last_tick.elapsed() >= timeout {
+            last_tick = Instant::now();
+            evs.push(AppEvent::Tick);
+        }
+        for e in evs {
+            handle(&mut s, e);
+        }
+    }
+    drop(term);
+    drop(_guard);
+    if trace && let Some(d) = s.first_complete_draw {
+        eprintln!(
+            "emdtui: first complete draw (metadata + frame) after {:.1} ms (opening the file: {:.1} ms)",
+            d.as_secs_f64() * 1e3,
+            t_open.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Route one event: input through the key table, everything else to `app::on_event`.
+pub fn handle(s: &mut State, e: AppEvent) {
+    match e {
+        AppEvent::Input(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+            let a = if matches!(s.popup, app::Popup::Confirm(..)) {
+                keys::prompt_answer(&k)
+            } else {
+                keys::lookup(&k, s.screen == app::Screen::Fft)
+            };
+            match a {
+                Some(a) => app::update(s, a),
+                None if matches!(s.popup, app::Popup::Help) => {
+                    s.popup = app::Popup::None;
+                    s.dirty = true;
+                }
+                None => {}
+            }
+        }
+        AppEvent::Input(Event::Mouse(m)) => {
+            if matches!(m.kind, MouseEventKind::Down(MouseButton::Left) | MouseEventKind::Drag(MouseButton::Left)) {
+                app::update(s, keys::Action::ClickOverview(m.column, m.row));
+            }
+        }
+        AppEvent::Input(Event::Resize(..)) => s.dirty = true,
+        AppEvent::Input(_) => {}
+        other => {
+            if app::on_event(s, other) {
+                s.dirty = true;
+            }
+        }
     }
 }

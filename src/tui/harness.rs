@@ -1,0 +1,109 @@
+//! Drive the app without a terminal: key sequences in, `TestBackend` screens out. Used by the
+//! snapshot tests and the timing harness (`examples/tui_bench.rs`).
+
+use super::app::{self, AppEvent, State};
+use super::images::Graphics;
+use super::{handle, render};
+use ratatui::backend::{Backend, TestBackend};
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+pub struct Harness<B: Backend = TestBackend> {
+    pub state: State,
+    pub rx: Receiver<AppEvent>,
+    pub terminal: ratatui::Terminal<B>,
+}
+
+impl Harness<TestBackend> {
+    /// Open `path` in a `w`x`h` test terminal (frames decoded synchronously, timings hidden).
+    pub fn open(path: &Path, w: u16, h: u16, graphics: Graphics) -> anyhow::Result<Self> {
+        Self::with_backend(path, TestBackend::new(w, h), graphics, true)
+    }
+
+    /// The screen as text (symbols only), one line per row.
+    pub fn text(&self) -> String {
+        self.terminal.backend().to_string()
+    }
+}
+
+impl<B: Backend> Harness<B> {
+    pub fn with_backend(path: &Path, backend: B, graphics: Graphics, deterministic: bool) -> anyhow::Result<Self> {
+        let ds = crate::dataset::open(path, &Default::default())?;
+        let (tx, rx) = mpsc::channel();
+        let mut picker = ratatui_image::picker::Picker::halfblocks();
+        if let Graphics::Protocol(p) = graphics {
+            picker.set_protocol_type(p);
+        }
+        let state = State::new(
+            ds,
+            tx,
+            app::Options {
+                graphics,
+                picker,
+                hint: None,
+                demo: false,
+                deterministic,
+                sync_loader: deterministic,
+                memory_budget: 1 << 30,
+                cache_dir: None,
+            },
+        );
+        let terminal = ratatui::Terminal::new(backend).map_err(|e| anyhow::anyhow!("terminal: {e:?}"))?;
+        Ok(Harness { state, rx, terminal })
+    }
+
+    pub fn key_mod(&mut self, code: KeyCode, m: KeyModifiers) {
+        handle(&mut self.state, AppEvent::Input(Event::Key(KeyEvent::new(code, m))));
+        self.pump();
+    }
+
+    pub fn key(&mut self, code: KeyCode) {
+        self.key_mod(code, KeyModifiers::NONE);
+    }
+
+    pub fn keys(&mut self, s: &str) {
+        for c in s.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    /// Apply events already waiting.
+    pub fn pump(&mut self) {
+        while let Ok(e) = self.rx.try_recv() {
+            handle(&mut self.state, e);
+        }
+    }
+
+    /// Fire pending debounced work and wait until every job has finished and reported
+    /// (at most `timeout`).
+    pub fn settle(&mut self, timeout: Duration) {
+        if self.state.geometry_changed.is_some() {
+            self.state.geometry_changed = Some(Instant::now() - Duration::from_secs(10));
+            handle(&mut self.state, AppEvent::Tick);
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            self.pump();
+            if !self.state.any_running() {
+                std::thread::sleep(Duration::from_millis(20));
+                self.pump();
+                if !self.state.any_running() {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Prepare and draw into the backend.
+    pub fn draw(&mut self) {
+        let size = self.terminal.size().expect("size");
+        render::prepare(&mut self.state, Rect::new(0, 0, size.width, size.height));
+        let s = &self.state;
+        self.terminal.draw(|f| render::render(s, f)).expect("draw");
+        self.state.dirty = false;
+    }
+}

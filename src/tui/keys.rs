@@ -1,0 +1,177 @@
+//! THE key table: every binding with its action and description. It dispatches keys, feeds the
+//! footer, and generates the help popup, so the three can never disagree.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Everything a key (or a mouse click) can ask the app to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Move(i32, i32),
+    MoveDetector(i32, i32),
+    /// Change the active radius (BF radius in BF/sum/CoM modes, ADF outer in ADF mode).
+    Radius(i32),
+    /// Change the inner radius (ADF inner).
+    InnerRadius(i32),
+    CycleDetector,
+    CycleScale,
+    CycleColormap,
+    Roi,
+    ClearRoi,
+    Convert,
+    Fft,
+    CancelJob,
+    SelectJob(i32),
+    SwitchScreen,
+    Export,
+    Help,
+    Quit,
+    Yes,
+    No,
+    /// FFT explorer: change the Q (or K) averaging region.
+    FftRegion(i32),
+    /// FFT explorer: toggle between the Q view and the reverse (K) view.
+    FftReverse,
+    ClickOverview(u16, u16),
+}
+
+/// Which screen a binding applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Main,
+    Fft,
+}
+
+pub struct Binding {
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    /// How the keys are shown in help and the footer.
+    pub label: &'static str,
+    pub action: Action,
+    pub scope: Scope,
+    pub desc: &'static str,
+    /// Shown in the footer (short form).
+    pub footer: Option<&'static str>,
+}
+
+const N: KeyModifiers = KeyModifiers::NONE;
+const S: KeyModifiers = KeyModifiers::SHIFT;
+
+macro_rules! b {
+    ($keys:expr, $label:expr, $action:expr, $scope:expr, $desc:expr, $footer:expr) => {
+        Binding { keys: $keys, label: $label, action: $action, scope: $scope, desc: $desc, footer: $footer }
+    };
+}
+
+use KeyCode::*;
+pub static KEYS: &[Binding] = &[
+    b!(&[(Left, N), (Char('h'), N)], "arrows/hjkl", Action::Move(0, -1), Scope::Global, "move the scan position (FFT: the Q or K cursor)", Some("move")),
+    b!(&[(Right, N), (Char('l'), N)], "", Action::Move(0, 1), Scope::Global, "", None),
+    b!(&[(Up, N), (Char('k'), N)], "", Action::Move(-1, 0), Scope::Global, "", None),
+    b!(&[(Down, N), (Char('j'), N)], "", Action::Move(1, 0), Scope::Global, "", None),
+    b!(&[(Left, S), (Char('H'), S), (Char('H'), N)], "Shift+arrows, HJKL", Action::Move(0, -10), Scope::Global, "move by 10", None),
+    b!(&[(Right, S), (Char('L'), S), (Char('L'), N)], "", Action::Move(0, 10), Scope::Global, "", None),
+    b!(&[(Up, S), (Char('K'), S), (Char('K'), N)], "", Action::Move(-10, 0), Scope::Global, "", None),
+    b!(&[(Down, S), (Char('J'), S), (Char('J'), N)], "", Action::Move(10, 0), Scope::Global, "", None),
+    b!(&[(Char('w'), N)], "w/a/s/d", Action::MoveDetector(-1, 0), Scope::Main, "move the virtual detector centre", Some("detector")),
+    b!(&[(Char('a'), N)], "", Action::MoveDetector(0, -1), Scope::Main, "", None),
+    b!(&[(Char('s'), N)], "", Action::MoveDetector(1, 0), Scope::Main, "", None),
+    b!(&[(Char('d'), N)], "", Action::MoveDetector(0, 1), Scope::Main, "", None),
+    b!(&[(Char('W'), S), (Char('W'), N)], "W/A/S/D", Action::MoveDetector(-5, 0), Scope::Main, "move detector centre by 5 (Shift)", None),
+    b!(&[(Char('A'), S), (Char('A'), N)], "", Action::MoveDetector(0, -5), Scope::Main, "", None),
+    b!(&[(Char('S'), S), (Char('S'), N)], "", Action::MoveDetector(5, 0), Scope::Main, "", None),
+    b!(&[(Char('D'), S), (Char('D'), N)], "", Action::MoveDetector(0, 5), Scope::Main, "", None),
+    b!(&[(Char('g'), N)], "g", Action::CycleScale, Scope::Global, "cycle scale: linear / log / sqrt (s belongs to WASD)", Some("scale")),
+    b!(&[(Char('+'), N), (Char('+'), S), (Char('='), N)], "+/-", Action::Radius(1), Scope::Main, "grow / shrink the detector radius (outer for ADF)", Some("radius")),
+    b!(&[(Char('-'), N)], "", Action::Radius(-1), Scope::Main, "", None),
+    b!(&[(Char(']'), N)], "[/]", Action::InnerRadius(1), Scope::Main, "shrink / grow the ADF inner radius", None),
+    b!(&[(Char('['), N)], "", Action::InnerRadius(-1), Scope::Main, "", None),
+    b!(&[(Char('+'), N), (Char('+'), S), (Char('='), N)], "+/-", Action::FftRegion(1), Scope::Fft, "grow / shrink the averaging region", Some("region")),
+    b!(&[(Char('-'), N)], "", Action::FftRegion(-1), Scope::Fft, "", None),
+    b!(&[(Char('v'), N)], "v", Action::FftReverse, Scope::Fft, "reverse view: pick K on the detector, show G over Q", Some("reverse")),
+    b!(&[(Char('m'), N)], "m", Action::CycleDetector, Scope::Main, "cycle detector: sum, BF, ADF, CoM x, CoM y, DPC", Some("mode")),
+    b!(&[(Char('p'), N)], "p", Action::CycleColormap, Scope::Global, "cycle colour map", Some("cmap")),
+    b!(&[(Char('r'), N)], "r", Action::Roi, Scope::Main, "scan ROI: mark a corner, move, r again = mean diffraction", Some("ROI")),
+    b!(&[(Esc, N)], "Esc", Action::ClearRoi, Scope::Main, "clear the ROI / close popups", None),
+    b!(&[(Char('c'), N)], "c", Action::Convert, Scope::Main, "convert to EMD (background job)", Some("convert")),
+    b!(&[(Char('F'), S), (Char('F'), N)], "F", Action::Fft, Scope::Global, "4D FFT (converts first if needed), then explorer", Some("FFT")),
+    b!(&[(Char('x'), N)], "x", Action::CancelJob, Scope::Global, "cancel the selected job", Some("cancel")),
+    b!(&[(Char('n'), N)], "n/N", Action::SelectJob(1), Scope::Global, "select next / previous job", None),
+    b!(&[(Char('N'), S), (Char('N'), N)], "", Action::SelectJob(-1), Scope::Global, "", None),
+    b!(&[(Tab, N), (BackTab, S)], "Tab", Action::SwitchScreen, Scope::Global, "switch screen: main / FFT explorer", Some("screen")),
+    b!(&[(Char('e'), N)], "e", Action::Export, Scope::Global, "export the current image (PNG)", Some("export")),
+    b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
+    b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
+];
+
+/// Keys that answer a yes/no prompt (checked before the table while a prompt is open).
+pub fn prompt_answer(k: &KeyEvent) -> Option<Action> {
+    match k.code {
+        Char('y') | Char('Y') | Enter => Some(Action::Yes),
+        Char('n') | Char('N') | Esc | Char('q') => Some(Action::No),
+        _ => None,
+    }
+}
+
+/// Look a key up in the table for the active screen.
+pub fn lookup(k: &KeyEvent, fft_screen: bool) -> Option<Action> {
+    if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == Char('c') {
+        return Some(Action::Quit);
+    }
+    let mods = k.modifiers & (KeyModifiers::SHIFT);
+    KEYS.iter()
+        .filter(|b| match b.scope {
+            Scope::Global => true,
+            Scope::Main => !fft_screen,
+            Scope::Fft => fft_screen,
+        })
+        .find(|b| b.keys.iter().any(|(c, m)| *c == k.code && *m == mods))
+        .map(|b| b.action)
+}
+
+/// Help lines: (keys, description, scope) for every binding with a label.
+pub fn help_lines() -> Vec<(&'static str, &'static str, Scope)> {
+    KEYS.iter().filter(|b| !b.label.is_empty()).map(|b| (b.label, b.desc, b.scope)).collect()
+}
+
+/// Footer entries for a screen.
+pub fn footer(fft_screen: bool) -> Vec<(&'static str, &'static str)> {
+    KEYS.iter()
+        .filter(|b| match b.scope {
+            Scope::Global => true,
+            Scope::Main => !fft_screen,
+            Scope::Fft => fft_screen,
+        })
+        .filter_map(|b| b.footer.map(|f| (if b.label == "arrows/hjkl" { "arrows" } else { b.label }, f)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_duplicate_bindings_per_scope() {
+        for (i, a) in KEYS.iter().enumerate() {
+            for b in &KEYS[i + 1..] {
+                let overlap = a.scope == b.scope || a.scope == Scope::Global || b.scope == Scope::Global;
+                if !overlap {
+                    continue;
+                }
+                for k in a.keys {
+                    assert!(!b.keys.contains(k), "{:?} bound twice ({:?} and {:?})", k, a.action, b.action);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dispatch() {
+        let k = |c, m| KeyEvent::new(c, m);
+        assert_eq!(lookup(&k(Char('m'), N), false), Some(Action::CycleDetector));
+        assert_eq!(lookup(&k(Char('m'), N), true), None);
+        assert_eq!(lookup(&k(Right, S), false), Some(Action::Move(0, 10)));
+        assert_eq!(lookup(&k(Char('L'), S), false), Some(Action::Move(0, 10)));
+        assert_eq!(lookup(&k(Char('+'), N), true), Some(Action::FftRegion(1)));
+        assert_eq!(lookup(&k(Char('c'), KeyModifiers::CONTROL), false), Some(Action::Quit));
+    }
+}

@@ -1,0 +1,325 @@
+//! Whole-screen snapshots of the terminal UI on a `TestBackend` (two sizes), and key sequences
+//! driving the app: move, switch detector, move the detector, start and cancel a job.
+
+use emdtui::compute::overview::DetectorKind;
+use emdtui::format::synth::{self, SynthSpec};
+use emdtui::jobs::{JobState, Progress};
+use emdtui::tui::app::{Popup, Screen};
+use emdtui::tui::fftview::MemFft;
+use emdtui::tui::harness::Harness;
+use emdtui::tui::images::Graphics;
+use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+use ratatui::style::Color;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SIZES: [(u16, u16); 2] = [(100, 30), (160, 48)];
+const WAIT: Duration = Duration::from_secs(60);
+
+fn synth_file(dir: &tempfile::TempDir) -> (PathBuf, SynthSpec) {
+    let spec = SynthSpec { rows: 16, cols: 24, det: 256, depth: 12, hdr: true, ..Default::default() };
+    let f = dir.path().join("scan.mib");
+    synth::write(&f, &spec, &|_, _| {}).unwrap();
+    (f, spec)
+}
+
+fn open(f: &PathBuf, w: u16, h: u16, g: Graphics) -> Harness {
+    let mut h = Harness::open(f, w, h, g).unwrap();
+    h.settle(WAIT);
+    h.draw();
+    h
+}
+
+#[test]
+fn main_screen_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    for (w, hh) in SIZES {
+        let mut h = open(&f, w, hh, Graphics::Halfblocks);
+        let o = h.state.overviews.as_ref().expect("overview computed");
+        assert!(o.complete);
+        insta::assert_snapshot!(format!("main_{w}x{hh}"), h.text());
+        // the cursor is drawn into the overview in its colour
+        let buf = h.terminal.backend().buffer();
+        let red = Color::Rgb(255, 60, 60);
+        assert!(buf.content().iter().any(|c| c.fg == red || c.bg == red), "cursor colour on screen");
+    }
+}
+
+#[test]
+fn braille_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    let h = open(&f, 100, 30, Graphics::Braille);
+    let t = h.text();
+    assert!(t.chars().any(|c| ('\u{2801}'..='\u{28FF}').contains(&c)), "braille dots drawn");
+    insta::assert_snapshot!("main_braille_100x30", t);
+}
+
+#[test]
+fn help_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    for (w, hh) in SIZES {
+        let mut h = open(&f, w, hh, Graphics::Halfblocks);
+        h.key(KeyCode::Char('?'));
+        assert_eq!(h.state.popup, Popup::Help);
+        h.draw();
+        let t = h.text();
+        assert!(t.contains("cycle detector"), "help lists the key table");
+        insta::assert_snapshot!(format!("help_{w}x{hh}"), t);
+        h.key(KeyCode::Char('z'));
+        assert_eq!(h.state.popup, Popup::None, "any key closes help");
+    }
+}
+
+#[test]
+fn fft_explorer_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    for (w, hh) in SIZES {
+        let mut h = open(&f, w, hh, Graphics::Halfblocks);
+        // a .mib without an FFT asks to convert first
+        h.key(KeyCode::Tab);
+        match &h.state.popup {
+            Popup::Confirm(_, t) => assert!(t.contains("4D FFT requires conversion to EMD. Convert now?")),
+            p => panic!("expected the conversion prompt, got {p:?}"),
+        }
+        h.draw();
+        insta::assert_snapshot!(format!("fft_prompt_{w}x{hh}"), h.text());
+        h.key(KeyCode::Char('n'));
+        assert_eq!(h.state.popup, Popup::None);
+        // plug in a stand-in source (the EMD FftCache plugs in the same way)
+        let m = MemFft::compute(h.state.ds.as_ref(), 1 << 20, &Progress::new("t", 0)).unwrap();
+        h.state.set_fft(Arc::new(m));
+        h.key(KeyCode::Tab);
+        assert_eq!(h.state.screen, Screen::Fft);
+        h.key(KeyCode::Right);
+        h.key(KeyCode::Char('+'));
+        assert_eq!(h.state.fft_state.half, 1);
+        h.draw();
+        insta::assert_snapshot!(format!("fft_{w}x{hh}"), h.text());
+        // reverse view
+        h.key(KeyCode::Char('v'));
+        assert!(h.state.fft_state.reverse);
+        let [qr, qc, _, _] = h.state.fft.as_ref().unwrap().shape();
+        assert_eq!(h.state.fft_state.amp.len(), qr * qc, "reverse view shows G over Q");
+        h.key(KeyCode::Tab);
+        assert_eq!(h.state.screen, Screen::Main);
+    }
+}
+
+#[test]
+fn keys_move_switch_detector_and_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, spec) = synth_file(&dir);
+    let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+    assert_eq!(h.state.cursor, (8, 12));
+    h.key(KeyCode::Right);
+    h.key(KeyCode::Right);
+    h.key(KeyCode::Char('k'));
+    h.key_mod(KeyCode::Left, KeyModifiers::SHIFT);
+    assert_eq!(h.state.cursor, (7, 4));
+    let pos = 7 * 24 + 4;
+    // the frame on screen is the one at the cursor, decoded correctly
+    let (fp, fr) = h.state.frame.clone().unwrap();
+    assert_eq!(fp, pos);
+    let expect = synth::expected_frame(&spec, pos);
+    assert!(fr.iter().zip(&expect).all(|(a, b)| *a == *b as f32));
+    h.draw();
+    assert!(h.text().contains(&format!("frame (7, 4) #{pos}")));
+    // clamping at the edge
+    for _ in 0..5 {
+        h.key_mod(KeyCode::Up, KeyModifiers::SHIFT);
+    }
+    assert_eq!(h.state.cursor, (0, 4));
+    // detector cycle: BF -> ADF -> CoM x
+    h.key(KeyCode::Char('m'));
+    assert_eq!(h.state.kind, DetectorKind::Adf);
+    h.draw();
+    assert!(h.text().contains("ADF overview"));
+    h.key(KeyCode::Char('m'));
+    assert_eq!(h.state.kind, DetectorKind::ComX);
+    // moving the detector recomputes the overview with the new centre
+    let c0 = h.state.geometry.center;
+    h.keys("dd");
+    h.key(KeyCode::Char('w'));
+    assert_eq!(h.state.geometry.center, (c0.0 - 1.0, c0.1 + 2.0));
+    h.settle(WAIT);
+    let o = h.state.overviews.as_ref().unwrap();
+    assert_eq!(o.geometry.center, (c0.0 - 1.0, c0.1 + 2.0));
+    assert!(o.complete);
+    // radius keys
+    let r0 = h.state.geometry.bf_radius;
+    h.keys("++");
+    assert_eq!(h.state.geometry.bf_radius, r0 + 2.0);
+    // mouse click on the overview moves the cursor to the clicked scan position
+    let cells = h.state.prepared.overview_cells.unwrap();
+    emdtui::tui::handle(
+        &mut h.state,
+        emdtui::tui::app::AppEvent::Input(ratatui::crossterm::event::Event::Mouse(ratatui::crossterm::event::MouseEvent {
+            kind: ratatui::crossterm::event::MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
+            column: cells.x,
+            row: cells.y,
+            modifiers: KeyModifiers::NONE,
+        })),
+    );
+    assert_eq!(h.state.cursor, (0, 0));
+}
+
+#[test]
+fn roi_mean_diffraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, spec) = synth_file(&dir);
+    let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+    h.key(KeyCode::Char('r'));
+    h.key(KeyCode::Right);
+    h.key(KeyCode::Down);
+    h.key(KeyCode::Char('r'));
+    h.settle(WAIT);
+    let (mean, n) = h.state.roi_mean.clone().expect("ROI mean");
+    assert_eq!(n, 4);
+    let mut expect = vec![0f64; 256 * 256];
+    for (r, c) in [(8, 12), (8, 13), (9, 12), (9, 13)] {
+        for (e, v) in expect.iter_mut().zip(synth::expected_frame(&spec, r * 24 + c)) {
+            *e += v as f64 / 4.0;
+        }
+    }
+    assert!(mean.iter().zip(&expect).all(|(a, b)| (*a as f64 - b).abs() < 1e-3));
+    h.draw();
+    assert!(h.text().contains("ROI mean diffraction (4 positions)"));
+    h.key(KeyCode::Esc);
+    assert!(h.state.roi_mean.is_none());
+}
+
+#[test]
+fn running_job_snapshot_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    for (w, hh) in SIZES {
+        let mut h = open(&f, w, hh, Graphics::Halfblocks);
+        let p = Progress::new("convert", 100);
+        let (tx, rx) = std::sync::mpsc::channel();
+        h.state.jobs.spawn(
+            p.clone(),
+            |p| {
+                p.set_done(40);
+                loop {
+                    p.check()?;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            },
+            move |p, r: emdtui::Result<()>| tx.send((p.state(), r.is_err())).unwrap(),
+        );
+        while p.state() != JobState::Running {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // select the new job (the list shows newest first) and snapshot
+        h.key(KeyCode::Char('n'));
+        assert_eq!(h.state.selected_job, 1);
+        h.draw();
+        let t = h.text();
+        assert!(t.contains("running  40/100"), "{t}");
+        insta::assert_snapshot!(format!("job_running_{w}x{hh}"), t);
+        // q while a job runs asks first; n keeps the app
+        h.key(KeyCode::Char('q'));
+        assert!(matches!(h.state.popup, Popup::Confirm(..)));
+        assert!(!h.state.quit);
+        h.key(KeyCode::Char('n'));
+        // x cancels the selected job
+        h.key(KeyCode::Char('x'));
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), (JobState::Cancelled, true));
+        h.draw();
+        assert!(h.text().contains("cancelled"));
+        h.key(KeyCode::Char('q'));
+        assert!(h.state.quit);
+    }
+}
+
+#[test]
+fn convert_job_reports_its_end() {
+    // `c` starts the conversion as a background job; whatever the engine says (done or an
+    // error) ends up in the jobs panel and the status line, and the app stays usable
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+    h.key(KeyCode::Char('c'));
+    assert!(h.state.jobs.list().iter().any(|j| j.name == "convert"));
+    h.settle(WAIT);
+    let j = h.state.jobs.list().into_iter().find(|j| j.name == "convert").unwrap();
+    assert!(j.state().finished());
+    h.draw();
+    let t = h.text();
+    match j.state() {
+        JobState::Done => assert!(f.with_extension("emd").exists() && t.contains("converted to")),
+        JobState::Failed => assert!(t.contains("convert failed"), "{t}"),
+        s => panic!("unexpected state {s:?}"),
+    }
+    h.key(KeyCode::Right);
+    assert_eq!(h.state.cursor, (8, 13));
+}
+
+#[test]
+fn export_writes_png_next_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+    h.key(KeyCode::Char('e'));
+    let out = dir.path().join("scan_bf.png");
+    assert!(h.state.status.contains(&out.display().to_string()), "{}", h.state.status);
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (24, 16), "one pixel per scan position");
+}
+
+#[test]
+fn interrupted_conversion_is_offered_for_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    std::fs::write(dir.path().join("scan.emd.part"), b"partial").unwrap();
+    let mut h = Harness::open(&f, 100, 30, Graphics::Halfblocks).unwrap();
+    match &h.state.popup {
+        Popup::Confirm(emdtui::tui::app::Confirm::Resume(p), t) => {
+            assert!(p.ends_with("scan.emd.part"));
+            assert!(t.contains("Resume"));
+        }
+        p => panic!("expected a resume offer, got {p:?}"),
+    }
+    h.key(KeyCode::Char('n'));
+    assert_eq!(h.state.popup, Popup::None);
+    assert!(!h.state.jobs.list().iter().any(|j| j.name == "convert"));
+    h.settle(WAIT);
+}
+
+#[test]
+fn real_files_open_and_navigate_without_panics() {
+    // every real test file (single/quad, raw, 1..24 bit, non-square ROI detectors, 1-frame scans)
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib");
+    let root = if root.exists() { root } else { PathBuf::from("/work/shared/testdata/mib") };
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        eprintln!("no real test files: skipping");
+        return;
+    };
+    let mut n = 0;
+    for d in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(d.path()) else { continue };
+        for f in files.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mib")) {
+            let mut h = open(&f, 100, 30, Graphics::Halfblocks);
+            let (dr, dc) = h.state.ds.det();
+            let fr = h.state.frame.clone().unwrap_or_else(|| panic!("{}: no frame", f.display()));
+            assert_eq!(fr.1.len(), dr * dc, "{}", f.display());
+            for k in [KeyCode::Right, KeyCode::Down, KeyCode::Char('m'), KeyCode::Char('m'), KeyCode::Char('g'), KeyCode::Char('p')] {
+                h.key(k);
+            }
+            h.keys("dd+]");
+            h.settle(WAIT);
+            h.draw();
+            h.key(KeyCode::Tab);
+            h.key(KeyCode::Char('n'));
+            h.draw();
+            assert!(h.text().contains("overview"), "{}", f.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "found {n} real files");
+}
