@@ -430,7 +430,7 @@ pub fn lock_shared(emd: &Path, wait: std::time::Duration) -> Option<EmdLock> {
         match f.try_lock_shared() {
             Ok(()) => return Some(EmdLock { _file: f, path: lp }),
             Err(std::fs::TryLockError::WouldBlock) if t0.elapsed() < wait => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
+                std::thread::sleep(std::time::Duration::from_millis(10))
             }
             Err(_) => return None,
         }
@@ -470,6 +470,17 @@ pub fn with_write<R>(path: &Path, wait: std::time::Duration, f: impl FnOnce(&hdf
     file.flush().map_err(h5(path))?;
     drop(file);
     Ok(r)
+}
+
+/// Run `f` on a fresh read-only open of `path` under the shared lock. In-process readers are closed
+/// meanwhile: HDF5 shares one metadata cache between opens of a file in a process, so a handle kept
+/// open would hide caches another process added since.
+pub fn with_read<R>(path: &Path, f: impl FnOnce(&hdf5::File) -> Result<R>) -> Result<R> {
+    let _l = lock_shared(path, READ_WAIT);
+    let slots = close_readers(path);
+    let _guards: Vec<_> = slots.iter().map(|s| s.lock().unwrap()).collect();
+    let file = open_ro(path)?;
+    f(&file)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -799,9 +810,11 @@ const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl EmdFile {
     pub fn open(path: &Path) -> Result<EmdFile> {
-        let _l = lock_shared(path, READ_WAIT);
-        let f = open_ro(path)?;
-        let (group, layout) = find_datacube(&f, path)?;
+        with_read(path, |f| Self::open_in(f, path))
+    }
+
+    fn open_in(f: &hdf5::File, path: &Path) -> Result<EmdFile> {
+        let (group, layout) = find_datacube(f, path)?;
         let d = f.dataset(&format!("{group}/data")).map_err(h5(path))?;
         let sh = d.shape();
         if sh.len() != 4 {
@@ -839,10 +852,12 @@ impl EmdFile {
 
     /// Every cached result with its validity.
     pub fn list_caches(&self) -> Result<Vec<CacheEntry>> {
-        let _l = lock_shared(&self.path, READ_WAIT);
-        let f = open_ro(&self.path)?;
+        with_read(&self.path, |f| self.list_in(f))
+    }
+
+    fn list_in(&self, f: &hdf5::File) -> Result<Vec<CacheEntry>> {
         let mut v = Vec::new();
-        for (p, kind) in self.cache_groups(&f) {
+        for (p, kind) in self.cache_groups(f) {
             let Ok(g) = f.group(&p) else { continue };
             let validity = cache_validity(&g, &self.fingerprint);
             let shape = g.dataset("data").map(|d| d.shape()).unwrap_or_default();
@@ -865,15 +880,15 @@ impl EmdFile {
 
     /// The computation log.
     pub fn log(&self) -> Result<Vec<String>> {
-        let _l = lock_shared(&self.path, READ_WAIT);
-        let f = open_ro(&self.path)?;
-        Ok(read_log(&f))
+        with_read(&self.path, |f| Ok(read_log(f)))
     }
 
     /// The cached overviews when all of them are present and valid.
     pub fn read_overviews(&self) -> Result<Option<Overviews>> {
-        let _l = lock_shared(&self.path, READ_WAIT);
-        let f = open_ro(&self.path)?;
+        with_read(&self.path, |f| self.overviews_in(f))
+    }
+
+    fn overviews_in(&self, f: &hdf5::File) -> Result<Option<Overviews>> {
         let base = format!("{}/cached", self.group);
         let mut params = None;
         let mut get = |name: &str| -> Option<Vec<f32>> {
