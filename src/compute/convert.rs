@@ -390,14 +390,15 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
         }
         Err(e) => {
             // judge "disk full" before the partial file is removed and frees its space
-            let full = free_space(dir).is_some_and(|f| f < (16 << 20).max(3 * plan.chunk_bytes() as u64));
+            let free_now = free_space(dir);
+            let full = free_now.is_some_and(|f| f < (16 << 20).max(3 * plan.chunk_bytes() as u64));
             let _ = std::fs::remove_file(&part);
             Err(match e {
                 Error::Cancelled => Error::Cancelled,
                 e if full => Error::Invalid(format!(
-                    "{}: the disk is full ({} free on {}); the output needs about {}; partial output removed ({e})",
+                    "{}: the disk is full ({} left on {}); the output needs about {}; partial output removed ({e})",
                     out.display(),
-                    hs(free_space(dir).unwrap_or(0)),
+                    hs(free_now.unwrap_or(0)),
                     dir.display(),
                     hs(needed)
                 )),
@@ -416,7 +417,15 @@ fn convert_inner(
     progress: &Progress,
     raw_bytes: u64,
 ) -> Result<(u64, u64)> {
+    let timing = std::env::var_os("EMDTUI_TIMING").is_some();
+    let tt = std::time::Instant::now();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!("[timing] {what}: {:.3} s", tt.elapsed().as_secs_f64());
+        }
+    };
     let geometry = pick_geometry(ds, plan)?;
+    lap("geometry");
     let (r_size, r_units) = (1.0, "pixels".to_string());
     let q = plan.bd as f64;
     let spec = DatacubeSpec {
@@ -488,7 +497,10 @@ fn convert_inner(
         drop(tx);
         // the writer: this thread does every HDF5 call
         let did = data.id();
+        let (mut t_write, mut t_wait) = (0f64, 0f64);
+        let mut tw = std::time::Instant::now();
         for msg in rx.iter() {
+            t_wait += tw.elapsed().as_secs_f64();
             let ch = match msg {
                 Ok(c) => c,
                 Err(e) => {
@@ -506,6 +518,7 @@ fn convert_inner(
                 break;
             }
             let offset: [u64; 4] = [ch.row as u64, ch.col as u64, 0, 0];
+            let t1 = std::time::Instant::now();
             let rc = hdf5::sync::sync(|| unsafe {
                 hdf5_sys::h5d::H5Dwrite_chunk(
                     did,
@@ -520,9 +533,14 @@ fn convert_inner(
                 write_err = Some(Error::hdf5(part, format!("writing chunk at scan row {} col {} failed", ch.row, ch.col)));
                 break;
             }
+            t_write += t1.elapsed().as_secs_f64();
+            tw = std::time::Instant::now();
             written += ch.bytes.len() as u64;
             let nfr = plan.k.min(plan.out[1] - ch.col) as u64;
             progress.add(nfr, nfr * (plan.out_npx() * plan.out_type.bytes()) as u64);
+        }
+        if timing {
+            eprintln!("[timing] writer: {t_write:.3} s in H5Dwrite_chunk, {t_wait:.3} s waiting for chunks");
         }
         if write_err.is_some() {
             abort.store(true, Ordering::Relaxed);
@@ -530,6 +548,7 @@ fn convert_inner(
         drop(rx);
         handles.into_iter().map(|h| h.join().expect("conversion worker panicked")).collect()
     });
+    lap("chunks written");
     if let Some(e) = write_err {
         return Err(e);
     }
@@ -578,10 +597,12 @@ fn convert_inner(
         ),
     )?;
     file.flush().map_err(e)?;
+    lap("overviews + metadata");
     emd::mark_complete(&file, part)?;
     drop(file);
     let f = std::fs::File::open(part).map_err(|x| Error::io(part, x))?;
     f.sync_all().map_err(|x| Error::io(part, x))?;
+    lap("fsync");
     let size = f.metadata().map(|m| m.len()).unwrap_or(written);
     let _ = raw_bytes;
     Ok((read_total, size))
