@@ -241,6 +241,11 @@ fn caches_valid_then_stale_and_selectively_removed() {
     assert_eq!(list.iter().find(|c| c.name == "virtual_bf").unwrap().kind, "RealSlice");
     assert!(list[0].params["geometry"]["bf_radius"].as_f64().unwrap() > 0.0);
     assert_eq!(f.log().unwrap().len(), 1);
+    assert_eq!(f.datacube_unchanged(), Some(true));
+    let src = MibDataset::open(&mib, &OpenOptions::default()).unwrap();
+    assert_eq!(f.source_matches(&src), Some(true));
+    let other = synth(tmp.path(), "other.mib", &SynthSpec { rows: 4, cols: 6, seed: 9, ..Default::default() });
+    assert_eq!(f.source_matches(&MibDataset::open(&other, &OpenOptions::default()).unwrap()), Some(false));
 
     // a format-version bump on one entry: only that one is stale and removed
     run_py(

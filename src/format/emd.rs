@@ -967,6 +967,17 @@ impl EmdFile {
         })
     }
 
+    /// Whether `source` (e.g. the original `.mib` dataset) is still the data this file was converted
+    /// from (None when the file does not record its source).
+    pub fn source_matches(&self, source: &dyn Dataset) -> Option<bool> {
+        self.source_fingerprint.as_ref().map(|f| *f == source.fingerprint())
+    }
+
+    /// Whether the datacube is unchanged since emdtui converted it (None when not converted by emdtui).
+    pub fn datacube_unchanged(&self) -> Option<bool> {
+        self.converted_fingerprint.as_ref().map(|f| *f == self.fingerprint)
+    }
+
     /// Run `f` on the file opened read-write under the writer lock (for other cache writers, e.g. the FFT).
     pub fn with_write<R>(&self, f: impl FnOnce(&hdf5::File) -> Result<R>) -> Result<R> {
         with_write(&self.path, WRITE_WAIT, f)
