@@ -252,7 +252,7 @@ pub fn shuffle(src: &[u8], elem: usize) -> Vec<u8> {
 fn compress_chunk(raw: &[u8], elem: usize) -> Vec<u8> {
     use std::io::Write;
     let sh = shuffle(raw, elem);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::new(1));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::new(emd::deflate_level()));
     z.write_all(&sh).expect("in-memory zlib");
     z.finish().expect("in-memory zlib")
 }
@@ -607,3 +607,4 @@ fn convert_inner(
     let _ = raw_bytes;
     Ok((read_total, size))
 }
+

@@ -149,6 +149,12 @@ pub struct DatacubeSpec {
     pub source_path: String,
 }
 
+/// Deflate level for compressed datacubes: 1 (shuffle + gzip level 1); `EMDTUI_ZLIB_LEVEL` overrides
+/// it for experiments. The declared HDF5 filter level always matches the level used.
+pub fn deflate_level() -> u32 {
+    std::env::var("EMDTUI_ZLIB_LEVEL").ok().and_then(|s| s.parse().ok()).filter(|l| (1..=9).contains(l)).unwrap_or(1)
+}
+
 /// Frames per chunk along the scan columns: whole frames, about 1 MiB per chunk.
 pub fn chunk_k(shape: [usize; 4], pixel_type: PixelType) -> usize {
     let fb = shape[2] * shape[3] * pixel_type.bytes();
@@ -251,7 +257,7 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     macro_rules! mk {
         ($t:ty) => {{
             let b = dc.new_dataset::<$t>().shape(sh).chunk([1, k, sh[2], sh[3]]);
-            let b = if spec.compress { b.shuffle().deflate(1) } else { b };
+            let b = if spec.compress { b.shuffle().deflate(deflate_level() as u8) } else { b };
             b.create("data").map_err(&e)?
         }};
     }
