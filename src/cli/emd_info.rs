@@ -35,26 +35,28 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
             "log": log,
             "warnings": i.warnings,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
         return Ok(());
     }
+    let mut text = String::new();
+    macro_rules! o { ($($t:tt)*) => {{ text.push_str(&format!($($t)*)); text.push('\n'); }} }
     for (k, v) in &i.metadata {
-        println!("{k:>12}  {v}");
+        o!("{k:>12}  {v}");
     }
-    println!("{:>12}  {}", "fingerprint", ef.fingerprint);
+    o!("{:>12}  {}", "fingerprint", ef.fingerprint);
     if let Some(fp) = &ef.source_fingerprint {
-        println!("{:>12}  {fp}", "source fp");
+        o!("{:>12}  {fp}", "source fp");
     }
     if changed == Some(true) {
-        println!("{:>12}  the datacube changed since emdtui converted it", "WARNING");
+        o!("{:>12}  the datacube changed since emdtui converted it", "WARNING");
     }
     if caches.is_empty() {
-        println!("{:>12}  none", "caches");
+        o!("{:>12}  none", "caches");
     } else {
-        println!("{:>12}", "caches");
+        o!("{:>12}", "caches");
         for c in &caches {
             let status = if c.valid { "VALID".to_string() } else { format!("STALE: {}", c.reason) };
-            println!(
+            o!(
                 "  {:<14} {:<17} {:<12} {}  {}  {}",
                 c.name,
                 c.kind,
@@ -66,13 +68,21 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
         }
     }
     if !log.is_empty() {
-        println!("{:>12}", "log");
+        o!("{:>12}", "log");
         for l in &log {
-            println!("  {l}");
+            o!("  {l}");
         }
     }
     for w in &i.warnings {
-        println!("warning: {w}");
+        o!("warning: {w}");
     }
+    out(&text);
     Ok(())
+}
+
+/// Print without panicking when stdout is closed early (e.g. piped into `head`).
+fn out(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes()).and_then(|_| o.flush());
 }
