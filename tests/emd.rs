@@ -303,7 +303,7 @@ d = (np.arange(3*4*16*12) % 1000).astype(np.uint16).reshape(3,4,16,12)
 py4DSTEM.save(sys.argv[1], py4DSTEM.DataCube(data=d), mode='w')
 with h5py.File(sys.argv[2], 'w') as f:
     g = f.create_group('version_1/data/datacubes/datacube_000')
-    g['data'] = (d.astype(np.uint32) * 3)
+    g.create_dataset('data', data=(d.astype(np.uint32) * 3), chunks=(1, 3, 16, 12), compression='gzip', shuffle=True)
     for i, n in enumerate(d.shape):
         ds = g.create_dataset('dim%d' % (i+1), data=np.arange(n, dtype=float))
         ds.attrs['name'] = 'R_x R_y Q_x Q_y'.split()[i]; ds.attrs['units'] = '[pix]'

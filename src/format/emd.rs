@@ -606,6 +606,16 @@ pub struct EmdDataset {
     pub compression: String,
     fingerprint: String,
     slot: Arc<Slot>,
+    /// Chunks of whole frames `(1, k, Qx, Qy)` with only shuffle/deflate: read raw chunks under the
+    /// HDF5 lock and decompress outside it, so parallel readers decompress in parallel.
+    direct: Option<Direct>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Direct {
+    k: usize,
+    shuffle: bool,
+    deflate: bool,
 }
 
 fn dim_info(g: &hdf5::Group, k: usize, len: usize, path: &Path, gpath: &str) -> Result<Option<(f64, f64, String, String)>> {
@@ -670,6 +680,26 @@ impl EmdDataset {
         ];
         let chunks = d.chunk();
         let filters = d.filters();
+        let direct = match (&chunks, filters.as_slice()) {
+            (Some(c), fl) if c.len() == 4 && c[0] == 1 && c[2] == shape[2] && c[3] == shape[3] && c[1] >= 1 => {
+                let (shuffle, deflate) = match fl {
+                    [] => (false, false),
+                    [hdf5::filters::Filter::Deflate(_)] => (false, true),
+                    [hdf5::filters::Filter::Shuffle, hdf5::filters::Filter::Deflate(_)] => (true, true),
+                    _ => (false, false),
+                };
+                // uncompressed chunks are read fine by HDF5 itself; only compressed ones benefit
+                // (and the raw chunk bytes must be in the native type: unsigned only)
+                let little = d.dtype().is_ok_and(|t| {
+                    let id = t.id();
+                    hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tget_order(id) }) == hdf5_sys::h5t::H5T_order_t::H5T_ORDER_LE
+                });
+                let native = little
+                    && matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Unsigned(_)));
+                (deflate && native && (fl.len() == 1 || shuffle)).then_some(Direct { k: c[1], shuffle, deflate })
+            }
+            _ => None,
+        };
         let compression = if filters.is_empty() {
             "none".to_string()
         } else {
@@ -712,7 +742,7 @@ impl EmdDataset {
         };
         let slot = Arc::new(Mutex::new(Some((f, d))));
         READERS.lock().unwrap().push((canon(path), Arc::downgrade(&slot)));
-        Ok(EmdDataset { info, path: path.to_path_buf(), group, layout, shape, chunks, compression, fingerprint, slot })
+        Ok(EmdDataset { info, path: path.to_path_buf(), group, layout, shape, chunks, compression, fingerprint, slot, direct })
     }
 
     fn read_block<T: hdf5::H5Type + Copy>(&self, d: &hdf5::Dataset, start: usize, count: usize, out: &mut [T]) -> Result<()> {
@@ -741,6 +771,85 @@ impl EmdDataset {
     }
 }
 
+impl EmdDataset {
+    fn handle(&self) -> Result<std::sync::MutexGuard<'_, Option<(hdf5::File, hdf5::Dataset)>>> {
+        let mut g = self.slot.lock().unwrap();
+        if g.is_none() {
+            let f = open_ro(&self.path)?;
+            let d = f.dataset(&format!("{}/data", self.group)).map_err(h5(&self.path))?;
+            *g = Some((f, d));
+        }
+        Ok(g)
+    }
+
+    /// The stored (filtered) bytes of chunk (r, c0); None when the chunk was never written.
+    fn read_raw_chunk(&self, r: usize, c0: usize, raw: &mut Vec<u8>) -> Result<Option<()>> {
+        let g = self.handle()?;
+        let (_, d) = g.as_ref().unwrap();
+        let did = d.id();
+        let offset: [u64; 4] = [r as u64, c0 as u64, 0, 0];
+        let path = &self.path;
+        hdf5::sync::sync(|| {
+            let mut mask: u32 = 0;
+            let mut addr: u64 = 0;
+            let mut size: u64 = 0;
+            let rc = unsafe {
+                hdf5_sys::h5d::H5Dget_chunk_info_by_coord(did, offset.as_ptr(), &mut mask, &mut addr, &mut size)
+            };
+            if rc < 0 {
+                return Err(Error::hdf5(path, format!("chunk info at scan row {r} col {c0}")));
+            }
+            if size == 0 || addr == u64::MAX {
+                return Ok(None);
+            }
+            raw.resize(size as usize, 0);
+            let mut fm: u32 = 0;
+            let rc = unsafe {
+                hdf5_sys::h5d::H5Dread_chunk(did, hdf5_sys::h5p::H5P_DEFAULT, offset.as_ptr(), &mut fm, raw.as_mut_ptr().cast())
+            };
+            if rc < 0 {
+                return Err(Error::hdf5(path, format!("reading the chunk at scan row {r} col {c0}")));
+            }
+            if fm != 0 {
+                return Err(Error::format(path, format!("chunk at scan row {r} col {c0} skipped a filter (mask {fm:#x})")));
+            }
+            Ok(Some(()))
+        })
+    }
+
+    fn decode_chunk(&self, raw: &[u8], chunk: &mut [u8], dr: Direct) -> Result<()> {
+        let bad = |m: String| Error::format(&self.path, m);
+        let mut tmp;
+        let data: &[u8] = if dr.deflate {
+            tmp = vec![0u8; chunk.len()];
+            let mut z = flate2::Decompress::new(true);
+            let st = z.decompress(raw, &mut tmp, flate2::FlushDecompress::Finish).map_err(|e| bad(format!("corrupt compressed chunk: {e}")))?;
+            if z.total_out() as usize != chunk.len() || st != flate2::Status::StreamEnd {
+                return Err(bad(format!("compressed chunk decodes to {} bytes, expected {}", z.total_out(), chunk.len())));
+            }
+            &tmp
+        } else {
+            raw
+        };
+        if data.len() != chunk.len() {
+            return Err(bad(format!("chunk has {} bytes, expected {}", data.len(), chunk.len())));
+        }
+        let elem = self.info.pixel_type.bytes();
+        if dr.shuffle && elem > 1 {
+            let n = chunk.len() / elem;
+            for b in 0..elem {
+                let plane = &data[b * n..(b + 1) * n];
+                for (i, &x) in plane.iter().enumerate() {
+                    chunk[i * elem + b] = x;
+                }
+            }
+        } else {
+            chunk.copy_from_slice(data);
+        }
+        Ok(())
+    }
+}
+
 impl Dataset for EmdDataset {
     fn info(&self) -> &DatasetInfo {
         &self.info
@@ -758,12 +867,34 @@ impl Dataset for EmdDataset {
             *out = FrameBuf::new(self.info.pixel_type);
         }
         out.resize(count * npx);
-        let mut g = self.slot.lock().unwrap();
-        if g.is_none() {
-            let f = open_ro(&self.path)?;
-            let d = f.dataset(&format!("{}/data", self.group)).map_err(h5(&self.path))?;
-            *g = Some((f, d));
+        if let Some(dr) = self.direct {
+            let elem = self.info.pixel_type.bytes();
+            let cbytes = dr.k * npx * elem;
+            let mut raw = Vec::new();
+            let mut chunk = vec![0u8; cbytes];
+            let ry = self.shape[1];
+            let mut p = start;
+            while p < start + count {
+                let (r, c) = (p / ry, p % ry);
+                let c0 = c - c % dr.k;
+                let n = (c0 + dr.k).min(ry).min(c + (start + count - p)) - c;
+                match self.read_raw_chunk(r, c0, &mut raw)? {
+                    Some(()) => self.decode_chunk(&raw, &mut chunk, dr)?,
+                    None => chunk.fill(0), // never written: fill value
+                }
+                let src = &chunk[(c - c0) * npx * elem..(c - c0 + n) * npx * elem];
+                let off = (p - start) * npx;
+                crate::with_frames!(out, v => {
+                    let dst = &mut v[off..off + n * npx];
+                    // little-endian bytes into the typed buffer
+                    let db = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), src.len()) };
+                    db.copy_from_slice(src);
+                });
+                p += n;
+            }
+            return Ok(());
         }
+        let g = self.handle()?;
         let (_, d) = g.as_ref().unwrap();
         crate::with_frames!(out, v => self.read_block(d, start, count, v))
     }
