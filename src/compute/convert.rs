@@ -608,3 +608,22 @@ fn convert_inner(
     Ok((read_total, size))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_makes_byte_planes() {
+        let v: Vec<u16> = vec![0x0102, 0x0304, 0x0506];
+        let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(shuffle(&b, 2), vec![0x02, 0x04, 0x06, 0x01, 0x03, 0x05]);
+        assert_eq!(shuffle(&b, 1), b);
+    }
+
+    #[test]
+    fn part_path_appends_part() {
+        assert_eq!(part_path(Path::new("/d/x.emd")), PathBuf::from("/d/x.emd.part"));
+        assert!(free_space(Path::new("/")).is_some_and(|f| f > 0));
+    }
+}

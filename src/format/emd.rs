@@ -1205,3 +1205,33 @@ pub fn write_overviews_into(f: &hdf5::File, path: &Path, group: &str, ov: &Overv
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_keys_are_safe_for_hyperspy() {
+        assert_eq!(safe_key("Data Offset"), "mib_data_offset");
+        assert_eq!(safe_key("Counter Depth (number)"), "counter_depth_number");
+        assert_eq!(safe_key("3 thresholds"), "mib_3_thresholds");
+        assert_eq!(safe_key("datacube"), "mib_datacube");
+        assert_eq!(safe_key("  "), "key");
+    }
+
+    #[test]
+    fn chunk_k_is_about_one_mib_of_whole_frames() {
+        assert_eq!(chunk_k([4, 100, 256, 256], PixelType::U16), 8);
+        assert_eq!(chunk_k([4, 100, 512, 512], PixelType::U16), 2);
+        assert_eq!(chunk_k([4, 100, 512, 512], PixelType::U32), 1);
+        assert_eq!(chunk_k([4, 3, 64, 64], PixelType::U8), 3);
+    }
+
+    #[test]
+    fn iso_time_and_lock_path() {
+        let t = now_iso();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert_eq!(lock_path(Path::new("/x/a.emd")), PathBuf::from("/x/a.emd.lock"));
+    }
+}
