@@ -540,3 +540,33 @@ fn two_processes_lock_and_read_while_writing() {
     assert_eq!(f.log().unwrap().len(), 16);
     assert!(f.read_overviews().unwrap().is_some());
 }
+
+#[test]
+fn emd_to_emd_conversion_keeps_scaled_calibration() {
+    let tmp = TempDir::new().unwrap();
+    let ex = tmp.path().join("ex.emd");
+    let o = Command::new(python()).arg(checker()).arg("--write-example").arg(&ex).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let src = dataset::open(&ex, &OpenOptions::default()).unwrap();
+    let out = tmp.path().join("ex2.emd");
+    let co = ConvertOptions { bin_detector: 2, bin_scan: 2, ..opts() };
+    convert::convert(src.as_ref(), &out, &co, &Progress::new("t", 0)).unwrap();
+    assert_eq!(emd::calibration(&ex), Some((2.5, "nm".into(), 0.1, "A^-1".into())));
+    let (r, ru, q, qu) = emd::calibration(&out).unwrap();
+    assert!((r - 5.0).abs() < 1e-9 && ru == "nm" && (q - 0.2).abs() < 1e-9 && qu == "A^-1", "{r} {ru} {q} {qu}");
+    let e = EmdDataset::open(&out, &OpenOptions::default()).unwrap();
+    assert_eq!(e.shape, [4, 3, 16, 12]);
+    let a = all_frames(src.as_ref());
+    let b = all_frames(&e);
+    // position (1, 2) of the output = sum of input positions (2..4, 4..6), each binned 2x2
+    let mut want = vec![0u32; 16 * 12];
+    for (sr, sc) in [(2, 4), (2, 5), (3, 4), (3, 5)] {
+        let f = &a[(sr * 6 + sc) * 32 * 24..][..32 * 24];
+        for y in 0..32 {
+            for x in 0..24 {
+                want[(y / 2) * 12 + x / 2] += f[y * 24 + x];
+            }
+        }
+    }
+    assert_eq!(&b[5 * 192..6 * 192], want.as_slice());
+}

@@ -426,16 +426,20 @@ fn convert_inner(
     };
     let geometry = pick_geometry(ds, plan)?;
     lap("geometry");
-    let (r_size, r_units) = (1.0, "pixels".to_string());
-    let q = plan.bd as f64;
+    // calibration: carried over from an EMD source, pixels for a .mib; scaled by the binning
+    let (r_size, r_units, q_size, q_units) = if ds.info().kind == "emd" {
+        emd::calibration(&ds.info().path).unwrap_or((1.0, "pixels".into(), 1.0, "pixels".into()))
+    } else {
+        (1.0, "pixels".into(), 1.0, "pixels".into())
+    };
     let spec = DatacubeSpec {
         shape: plan.out,
         pixel_type: plan.out_type,
         compress: opts.compress,
         r_pixel_size: r_size * plan.bs as f64,
         r_pixel_units: r_units,
-        q_pixel_size: q,
-        q_pixel_units: "pixels".into(),
+        q_pixel_size: q_size * plan.bd as f64,
+        q_pixel_units: q_units,
         acquisition: acquisition_md(ds),
         source_fingerprint: ds.fingerprint(),
         source_path: ds.info().path.display().to_string(),

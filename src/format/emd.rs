@@ -903,6 +903,28 @@ impl Dataset for EmdDataset {
     }
 }
 
+/// Calibration of an EMD datacube from its dims: (R step, R units, Q step, Q units). Units py4DSTEM
+/// would reject for Q (anything but pixels, A^-1, mrad) fall back to (1, "pixels").
+pub fn calibration(path: &Path) -> Option<(f64, String, f64, String)> {
+    let f = open_ro(path).ok()?;
+    let (group, layout) = find_datacube(&f, path).ok()?;
+    let g = f.group(&group).ok()?;
+    let d = g.dataset("data").ok()?;
+    let sh = d.shape();
+    let first = if layout == Layout::Emd1 { 0 } else { 1 };
+    let r = dim_info(&g, first, *sh.first()?, path, &group).ok().flatten();
+    let q = dim_info(&g, first + 2, *sh.get(2)?, path, &group).ok().flatten();
+    let (rs, ru) = match r {
+        Some((_, s, _, u)) if s.is_finite() && s > 0.0 && !u.is_empty() => (s, u),
+        _ => (1.0, "pixels".to_string()),
+    };
+    let (qs, qu) = match q {
+        Some((_, s, _, u)) if s.is_finite() && s > 0.0 && ["pixels", "A^-1", "mrad"].contains(&u.as_str()) => (s, u),
+        _ => (1.0, "pixels".to_string()),
+    };
+    Some((rs, ru, qs, qu))
+}
+
 // ---------------------------------------------------------------------------------------------
 // caches
 
