@@ -542,6 +542,23 @@ fn two_processes_lock_and_read_while_writing() {
 }
 
 #[test]
+fn truncated_acquisition_converts_with_empty_positions() {
+    let tmp = TempDir::new().unwrap();
+    let spec = SynthSpec { rows: 4, cols: 5, frames: Some(13), ..Default::default() };
+    let mib = synth(tmp.path(), "t.mib", &spec);
+    let out = tmp.path().join("t.emd");
+    let ds = convert_file(&mib, &out, &opts());
+    assert_eq!((ds.scan().rows, ds.scan().cols, ds.positions_present()), (4, 5, 13));
+    let e = EmdDataset::open(&out, &OpenOptions::default()).unwrap();
+    let b = all_frames(&e);
+    assert_eq!(b, all_frames(&ds));
+    assert!(b[13 * 65536..].iter().all(|&v| v == 0));
+    let ov = EmdFile::open(&out).unwrap().read_overviews().unwrap().unwrap();
+    assert_eq!(ov.positions_done, 13);
+    assert!(ov.sum[..13].iter().all(|v| *v > 0.0) && ov.sum[13..].iter().all(|v| v.is_nan()));
+}
+
+#[test]
 fn emd_to_emd_conversion_keeps_scaled_calibration() {
     let tmp = TempDir::new().unwrap();
     let ex = tmp.path().join("ex.emd");

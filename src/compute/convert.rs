@@ -580,6 +580,16 @@ fn convert_inner(
     ov.max_dp = acc.dp_max.iter().map(|&v| v as f32).collect();
     ov.positions_done = plan.out[0] * plan.out[1];
     ov.complete = true;
+    // a truncated acquisition: positions without frames are zero in the datacube, NaN (no data) in
+    // the overviews (exact for unbinned, uncropped conversions)
+    let present = ds.positions_present();
+    if plan.identity() && present < ov.positions_done {
+        for v in [&mut ov.sum, &mut ov.bf, &mut ov.adf, &mut ov.com_x, &mut ov.com_y] {
+            v[present..].fill(f32::NAN);
+        }
+        ov.positions_done = present;
+        ov.complete = false; // same convention as overview::compute
+    }
 
     let e = |x: hdf5::Error| Error::hdf5(part, x);
     let fp = emd::datacube_fingerprint(&data, part)?;
