@@ -128,7 +128,15 @@ fn synthetic_every_depth_round_trips_and_passes_emd_check() {
     for det in [256, 512] {
         for depth in [1u8, 6, 12, 24] {
             for raw in [false, true] {
-                let spec = SynthSpec { rows: 3, cols: 5, det, depth, raw, seed: depth as u64 + det as u64, ..Default::default() };
+                let spec = SynthSpec {
+                    rows: 3,
+                    cols: 5,
+                    det,
+                    depth,
+                    raw,
+                    seed: depth as u64 + det as u64,
+                    ..Default::default()
+                };
                 let name = format!("s{det}_{depth}_{raw}");
                 let mib = synth(tmp.path(), &format!("{name}.mib"), &spec);
                 let out = tmp.path().join(format!("{name}.emd"));
@@ -141,7 +149,11 @@ fn synthetic_every_depth_round_trips_and_passes_emd_check() {
                 // and equal to the model the synthetic file was made from
                 let npx = det * det;
                 for p in [0, 7, 14] {
-                    assert_eq!(&got[p * npx..(p + 1) * npx], synth::expected_frame(&spec, p).as_slice(), "{name} pos {p}");
+                    assert_eq!(
+                        &got[p * npx..(p + 1) * npx],
+                        synth::expected_frame(&spec, p).as_slice(),
+                        "{name} pos {p}"
+                    );
                 }
                 let want_chunks = vec![1, emd::chunk_k(e.shape, e.info().pixel_type), det, det];
                 assert_eq!(e.chunks.as_ref().unwrap(), &want_chunks, "{name}");
@@ -185,13 +197,23 @@ fn binning_and_crop_sum_exactly() {
         }
     }
     // bad options are refused with clear errors
-    let err = convert::convert(&ds, &tmp.path().join("x.emd"), &ConvertOptions { bin_detector: 3, ..opts() }, &Progress::new("t", 0))
-        .unwrap_err()
-        .to_string();
+    let err = convert::convert(
+        &ds,
+        &tmp.path().join("x.emd"),
+        &ConvertOptions { bin_detector: 3, ..opts() },
+        &Progress::new("t", 0),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("--bin-detector 3"), "{err}");
-    let err = convert::convert(&ds, &tmp.path().join("x.emd"), &ConvertOptions { crop: Some(((0, 9), (0, 2))), ..opts() }, &Progress::new("t", 0))
-        .unwrap_err()
-        .to_string();
+    let err = convert::convert(
+        &ds,
+        &tmp.path().join("x.emd"),
+        &ConvertOptions { crop: Some(((0, 9), (0, 2))), ..opts() },
+        &Progress::new("t", 0),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("--crop 0:9,0:2"), "{err}");
     let err = convert::convert(&ds, &out, &opts(), &Progress::new("t", 0)).unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
@@ -355,8 +377,10 @@ with h5py.File(sys.argv[4], 'w') as f:
     let names = ["empty.h5", "rank3.h5", "float.h5", "lying.h5"];
     let paths: Vec<PathBuf> = names.iter().map(|n| t.join(n)).collect();
     run_py(code, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>());
-    let msgs: Vec<String> =
-        paths.iter().map(|p| EmdDataset::open(p, &OpenOptions::default()).err().expect("must fail").to_string()).collect();
+    let msgs: Vec<String> = paths
+        .iter()
+        .map(|p| EmdDataset::open(p, &OpenOptions::default()).err().expect("must fail").to_string())
+        .collect();
     assert!(msgs[0].contains("empty.h5") && msgs[0].contains("no 4D datacube"), "{}", msgs[0]);
     assert!(msgs[1].contains("rank3.h5") && msgs[1].contains("expected 4 dimensions"), "{}", msgs[1]);
     assert!(msgs[2].contains("float.h5") && msgs[2].contains("integer"), "{}", msgs[2]);
@@ -519,7 +543,10 @@ fn two_processes_lock_and_read_while_writing() {
     let err = emd::lock_exclusive(&out, std::time::Duration::ZERO, &|_| {}).err().unwrap().to_string();
     assert!(err.contains(&format!("pid {}", child.id())) && err.contains("another emdtui process"), "{err}");
     // a second conversion to the same output is refused with the same message
-    let o = Command::new(bin()).args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"]).output().unwrap();
+    let o = Command::new(bin())
+        .args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("being written by another emdtui process"));
     // while the child writes caches, this process keeps browsing frames and listing caches

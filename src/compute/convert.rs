@@ -121,7 +121,10 @@ fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Plan> {
         return Err(Error::Invalid(format!("--bin-detector {}: must be 1, 2, 4 or 8", o.bin_detector)));
     }
     if dr % o.bin_detector != 0 || dc % o.bin_detector != 0 {
-        return Err(Error::Invalid(format!("--bin-detector {} does not divide the {dr}x{dc} detector", o.bin_detector)));
+        return Err(Error::Invalid(format!(
+            "--bin-detector {} does not divide the {dr}x{dc} detector",
+            o.bin_detector
+        )));
     }
     if o.bin_scan == 0 {
         return Err(Error::Invalid("--bin-scan must be at least 1".into()));
@@ -252,7 +255,10 @@ pub fn shuffle(src: &[u8], elem: usize) -> Vec<u8> {
 fn compress_chunk(raw: &[u8], elem: usize) -> Vec<u8> {
     use std::io::Write;
     let sh = shuffle(raw, elem);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::new(emd::deflate_level()));
+    let mut z = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(raw.len() / 4),
+        flate2::Compression::new(emd::deflate_level()),
+    );
     z.write_all(&sh).expect("in-memory zlib");
     z.finish().expect("in-memory zlib")
 }
@@ -386,7 +392,12 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
             if let Ok(d) = std::fs::File::open(dir) {
                 let _ = d.sync_all();
             }
-            Ok(ConvertReport { output: out.to_path_buf(), bytes_read: read, bytes_written: written, seconds: t0.elapsed().as_secs_f64() })
+            Ok(ConvertReport {
+                output: out.to_path_buf(),
+                bytes_read: read,
+                bytes_written: written,
+                seconds: t0.elapsed().as_secs_f64(),
+            })
         }
         Err(e) => {
             // judge "disk full" before the partial file is removed and frees its space
@@ -517,7 +528,10 @@ fn convert_inner(
             {
                 write_err = Some(Error::io(
                     part,
-                    std::io::Error::new(std::io::ErrorKind::StorageFull, "injected write failure (EMDTUI_FAIL_WRITE_AFTER)"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        "injected write failure (EMDTUI_FAIL_WRITE_AFTER)",
+                    ),
                 ));
                 break;
             }
@@ -534,7 +548,8 @@ fn convert_inner(
                 )
             });
             if rc < 0 {
-                write_err = Some(Error::hdf5(part, format!("writing chunk at scan row {} col {} failed", ch.row, ch.col)));
+                write_err =
+                    Some(Error::hdf5(part, format!("writing chunk at scan row {} col {} failed", ch.row, ch.col)));
                 break;
             }
             t_write += t1.elapsed().as_secs_f64();
@@ -567,7 +582,13 @@ fn convert_inner(
     for (a, o, r) in it {
         acc.merge_patterns(&a);
         read_total += r;
-        for (dst, src) in [(&mut ov.sum, &o.sum), (&mut ov.bf, &o.bf), (&mut ov.adf, &o.adf), (&mut ov.com_x, &o.com_x), (&mut ov.com_y, &o.com_y)] {
+        for (dst, src) in [
+            (&mut ov.sum, &o.sum),
+            (&mut ov.bf, &o.bf),
+            (&mut ov.adf, &o.adf),
+            (&mut ov.com_x, &o.com_x),
+            (&mut ov.com_y, &o.com_y),
+        ] {
             for (d, s) in dst.iter_mut().zip(src) {
                 if !s.is_nan() {
                     *d = *s;
@@ -621,7 +642,6 @@ fn convert_inner(
     let _ = raw_bytes;
     Ok((read_total, size))
 }
-
 
 #[cfg(test)]
 mod tests {

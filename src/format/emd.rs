@@ -106,7 +106,10 @@ fn md_bool(g: &hdf5::Group, name: &str, v: bool) -> hdf5::Result<()> {
 }
 
 fn write_dim(g: &hdf5::Group, k: usize, name: &str, units: &str, offset: f64, step: f64) -> hdf5::Result<()> {
-    let d = g.new_dataset_builder().with_data(&ndarray::arr1(&[offset, offset + step])).create(format!("dim{k}").as_str())?;
+    let d = g
+        .new_dataset_builder()
+        .with_data(&ndarray::arr1(&[offset, offset + step]))
+        .create(format!("dim{k}").as_str())?;
     set_str_attr(&d, "name", name)?;
     set_str_attr(&d, "units", units)
 }
@@ -618,7 +621,13 @@ struct Direct {
     deflate: bool,
 }
 
-fn dim_info(g: &hdf5::Group, k: usize, len: usize, path: &Path, gpath: &str) -> Result<Option<(f64, f64, String, String)>> {
+fn dim_info(
+    g: &hdf5::Group,
+    k: usize,
+    len: usize,
+    path: &Path,
+    gpath: &str,
+) -> Result<Option<(f64, f64, String, String)>> {
     let Ok(d) = g.dataset(&format!("dim{k}")) else { return Ok(None) };
     let v: Vec<f64> = match d.read_raw::<f64>() {
         Ok(v) => v,
@@ -627,7 +636,10 @@ fn dim_info(g: &hdf5::Group, k: usize, len: usize, path: &Path, gpath: &str) -> 
     if !(v.len() == 1 || v.len() == 2 || v.len() == len) {
         return Err(Error::format(
             path,
-            format!("{gpath}/dim{k} has {} entries but that axis has length {len} (dims do not match the data)", v.len()),
+            format!(
+                "{gpath}/dim{k} has {} entries but that axis has length {len} (dims do not match the data)",
+                v.len()
+            ),
         ));
     }
     let step = if v.len() >= 2 { v[1] - v[0] } else { 1.0 };
@@ -655,7 +667,10 @@ impl EmdDataset {
         let d = f.dataset(&dpath).map_err(|e| Error::format(path, format!("{dpath}: {e}")))?;
         let sh = d.shape();
         if sh.len() != 4 {
-            return Err(Error::format(path, format!("{dpath} has shape {sh:?}: expected 4 dimensions (Rx, Ry, Qx, Qy)")));
+            return Err(Error::format(
+                path,
+                format!("{dpath} has shape {sh:?}: expected 4 dimensions (Rx, Ry, Qx, Qy)"),
+            ));
         }
         if sh.contains(&0) {
             return Err(Error::format(path, format!("{dpath} has shape {sh:?}: empty axis")));
@@ -670,10 +685,13 @@ impl EmdDataset {
         }
         let mut metadata: Vec<(String, String)> = vec![
             ("file".into(), path.display().to_string()),
-            ("format".into(), match layout {
-                Layout::Emd1 => "EMD 1.0".into(),
-                Layout::Legacy => "EMD 0.x (legacy datacube layout)".into(),
-            }),
+            (
+                "format".into(),
+                match layout {
+                    Layout::Emd1 => "EMD 1.0".into(),
+                    Layout::Legacy => "EMD 0.x (legacy datacube layout)".into(),
+                },
+            ),
             ("datacube".into(), format!("/{dpath}")),
             ("shape".into(), format!("{} x {} scan, {} x {} detector", shape[0], shape[1], shape[2], shape[3])),
             ("dtype".into(), pixel_type.name().into()),
@@ -692,10 +710,11 @@ impl EmdDataset {
                 // (and the raw chunk bytes must be in the native type: unsigned only)
                 let little = d.dtype().is_ok_and(|t| {
                     let id = t.id();
-                    hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tget_order(id) }) == hdf5_sys::h5t::H5T_order_t::H5T_ORDER_LE
+                    hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tget_order(id) })
+                        == hdf5_sys::h5t::H5T_order_t::H5T_ORDER_LE
                 });
-                let native = little
-                    && matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Unsigned(_)));
+                let native =
+                    little && matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Unsigned(_)));
                 (deflate && native && (fl.len() == 1 || shuffle)).then_some(Direct { k: c[1], shuffle, deflate })
             }
             _ => None,
@@ -742,10 +761,27 @@ impl EmdDataset {
         };
         let slot = Arc::new(Mutex::new(Some((f, d))));
         READERS.lock().unwrap().push((canon(path), Arc::downgrade(&slot)));
-        Ok(EmdDataset { info, path: path.to_path_buf(), group, layout, shape, chunks, compression, fingerprint, slot, direct })
+        Ok(EmdDataset {
+            info,
+            path: path.to_path_buf(),
+            group,
+            layout,
+            shape,
+            chunks,
+            compression,
+            fingerprint,
+            slot,
+            direct,
+        })
     }
 
-    fn read_block<T: hdf5::H5Type + Copy>(&self, d: &hdf5::Dataset, start: usize, count: usize, out: &mut [T]) -> Result<()> {
+    fn read_block<T: hdf5::H5Type + Copy>(
+        &self,
+        d: &hdf5::Dataset,
+        start: usize,
+        count: usize,
+        out: &mut [T],
+    ) -> Result<()> {
         let [_, ry, qx, qy] = self.shape;
         let npx = qx * qy;
         let mut p = start;
@@ -805,13 +841,22 @@ impl EmdDataset {
             raw.resize(size as usize, 0);
             let mut fm: u32 = 0;
             let rc = unsafe {
-                hdf5_sys::h5d::H5Dread_chunk(did, hdf5_sys::h5p::H5P_DEFAULT, offset.as_ptr(), &mut fm, raw.as_mut_ptr().cast())
+                hdf5_sys::h5d::H5Dread_chunk(
+                    did,
+                    hdf5_sys::h5p::H5P_DEFAULT,
+                    offset.as_ptr(),
+                    &mut fm,
+                    raw.as_mut_ptr().cast(),
+                )
             };
             if rc < 0 {
                 return Err(Error::hdf5(path, format!("reading the chunk at scan row {r} col {c0}")));
             }
             if fm != 0 {
-                return Err(Error::format(path, format!("chunk at scan row {r} col {c0} skipped a filter (mask {fm:#x})")));
+                return Err(Error::format(
+                    path,
+                    format!("chunk at scan row {r} col {c0} skipped a filter (mask {fm:#x})"),
+                ));
             }
             Ok(Some(()))
         })
@@ -823,9 +868,15 @@ impl EmdDataset {
         let data: &[u8] = if dr.deflate {
             tmp = vec![0u8; chunk.len()];
             let mut z = flate2::Decompress::new(true);
-            let st = z.decompress(raw, &mut tmp, flate2::FlushDecompress::Finish).map_err(|e| bad(format!("corrupt compressed chunk: {e}")))?;
+            let st = z
+                .decompress(raw, &mut tmp, flate2::FlushDecompress::Finish)
+                .map_err(|e| bad(format!("corrupt compressed chunk: {e}")))?;
             if z.total_out() as usize != chunk.len() || st != flate2::Status::StreamEnd {
-                return Err(bad(format!("compressed chunk decodes to {} bytes, expected {}", z.total_out(), chunk.len())));
+                return Err(bad(format!(
+                    "compressed chunk decodes to {} bytes, expected {}",
+                    z.total_out(),
+                    chunk.len()
+                )));
             }
             &tmp
         } else {
@@ -946,7 +997,8 @@ pub struct CacheEntry {
 }
 
 /// The names under `cached/` that make up the overviews.
-pub const OVERVIEW_ENTRIES: [&str; 7] = ["com_x", "com_y", "dp_max", "dp_mean", "virtual_adf", "virtual_bf", "virtual_sum"];
+pub const OVERVIEW_ENTRIES: [&str; 7] =
+    ["com_x", "com_y", "dp_max", "dp_mean", "virtual_adf", "virtual_bf", "virtual_sum"];
 const MASK_ENTRY: &str = "virtual_mask";
 
 /// An EMD file's caches (the datacube fingerprint is computed at open).
@@ -1072,7 +1124,10 @@ impl EmdFile {
         };
         let mask = get(MASK_ENTRY);
         let n = rx * ry;
-        if [&sum, &bf, &adf, &com_x, &com_y].iter().any(|v| v.len() != n) || mean_dp.len() != qx * qy || max_dp.len() != qx * qy {
+        if [&sum, &bf, &adf, &com_x, &com_y].iter().any(|v| v.len() != n)
+            || mean_dp.len() != qx * qy
+            || max_dp.len() != qx * qy
+        {
             return Ok(None);
         }
         let Some(params) = params else { return Ok(None) };
