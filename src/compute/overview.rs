@@ -142,7 +142,7 @@ pub fn auto_geometry(mean_dp: &[f32], det_rows: usize, det_cols: usize) -> Geome
 
 /// Find the bright-field disk (centre, radius) in a mean pattern: threshold at half of the
 /// robust maximum (99.95th percentile, so a few hot pixels do not count), keep the connected
-/// region (4-neighbour) with the largest total intensity, and take its intensity-weighted
+/// region (4-neighbour) with the largest area, and take its intensity-weighted
 /// centroid and the radius of a disk of the same area.
 pub fn find_bf_disk(mean_dp: &[f32], rows: usize, cols: usize) -> Option<((f32, f32), f32)> {
     if mean_dp.len() != rows * cols || mean_dp.is_empty() {
@@ -193,8 +193,9 @@ pub fn find_bf_disk(mean_dp: &[f32], rows: usize, cols: usize) -> Option<((f32, 
             }
         }
         stats.push((n, w, wy, wx));
-        if best.is_none_or(|(bw, _)| w > bw) {
-            best = Some((w, next));
+        // the largest region wins (hot pixels are bright but tiny)
+        if best.is_none_or(|(bn, _)| n > bn) {
+            best = Some((n, next));
         }
     }
     let (_, l) = best?;
