@@ -208,9 +208,9 @@ pub fn find_bf_disk(mean_dp: &[f32], rows: usize, cols: usize) -> Option<((f32, 
 }
 
 /// Pixel types the kernel is generic over (no conversion of the frames).
-trait Px: Copy + Ord + Default + Send + Sync + 'static {
+trait Px: crate::format::mib::Pixel + Copy + Ord + Default + Send + Sync + 'static {
     /// Wide enough for a row sum, a column sum over a frame, and `FLUSH` frames per pixel.
-    type W: Copy + Default + Send + std::ops::AddAssign + Into<u64> + 'static;
+    type W: Copy + Default + Send + std::ops::AddAssign + std::ops::Add<Output = Self::W> + Into<u64> + 'static;
     const FLUSH: u64;
     fn w(self) -> Self::W;
     fn u32(self) -> u32;
@@ -230,17 +230,22 @@ struct KScratch {
     max32: Vec<u32>,
     /// Frames in `acc*` not yet flushed into `dp_sum`.
     pending: u64,
+    /// Pixel type of the pending sums.
+    pt: Option<crate::format::mib::PixelType>,
 }
 
 impl Px for u8 {
     type W = u32;
     const FLUSH: u64 = (u32::MAX / 255) as u64;
+    #[inline(always)]
     fn w(self) -> u32 {
         self as u32
     }
+    #[inline(always)]
     fn u32(self) -> u32 {
         self as u32
     }
+    #[inline(always)]
     fn f32(self) -> f32 {
         self as f32
     }
@@ -251,12 +256,15 @@ impl Px for u8 {
 impl Px for u16 {
     type W = u32;
     const FLUSH: u64 = 65536;
+    #[inline(always)]
     fn w(self) -> u32 {
         self as u32
     }
+    #[inline(always)]
     fn u32(self) -> u32 {
         self as u32
     }
+    #[inline(always)]
     fn f32(self) -> f32 {
         self as f32
     }
@@ -267,17 +275,38 @@ impl Px for u16 {
 impl Px for u32 {
     type W = u64;
     const FLUSH: u64 = u32::MAX as u64;
+    #[inline(always)]
     fn w(self) -> u64 {
         self as u64
     }
+    #[inline(always)]
     fn u32(self) -> u32 {
         self
     }
+    #[inline(always)]
     fn f32(self) -> f32 {
         self as f32
     }
     fn bufs(s: &mut KScratch) -> (&mut Vec<u64>, &mut Vec<u64>, &mut Vec<u32>) {
         (&mut s.acc64, &mut s.col64, &mut s.max32)
+    }
+}
+
+#[inline(always)]
+fn pattern1<T: Px>(acc: &mut [T::W], mx: &mut [T], f: &[T]) {
+    for ((a, m), p) in acc.iter_mut().zip(mx.iter_mut()).zip(f) {
+        *a += p.w();
+        *m = (*m).max(*p);
+    }
+}
+
+#[inline(always)]
+fn pattern4<T: Px>(acc: &mut [T::W], mx: &mut [T], f0: &[T], f1: &[T], f2: &[T], f3: &[T]) {
+    let n = acc.len().min(mx.len()).min(f0.len()).min(f1.len()).min(f2.len()).min(f3.len());
+    let (acc, mx, f0, f1, f2, f3) = (&mut acc[..n], &mut mx[..n], &f0[..n], &f1[..n], &f2[..n], &f3[..n]);
+    for i in 0..n {
+        acc[i] += (f0[i].w() + f1[i].w()) + (f2[i].w() + f3[i].w());
+        mx[i] = mx[i].max(f0[i].max(f1[i]).max(f2[i].max(f3[i])));
     }
 }
 
@@ -298,8 +327,9 @@ struct Vals {
 /// The kernel is generic over the pixel type and does, per pixel, one fused pass (row sum,
 /// column sum for CoM x, pattern sum, pattern max); BF and ADF are sums over precomputed
 /// column intervals of each row (a disk meets a row in one interval, an annulus in at most two),
-/// CoM y comes from the row sums. Pattern sums are kept in integers and flushed into `dp_sum`
-/// at the end of every [`add`](Accumulator::add), so `dp_sum`/`dp_max`/`frames` are always current.
+/// CoM y comes from the row sums. Pattern sums are kept in integers (one read-modify-write per
+/// 4 frames) and flushed into `dp_sum` at the end of every [`add`](Accumulator::add), so
+/// `dp_sum`/`dp_max`/`frames` are current after each `add` ([`compute`] flushes only at the end).
 pub struct Accumulator {
     det_rows: usize,
     det_cols: usize,
@@ -376,6 +406,7 @@ impl Accumulator {
     /// Add frames for positions `first..first+n` (frames = n * det pixels) into `out`.
     pub fn add(&mut self, first: usize, frames: &FrameBuf, out: &mut Overviews) {
         let n = self.compute_block(frames);
+        self.flush_pending();
         let v = &self.vals;
         let end = (first + n).min(out.sum.len());
         let m = end.saturating_sub(first);
@@ -409,31 +440,67 @@ impl Accumulator {
     }
 
     fn block_typed<T: Px>(&mut self, f: &[T], n: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above)
+            unsafe { self.block_avx2(f, n) };
+            return;
+        }
+        self.block_impl(f, n)
+    }
+
+    /// The same kernel compiled for AVX2 (twice the vector width of the x86-64 baseline).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2<T: Px>(&mut self, f: &[T], n: usize) {
+        self.block_impl(f, n)
+    }
+
+    #[inline(always)]
+    fn block_impl<T: Px>(&mut self, f: &[T], n: usize) {
         let (rows, cols) = (self.det_rows, self.det_cols);
         let npx = rows * cols;
+        if self.ks.pt != Some(crate::dataset::pixel_type_of(f)) {
+            self.flush_pending();
+            self.ks.pt = Some(crate::dataset::pixel_type_of(f));
+        }
         {
             let (acc, col, mx) = T::bufs(&mut self.ks);
             acc.resize(npx, T::W::default());
             col.resize(cols, T::W::default());
             mx.resize(npx, T::default());
         }
-        for k in 0..n {
-            if self.ks.pending >= T::FLUSH {
+        // pattern sums and maxima: one read-modify-write of the (L2-resident) pattern buffers
+        // per group of up to 4 frames
+        let mut k = 0;
+        while k < n {
+            let g = (n - k).min(4);
+            if self.ks.pending + g as u64 > T::FLUSH {
                 self.flush::<T>();
             }
+            let (acc, _, mxb) = T::bufs(&mut self.ks);
+            let fr = |j: usize| &f[(k + j.min(g - 1)) * npx..(k + j.min(g - 1) + 1) * npx];
+            match g {
+                4 => pattern4(acc, mxb, fr(0), fr(1), fr(2), fr(3)),
+                _ => {
+                    for j in 0..g {
+                        pattern1(acc, mxb, fr(j));
+                    }
+                }
+            }
+            self.ks.pending += g as u64;
+            k += g;
+        }
+        for k in 0..n {
             let fr = &f[k * npx..(k + 1) * npx];
-            let (acc, col, mxb) = T::bufs(&mut self.ks);
+            let (_, col, _) = T::bufs(&mut self.ks);
             let (mut s, mut my) = (0u64, 0u128);
             for y in 0..rows {
                 let row = &fr[y * cols..(y + 1) * cols];
-                let arow = &mut acc[y * cols..(y + 1) * cols];
-                let mrow = &mut mxb[y * cols..(y + 1) * cols];
                 let mut rs = T::W::default();
-                for (((p, c), a), m) in row.iter().zip(col.iter_mut()).zip(arow.iter_mut()).zip(mrow.iter_mut()) {
+                for (p, c) in row.iter().zip(col.iter_mut()) {
                     let w = p.w();
                     *c += w;
-                    *a += w;
-                    *m = (*m).max(*p);
                     rs += w;
                 }
                 let rs: u64 = rs.into();
@@ -489,10 +556,18 @@ impl Accumulator {
                 }
                 self.vals.mask[k] = t as f32;
             }
-            self.ks.pending += 1;
             self.frames += 1;
         }
-        self.flush::<T>();
+    }
+
+    /// Move pending integer pattern sums into `dp_sum` / `dp_max` (whatever the pixel type).
+    fn flush_pending(&mut self) {
+        match self.ks.pt {
+            Some(crate::format::mib::PixelType::U8) => self.flush::<u8>(),
+            Some(crate::format::mib::PixelType::U16) => self.flush::<u16>(),
+            Some(crate::format::mib::PixelType::U32) => self.flush::<u32>(),
+            None => {}
+        }
     }
 
     /// Move the integer pattern sums and maxima into `dp_sum` / `dp_max`.
@@ -581,11 +656,12 @@ fn frame_cost(ds: &dyn Dataset) -> u64 {
 }
 
 /// Positions per read block for `threads` workers within `budget` (half of it for frames in
-/// flight, the rest for results, patterns and slack); at most ~16 MiB of decoded frames per block.
+/// flight, the rest for results, patterns and slack); about 1 MiB of decoded frames per block (cache-sized).
 pub fn block_len(ds: &dyn Dataset, budget: u64, threads: usize) -> usize {
     let cost = frame_cost(ds).max(1);
     let by_budget = budget / 2 / (threads.max(1) as u64 * cost);
-    let by_size = (16u64 << 20) / cost;
+    // small blocks stay in the CPU caches between the read, the decode and the kernel
+    let by_size = (2u64 << 20) / cost;
     by_budget.min(by_size).clamp(1, 4096) as usize
 }
 
@@ -663,6 +739,7 @@ fn run_tasks(
                     stop.store(true, Ordering::Relaxed);
                     err.lock().unwrap().get_or_insert(e);
                 }
+                acc.flush_pending();
                 accs.lock().unwrap().push(acc);
             });
         }
