@@ -661,7 +661,8 @@ pub fn block_len(ds: &dyn Dataset, budget: u64, threads: usize) -> usize {
     let cost = frame_cost(ds).max(1);
     let by_budget = budget / 2 / (threads.max(1) as u64 * cost);
     // small blocks stay in the CPU caches between the read, the decode and the kernel
-    let by_size = (2u64 << 20) / cost;
+    let target = std::env::var("EMDTUI_BLOCK_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(2u64 << 20);
+    let by_size = target / cost;
     by_budget.min(by_size).clamp(1, 4096) as usize
 }
 
