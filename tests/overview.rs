@@ -62,7 +62,13 @@ fn close(a: f32, b: f64, rel: f64, abs: f64) -> bool {
     (a as f64 - b).abs() <= abs + rel * b.abs()
 }
 
-fn check_against_reference(ds: &dyn Dataset, o: &Overviews, g: &Geometry, mask: Option<&[f32]>, spec: Option<&SynthSpec>) {
+fn check_against_reference(
+    ds: &dyn Dataset,
+    o: &Overviews,
+    g: &Geometry,
+    mask: Option<&[f32]>,
+    spec: Option<&SynthSpec>,
+) {
     let (rows, cols) = ds.det();
     let present = ds.positions_present();
     let n = ds.scan().positions();
@@ -133,8 +139,9 @@ fn every_detector_matches_reference_on_synthetic_data() {
         let mask = Arc::new(test_mask(rows, cols));
         // small budget: many blocks of a few frames
         let budget = 6 * (rows * cols * 4) as u64;
-        let o = overview::compute(&ds, &g1, &opts(budget, Some(mask.clone()), true), &Progress::new("t", 0), &no_partial)
-            .unwrap();
+        let o =
+            overview::compute(&ds, &g1, &opts(budget, Some(mask.clone()), true), &Progress::new("t", 0), &no_partial)
+                .unwrap();
         check_against_reference(&ds, &o, &g1, Some(&mask), Some(spec));
         let (g2, _) = overview::estimate_geometry(&ds, 64, &Progress::new("g", 0)).unwrap();
         let o2 = overview::compute(&ds, &g2, &opts(1 << 30, None, false), &Progress::new("t", 0), &no_partial).unwrap();
@@ -196,7 +203,10 @@ fn sum_image_matches_ground_truth_for_every_real_file() {
         }
         let total: f64 = o.mean_dp.iter().map(|&v| v as f64).sum::<f64>() * present as f64;
         let want: u64 = (0..present).map(|p| sums[ds.scan().frame_of(p)]).sum();
-        assert!((total - want as f64).abs() <= 1e-4 * want as f64 + 1.0, "{name}: mean pattern total {total} vs {want}");
+        assert!(
+            (total - want as f64).abs() <= 1e-4 * want as f64 + 1.0,
+            "{name}: mean pattern total {total} vs {want}"
+        );
     }
 }
 
@@ -377,9 +387,13 @@ fn cli_writes_float32_images_and_masks() {
     let mnpy = dir.path().join("m.npy");
     ndarray_npy::write_npy(&mnpy, &ndarray::Array2::from_shape_vec((256, 256), mask.clone()).unwrap()).unwrap();
     let mpng = dir.path().join("m.png");
-    image::GrayImage::from_raw(256, 256, mask.iter().map(|&b| if b { 255 } else { 0 }).collect()).unwrap().save(&mpng).unwrap();
+    image::GrayImage::from_raw(256, 256, mask.iter().map(|&b| if b { 255 } else { 0 }).collect())
+        .unwrap()
+        .save(&mpng)
+        .unwrap();
     let mf: Vec<f32> = mask.iter().map(|&b| b as u8 as f32).collect();
-    let om = overview::compute(&ds, &g, &opts(1 << 30, Some(Arc::new(mf)), false), &Progress::new("t", 0), &no_partial).unwrap();
+    let om = overview::compute(&ds, &g, &opts(1 << 30, Some(Arc::new(mf)), false), &Progress::new("t", 0), &no_partial)
+        .unwrap();
     for m in [&mnpy, &mpng] {
         let out = dir.path().join("mask.tiff");
         emdtui()
@@ -417,7 +431,10 @@ fn cli_bad_input_is_a_clear_error_and_leaves_no_output() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--center".into(), "300,10".into()], "outside"),
         (vec!["--center=-1,10".into()], "outside"),
-        (vec!["--detector".into(), "adf".into(), "--inner".into(), "50".into(), "--outer".into(), "40".into()], "smaller"),
+        (
+            vec!["--detector".into(), "adf".into(), "--inner".into(), "50".into(), "--outer".into(), "40".into()],
+            "smaller",
+        ),
         (vec!["--detector".into(), "bf".into(), "--inner".into(), "1000".into()], "outside the frame"),
         (vec!["--detector".into(), "bf".into(), "--inner".into(), "0".into()], "positive"),
         (vec!["--detector".into(), format!("mask:{}", small.display())], "does not match"),
@@ -446,6 +463,7 @@ fn cli_bad_input_is_a_clear_error_and_leaves_no_output() {
         .stderr(predicates::str::contains("does not exist"));
     assert!(!dir.path().join("nodir").exists());
     // no stray temp files
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     assert!(names.iter().all(|n| !n.contains(".part")), "{names:?}");
 }

@@ -180,14 +180,16 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
     let (want, mask_path) = parse_detector(&a.det.detector)?;
-    let kind_default_cmap = if want == Want::Image(DetectorKind::DpcAngle) { Colormap::Twilight } else { Colormap::Viridis };
+    let kind_default_cmap =
+        if want == Want::Image(DetectorKind::DpcAngle) { Colormap::Twilight } else { Colormap::Viridis };
     let disp = crate::cli::info::display_params(&a.cmap, &a.scale, kind_default_cmap)?;
     let budget = cli.memory_budget()?;
     let roi = a.roi.as_deref().map(parse_roi).transpose()?;
     if roi.is_some() && want != Want::MeanDp {
         bail!("--roi applies to --detector mean only");
     }
-    let center: Option<(f32, f32)> = a.det.center.as_deref().map(|c| crate::cli::parse_pair(c, "--center")).transpose()?;
+    let center: Option<(f32, f32)> =
+        a.det.center.as_deref().map(|c| crate::cli::parse_pair(c, "--center")).transpose()?;
     let ds = dataset::open(&a.file, &cli.open.options()?)?;
     let (dr, dc) = ds.det();
     let scan = ds.scan().clone();
@@ -277,10 +279,16 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
             }
             let opts = ComputeOptions { memory_budget: budget, mask: mask.clone(), coarse_first: true };
             let tc = Instant::now();
+            if timing {
+                eprintln!("timing: open + geometry estimate {:.3} s", t0.elapsed().as_secs_f64());
+            }
             let on_partial = |_: &Overviews| {
                 let mut f = first_partial.lock().unwrap();
                 if f.is_none() {
                     *f = Some(tc.elapsed().as_secs_f64());
+                    if timing {
+                        eprintln!("timing: first (coarse) partial {:.3} s after start", t0.elapsed().as_secs_f64());
+                    }
                 }
             };
             let o = overview::compute(ds.as_ref(), &geom, &opts, &progress, &on_partial)?;

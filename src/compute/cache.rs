@@ -70,8 +70,12 @@ pub fn load(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> Opti
     let o = decode(&b, &k, geometry)?;
     let (dr, dc) = ds.det();
     let s = ds.scan();
-    (o.scan_rows == s.rows && o.scan_cols == s.cols && o.det_rows == dr && o.det_cols == dc && o.mask.is_some() == mask.is_some())
-        .then_some(o)
+    (o.scan_rows == s.rows
+        && o.scan_cols == s.cols
+        && o.det_rows == dr
+        && o.det_cols == dc
+        && o.mask.is_some() == mask.is_some())
+    .then_some(o)
 }
 
 /// Store results (only complete passes should be stored; the caller decides). Returns the path.
@@ -113,7 +117,16 @@ fn encode(o: &Overviews, key: &str) -> Vec<u8> {
     b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     b.extend_from_slice(&(key.len() as u32).to_le_bytes());
     b.extend_from_slice(key.as_bytes());
-    for v in [o.scan_rows, o.scan_cols, o.det_rows, o.det_cols, o.mask.is_some() as usize, o.positions_done, o.complete as usize, 0] {
+    for v in [
+        o.scan_rows,
+        o.scan_cols,
+        o.det_rows,
+        o.det_cols,
+        o.mask.is_some() as usize,
+        o.positions_done,
+        o.complete as usize,
+        0,
+    ] {
         b.extend_from_slice(&(v as u64).to_le_bytes());
     }
     let mut arrays: Vec<&[f32]> = vec![&o.sum, &o.bf, &o.adf, &o.com_x, &o.com_y];

@@ -29,8 +29,14 @@ pub enum DetectorKind {
 
 impl DetectorKind {
     /// The order `m` cycles through in the UI.
-    pub const CYCLE: [DetectorKind; 6] =
-        [DetectorKind::Sum, DetectorKind::Bf, DetectorKind::Adf, DetectorKind::ComX, DetectorKind::ComY, DetectorKind::DpcMag];
+    pub const CYCLE: [DetectorKind; 6] = [
+        DetectorKind::Sum,
+        DetectorKind::Bf,
+        DetectorKind::Adf,
+        DetectorKind::ComX,
+        DetectorKind::ComY,
+        DetectorKind::DpcMag,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             DetectorKind::Sum => "sum",
@@ -107,7 +113,6 @@ pub struct ComputeOptions {
     /// Compute a strided subset first and report it as a partial result.
     pub coarse_first: bool,
 }
-
 
 impl Default for ComputeOptions {
     fn default() -> Self {
@@ -429,7 +434,8 @@ impl Accumulator {
             return 0;
         }
         let n = frames.len() / npx;
-        for v in [&mut self.vals.sum, &mut self.vals.bf, &mut self.vals.adf, &mut self.vals.com_x, &mut self.vals.com_y] {
+        for v in [&mut self.vals.sum, &mut self.vals.bf, &mut self.vals.adf, &mut self.vals.com_x, &mut self.vals.com_y]
+        {
             v.resize(n, 0.0);
         }
         if self.mask.is_some() {
@@ -531,7 +537,10 @@ impl Accumulator {
             self.vals.bf[k] = bf as f32;
             self.vals.adf[k] = adf as f32;
             let (cx, cy) = if s > 0 {
-                ((mx as f64 / s as f64 - self.origin.1 as f64) as f32, (my as f64 / s as f64 - self.origin.0 as f64) as f32)
+                (
+                    (mx as f64 / s as f64 - self.origin.1 as f64) as f32,
+                    (my as f64 / s as f64 - self.origin.0 as f64) as f32,
+                )
             } else {
                 (0.0, 0.0)
             };
@@ -576,7 +585,9 @@ impl Accumulator {
             return;
         }
         let (acc, _, mx) = T::bufs(&mut self.ks);
-        for ((d, a), (dm, m)) in self.dp_sum.iter_mut().zip(acc.iter_mut()).zip(self.dp_max.iter_mut().zip(mx.iter_mut())) {
+        for ((d, a), (dm, m)) in
+            self.dp_sum.iter_mut().zip(acc.iter_mut()).zip(self.dp_max.iter_mut().zip(mx.iter_mut()))
+        {
             let v: u64 = (*a).into();
             *d += v as f64;
             *a = T::W::default();
@@ -676,13 +687,17 @@ pub fn coarse_stride(ds: &dyn Dataset) -> usize {
     ((n / target).sqrt().ceil() as usize).max(2)
 }
 
+/// Threads for the scattered single-frame reads of the coarse pass and the geometry estimate.
+const IO_THREADS: usize = 8;
+
 /// Shared state of a pass.
 struct Shared {
     out: Overviews,
     last_partial: Instant,
 }
 
-/// Run read+accumulate over `tasks` (position ranges) on the rayon pool, one worker per thread,
+/// Run read+accumulate over `tasks` (position ranges) on the rayon pool (or on `io_threads`
+/// plain threads for scattered small reads), one worker per thread,
 /// each reusing its frame buffer, read scratch and accumulator. Values are written into
 /// `shared.out` (when `write`), `positions_done` counted when `exact`, and `on_partial` called at
 /// most every 100 ms when given. Returns the merged accumulator (patterns of the frames read).
@@ -696,55 +711,67 @@ fn run_tasks(
     exact: bool,
     progress: &Progress,
     on_partial: Option<&(dyn Fn(&Overviews) + Sync)>,
+    io_threads: Option<usize>,
 ) -> Result<Accumulator> {
     let (dr, dc) = ds.det();
     let pt = ds.info().pixel_type;
     let raw_bytes = frame_cost(ds) / 2;
-    let threads = rayon::current_num_threads().min(tasks.len()).max(1);
+    let threads = io_threads.unwrap_or_else(rayon::current_num_threads).min(tasks.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let err: Mutex<Option<Error>> = Mutex::new(None);
     let accs: Mutex<Vec<Accumulator>> = Mutex::new(Vec::new());
     let with_mask = mask.is_some();
-    rayon::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|_| {
-                let mut buf = FrameBuf::new(pt);
-                let mut scratch = ReadScratch::default();
-                let mut acc = Accumulator::new(geometry, dr, dc, mask.clone());
-                let r = (|| -> Result<()> {
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(());
-                        }
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(start, n)) = tasks.get(i) else { return Ok(()) };
-                        progress.check()?;
-                        ds.read_positions(start, n, &mut buf, &mut scratch)?;
-                        acc.compute_block(&buf);
-                        let mut sh = shared.lock().unwrap();
-                        sh.out.copy_vals(start, &acc.vals, n, with_mask);
-                        if exact {
-                            sh.out.positions_done += n;
-                        }
-                        progress.add(n as u64, n as u64 * raw_bytes);
-                        if let Some(cb) = on_partial
-                            && sh.last_partial.elapsed().as_millis() >= 100
-                        {
-                            sh.last_partial = Instant::now();
-                            cb(&sh.out);
-                        }
-                    }
-                })();
-                if let Err(e) = r {
-                    stop.store(true, Ordering::Relaxed);
-                    err.lock().unwrap().get_or_insert(e);
+    let worker = || {
+        let mut buf = FrameBuf::new(pt);
+        let mut scratch = ReadScratch::default();
+        let mut acc = Accumulator::new(geometry, dr, dc, mask.clone());
+        let r = (|| -> Result<()> {
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
                 }
-                acc.flush_pending();
-                accs.lock().unwrap().push(acc);
-            });
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(start, n)) = tasks.get(i) else {
+                    return Ok(());
+                };
+                progress.check()?;
+                ds.read_positions(start, n, &mut buf, &mut scratch)?;
+                acc.compute_block(&buf);
+                let mut sh = shared.lock().unwrap();
+                sh.out.copy_vals(start, &acc.vals, n, with_mask);
+                if exact {
+                    sh.out.positions_done += n;
+                }
+                progress.add(n as u64, n as u64 * raw_bytes);
+                if let Some(cb) = on_partial
+                    && sh.last_partial.elapsed().as_millis() >= 100
+                {
+                    sh.last_partial = Instant::now();
+                    cb(&sh.out);
+                }
+            }
+        })();
+        if let Err(e) = r {
+            stop.store(true, Ordering::Relaxed);
+            err.lock().unwrap().get_or_insert(e);
         }
-    });
+        acc.flush_pending();
+        accs.lock().unwrap().push(acc);
+    };
+    match io_threads {
+        // many small scattered reads (coarse pass): more threads than cores keep the disk busy
+        Some(_) => std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(worker);
+            }
+        }),
+        None => rayon::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|_| worker());
+            }
+        }),
+    }
     if let Some(e) = err.into_inner().unwrap() {
         return Err(e);
     }
@@ -844,19 +871,17 @@ pub fn compute(
         Vec::new()
     };
     progress.set_total((present + coarse.len()) as u64);
-    let shared = Mutex::new(Shared {
-        out: Overviews::empty(ds, geometry, mask.is_some()),
-        last_partial: Instant::now(),
-    });
+    let shared =
+        Mutex::new(Shared { out: Overviews::empty(ds, geometry, mask.is_some()), last_partial: Instant::now() });
     if !coarse.is_empty() {
-        let acc = run_tasks(ds, geometry, mask.clone(), &coarse, &shared, false, progress, None)?;
+        let acc = run_tasks(ds, geometry, mask.clone(), &coarse, &shared, false, progress, None, Some(IO_THREADS))?;
         let mut sh = shared.lock().unwrap();
         fill_coarse(&mut sh.out, present, k);
         sh.out.set_patterns(&acc);
         on_partial(&sh.out);
         sh.last_partial = Instant::now();
     }
-    let acc = run_tasks(ds, geometry, mask.clone(), &exact_tasks, &shared, true, progress, Some(on_partial))?;
+    let acc = run_tasks(ds, geometry, mask.clone(), &exact_tasks, &shared, true, progress, Some(on_partial), None)?;
     let mut out = shared.into_inner().unwrap().out;
     out.set_patterns(&acc);
     out.positions_done = present;
@@ -901,7 +926,7 @@ pub fn roi_mean(
     progress.set_total(tasks.iter().map(|t| t.1 as u64).sum());
     let g = default_geometry(ds.det().0, ds.det().1);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, &tasks, &shared, false, progress, None)?;
+    let acc = run_tasks(ds, &g, None, &tasks, &shared, false, progress, None, None)?;
     Ok(acc.mean_pattern())
 }
 
@@ -918,7 +943,7 @@ pub fn estimate_geometry(ds: &dyn Dataset, samples: usize, progress: &Progress) 
     let tasks: Vec<(usize, usize)> = (0..n).map(|i| (i * present / n, 1)).collect();
     let g = default_geometry(dr, dc);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, &tasks, &shared, false, progress, None)?;
+    let acc = run_tasks(ds, &g, None, &tasks, &shared, false, progress, None, Some(IO_THREADS))?;
     let mean = acc.mean_pattern();
     Ok((auto_geometry(&mean, dr, dc), mean))
 }
