@@ -221,7 +221,7 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
             overview::geometry_from_disk(c, a.det.inner.unwrap_or(1.0), dr, dc)
         }
         _ => {
-            let (g, _) = overview::estimate_geometry(ds.as_ref(), 256, &quiet)?;
+            let (g, _) = overview::estimate_geometry(ds.as_ref(), 64, &quiet)?;
             match center {
                 Some(c) => {
                     let mut g2 = overview::geometry_from_disk(c, g.bf_radius, dr, dc);

@@ -678,11 +678,11 @@ pub fn block_len(ds: &dyn Dataset, budget: u64, threads: usize) -> usize {
 }
 
 /// Stride `k` of the coarse pass: every k-th row and column, so that it reads at most ~3 % of the
-/// positions and at most ~64 MiB.
+/// positions and at most ~32 MiB.
 pub fn coarse_stride(ds: &dyn Dataset) -> usize {
     let n = ds.positions_present().max(1) as f64;
     let by_frac = n * 0.03;
-    let by_bytes = (64u64 << 20) as f64 / frame_cost(ds) as f64 * 2.0;
+    let by_bytes = (32u64 << 20) as f64 / frame_cost(ds) as f64 * 2.0;
     let target = by_frac.min(by_bytes).max(1.0);
     ((n / target).sqrt().ceil() as usize).max(2)
 }
