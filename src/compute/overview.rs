@@ -947,3 +947,99 @@ pub fn estimate_geometry(ds: &dyn Dataset, samples: usize, progress: &Progress) 
     let mean = acc.mean_pattern();
     Ok((auto_geometry(&mean, dr, dc), mean))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_cover_exactly_the_detector_pixels() {
+        for (rows, cols) in [(256usize, 256usize), (64, 80)] {
+            let g = Geometry {
+                center: (rows as f32 * 0.45, cols as f32 * 0.55),
+                bf_radius: 9.3,
+                adf_inner: 12.0,
+                adf_outer: 30.5,
+                com_origin: (0.0, 0.0),
+            };
+            let a = Accumulator::new(&g, rows, cols, None);
+            let mut bf = vec![false; rows * cols];
+            let mut adf = vec![false; rows * cols];
+            let mut per_row = vec![0; rows];
+            for &(y, x0, x1) in &a.bf_runs {
+                for x in x0..x1 {
+                    bf[y as usize * cols + x as usize] = true;
+                }
+            }
+            for &(y, x0, x1) in &a.adf_runs {
+                per_row[y as usize] += 1;
+                for x in x0..x1 {
+                    adf[y as usize * cols + x as usize] = true;
+                }
+            }
+            assert!(a.bf_runs.windows(2).all(|w| w[0].0 != w[1].0), "a disk meets a row in one interval");
+            assert!(per_row.iter().all(|&n| n <= 2), "an annulus meets a row in at most two intervals");
+            for y in 0..rows {
+                for x in 0..cols {
+                    assert_eq!(bf[y * cols + x], in_bf(&g, y, x));
+                    assert_eq!(adf[y * cols + x], in_adf(&g, y, x));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_matches_per_pixel_sums_for_every_pixel_type() {
+        let (rows, cols) = (20usize, 24usize);
+        let g = Geometry { center: (9.5, 12.2), bf_radius: 4.0, adf_inner: 5.0, adf_outer: 9.0, com_origin: (9.0, 11.0) };
+        let n = 7;
+        let vals: Vec<u32> = (0..rows * cols * n).map(|i| ((i * 2654435761usize) >> 7) as u32 % 200).collect();
+        let mask: Vec<f32> = (0..rows * cols).map(|i| (i % 5) as f32 * 0.25).collect();
+        for buf in [
+            FrameBuf::U8(vals.iter().map(|&v| v as u8).collect()),
+            FrameBuf::U16(vals.iter().map(|&v| v as u16 * 300).collect()),
+            FrameBuf::U32(vals.iter().map(|&v| v * 70000).collect()),
+        ] {
+            let mut a = Accumulator::new(&g, rows, cols, Some(Arc::new(mask.clone())));
+            a.compute_block(&buf);
+            a.flush_pending();
+            let mut dp = vec![0f64; rows * cols];
+            for k in 0..n {
+                let (mut s, mut b, mut d, mut mx, mut my, mut mk) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+                for y in 0..rows {
+                    for x in 0..cols {
+                        let p = buf.get_u32(k * rows * cols + y * cols + x) as f64;
+                        dp[y * cols + x] += p;
+                        s += p;
+                        mx += p * x as f64;
+                        my += p * y as f64;
+                        mk += p * mask[y * cols + x] as f64;
+                        if in_bf(&g, y, x) {
+                            b += p;
+                        }
+                        if in_adf(&g, y, x) {
+                            d += p;
+                        }
+                    }
+                }
+                assert_eq!(a.vals.sum[k], s as f32);
+                assert_eq!(a.vals.bf[k], b as f32);
+                assert_eq!(a.vals.adf[k], d as f32);
+                assert!((a.vals.com_x[k] as f64 - (mx / s - 11.0)).abs() < 1e-4);
+                assert!((a.vals.com_y[k] as f64 - (my / s - 9.0)).abs() < 1e-4);
+                assert!((a.vals.mask[k] as f64 - mk).abs() <= 1e-5 * mk);
+            }
+            assert_eq!(a.dp_sum, dp);
+            assert_eq!(a.frames, n as u64);
+        }
+    }
+
+    #[test]
+    fn coarse_positions_are_block_centres() {
+        let v = coarse_positions(10, 12, 120, 4);
+        // block rows 0..3 (centres 2, 6, 9 clamped), block cols 0..3 (centres 2, 6, 10)
+        assert_eq!(v, vec![26, 30, 34, 74, 78, 82, 110, 114, 118]);
+        let v = coarse_positions(10, 12, 80, 4);
+        assert_eq!(v, vec![26, 30, 34, 74, 78]);
+    }
+}
