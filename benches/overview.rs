@@ -45,3 +45,11 @@ fn kernel_u16_256(b: divan::Bencher) {
     let mut acc = Accumulator::new(&g, 256, 256, None);
     b.counter(divan::counter::BytesCount::new(buf.len() * 2)).bench_local(|| acc.add(0, &buf, &mut o));
 }
+
+/// One frame of 256x256 u16 per call (what `compute` does with its cache-sized blocks).
+#[divan::bench]
+fn kernel_u16_256_single_frame(b: divan::Bencher) {
+    let (g, buf, mut o) = setup(256, 1);
+    let mut acc = Accumulator::new(&g, 256, 256, None);
+    b.counter(divan::counter::BytesCount::new(buf.len() * 2)).bench_local(|| acc.add(0, &buf, &mut o));
+}

@@ -298,11 +298,12 @@ impl Px for u32 {
 }
 
 #[inline(always)]
-fn pattern1<T: Px>(acc: &mut [T::W], mx: &mut [T], f: &[T]) {
-    for ((a, m), p) in acc.iter_mut().zip(mx.iter_mut()).zip(f) {
-        *a += p.w();
-        *m = (*m).max(*p);
+fn run_sum<T: Px>(px: &[T]) -> u64 {
+    let mut r = T::W::default();
+    for p in px {
+        r += p.w();
     }
+    r.into()
 }
 
 #[inline(always)]
@@ -476,42 +477,68 @@ impl Accumulator {
             col.resize(cols, T::W::default());
             mx.resize(npx, T::default());
         }
-        // pattern sums and maxima: one read-modify-write of the (L2-resident) pattern buffers
-        // per group of up to 4 frames
+        // pattern sums and maxima: one read-modify-write of the pattern buffers per group of 4
+        // frames; the frames of an incomplete group do it inside the fused row pass below
+        let grouped = n / 4 * 4;
         let mut k = 0;
-        while k < n {
-            let g = (n - k).min(4);
-            if self.ks.pending + g as u64 > T::FLUSH {
+        while k < grouped {
+            if self.ks.pending + 4 > T::FLUSH {
                 self.flush::<T>();
             }
             let (acc, _, mxb) = T::bufs(&mut self.ks);
-            let fr = |j: usize| &f[(k + j.min(g - 1)) * npx..(k + j.min(g - 1) + 1) * npx];
-            match g {
-                4 => pattern4(acc, mxb, fr(0), fr(1), fr(2), fr(3)),
-                _ => {
-                    for j in 0..g {
-                        pattern1(acc, mxb, fr(j));
-                    }
-                }
-            }
-            self.ks.pending += g as u64;
-            k += g;
+            let fr = |j: usize| &f[(k + j) * npx..(k + j + 1) * npx];
+            pattern4(acc, mxb, fr(0), fr(1), fr(2), fr(3));
+            self.ks.pending += 4;
+            k += 4;
         }
         for k in 0..n {
+            let fused = k >= grouped;
+            if fused && self.ks.pending + 1 > T::FLUSH {
+                self.flush::<T>();
+            }
             let fr = &f[k * npx..(k + 1) * npx];
-            let (_, col, _) = T::bufs(&mut self.ks);
+            let (acc, col, mxb) = T::bufs(&mut self.ks);
             let (mut s, mut my) = (0u64, 0u128);
+            let (mut bf, mut adf) = (0u64, 0u64);
+            let (mut ib, mut ia) = (0usize, 0usize);
             for y in 0..rows {
                 let row = &fr[y * cols..(y + 1) * cols];
                 let mut rs = T::W::default();
-                for (p, c) in row.iter().zip(col.iter_mut()) {
-                    let w = p.w();
-                    *c += w;
-                    rs += w;
+                if fused {
+                    let arow = &mut acc[y * cols..(y + 1) * cols];
+                    let mrow = &mut mxb[y * cols..(y + 1) * cols];
+                    for (((p, c), a), m) in row.iter().zip(col.iter_mut()).zip(arow.iter_mut()).zip(mrow.iter_mut()) {
+                        let w = p.w();
+                        *c += w;
+                        *a += w;
+                        *m = (*m).max(*p);
+                        rs += w;
+                    }
+                } else {
+                    for (p, c) in row.iter().zip(col.iter_mut()) {
+                        let w = p.w();
+                        *c += w;
+                        rs += w;
+                    }
                 }
                 let rs: u64 = rs.into();
                 s += rs;
                 my += y as u128 * rs as u128;
+                // detector runs of this row, while it is in L1
+                while let Some(&(ry, x0, x1)) = self.bf_runs.get(ib) {
+                    if ry as usize != y {
+                        break;
+                    }
+                    bf += run_sum(&row[x0 as usize..x1 as usize]);
+                    ib += 1;
+                }
+                while let Some(&(ry, x0, x1)) = self.adf_runs.get(ia) {
+                    if ry as usize != y {
+                        break;
+                    }
+                    adf += run_sum(&row[x0 as usize..x1 as usize]);
+                    ia += 1;
+                }
             }
             let mut mx = 0u128;
             for (x, c) in col.iter_mut().enumerate() {
@@ -519,20 +546,9 @@ impl Accumulator {
                 mx += x as u128 * cv as u128;
                 *c = T::W::default();
             }
-            let run_sum = |runs: &[(u32, u32, u32)]| -> u64 {
-                let mut t = 0u64;
-                for &(y, x0, x1) in runs {
-                    let o = y as usize * cols;
-                    let mut r = T::W::default();
-                    for p in &fr[o + x0 as usize..o + x1 as usize] {
-                        r += p.w();
-                    }
-                    t += r.into();
-                }
-                t
-            };
-            let bf = run_sum(&self.bf_runs);
-            let adf = run_sum(&self.adf_runs);
+            if fused {
+                self.ks.pending += 1;
+            }
             self.vals.sum[k] = s as f32;
             self.vals.bf[k] = bf as f32;
             self.vals.adf[k] = adf as f32;
@@ -667,12 +683,12 @@ fn frame_cost(ds: &dyn Dataset) -> u64 {
 }
 
 /// Positions per read block for `threads` workers within `budget` (half of it for frames in
-/// flight, the rest for results, patterns and slack); about 1 MiB of decoded frames per block (cache-sized).
+/// flight, the rest for results, patterns and slack); about 256 KiB of raw + decoded frames per block (cache-sized; one 256x256 u16 frame).
 pub fn block_len(ds: &dyn Dataset, budget: u64, threads: usize) -> usize {
     let cost = frame_cost(ds).max(1);
     let by_budget = budget / 2 / (threads.max(1) as u64 * cost);
     // small blocks stay in the CPU caches between the read, the decode and the kernel
-    let target = std::env::var("EMDTUI_BLOCK_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(2u64 << 20);
+    let target = std::env::var("EMDTUI_BLOCK_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256u64 << 10);
     let by_size = target / cost;
     by_budget.min(by_size).clamp(1, 4096) as usize
 }
