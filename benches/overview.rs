@@ -46,7 +46,8 @@ fn kernel_u16_256(b: divan::Bencher) {
     b.counter(divan::counter::BytesCount::new(buf.len() * 2)).bench_local(|| acc.add(0, &buf, &mut o));
 }
 
-/// One frame of 256x256 u16 per call (what `compute` does with its cache-sized blocks).
+/// One frame of 256x256 u16 per public `add` call: includes the flush of the pattern sums into
+/// `dp_sum` (f64) that every `add` does (`compute` flushes only once per worker).
 #[divan::bench]
 fn kernel_u16_256_single_frame(b: divan::Bencher) {
     let (g, buf, mut o) = setup(256, 1);
