@@ -722,7 +722,7 @@ fn run_tasks(
     ds: &dyn Dataset,
     geometry: &Geometry,
     mask: Option<Arc<Vec<f32>>>,
-    tasks: &[(usize, usize)],
+    tasks: Tasks,
     shared: &Mutex<Shared>,
     exact: bool,
     progress: &Progress,
@@ -748,7 +748,7 @@ fn run_tasks(
                     return Ok(());
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(start, n)) = tasks.get(i) else {
+                let Some((start, n)) = tasks.get(i) else {
                     return Ok(());
                 };
                 progress.check()?;
@@ -799,9 +799,29 @@ fn run_tasks(
     Ok(total)
 }
 
-/// Contiguous blocks covering `0..present`.
-fn blocks(present: usize, block: usize) -> Vec<(usize, usize)> {
-    (0..present).step_by(block.max(1)).map(|s| (s, block.min(present - s))).collect()
+/// Work items of a pass: an explicit list of position ranges, or contiguous blocks covering
+/// `0..present` (computed on the fly, so a huge scan needs no task list).
+enum Tasks<'a> {
+    List(&'a [(usize, usize)]),
+    Blocks { present: usize, block: usize },
+}
+
+impl Tasks<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Tasks::List(l) => l.len(),
+            Tasks::Blocks { present, block } => present.div_ceil(*block),
+        }
+    }
+    fn get(&self, i: usize) -> Option<(usize, usize)> {
+        match self {
+            Tasks::List(l) => l.get(i).copied(),
+            Tasks::Blocks { present, block } => {
+                let s = i.checked_mul(*block)?;
+                (s < *present).then(|| (s, (*block).min(present - s)))
+            }
+        }
+    }
 }
 
 /// Positions of the coarse pass for stride `k`: the centre of every k x k block of the scan
@@ -879,7 +899,7 @@ pub fn compute(
     let (rows, cols) = (ds.scan().rows, ds.scan().cols);
     let threads = rayon::current_num_threads();
     let block = block_len(ds, opts.memory_budget, threads);
-    let exact_tasks = blocks(present, block);
+    let exact_tasks = Tasks::Blocks { present, block: block.max(1) };
     let k = coarse_stride(ds);
     let coarse: Vec<(usize, usize)> = if opts.coarse_first && present > 0 && rows > 1 && cols > 1 {
         coarse_positions(rows, cols, present, k).into_iter().map(|p| (p, 1)).collect()
@@ -890,14 +910,24 @@ pub fn compute(
     let shared =
         Mutex::new(Shared { out: Overviews::empty(ds, geometry, mask.is_some()), last_partial: Instant::now() });
     if !coarse.is_empty() {
-        let acc = run_tasks(ds, geometry, mask.clone(), &coarse, &shared, false, progress, None, Some(IO_THREADS))?;
+        let acc = run_tasks(
+            ds,
+            geometry,
+            mask.clone(),
+            Tasks::List(&coarse),
+            &shared,
+            false,
+            progress,
+            None,
+            Some(IO_THREADS),
+        )?;
         let mut sh = shared.lock().unwrap();
         fill_coarse(&mut sh.out, present, k);
         sh.out.set_patterns(&acc);
         on_partial(&sh.out);
         sh.last_partial = Instant::now();
     }
-    let acc = run_tasks(ds, geometry, mask.clone(), &exact_tasks, &shared, true, progress, Some(on_partial), None)?;
+    let acc = run_tasks(ds, geometry, mask.clone(), exact_tasks, &shared, true, progress, Some(on_partial), None)?;
     let mut out = shared.into_inner().unwrap().out;
     out.set_patterns(&acc);
     out.positions_done = present;
@@ -942,7 +972,7 @@ pub fn roi_mean(
     progress.set_total(tasks.iter().map(|t| t.1 as u64).sum());
     let g = default_geometry(ds.det().0, ds.det().1);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, &tasks, &shared, false, progress, None, None)?;
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None)?;
     Ok(acc.mean_pattern())
 }
 
@@ -959,7 +989,7 @@ pub fn estimate_geometry(ds: &dyn Dataset, samples: usize, progress: &Progress) 
     let tasks: Vec<(usize, usize)> = (0..n).map(|i| (i * present / n, 1)).collect();
     let g = default_geometry(dr, dc);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, &tasks, &shared, false, progress, None, Some(IO_THREADS))?;
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, Some(IO_THREADS))?;
     let mean = acc.mean_pattern();
     Ok((auto_geometry(&mean, dr, dc), mean))
 }
@@ -1007,7 +1037,8 @@ mod tests {
     #[test]
     fn kernel_matches_per_pixel_sums_for_every_pixel_type() {
         let (rows, cols) = (20usize, 24usize);
-        let g = Geometry { center: (9.5, 12.2), bf_radius: 4.0, adf_inner: 5.0, adf_outer: 9.0, com_origin: (9.0, 11.0) };
+        let g =
+            Geometry { center: (9.5, 12.2), bf_radius: 4.0, adf_inner: 5.0, adf_outer: 9.0, com_origin: (9.0, 11.0) };
         let n = 7;
         let vals: Vec<u32> = (0..rows * cols * n).map(|i| ((i * 2654435761usize) >> 7) as u32 % 200).collect();
         let mask: Vec<f32> = (0..rows * cols).map(|i| (i % 5) as f32 * 0.25).collect();
