@@ -138,10 +138,18 @@ pub fn geometry_from_disk(center: (f32, f32), radius: f32, det_rows: usize, det_
 }
 
 /// Geometry from a mean pattern: the found disk, or [`default_geometry`] when none is found.
+///
+/// A found disk is used only when plausible: radius >= 2 px and the disk at least 1.5 radii away
+/// from every detector edge (a tiny bright spot or a blob at the edge is not a BF disk).
 pub fn auto_geometry(mean_dp: &[f32], det_rows: usize, det_cols: usize) -> Geometry {
     match find_bf_disk(mean_dp, det_rows, det_cols) {
-        Some((c, r)) => geometry_from_disk(c, r, det_rows, det_cols),
-        None => default_geometry(det_rows, det_cols),
+        Some(((cy, cx), r))
+            if r >= 2.0
+                && cy.min(cx).min(det_rows as f32 - 1.0 - cy).min(det_cols as f32 - 1.0 - cx) >= 1.5 * r =>
+        {
+            geometry_from_disk((cy, cx), r, det_rows, det_cols)
+        }
+        _ => default_geometry(det_rows, det_cols),
     }
 }
 
