@@ -467,3 +467,18 @@ fn cli_bad_input_is_a_clear_error_and_leaves_no_output() {
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     assert!(names.iter().all(|n| !n.contains(".part")), "{names:?}");
 }
+
+#[test]
+fn blocks_in_flight_stay_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = synth_file(dir.path(), "b.mib", &SynthSpec { rows: 4, cols: 4, depth: 12, ..Default::default() });
+    let frame = 256 * 256 * 2u64; // decoded u16
+    for budget in [4 << 20, 16 << 20, 256 << 20, 8 << 30] {
+        for threads in [1usize, 2, 8] {
+            let b = overview::block_len(&ds, budget, threads) as u64;
+            assert!(b >= 1);
+            // raw + decoded bytes of all workers' blocks within half the budget
+            assert!(threads as u64 * b * 2 * frame <= budget / 2, "budget {budget} threads {threads}: block {b}");
+        }
+    }
+}

@@ -144,8 +144,7 @@ pub fn geometry_from_disk(center: (f32, f32), radius: f32, det_rows: usize, det_
 pub fn auto_geometry(mean_dp: &[f32], det_rows: usize, det_cols: usize) -> Geometry {
     match find_bf_disk(mean_dp, det_rows, det_cols) {
         Some(((cy, cx), r))
-            if r >= 2.0
-                && cy.min(cx).min(det_rows as f32 - 1.0 - cy).min(det_cols as f32 - 1.0 - cx) >= 1.5 * r =>
+            if r >= 2.0 && cy.min(cx).min(det_rows as f32 - 1.0 - cy).min(det_cols as f32 - 1.0 - cx) >= 1.5 * r =>
         {
             geometry_from_disk((cy, cx), r, det_rows, det_cols)
         }
@@ -1096,5 +1095,28 @@ mod tests {
         assert_eq!(v, vec![26, 30, 34, 74, 78, 82, 110, 114, 118]);
         let v = coarse_positions(10, 12, 80, 4);
         assert_eq!(v, vec![26, 30, 34, 74, 78]);
+    }
+}
+
+#[cfg(test)]
+mod geometry_tests {
+    use super::*;
+
+    #[test]
+    fn implausible_disks_fall_back_to_the_default() {
+        let (rows, cols) = (64usize, 64usize);
+        // a bright disk of radius 8 at the centre
+        let disk: Vec<f32> = (0..rows * cols)
+            .map(|i| if pixel_radius(&default_geometry(rows, cols), i / cols, i % cols) <= 8.0 { 100.0 } else { 1.0 })
+            .collect();
+        let g = auto_geometry(&disk, rows, cols);
+        assert!((g.bf_radius - 8.0).abs() < 0.6 && (g.center.0 - 31.5).abs() < 0.1, "{g:?}");
+        assert!(g.adf_inner > g.bf_radius && g.adf_outer > g.adf_inner && g.adf_outer < 32.0);
+        // a blob at the edge is not a BF disk
+        let edge: Vec<f32> =
+            (0..rows * cols).map(|i| if i / cols < 3 && i % cols < 10 { 100.0 } else { 1.0 }).collect();
+        assert_eq!(auto_geometry(&edge, rows, cols), default_geometry(rows, cols));
+        // nothing bright at all
+        assert_eq!(auto_geometry(&vec![0.0; rows * cols], rows, cols), default_geometry(rows, cols));
     }
 }
