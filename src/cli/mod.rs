@@ -132,7 +132,8 @@ pub struct SynthArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct DetectorArgs {
-    /// Detector: sum, bf, adf, comx, comy, dpc (magnitude), dpc-angle, com (writes comx and comy), mask:PATH
+    /// Detector: sum, bf, adf, comx, comy, dpc (magnitude), dpc-angle, com (writes comx and comy), mask:PATH,
+    /// mean / max (diffraction patterns; mean with --roi)
     #[arg(long, default_value = "sum")]
     pub detector: String,
     /// Inner radius (pixels); BF radius for bf.
@@ -163,6 +164,9 @@ pub struct OverviewArgs {
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
+    /// Scan region R0:R1,C0:C1 (half-open) for --detector mean (mean pattern over the region).
+    #[arg(long, value_name = "R0:R1,C0:C1")]
+    pub roi: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,0 +1,197 @@
+//! Cache of overview results for read-only `.mib` files, in the user's cache directory
+//! (`directories::ProjectDirs::from("org", "emdtui", "emdtui")`, or `$EMDTUI_CACHE_DIR`).
+//! Nothing is ever written next to or into the `.mib`.
+//!
+//! Key: the dataset fingerprint (paths, sizes, mtimes, hash of a few frames), the scan
+//! interpretation (rows, cols, skip, flyback), the geometry and a hash of the custom mask. Each
+//! entry is `overviews/<key hash>.bin` (little-endian binary, below) plus a `.json` sidecar with
+//! provenance (tool version, format version, key, geometry, time). A changed file changes the
+//! fingerprint, so stale entries are never returned.
+//!
+//! `.bin` layout: `b"EMDTUIOV"`, u32 format version, u32 key length, key bytes, 8 x u64
+//! (scan_rows, scan_cols, det_rows, det_cols, has_mask, positions_done, complete, reserved),
+//! then f32 arrays: sum, bf, adf, com_x, com_y, [mask], mean_dp, max_dp.
+
+use crate::compute::overview::{Geometry, Overviews};
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"EMDTUIOV";
+
+/// The cache directory (`$EMDTUI_CACHE_DIR` or the platform cache dir), None if unknown.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("EMDTUI_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    directories::ProjectDirs::from("org", "emdtui", "emdtui").map(|p| p.cache_dir().to_path_buf())
+}
+
+/// Whether results of this dataset are cached here (read-only `.mib` sources; EMD files keep
+/// their overviews inside).
+pub fn applies(ds: &dyn Dataset) -> bool {
+    ds.info().kind == "mib"
+}
+
+/// Cache key of a dataset + geometry + mask.
+pub fn key(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> String {
+    let s = ds.scan();
+    let g = serde_json::to_string(geometry).unwrap_or_default();
+    let mh = match mask {
+        Some(m) => {
+            let bytes: Vec<u8> = m.iter().flat_map(|v| v.to_le_bytes()).collect();
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
+        }
+        None => "none".into(),
+    };
+    format!(
+        "{}|scan={}x{}+{}+{}|geom={g}|mask={mh}|v{FORMAT_VERSION}",
+        ds.fingerprint(),
+        s.rows,
+        s.cols,
+        s.skip,
+        s.flyback
+    )
+}
+
+fn entry_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join("overviews").join(format!("{:016x}.bin", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
+}
+
+/// Cached results for `ds` with exactly this geometry and mask, if present and valid.
+pub fn load(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> Option<Overviews> {
+    if !applies(ds) {
+        return None;
+    }
+    let dir = cache_dir()?;
+    let k = key(ds, geometry, mask);
+    let b = std::fs::read(entry_path(&dir, &k)).ok()?;
+    let o = decode(&b, &k, geometry)?;
+    let (dr, dc) = ds.det();
+    let s = ds.scan();
+    (o.scan_rows == s.rows
+        && o.scan_cols == s.cols
+        && o.det_rows == dr
+        && o.det_cols == dc
+        && o.mask.is_some() == mask.is_some())
+    .then_some(o)
+}
+
+/// Store results (only complete passes should be stored; the caller decides). Returns the path.
+pub fn store(ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>) -> Result<PathBuf> {
+    if !applies(ds) {
+        return Err(Error::Invalid("only .mib results are cached outside the file".into()));
+    }
+    let dir = cache_dir().ok_or_else(|| Error::Invalid("no cache directory (set EMDTUI_CACHE_DIR)".into()))?;
+    let k = key(ds, &o.geometry, mask);
+    let path = entry_path(&dir, &k);
+    let sub = path.parent().unwrap();
+    std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
+    let bytes = encode(o, &k);
+    let tmp = path.with_extension(format!("bin.part{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    let side = serde_json::json!({
+        "tool": "emdtui",
+        "tool_version": env!("CARGO_PKG_VERSION"),
+        "format_version": FORMAT_VERSION,
+        "source": ds.info().path,
+        "key": k,
+        "geometry": o.geometry,
+        "scan": [o.scan_rows, o.scan_cols],
+        "detector": [o.det_rows, o.det_cols],
+        "positions_done": o.positions_done,
+        "complete": o.complete,
+        "has_mask": o.mask.is_some(),
+        "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    });
+    let jp = path.with_extension("json");
+    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    Ok(path)
+}
+
+fn encode(o: &Overviews, key: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    b.extend_from_slice(key.as_bytes());
+    for v in [
+        o.scan_rows,
+        o.scan_cols,
+        o.det_rows,
+        o.det_cols,
+        o.mask.is_some() as usize,
+        o.positions_done,
+        o.complete as usize,
+        0,
+    ] {
+        b.extend_from_slice(&(v as u64).to_le_bytes());
+    }
+    let mut arrays: Vec<&[f32]> = vec![&o.sum, &o.bf, &o.adf, &o.com_x, &o.com_y];
+    if let Some(m) = &o.mask {
+        arrays.push(m);
+    }
+    arrays.push(&o.mean_dp);
+    arrays.push(&o.max_dp);
+    for a in arrays {
+        for v in a {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    b
+}
+
+fn decode(b: &[u8], key: &str, geometry: &Geometry) -> Option<Overviews> {
+    let mut p = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = b.get(p..p + n)?;
+        p += n;
+        Some(s)
+    };
+    if take(8)? != MAGIC {
+        return None;
+    }
+    let ver = u32::from_le_bytes(take(4)?.try_into().ok()?);
+    let kl = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    if ver != FORMAT_VERSION || take(kl)? != key.as_bytes() {
+        return None;
+    }
+    let mut h = [0usize; 8];
+    for v in h.iter_mut() {
+        *v = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+    }
+    let [sr, sc, dr, dc, has_mask, done, complete, _] = h;
+    let n = sr.checked_mul(sc)?;
+    let npx = dr.checked_mul(dc)?;
+    let mut arr = |len: usize| -> Option<Vec<f32>> {
+        let s = take(len.checked_mul(4)?)?;
+        Some(s.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    };
+    let sum = arr(n)?;
+    let bf = arr(n)?;
+    let adf = arr(n)?;
+    let com_x = arr(n)?;
+    let com_y = arr(n)?;
+    let mask = if has_mask != 0 { Some(arr(n)?) } else { None };
+    let mean_dp = arr(npx)?;
+    let max_dp = arr(npx)?;
+    Some(Overviews {
+        scan_rows: sr,
+        scan_cols: sc,
+        det_rows: dr,
+        det_cols: dc,
+        geometry: geometry.clone(),
+        sum,
+        bf,
+        adf,
+        com_x,
+        com_y,
+        mask,
+        mean_dp,
+        max_dp,
+        positions_done: done,
+        complete: complete != 0,
+    })
+}
