@@ -14,6 +14,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn main() {
+    // `emdtui info --json FILE | head`: die quietly on a closed pipe like other Unix tools
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     if let Err(e) = run(&cli) {
         // one clear line: the chain of causes, each naming what failed
