@@ -63,8 +63,15 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
     );
     let progress = Progress::new("fft", 0);
     let pb = crate::cli::progress::bar(0, "fft");
+    let opts = fft::RunOptions {
+        group_delay: std::env::var("EMDTUI_FFT_GROUP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis),
+        ..Default::default()
+    };
     let rep = std::thread::scope(|s| {
-        let h = s.spawn(|| fft::compute(ds, emd, params, budget, &progress));
+        let h = s.spawn(|| fft::compute_with(ds, emd, params, budget, &progress, &opts));
         while !h.is_finished() {
             pb.set_length(progress.total().max(1));
             pb.set_position(progress.done());

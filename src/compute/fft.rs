@@ -130,6 +130,8 @@ pub struct RunOptions {
     pub max_tiles_per_group: Option<usize>,
     /// Chunk shape override [Q rows, Q cols, K rows, K cols] (clamped to the data).
     pub chunk: Option<[usize; 4]>,
+    /// Sleep this long after each pass-2 group (to test kills; env `EMDTUI_FFT_GROUP_DELAY_MS` in the CLI).
+    pub group_delay: Option<std::time::Duration>,
 }
 
 /// Scratch element type.
@@ -285,7 +287,7 @@ fn make_layout(ds: &dyn Dataset, p: &FftParams, budget: u64, opts: &RunOptions) 
 /// Budget left for pass-2 group buffers after per-thread scratch.
 fn pass2_budget(budget: u64, n: usize) -> u64 {
     let threads = rayon::current_num_threads() as u64;
-    budget.saturating_sub(threads * n as u64 * 8 * 3 + (16 << 20))
+    budget.saturating_sub(threads * n as u64 * 8 * 3) / 4 * 3
 }
 
 fn hs(b: u64) -> String {
@@ -538,9 +540,12 @@ fn freq_axis(n: usize) -> Vec<f32> {
 struct ScratchState {
     key: String,
     positions_done: usize,
+    /// Pass-2 K tiles done (informational; the HDF5 `blocks_done` is authoritative).
+    #[serde(default)]
+    tiles_done: usize,
 }
 
-fn scratch_paths(emd: &Path) -> (PathBuf, PathBuf) {
+pub fn scratch_paths(emd: &Path) -> (PathBuf, PathBuf) {
     let name = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     (emd.with_file_name(format!(".{name}.fft-scratch")), emd.with_file_name(format!(".{name}.fft-scratch.json")))
 }
@@ -728,7 +733,7 @@ pub fn compute_with(
             .map_err(|e| Error::io(&scratch_path, e))?;
         if !scratch_ok {
             sf.set_len(0).and_then(|_| sf.set_len(l.scratch_bytes())).map_err(|e| Error::io(&scratch_path, e))?;
-            write_state(&state_path, &ScratchState { key: key_s.clone(), positions_done: 0 })?;
+            write_state(&state_path, &ScratchState { key: key_s.clone(), positions_done: 0, tiles_done: 0 })?;
         }
         rep.pass1_positions_resumed = pass1_done_positions;
         progress.add(pass1_done_positions as u64, 0);
@@ -828,6 +833,11 @@ pub fn compute_with(
             rep.blocks_computed += grp.len();
             rep.pass2_groups += 1;
             progress.add(grp.len() as u64, ((p1 - p0) * n * 8) as u64);
+            let nd = done.iter().filter(|&&d| d != 0).count();
+            write_state(&state_path, &ScratchState { key: key_s.clone(), positions_done: n, tiles_done: nd })?;
+            if let Some(d) = opts.group_delay {
+                std::thread::sleep(d);
+            }
         }
     }
     // make the data durable before declaring it complete
@@ -988,7 +998,7 @@ fn pass1(
         p += cnt;
         progress.add(cnt as u64, (cnt * src_px) as u64);
         if last_state.elapsed().as_secs_f64() > 2.0 || p == n {
-            write_state(state_path, &ScratchState { key: key_s.to_string(), positions_done: p })?;
+            write_state(state_path, &ScratchState { key: key_s.to_string(), positions_done: p, tiles_done: 0 })?;
             last_state = Instant::now();
         }
     }
