@@ -41,6 +41,9 @@ pub const GROUP: &str = "/emdtui/cache/fft_complex";
 pub const POWER_GROUP: &str = "/emdtui/cache/fft_power";
 /// Target chunk size in complex64 elements (128 KiB).
 const CHUNK_ELEMS: f64 = 16384.0;
+/// Pass-2 memory per element besides the scratch element: the pixel-major complex buffer, the
+/// assembled chunks, the previous group's chunks in flight to the writer, and a Q-major tile copy.
+const PASS2_BYTES_PER_ELEM: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FftAxes {
@@ -263,11 +266,13 @@ fn make_layout(ds: &dyn Dataset, p: &FftParams, budget: u64, opts: &RunOptions) 
         // touches kb^2 * Q elements; with qb^2 kb^2 = C, equal costs give qb^4 = C Q / K.
         let qb = (CHUNK_ELEMS * n as f64 / kpix as f64).powf(0.25).round().max(1.0) as usize;
         let kb = (CHUNK_ELEMS.sqrt() / qb as f64).round().max(1.0) as usize;
-        [qb.min(scan.0), qb.min(scan.1), kb.min(k.0), kb.min(k.1)]
+        // same number of chunks along each axis, with the least padding
+        let even = |c: usize, n: usize| n.div_ceil(n.div_ceil(c.clamp(1, n)));
+        [even(qb, scan.0), even(qb, scan.1), even(kb, k.0), even(kb, k.1)]
     };
     let mut l = Layout { scan, det, det_box: bx, bin: p.bin, k, chunk, elem };
     // one K tile (all Q) must fit the pass-2 budget: shrink the K chunk if not
-    let per_pix = (n * (elem.size() + 16)) as u64;
+    let per_pix = (n * (elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
     let avail = pass2_budget(budget, n);
     while (l.chunk[2] * l.chunk[3]) as u64 * per_pix > avail && l.chunk[2] * l.chunk[3] > 1 {
         if l.chunk[2] >= l.chunk[3] { l.chunk[2] -= 1 } else { l.chunk[3] -= 1 }
@@ -596,7 +601,7 @@ pub fn compute_with(
             let mut cand = l.clone();
             cand.chunk = old.layout.chunk;
             if same_source && chunk_ok && cand == old.layout {
-                let per_tile = (cand.chunk[2] * cand.chunk[3] * n * (cand.elem.size() + 16)) as u64;
+                let per_tile = (cand.chunk[2] * cand.chunk[3] * n * (cand.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
                 if per_tile <= pass2_budget(memory_budget, n) {
                     l = cand;
                     key.layout = l.clone();
@@ -753,7 +758,7 @@ pub fn compute_with(
         progress.set_message("FFT pass 2/2: transforming");
         let sf = std::fs::File::open(&scratch_path).map_err(|e| Error::io(&scratch_path, e))?;
         let avail = pass2_budget(memory_budget, n);
-        let per_pix = (n * (l.elem.size() + 16)) as u64;
+        let per_pix = (n * (l.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
         let max_pix = (avail / per_pix).max(1) as usize;
         // groups of consecutive not-done tiles within the budget
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -774,71 +779,107 @@ pub fn compute_with(
             groups.push(cur);
         }
         let plans = Plans2::new(l.scan.0, l.scan.1);
-        for (gi, grp) in groups.iter().enumerate() {
-            if opts.cancel_after_groups.is_some_and(|c| gi >= c) {
-                progress.cancel();
-            }
-            progress.check()?;
-            let (p0, p1) = (offs[grp[0]], offs[grp[grp.len() - 1] + 1]);
-            let es = l.elem.size();
-            let mut raw = vec![0u8; (p1 - p0) * n * es];
-            sf.read_exact_at(&mut raw, (p0 * n * es) as u64).map_err(|e| Error::io(&scratch_path, e))?;
-            rep.scratch_bytes_read += raw.len() as u64;
-            // decode + transpose each tile to pixel-major complex
-            let mut cplx = vec![Complex32::default(); (p1 - p0) * n];
-            {
-                let mut rest: &mut [Complex32] = &mut cplx;
-                let mut jobs = Vec::new();
-                for &t in grp {
-                    let np = offs[t + 1] - offs[t];
-                    let (a, b) = rest.split_at_mut(np * n);
-                    rest = b;
-                    let r0 = (offs[t] - p0) * n * es;
-                    jobs.push((a, &raw[r0..r0 + np * n * es], np));
-                }
-                jobs.into_par_iter().for_each(|(dst, src, np)| {
-                    let mut tmp = vec![Complex32::default(); np * n];
-                    decode_elems(src, l.elem, &mut tmp);
-                    transpose::transpose(&tmp, dst, np, n);
-                });
-            }
-            drop(raw);
-            // 2-D FFT over scan axes + fftshift, per pixel
-            cplx.par_chunks_mut(n).for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(tmp, scr), img| plans.fft2_shift(img, tmp, scr),
-            );
-            // power map
-            let npix = p1 - p0;
-            let cp = &cplx;
-            power.par_chunks_mut(4096).enumerate().for_each(|(ci, pw)| {
-                let q0 = ci * 4096;
-                for p in 0..npix {
-                    let row = &cp[p * n + q0..p * n + q0 + pw.len()];
-                    for (a, v) in pw.iter_mut().zip(row) {
-                        *a += v.norm_sqr() as f64;
+        let es = l.elem.size();
+        // The writer thread owns all HDF5 writes of pass 2, so transforming group g+1 overlaps
+        // writing group g (a bounded channel keeps at most one finished group in flight).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<GroupOut>(0);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Chunks>();
+        let max_group_pix = groups.iter().map(|g| offs[g[g.len() - 1] + 1] - offs[g[0]]).max().unwrap_or(0);
+        let mut raw_buf = vec![0u8; max_group_pix * n * es];
+        let mut cplx_buf = vec![Complex32::default(); max_group_pix * n];
+        let mut tile_tmp: Vec<Complex32> = Vec::new();
+        let writer_result = std::thread::scope(|s| -> Result<()> {
+            let writer = s.spawn(|| -> Result<(u64, usize, usize)> {
+                let (mut bytes, mut groups, mut tiles) = (0u64, 0usize, 0usize);
+                for m in rx {
+                    for (offset, buf) in m.chunks.offsets.iter().zip(m.chunks.data.chunks(m.chunks.elems)) {
+                        write_chunk(&data, offset, buf, emd)?;
+                        bytes += (buf.len() * 8) as u64;
+                    }
+                    let _ = back_tx.send(m.chunks);
+                    power_ds.write_raw(&m.power).map_err(h5e(emd))?;
+                    for &t in &m.tiles {
+                        done[t] = 1;
+                    }
+                    blocks_ds.write_raw(&done).map_err(h5e(emd))?;
+                    file.flush().map_err(h5e(emd))?;
+                    groups += 1;
+                    tiles += m.tiles.len();
+                    progress.add(m.tiles.len() as u64, m.bytes);
+                    let nd = done.iter().filter(|&&d| d != 0).count();
+                    write_state(&state_path, &ScratchState { key: key_s.clone(), positions_done: n, tiles_done: nd })?;
+                    if let Some(d) = opts.group_delay {
+                        std::thread::sleep(d);
                     }
                 }
+                Ok((bytes, groups, tiles))
             });
-            // chunks
-            write_group_chunks(&data, &l, &offs, grp, p0, &cplx, emd, &mut rep)?;
-            drop(cplx);
-            let pw32: Vec<f32> = power.iter().map(|&v| v as f32).collect();
-            power_ds.write_raw(&pw32).map_err(h5e(emd))?;
-            for &t in grp {
-                done[t] = 1;
-            }
-            blocks_ds.write_raw(&done).map_err(h5e(emd))?;
-            file.flush().map_err(h5e(emd))?;
-            rep.blocks_computed += grp.len();
-            rep.pass2_groups += 1;
-            progress.add(grp.len() as u64, ((p1 - p0) * n * 8) as u64);
-            let nd = done.iter().filter(|&&d| d != 0).count();
-            write_state(&state_path, &ScratchState { key: key_s.clone(), positions_done: n, tiles_done: nd })?;
-            if let Some(d) = opts.group_delay {
-                std::thread::sleep(d);
-            }
-        }
+            let r = {
+            let mut produce = || -> Result<()> {
+                for (gi, grp) in groups.iter().enumerate() {
+                    if opts.cancel_after_groups.is_some_and(|c| gi >= c) {
+                        progress.cancel();
+                    }
+                    progress.check()?;
+                    let (p0, p1) = (offs[grp[0]], offs[grp[grp.len() - 1] + 1]);
+                    let raw = &mut raw_buf[..(p1 - p0) * n * es];
+                    sf.read_exact_at(raw, (p0 * n * es) as u64).map_err(|e| Error::io(&scratch_path, e))?;
+                    rep.scratch_bytes_read += raw.len() as u64;
+                    // decode + transpose each tile to pixel-major complex
+                    let cplx = &mut cplx_buf[..(p1 - p0) * n];
+                    {
+                        let mut rest: &mut [Complex32] = &mut *cplx;
+                        let mut jobs = Vec::new();
+                        for &t in grp {
+                            let np = offs[t + 1] - offs[t];
+                            let (a, b) = rest.split_at_mut(np * n);
+                            rest = b;
+                            let r0 = (offs[t] - p0) * n * es;
+                            jobs.push((a, &raw[r0..r0 + np * n * es], np));
+                        }
+                        jobs.into_par_iter().for_each(|(dst, src, np)| decode_transpose(src, l.elem, np, n, dst));
+                    }
+                    // 2-D FFT over scan axes + fftshift, per pixel
+                    cplx.par_chunks_mut(n).for_each_init(
+                        || (Vec::new(), Vec::new()),
+                        |(tmp, scr), img| plans.fft2_shift(img, tmp, scr),
+                    );
+                    // power map
+                    let npix = p1 - p0;
+                    let cp = &cplx;
+                    power.par_chunks_mut(4096).enumerate().for_each(|(ci, pw)| {
+                        let q0 = ci * 4096;
+                        for p in 0..npix {
+                            let row = &cp[p * n + q0..p * n + q0 + pw.len()];
+                            for (a, v) in pw.iter_mut().zip(row) {
+                                *a += v.norm_sqr() as f64;
+                            }
+                        }
+                    });
+                    let mut chunks = back_rx.try_recv().unwrap_or_default();
+                    assemble_chunks(&l, &offs, grp, p0, cplx, &mut chunks, &mut tile_tmp);
+                    let msg = GroupOut {
+                        chunks,
+                        tiles: grp.clone(),
+                        power: power.iter().map(|&v| v as f32).collect(),
+                        bytes: ((p1 - p0) * n * 8) as u64,
+                    };
+                    if tx.send(msg).is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Ok(())
+            };
+            produce()
+            };
+            drop(tx);
+            let (bytes, groups_done, tiles_done) = writer.join().expect("FFT writer thread panicked")?;
+            rep.output_bytes_written += bytes;
+            rep.pass2_groups += groups_done;
+            rep.blocks_computed += tiles_done;
+            r
+        });
+        writer_result?;
     }
     // make the data durable before declaring it complete
     drop((data, blocks_ds, power_ds));
@@ -854,29 +895,6 @@ pub fn compute_with(
     let _ = std::fs::remove_file(&state_path);
     rep.seconds_pass2 = t2.elapsed().as_secs_f64();
     Ok(rep)
-}
-
-fn decode_elems(src: &[u8], e: Elem, dst: &mut [Complex32]) {
-    match e {
-        Elem::U16 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *d = Complex32::new(u16::from_le_bytes([s[0], s[1]]) as f32, 0.0);
-            }
-        }
-        Elem::F32 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                *d = Complex32::new(f32::from_le_bytes([s[0], s[1], s[2], s[3]]), 0.0);
-            }
-        }
-        Elem::C32 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(8)) {
-                *d = Complex32::new(
-                    f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-                    f32::from_le_bytes([s[4], s[5], s[6], s[7]]),
-                );
-            }
-        }
-    }
 }
 
 /// Encode one cropped/binned frame (f32, or complex for All) into scratch elements.
@@ -1005,72 +1023,107 @@ fn pass1(
     Ok(())
 }
 
-fn write_group_chunks(
-    data: &hdf5::Dataset,
-    l: &Layout,
-    offs: &[usize],
-    grp: &[usize],
-    p0: usize,
-    g: &[Complex32],
-    emd: &Path,
-    rep: &mut FftReport,
-) -> Result<()> {
+/// The whole chunks of one group, contiguous (reused between groups).
+#[derive(Default)]
+struct Chunks {
+    offsets: Vec<[u64; 4]>,
+    data: Vec<Complex32>,
+    elems: usize,
+}
+
+struct GroupOut {
+    chunks: Chunks,
+    tiles: Vec<usize>,
+    power: Vec<f32>,
+    bytes: u64,
+}
+
+/// Gather the pixel-major transformed images of a group into whole HDF5 chunks
+/// (Q row, Q col, K row, K col), zero-padded at the edges.
+fn assemble_chunks(l: &Layout, offs: &[usize], grp: &[usize], p0: usize, g: &[Complex32], out: &mut Chunks, tmp: &mut Vec<Complex32>) {
     let n = l.n();
     let [c0, c1, c2, c3] = l.chunk;
     let (qr, qc) = l.scan;
     let (ncr, ncc) = (qr.div_ceil(c0), qc.div_ceil(c1));
     let chunk_elems = c0 * c1 * c2 * c3;
+    out.offsets.clear();
     for &t in grp {
-        let (kr0, kc0, h, w) = l.tile_rect(t);
-        let base = (offs[t] - p0) * n; // pixel-major images of this tile: [h*w][n]
-        // assemble a row of Q chunks at a time in parallel, write sequentially
+        let (kr0, kc0, _, _) = l.tile_rect(t);
         for a in 0..ncr {
-            let bufs: Vec<Vec<Complex32>> = (0..ncc)
-                .into_par_iter()
-                .map(|bq| {
-                    let mut buf = vec![Complex32::default(); chunk_elems];
-                    for i in 0..c0 {
-                        let qy = a * c0 + i;
-                        if qy >= qr {
-                            break;
-                        }
-                        for j in 0..c1 {
-                            let qx = bq * c1 + j;
-                            if qx >= qc {
-                                break;
-                            }
-                            let q = qy * qc + qx;
-                            let cb = (i * c1 + j) * c2 * c3;
-                            for kr in 0..h {
-                                for kc in 0..w {
-                                    buf[cb + kr * c3 + kc] = g[base + (kr * w + kc) * n + q];
-                                }
-                            }
-                        }
-                    }
-                    buf
-                })
-                .collect();
-            for (bq, buf) in bufs.iter().enumerate() {
-                let offset: [hdf5_sys::h5::hsize_t; 4] =
-                    [(a * c0) as u64, (bq * c1) as u64, kr0 as u64, kc0 as u64];
-                let nbytes = chunk_elems * 8;
-                let r = hdf5::sync::sync(|| unsafe {
-                    hdf5_sys::h5d::H5Dwrite_chunk(
-                        data.id(),
-                        hdf5_sys::h5p::H5P_DEFAULT,
-                        0,
-                        offset.as_ptr(),
-                        nbytes,
-                        buf.as_ptr().cast(),
-                    )
-                });
-                if r < 0 {
-                    return Err(Error::hdf5(emd, format!("H5Dwrite_chunk failed at {offset:?}")));
-                }
-                rep.output_bytes_written += nbytes as u64;
+            for b in 0..ncc {
+                out.offsets.push([(a * c0) as u64, (b * c1) as u64, kr0 as u64, kc0 as u64]);
             }
         }
+    }
+    out.elems = chunk_elems;
+    // padding must be zero: only grow with zeros, and clear edge chunks below
+    out.data.resize(out.offsets.len() * chunk_elems, Complex32::default());
+    let per_tile = ncr * ncc;
+    for (ti, &t) in grp.iter().enumerate() {
+        let (_, _, h, w) = l.tile_rect(t);
+        let np = h * w;
+        let base = (offs[t] - p0) * n; // pixel-major images of this tile: [np][n]
+        // Q-major copy of the tile, [n][np]: each (q, K row) is then a contiguous run
+        tmp.resize(np * n, Complex32::default());
+        transpose::transpose(&g[base..base + np * n], &mut tmp[..np * n], n, np);
+        let qm = &tmp[..np * n];
+        out.data[ti * per_tile * chunk_elems..(ti + 1) * per_tile * chunk_elems]
+            .par_chunks_mut(chunk_elems)
+            .enumerate()
+            .for_each(|(ci, buf)| {
+                let (a, bq) = (ci / ncc, ci % ncc);
+                if h < c2 || w < c3 || (a + 1) * c0 > qr || (bq + 1) * c1 > qc {
+                    buf.fill(Complex32::default());
+                }
+                for i in 0..c0.min(qr - a * c0) {
+                    let qy = a * c0 + i;
+                    for j in 0..c1.min(qc - bq * c1) {
+                        let q = qy * qc + bq * c1 + j;
+                        let src = &qm[q * np..(q + 1) * np];
+                        let dst = &mut buf[(i * c1 + j) * c2 * c3..(i * c1 + j + 1) * c2 * c3];
+                        for kr in 0..h {
+                            dst[kr * c3..kr * c3 + w].copy_from_slice(&src[kr * w..(kr + 1) * w]);
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// Scratch tile [n][np] of elements -> pixel-major complex [np][n].
+fn decode_transpose(src: &[u8], e: Elem, np: usize, n: usize, dst: &mut [Complex32]) {
+    let es = e.size();
+    const B: usize = 64;
+    let mut i0 = 0;
+    while i0 < n {
+        let i1 = (i0 + B).min(n);
+        for p in 0..np {
+            let d = &mut dst[p * n + i0..p * n + i1];
+            for (k, dv) in d.iter_mut().enumerate() {
+                let o = ((i0 + k) * np + p) * es;
+                let s = &src[o..o + es];
+                *dv = match e {
+                    Elem::U16 => Complex32::new(u16::from_le_bytes([s[0], s[1]]) as f32, 0.0),
+                    Elem::F32 => Complex32::new(f32::from_le_bytes([s[0], s[1], s[2], s[3]]), 0.0),
+                    Elem::C32 => Complex32::new(
+                        f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+                        f32::from_le_bytes([s[4], s[5], s[6], s[7]]),
+                    ),
+                };
+            }
+        }
+        i0 = i1;
+    }
+}
+
+fn write_chunk(data: &hdf5::Dataset, offset: &[u64; 4], buf: &[Complex32], emd: &Path) -> Result<()> {
+    let nbytes = std::mem::size_of_val(buf);
+    let off: [hdf5_sys::h5::hsize_t; 4] = *offset;
+    let r = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5d::H5Dwrite_chunk(data.id(), hdf5_sys::h5p::H5P_DEFAULT, 0, off.as_ptr(), nbytes, buf.as_ptr().cast())
+    });
+    if r < 0 {
+        return Err(Error::hdf5(emd, format!("H5Dwrite_chunk failed at {offset:?}")));
     }
     Ok(())
 }
