@@ -112,6 +112,17 @@ pub fn print_report(r: &FftReport, emd: &Path) {
         hs(r.output_bytes_written)
     );
     println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
+    if let Some(hwm) = peak_rss() {
+        println!("peak memory (VmHWM): {}", hs(hwm));
+    }
+}
+
+/// Peak resident set size of this process (Linux).
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
