@@ -1202,6 +1202,9 @@ impl FftCache {
     }
     /// What is in the file, without opening it for reading.
     pub fn status(emd: &Path, fingerprint: Option<&str>) -> CacheStatus {
+        if !emd.exists() {
+            return CacheStatus::Absent;
+        }
         match Self::open_inner(emd, fingerprint) {
             Ok(_) => CacheStatus::Complete,
             Err(e) => {
