@@ -336,4 +336,33 @@ fn sigkill_midway_then_resume_via_cli() {
     let arr: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
     let (oy, ox) = cache.q_origin();
     assert_eq!(arr.as_slice().unwrap(), cache.detector_image((oy - 1, ox + 2), 0, Part::Phase).unwrap().as_slice());
+    let tif = dir.path().join("k.tiff");
+    let st = std::process::Command::new(emdtui())
+        .args(["export", emd.to_str().unwrap(), "--fft-k", "3,4", "--part", "real", "-o", tif.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success() && tif.exists());
+    let png = dir.path().join("k.png");
+    let st = std::process::Command::new(emdtui())
+        .args(["export", emd.to_str().unwrap(), "--fft-q", "0,0", "--part", "phase", "-o", png.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success() && png.exists());
+    // clear errors, no output
+    for (args, msg) in [
+        (vec!["--fft-q", "100,0"], "outside the Q range"),
+        (vec!["--fft-k", "64,0"], "outside the stored"),
+        (vec!["--fft-q", "0,0", "--part", "bogus"], "--part"),
+    ] {
+        let bad = dir.path().join("bad.npy");
+        let out = std::process::Command::new(emdtui())
+            .args(["export", emd.to_str().unwrap()])
+            .args(&args)
+            .args(["-o", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && se.contains(msg), "{args:?}: {se}");
+        assert!(!bad.exists());
+    }
 }

@@ -955,7 +955,8 @@ fn pass1(
     // per position: three scratch-encoded copies (frame-major + two tile-major)
     let per_pos = (3 * frame_bytes) as u64;
     let fixed = (rayon::current_num_threads() * sub * (src_px + kpix * 20)) as u64 + (8 << 20);
-    let b = ((budget.saturating_sub(fixed) / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
+    // 3/4 of the budget: headroom for HDF5, the allocator and the rest of the process
+    let b = ((budget.saturating_sub(fixed) / 4 * 3 / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
     let b = if b >= sub { b / sub * sub } else { b };
     let sub = sub.min(b);
     let n_tiles = l.n_tiles();
