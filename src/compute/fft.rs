@@ -768,7 +768,9 @@ pub fn compute_with(
         let sf = std::fs::File::open(&scratch_path).map_err(|e| Error::io(&scratch_path, e))?;
         let avail = pass2_budget(memory_budget, n);
         let per_pix = (n * (l.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
-        let max_pix = (avail / per_pix).max(1) as usize;
+        // at least ~4 groups, so that computing one group overlaps writing the previous one
+        let todo_pix: usize = todo.iter().map(|&t| offs[t + 1] - offs[t]).sum();
+        let max_pix = ((avail / per_pix).max(1) as usize).min(todo_pix.div_ceil(4));
         // groups of consecutive not-done tiles within the budget
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut cur: Vec<usize> = Vec::new();
