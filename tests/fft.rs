@@ -366,3 +366,29 @@ fn sigkill_midway_then_resume_via_cli() {
         assert!(!bad.exists());
     }
 }
+
+#[test]
+fn real_files_match_reference() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib/rosettasciio");
+    let root = if root.exists() { root } else { PathBuf::from("/work/shared/testdata/mib/rosettasciio") };
+    if !root.exists() {
+        eprintln!("real test files not found; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bin, axes) in [
+        ("Quad_9_Frame_CounterDepth_12_Rows_256.mib", 2, FftAxes::Scan), // u16, quad 512x512
+        ("Single_9_Frame_CounterDepth_24_Rows_256.mib", 1, FftAxes::Scan), // u32 -> f32 scratch
+        ("001_4x2_6bit.mib", 4, FftAxes::All),                            // 4x2 scan from the .hdr
+    ] {
+        let ds = MibDataset::open(&root.join(name), &OpenOptions::default()).unwrap();
+        let emd = dir.path().join(format!("{name}.emd"));
+        let params = FftParams { axes, crop: None, bin };
+        fft::compute_with(&ds, &emd, &params, SMALL_BUDGET, &Progress::new("t", 0), &small_opts()).unwrap();
+        let cache = FftCache::open_validated(&emd, &ds.fingerprint()).unwrap();
+        let (want, shape) = reference(&ds, cache.det_box, bin, axes);
+        assert_eq!(cache.shape, shape, "{name}");
+        let err = rel_l2(&read_all(&emd), &want);
+        assert!(err < 1e-4, "{name}: relative L2 error {err}");
+    }
+}
