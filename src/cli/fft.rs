@@ -1,12 +1,186 @@
 //! `emdtui fft` and `emdtui export --fft-q/--fft-k`.
 
-use crate::cli::{Cli, ExportArgs, FftArgs, OpenArgs};
-use anyhow::{Result, bail};
+use crate::cli::{Cli, ExportArgs, FftArgs, OpenArgs, parse_pair};
+use crate::compute::display::{Colormap, DisplayParams};
+use crate::compute::fft::{self, FftAxes, FftCache, FftParams, FftReport, Part};
+use crate::dataset::Dataset;
+use crate::jobs::Progress;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
 
-pub fn run(_a: &FftArgs, _cli: &Cli) -> Result<()> {
-    bail!("fft: not implemented yet")
+fn hs(b: u64) -> String {
+    humansize::format_size(b, humansize::BINARY)
 }
 
-pub fn run_export(_a: &ExportArgs, _open: &OpenArgs) -> Result<()> {
-    bail!("fft export: not implemented yet")
+/// FFT parameters from the command line (finds the BF disk when needed).
+pub fn params_from_args(a: &FftArgs, ds: &dyn Dataset) -> Result<FftParams> {
+    let axes = match a.axes.as_str() {
+        "scan" => FftAxes::Scan,
+        "all" => FftAxes::All,
+        s => bail!("--axes {s:?}: use scan or all"),
+    };
+    if a.bin == 0 {
+        bail!("--bin must be at least 1");
+    }
+    let crop = match a.crop.as_str() {
+        "full" => {
+            if a.center.is_some() || a.radius.is_some() {
+                bail!("--center/--radius only apply to --crop bf");
+            }
+            None
+        }
+        "bf" => {
+            let user_c = a.center.as_deref().map(|s| parse_pair::<f32>(s, "--center")).transpose()?;
+            match (user_c, a.radius) {
+                (Some(c), Some(r)) => Some((c, r)),
+                (c, r) => {
+                    let ((cy, cx), ar) = fft::auto_crop(ds)?;
+                    let c = c.unwrap_or((cy, cx));
+                    let r = r.unwrap_or(ar);
+                    eprintln!("BF disk crop: centre ({:.1}, {:.1}), radius {:.1} px (incl. margin)", c.0, c.1, r);
+                    Some((c, r))
+                }
+            }
+        }
+        s => bail!("--crop {s:?}: use bf or full"),
+    };
+    Ok(FftParams { axes, crop, bin: a.bin })
+}
+
+/// Run the FFT of `ds` into `emd` with a progress bar; prints the plan and the report.
+pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: u64) -> Result<FftReport> {
+    let (out_b, scratch_b, shape) = fft::planned_sizes(ds, params, budget)?;
+    eprintln!(
+        "FFT {}x{}x{}x{} complex64 into {}: output {}, temporary scratch {} (memory budget {})",
+        shape[0],
+        shape[1],
+        shape[2],
+        shape[3],
+        emd.display(),
+        hs(out_b),
+        hs(scratch_b),
+        hs(budget)
+    );
+    let progress = Progress::new("fft", 0);
+    let pb = crate::cli::progress::bar(0, "fft");
+    let opts = fft::RunOptions {
+        group_delay: std::env::var("EMDTUI_FFT_GROUP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis),
+        ..Default::default()
+    };
+    let rep = std::thread::scope(|s| {
+        let h = s.spawn(|| fft::compute_with(ds, emd, params, budget, &progress, &opts));
+        while !h.is_finished() {
+            pb.set_length(progress.total().max(1));
+            pb.set_position(progress.done());
+            pb.set_message(progress.message());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        h.join().unwrap()
+    });
+    pb.finish_and_clear();
+    let rep = rep.with_context(|| format!("FFT of {}", ds.info().path.display()))?;
+    print_report(&rep, emd);
+    Ok(rep)
+}
+
+pub fn print_report(r: &FftReport, emd: &Path) {
+    if r.already_complete {
+        println!("{}: FFT cache already complete and valid for these parameters; nothing to do", emd.display());
+        return;
+    }
+    println!(
+        "FFT {:?} -> {}:/emdtui/cache/fft_complex/data, chunks {:?}, detector box (row0, col0, rows, cols) {:?}",
+        r.shape,
+        emd.display(),
+        r.chunk,
+        r.det_box
+    );
+    println!(
+        "blocks: {} total, {} computed now, {} resumed from an earlier run (pass 1 positions resumed: {})",
+        r.blocks_total, r.blocks_computed, r.blocks_resumed, r.pass1_positions_resumed
+    );
+    println!(
+        "bytes read: {} (source {}, scratch {}); bytes written: {} (scratch {}, output {})",
+        hs(r.bytes_read()),
+        hs(r.input_bytes_read),
+        hs(r.scratch_bytes_read),
+        hs(r.bytes_written()),
+        hs(r.scratch_bytes_written),
+        hs(r.output_bytes_written)
+    );
+    println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
+    if let Some(hwm) = peak_rss() {
+        println!("peak memory (VmHWM): {}", hs(hwm));
+    }
+}
+
+/// Peak resident set size of this process (Linux).
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
+    let budget = cli.memory_budget()?;
+    let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let is_emd = matches!(ext.as_str(), "emd" | "h5" | "hdf5");
+    let emd: PathBuf = match (&a.output, is_emd) {
+        (Some(o), _) => o.clone(),
+        (None, true) => a.file.clone(),
+        (None, false) => a.file.with_extension("emd"),
+    };
+    if a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("mib")) && emd == a.file {
+        bail!("{}: refusing to write into the .mib", a.file.display());
+    }
+    let ds = crate::dataset::open(&a.file, &cli.open.options()?)?;
+    let params = params_from_args(a, ds.as_ref())?;
+    run_on_dataset(ds.as_ref(), &emd, &params, budget)?;
+    Ok(())
+}
+
+pub fn run_export(a: &ExportArgs, _open: &OpenArgs) -> Result<()> {
+    let fmt = crate::format::export::format_of(&a.output)?;
+    crate::format::export::check_output_dir(&a.output)?;
+    let part = Part::parse(&a.part).ok_or_else(|| anyhow::anyhow!("--part {:?}: use amp, phase, real or imag", a.part))?;
+    let cache = FftCache::open(&a.file)?;
+    let [qr, qc, kr, kc] = cache.shape;
+    let (img, rows, cols) = match (&a.fft_q, &a.fft_k) {
+        (Some(_), Some(_)) => bail!("give either --fft-q or --fft-k, not both"),
+        (Some(q), None) => {
+            let (dy, dx): (i64, i64) = parse_pair(q, "--fft-q")?;
+            let (oy, ox) = cache.q_origin();
+            let (y, x) = (oy as i64 + dy, ox as i64 + dx);
+            if y < 0 || x < 0 || y >= qr as i64 || x >= qc as i64 {
+                bail!(
+                    "--fft-q {dy},{dx}: outside the Q range {}..={}, {}..={}",
+                    -(oy as i64),
+                    qr as i64 - 1 - oy as i64,
+                    -(ox as i64),
+                    qc as i64 - 1 - ox as i64
+                );
+            }
+            (cache.detector_image((y as usize, x as usize), 0, part)?, kr, kc)
+        }
+        (None, Some(k)) => {
+            let (y, x): (usize, usize) = parse_pair(k, "--fft-k")?;
+            if y >= kr || x >= kc {
+                bail!("--fft-k {y},{x}: outside the stored {kr}x{kc} detector region (indices within the crop box)");
+            }
+            (cache.q_image((y, x), 0, part)?, qr, qc)
+        }
+        (None, None) => unreachable!(),
+    };
+    let mut disp = crate::cli::info::display_params(&a.cmap, &a.scale, if part == Part::Phase { Colormap::Twilight } else { Colormap::Gray })?;
+    if part == Part::Phase {
+        disp = DisplayParams { clip: (0.0, 100.0), ..disp };
+    }
+    let _ = fmt;
+    crate::cli::info::write_f32(&a.output, rows, cols, &img, &disp)?;
+    eprintln!("wrote {}", a.output.display());
+    Ok(())
 }
