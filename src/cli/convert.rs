@@ -34,11 +34,33 @@ pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
         memory_budget: cli.memory_budget()?,
         force: a.force,
     };
+    let r = convert_with_bar(ds.as_ref(), &out, &copts)
+        .with_context(|| format!("converting {}", a.input.display()))?;
+    let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);
+    println!(
+        "wrote {}: {} positions, {} read, {} written in {:.2} s ({:.0} MiB/s read, {:.0} MiB/s written)",
+        r.output.display(),
+        r.positions,
+        humansize::format_size(r.bytes_read, humansize::BINARY),
+        humansize::format_size(r.bytes_written, humansize::BINARY),
+        r.seconds,
+        mb(r.bytes_read, r.seconds),
+        mb(r.bytes_written, r.seconds)
+    );
+    Ok(())
+}
+
+/// Run a conversion with a progress bar on stderr.
+pub fn convert_with_bar(
+    ds: &dyn crate::dataset::Dataset,
+    out: &std::path::Path,
+    copts: &ConvertOptions,
+) -> crate::Result<convert::ConvertReport> {
     let progress = Progress::new("convert", ds.scan().positions() as u64);
     progress.set_state(crate::jobs::JobState::Running);
     let pb = crate::cli::progress::frames_bar(progress.total(), "convert");
     let res = std::thread::scope(|s| {
-        let h = s.spawn(|| convert::convert(ds.as_ref(), &out, &copts, &progress));
+        let h = s.spawn(|| convert::convert(ds, out, copts, &progress));
         while !h.is_finished() {
             pb.set_length(progress.total());
             pb.set_position(progress.done());
@@ -47,17 +69,8 @@ pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
         h.join().expect("conversion thread panicked")
     });
     pb.finish_and_clear();
-    let r = res.with_context(|| format!("converting {}", a.input.display()))?;
-    let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);
-    println!(
-        "wrote {}: {} positions, {} read, {} written in {:.2} s ({:.0} MiB/s read, {:.0} MiB/s written)",
-        r.output.display(),
-        progress.done(),
-        humansize::format_size(r.bytes_read, humansize::BINARY),
-        humansize::format_size(r.bytes_written, humansize::BINARY),
-        r.seconds,
-        mb(r.bytes_read, r.seconds),
-        mb(r.bytes_written, r.seconds)
-    );
-    Ok(())
+    res.map(|mut r| {
+        r.positions = progress.done();
+        r
+    })
 }

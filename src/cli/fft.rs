@@ -137,7 +137,23 @@ pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
     if a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("mib")) && emd == a.file {
         bail!("{}: refusing to write into the .mib", a.file.display());
     }
-    let ds = crate::dataset::open(&a.file, &cli.open.options()?)?;
+    let opts = cli.open.options()?;
+    let src = crate::dataset::open(&a.file, &opts)?;
+    // the FFT lives in the EMD: a .mib is converted first (unless its EMD is already there)
+    let ds = if is_emd {
+        src
+    } else if crate::compute::convert::is_converted_from(&emd, src.as_ref()) {
+        eprintln!("using the existing conversion {}", emd.display());
+        crate::dataset::open(&emd, &Default::default())?
+    } else {
+        eprintln!("4D FFT requires the EMD: converting {} -> {} first", a.file.display(), emd.display());
+        let copts = crate::compute::convert::ConvertOptions { memory_budget: budget, force: true, ..Default::default() };
+        let r = crate::cli::convert::convert_with_bar(src.as_ref(), &emd, &copts)
+            .with_context(|| format!("converting {}", a.file.display()))?;
+        eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds);
+        drop(src);
+        crate::dataset::open(&emd, &Default::default())?
+    };
     let params = params_from_args(a, ds.as_ref())?;
     run_on_dataset(ds.as_ref(), &emd, &params, budget)?;
     Ok(())

@@ -49,6 +49,8 @@ impl Default for ConvertOptions {
 #[derive(Debug, Clone)]
 pub struct ConvertReport {
     pub output: PathBuf,
+    /// Positions written (filled in by callers that track progress).
+    pub positions: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub seconds: f64,
@@ -393,6 +395,7 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
                 let _ = d.sync_all();
             }
             Ok(ConvertReport {
+                positions: 0,
                 output: out.to_path_buf(),
                 bytes_read: read,
                 bytes_written: written,
@@ -659,5 +662,17 @@ mod tests {
     fn part_path_appends_part() {
         assert_eq!(part_path(Path::new("/d/x.emd")), PathBuf::from("/d/x.emd.part"));
         assert!(free_space(Path::new("/")).is_some_and(|f| f > 0));
+    }
+}
+
+/// True when `emd` is a complete emdtui conversion of `source` (same source fingerprint), so it
+/// can be used instead of converting again.
+pub fn is_converted_from(emd: &Path, source: &dyn Dataset) -> bool {
+    if !emd.is_file() {
+        return false;
+    }
+    match crate::format::emd::EmdFile::open(emd) {
+        Ok(f) => f.complete == Some(true) && f.source_fingerprint.as_deref() == Some(source.fingerprint().as_str()),
+        Err(_) => false,
     }
 }

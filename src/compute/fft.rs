@@ -609,7 +609,15 @@ pub fn compute_with(
         check_space(emd, l.output_bytes() + l.scratch_bytes(), &l)?;
     }
     // ---- open/create the file; inspect an existing cache
-    let file = if emd.exists() { hdf5::File::open_rw(emd) } else { hdf5::File::create_excl(emd) }.map_err(h5e(emd))?;
+    // One writer at a time (the EMD writer lock); this process's reader handles are closed and
+    // reopen read-only on top of our read-write open (HDF5 shares the file within a process).
+    let _lock = crate::format::emd::lock_exclusive(emd, crate::format::emd::WRITE_WAIT, &|m| log::warn!("{m}"))?;
+    drop(crate::format::emd::close_readers(emd));
+    let file = if emd.exists() {
+        crate::format::emd::open_rw(emd)?
+    } else {
+        hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).create_excl(emd).map_err(h5e(emd))?
+    };
     let mut key = Key { format: CACHE_FORMAT_VERSION, fingerprint: fingerprint.clone(), params: params.clone(), layout: l.clone() };
     let mut reuse = false;
     if file.link_exists(GROUP) {
@@ -692,6 +700,12 @@ pub fn compute_with(
                 .create("data")?
                 .write_raw(&vec![0f32; n])?;
             set_str_attr(&pg, "description", "sum over K of |G(Q, K)|^2; valid only when fft_complex@complete == 1")?;
+            // provenance in the form every emdtui cache carries (listed by `emdtui info`)
+            let pj: serde_json::Value = serde_json::from_str(&params_json(params, &l)).unwrap_or_default();
+            for grp in [&g, &pg] {
+                crate::format::emd::stamp_cache(grp, &pj, &fingerprint)?;
+                crate::format::emd::set_int_attr(grp, "emdtui_complete", 0)?;
+            }
             // dims now, so nothing is created later
             let kunits = if params.axes == FftAxes::All { "1/detector pixel" } else { "detector pixel" };
             let kaxis = |i: usize| -> Vec<f32> {
@@ -898,6 +912,16 @@ pub fn compute_with(
     std::fs::File::open(emd).and_then(|f| f.sync_all()).map_err(|e| Error::io(emd, e))?;
     g.attr("complete").and_then(|a| a.write_scalar(&1u8)).map_err(h5e(emd))?;
     set_str_attr(&g, "completed", &now_iso()).map_err(h5e(emd))?;
+    for name in [GROUP, POWER_GROUP] {
+        if let Ok(grp) = file.group(name) {
+            crate::format::emd::set_int_attr(&grp, "emdtui_complete", 1).map_err(h5e(emd))?;
+        }
+    }
+    crate::format::emd::append_log(
+        &file,
+        emd,
+        &format!("4D FFT {:?} computed ({} blocks now, {} resumed)", params, rep.blocks_computed, rep.blocks_resumed),
+    )?;
     drop(g);
     file.flush().map_err(h5e(emd))?;
     drop(file);
@@ -1215,7 +1239,7 @@ impl FftCache {
                 if s.contains("no FFT cache") {
                     CacheStatus::Absent
                 } else if s.contains("incomplete") {
-                    let f = hdf5::File::open(emd).ok();
+                    let f = crate::format::emd::open_ro(emd).ok();
                     let d = f
                         .and_then(|f| f.group(GROUP).ok())
                         .and_then(|g| g.dataset("blocks_done").ok())
@@ -1229,7 +1253,7 @@ impl FftCache {
         }
     }
     fn open_inner(emd: &Path, fingerprint: Option<&str>) -> Result<FftCache> {
-        let file = hdf5::File::open(emd).map_err(h5e(emd))?;
+        let file = crate::format::emd::open_ro(emd)?;
         if !file.link_exists(GROUP) {
             return Err(Error::format(emd, "no FFT cache (run `emdtui fft`)"));
         }
@@ -1341,4 +1365,9 @@ fn reduce(v: &[Complex32], m: usize, len: usize, part: Part, inner: bool) -> Vec
         Part::Real => sum.iter().map(|c| c.re * s).collect(),
         Part::Imag => sum.iter().map(|c| c.im * s).collect(),
     }
+}
+
+/// Default FFT parameters for `ds`: scan axes, the bright-field disk plus margin, no binning.
+pub fn default_params(ds: &dyn Dataset) -> Result<FftParams> {
+    Ok(FftParams { axes: FftAxes::Scan, crop: Some(auto_crop(ds)?), bin: 1 })
 }

@@ -446,7 +446,7 @@ pub fn lock_shared(emd: &Path, wait: std::time::Duration) -> Option<EmdLock> {
     }
 }
 
-type Slot = Mutex<Option<(hdf5::File, hdf5::Dataset)>>;
+pub type Slot = Mutex<Option<(hdf5::File, hdf5::Dataset)>>;
 
 /// Open reader handles in this process, so a writer can close them (HDF5 refuses a read-write open
 /// of a file the same process holds read-only).
@@ -456,7 +456,8 @@ fn canon(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn close_readers(path: &Path) -> Vec<Arc<Slot>> {
+/// Close this process's reader handles of `path` (they reopen lazily on their next read).
+pub fn close_readers(path: &Path) -> Vec<Arc<Slot>> {
     let c = canon(path);
     let mut v = READERS.lock().unwrap();
     v.retain(|(_, w)| w.strong_count() > 0);
@@ -1017,7 +1018,7 @@ pub struct EmdFile {
 }
 
 const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl EmdFile {
     pub fn open(path: &Path) -> Result<EmdFile> {

@@ -388,10 +388,15 @@ impl State {
         self.dirty = true;
     }
 
-    /// Size of the FFT cache (complex64, full detector) and free space where it goes.
+    /// Size of the FFT cache (complex64, bright-field disk crop as computed by `F`) and free
+    /// space where it goes.
     pub fn fft_estimate(&self) -> (u64, Option<u64>) {
         let (dr, dc) = self.ds.det();
-        let bytes = (self.ds.scan().positions() * dr * dc * 8) as u64;
+        let full = (self.ds.scan().positions() * dr * dc * 8) as u64;
+        let bytes = crate::compute::fft::default_params(self.ds.as_ref())
+            .and_then(|p| crate::compute::fft::planned_sizes(self.ds.as_ref(), &p, self.memory_budget))
+            .map(|(out, _, _)| out)
+            .unwrap_or(full);
         (bytes, free_space(self.emd_path().parent().unwrap_or(Path::new("."))))
     }
 
@@ -399,7 +404,7 @@ impl State {
         let (b, free) = self.fft_estimate();
         let f = free.map(|f| humansize::format_size(f, humansize::BINARY)).unwrap_or("unknown".into());
         format!(
-            "Compute the 4D FFT into {}?\nCache size about {} (full detector, complex64); free space {f}.\n(y/n)",
+            "Compute the 4D FFT into {}?\nCache size about {} (bright-field disk crop, complex64); free space {f}.\n(y/n)",
             self.emd_path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
             humansize::format_size(b, humansize::BINARY)
         )
@@ -558,9 +563,10 @@ impl State {
     }
 }
 
+/// The default FFT (scan axes, bright-field disk crop) of `ds` into the EMD `emd`.
 fn fft_into_cache(ds: &dyn Dataset, emd: &Path, budget: u64, p: &Progress) -> crate::Result<()> {
-    let params = crate::compute::fft::FftParams { axes: crate::compute::fft::FftAxes::Scan, crop: None, bin: 1 };
-    crate::compute::fft::compute(ds, emd, &params, budget, p)
+    let params = crate::compute::fft::default_params(ds)?;
+    crate::compute::fft::compute(ds, emd, &params, budget, p).map(|_| ())
 }
 
 /// Free bytes on the filesystem holding `dir`.
