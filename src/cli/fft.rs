@@ -68,6 +68,7 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
         .ok()
         .and_then(|v| v.parse().ok())
         .map(std::time::Duration::from_millis),
+        announce_wait: true,
         ..Default::default()
     };
     let rep = std::thread::scope(|s| {

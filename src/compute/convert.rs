@@ -370,7 +370,8 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
         // left by an interrupted run (we hold the lock, so nobody is writing it)
         std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
     }
-    let raw_bytes = (plan.out.iter().product::<usize>() * plan.out_type.bytes()) as u64;
+    // whole chunks are stored: the last chunk of a scan row is padded to k frames
+    let raw_bytes = (plan.out[0] * plan.chunks_per_row() * plan.k * plan.out_npx() * plan.out_type.bytes()) as u64;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let needed = if opts.compress { raw_bytes / 4 } else { raw_bytes } + (1 << 20);
     // EMDTUI_NO_SPACE_CHECK=1 skips the up-front check (tests use it to fill a small filesystem)

@@ -135,6 +135,8 @@ pub struct RunOptions {
     pub chunk: Option<[usize; 4]>,
     /// Sleep this long after each pass-2 group (to test kills; env `EMDTUI_FFT_GROUP_DELAY_MS` in the CLI).
     pub group_delay: Option<std::time::Duration>,
+    /// Say on stderr (not only in the log) when another process holds the EMD writer lock.
+    pub announce_wait: bool,
 }
 
 /// Scratch element type.
@@ -611,7 +613,13 @@ pub fn compute_with(
     // ---- open/create the file; inspect an existing cache
     // One writer at a time (the EMD writer lock); this process's reader handles are closed and
     // reopen read-only on top of our read-write open (HDF5 shares the file within a process).
-    let _lock = crate::format::emd::lock_exclusive(emd, crate::format::emd::WRITE_WAIT, &|m| log::warn!("{m}"))?;
+    let announce = opts.announce_wait;
+    let _lock = crate::format::emd::lock_exclusive(emd, crate::format::emd::WRITE_WAIT, &move |m| {
+        log::warn!("{m}");
+        if announce {
+            eprintln!("waiting: {m}");
+        }
+    })?;
     drop(crate::format::emd::close_readers(emd));
     let file = if emd.exists() {
         crate::format::emd::open_rw(emd)?
@@ -1253,6 +1261,8 @@ impl FftCache {
         }
     }
     fn open_inner(emd: &Path, fingerprint: Option<&str>) -> Result<FftCache> {
+        // this process's reader handles would share their (possibly older) view of the file
+        drop(crate::format::emd::close_readers(emd));
         let file = crate::format::emd::open_ro(emd)?;
         if !file.link_exists(GROUP) {
             return Err(Error::format(emd, "no FFT cache (run `emdtui fft`)"));
