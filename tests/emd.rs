@@ -19,7 +19,7 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
     assert!(
         p.is_file(),
-        "python with py4DSTEM/hyperspy/h5py not found at {} (set EMDTUI_PYTHON, e.g. EMDTUI_PYTHON=/work/main/.venv/bin/python)",
+        "python with py4DSTEM/hyperspy/h5py not found at {} (set EMDTUI_PYTHON, run bash .ci/run once or set EMDTUI_PYTHON)",
         p.display()
     );
     p

@@ -143,8 +143,13 @@ fn exercise(path: &Path) {
     let _ = emdtui::compute::fft::FftCache::open(path);
 }
 
+/// CI-sized by default; `PROPTEST_CASES=N` for a long run.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_emd_files_never_panic(muts in proptest::collection::vec(mutation(), 1..4)) {

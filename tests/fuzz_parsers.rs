@@ -23,8 +23,13 @@ fn mutate(base: &[u8], edits: &[(usize, u8)], cut: Option<usize>) -> Vec<u8> {
     b
 }
 
+/// CI-sized by default; `PROPTEST_CASES=N` for a long run.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn header_parser_never_panics_on_bytes(b in proptest::collection::vec(any::<u8>(), 0..1200)) {
