@@ -323,3 +323,33 @@ fn real_files_open_and_navigate_without_panics() {
     }
     assert!(n >= 10, "found {n} real files");
 }
+
+#[test]
+fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    let emd = dir.path().join("scan.emd");
+    let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
+    emdtui::compute::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
+    let stored = emdtui::format::emd::EmdFile::open(&emd).unwrap().read_overviews().unwrap().expect("overviews cached at conversion");
+    let mut h = open(&emd, 160, 48, Graphics::Halfblocks);
+    let o = h.state.overviews.as_ref().expect("overview shown");
+    assert!(o.complete);
+    assert_eq!(o.bf, stored.bf, "the overview comes from the EMD cache");
+    assert_eq!(h.state.geometry, stored.geometry, "the detector overlay follows the cached geometry");
+    assert_eq!(h.state.overview_job.as_ref().unwrap().message(), "loaded from cache");
+    let t = h.text();
+    assert!(t.contains("caches 7 valid"), "{t}");
+    assert!(t.contains("complete (from cache)"), "{t}");
+    drop(h);
+    // a stale cache is marked, and not shown as valid
+    let f2 = emdtui::format::emd::open_rw(&emd).unwrap();
+    emdtui::format::emd::set_int_attr(&f2.group("datacube_root/datacube/cached/virtual_bf").unwrap(), "emdtui_cache_format", 99).unwrap();
+    drop(f2);
+    let mut h = open(&emd, 160, 48, Graphics::Halfblocks);
+    let t = h.text();
+    assert!(t.contains("STALE (virtual_bf)"), "{t}");
+    assert_ne!(h.state.overview_job.as_ref().unwrap().message(), "loaded from cache");
+    h.settle(WAIT);
+    assert!(h.state.overviews.as_ref().unwrap().complete, "recomputed from the datacube");
+}

@@ -97,6 +97,10 @@ pub struct State {
     pub overview_gen: u64,
     pub overview_job: Option<Arc<Progress>>,
     pub geometry_changed: Option<Instant>,
+    /// The detector geometry still follows the automatically found bright-field disk.
+    pub auto_geometry: bool,
+    /// For EMD files: the state of the caches inside the file (valid / stale).
+    pub cache_note: Option<String>,
     /// The frame on screen (its position may lag the cursor while loading).
     pub frame: Option<(usize, Frame)>,
     pub roi_anchor: Option<(usize, usize)>,
@@ -172,6 +176,8 @@ impl State {
             overview_gen: 0,
             overview_job: None,
             geometry_changed: None,
+            auto_geometry: true,
+            cache_note: None,
             frame: None,
             roi_anchor: None,
             roi: None,
@@ -211,6 +217,17 @@ impl State {
             first_complete_draw: None,
             started: Instant::now(),
         };
+        if s.info.kind == "emd" {
+            s.cache_note = crate::format::emd::EmdFile::open(&s.path).and_then(|f| f.list_caches()).ok().map(|c| {
+                let stale: Vec<&str> = c.iter().filter(|e| !e.valid).map(|e| e.name.as_str()).collect();
+                let valid = c.len() - stale.len();
+                if stale.is_empty() {
+                    format!("{valid} valid")
+                } else {
+                    format!("{valid} valid, {} STALE ({})", stale.len(), stale.join(", "))
+                }
+            });
+        }
         let sc = s.ds.scan();
         s.cursor = (sc.rows / 2, sc.cols / 2);
         s.request_frame();
@@ -248,10 +265,27 @@ impl State {
         self.overview_job = Some(p.clone());
         let (ds, geom, tx, cdir) = (self.ds.clone(), self.geometry.clone(), self.tx.clone(), self.cache_dir.clone());
         let opts = ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true };
+        let (auto, is_emd) = (self.auto_geometry, self.info.kind == "emd");
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
             move |p| {
+                // an EMD opens with the overviews cached inside it (valid ones only)
+                if is_emd
+                    && let Ok(f) = crate::format::emd::EmdFile::open(&ds.info().path)
+                    && let Ok(Some(o)) = f.read_overviews()
+                    && (auto || o.geometry == geom)
+                {
+                    p.set_message("loaded from cache");
+                    p.set_done(p.total());
+                    return Ok(o);
+                }
+                // until the user moves the detector, it follows the bright-field disk
+                let geom = if auto {
+                    overview::estimate_geometry(ds.as_ref(), 64, &Progress::new("geometry", 0)).map(|(g, _)| g).unwrap_or(geom)
+                } else {
+                    geom
+                };
                 let fp = cdir.as_ref().map(|_| ds.fingerprint());
                 if let (Some(d), Some(fp)) = (&cdir, &fp)
                     && let Some(o) = super::ovcache::load(d, fp, &geom)
@@ -663,6 +697,7 @@ pub fn update(s: &mut State, a: Action) {
             s.geometry.center.1 += dx as f32;
             s.clamp_geometry();
             s.frame_version += 1;
+            s.auto_geometry = false;
             s.geometry_changed = Some(Instant::now());
         }
         Action::Radius(d) => {
@@ -673,12 +708,14 @@ pub fn update(s: &mut State, a: Action) {
             }
             s.clamp_geometry();
             s.frame_version += 1;
+            s.auto_geometry = false;
             s.geometry_changed = Some(Instant::now());
         }
         Action::InnerRadius(d) => {
             s.geometry.adf_inner += d as f32;
             s.clamp_geometry();
             s.frame_version += 1;
+            s.auto_geometry = false;
             s.geometry_changed = Some(Instant::now());
         }
         Action::CycleDetector => {
@@ -803,6 +840,10 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         AppEvent::Overview(g, o) => {
             if g != s.overview_gen {
                 return false;
+            }
+            if s.auto_geometry && s.geometry != o.geometry {
+                s.geometry = o.geometry.clone();
+                s.frame_version += 1;
             }
             s.overviews = Some(*o);
             s.ov_version += 1;

@@ -258,6 +258,9 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         let st = if emd.exists() { "present" } else { "not converted" };
         v.push(Line::from(vec![Span::styled(format!("{} ", "EMD"), key), Span::raw(st.to_string())]));
     }
+    if let Some(n) = &s.cache_note {
+        v.push(Line::from(vec![Span::styled("caches ".to_string(), key), Span::raw(n.clone())]));
+    }
     let fft = if s.fft.is_some() { "loaded" } else { "none" };
     v.push(Line::from(vec![Span::styled(format!("{} ", "FFT"), key), Span::raw(fft.to_string())]));
     for w in &s.info.warnings {
