@@ -24,15 +24,7 @@ const CASES: &[(&str, usize, u8, bool)] = &[
 fn frame(det: usize, depth: u8, raw: bool) -> (FrameHeader, Vec<u8>) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("b.mib");
-    let spec = SynthSpec {
-        rows: 1,
-        cols: 1,
-        det,
-        depth,
-        raw,
-        hdr: false,
-        ..Default::default()
-    };
+    let spec = SynthSpec { rows: 1, cols: 1, det, depth, raw, hdr: false, ..Default::default() };
     synth::write(&p, &spec, &|_, _| {}).unwrap();
     let b = std::fs::read(&p).unwrap();
     let h = mib::parse_header(Path::new("b.mib"), &b).unwrap();
@@ -47,17 +39,9 @@ fn decode(bencher: divan::Bencher, name: &str) {
     let mut scratch = Vec::new();
     let n = h.rows * h.cols;
     let (mut o8, mut o16, mut o32) = (vec![0u8; n], vec![0u16; n], vec![0u32; n]);
-    bencher
-        .counter(BytesCount::new(payload.len()))
-        .bench_local(|| match h.pixel_type {
-            PixelType::U8 => {
-                mib::decode_into(&h, divan::black_box(&payload), &mut o8, &mut scratch).unwrap()
-            }
-            PixelType::U16 => {
-                mib::decode_into(&h, divan::black_box(&payload), &mut o16, &mut scratch).unwrap()
-            }
-            PixelType::U32 => {
-                mib::decode_into(&h, divan::black_box(&payload), &mut o32, &mut scratch).unwrap()
-            }
-        });
+    bencher.counter(BytesCount::new(payload.len())).bench_local(|| match h.pixel_type {
+        PixelType::U8 => mib::decode_into(&h, divan::black_box(&payload), &mut o8, &mut scratch).unwrap(),
+        PixelType::U16 => mib::decode_into(&h, divan::black_box(&payload), &mut o16, &mut scratch).unwrap(),
+        PixelType::U32 => mib::decode_into(&h, divan::black_box(&payload), &mut o32, &mut scratch).unwrap(),
+    });
 }

@@ -10,24 +10,15 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = std::path::PathBuf::from(args.get(1).expect("usage: readpass FILE [BLOCK]"));
     let t0 = std::time::Instant::now();
-    let ds = dataset::open(
-        &path,
-        &OpenOptions {
-            mmap: std::env::var_os("EMDTUI_MMAP").is_some(),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1)
-    });
+    let ds =
+        dataset::open(&path, &OpenOptions { mmap: std::env::var_os("EMDTUI_MMAP").is_some(), ..Default::default() })
+            .unwrap_or_else(|e| {
+                eprintln!("{e}");
+                std::process::exit(1)
+            });
     // blocks of ~512 KiB stay in the L2 cache between the read and the decode
     let frame_bytes = ds.frame_pixels() * ds.info().pixel_type.bytes();
-    let block: usize = args
-        .get(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or((512 << 10) / frame_bytes.max(1))
-        .max(1);
+    let block: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or((512 << 10) / frame_bytes.max(1)).max(1);
     let n = ds.positions_present();
     let checksum = AtomicU64::new(0);
     let blocks: Vec<usize> = (0..n).step_by(block).collect();

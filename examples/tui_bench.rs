@@ -41,12 +41,23 @@ fn main() -> anyhow::Result<()> {
         Some(f) => f.into(),
         None => {
             let f = tmp.path().join("quad.mib");
-            let spec = emdtui::format::synth::SynthSpec { rows: 24, cols: 24, det: 512, depth: 12, hdr: true, ..Default::default() };
+            let spec = emdtui::format::synth::SynthSpec {
+                rows: 24,
+                cols: 24,
+                det: 512,
+                depth: 12,
+                hdr: true,
+                ..Default::default()
+            };
             emdtui::format::synth::write(&f, &spec, &|_, _| {})?;
             f
         }
     };
-    let (w, h) = args.get(2).and_then(|s| emdtui::dataset::scan::parse_rxc(s)).map(|(a, b)| (a as u16, b as u16)).unwrap_or((160, 48));
+    let (w, h) = args
+        .get(2)
+        .and_then(|s| emdtui::dataset::scan::parse_rxc(s))
+        .map(|(a, b)| (a as u16, b as u16))
+        .unwrap_or((160, 48));
     println!("file {}  terminal {w}x{h}", file.display());
     for g in [Graphics::Halfblocks, Graphics::Braille, Graphics::Protocol(ProtocolType::Sixel)] {
         let count = Arc::new(AtomicU64::new(0));

@@ -38,7 +38,12 @@ impl Drop for Untouched {
         }
         let b = std::fs::read(&self.path).unwrap();
         assert_eq!(xxhash_rust::xxh3::xxh3_64(&b), self.hash, "{} was modified", self.path.display());
-        assert_eq!(std::fs::metadata(&self.path).unwrap().modified().unwrap(), self.mtime, "{} mtime changed", self.path.display());
+        assert_eq!(
+            std::fs::metadata(&self.path).unwrap().modified().unwrap(),
+            self.mtime,
+            "{} mtime changed",
+            self.path.display()
+        );
     }
 }
 
@@ -50,7 +55,11 @@ fn synth(dir: &Path, name: &str, rows: usize, cols: usize) -> (PathBuf, SynthSpe
 }
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(bin()).args(args).env("EMDTUI_CACHE_DIR", std::env::temp_dir().join("emdtui-faults-cache")).output().unwrap()
+    Command::new(bin())
+        .args(args)
+        .env("EMDTUI_CACHE_DIR", std::env::temp_dir().join("emdtui-faults-cache"))
+        .output()
+        .unwrap()
 }
 
 fn file_len(p: &Path) -> u64 {
@@ -95,7 +104,11 @@ fn sigkill_convert_at_several_points_then_restart() {
             let renamed = d.path().join("renamed.emd");
             std::fs::copy(&part, &renamed).unwrap();
             let o = run(&["info", renamed.to_str().unwrap()]);
-            assert!(!o.status.success(), "an interrupted conversion was accepted: {}", String::from_utf8_lossy(&o.stdout));
+            assert!(
+                !o.status.success(),
+                "an interrupted conversion was accepted: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
             std::fs::remove_file(&renamed).unwrap();
         }
     }
@@ -182,7 +195,12 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn new(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status().ok()?.success();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?
+            .success();
         ok.then(|| Tmpfs(dir.to_path_buf()))
     }
 }
@@ -236,7 +254,12 @@ fn read_only_source_file_and_directory() {
     let ro = d.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     let mounted = Command::new("mount").arg("--bind").arg(&src).arg(&ro).status().map(|s| s.success()).unwrap_or(false)
-        && Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&ro).status().map(|s| s.success()).unwrap_or(false);
+        && Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(&ro)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -256,8 +279,12 @@ fn read_only_source_file_and_directory() {
     let o = run_c(&["overview", m.to_str().unwrap(), "-o", npy.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // the overview cache went to the cache directory, nothing next to the .mib
-    assert!(std::fs::read_dir(&cache).map(|r| r.count() > 0).unwrap_or(false), "no cache written to the cache directory");
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(
+        std::fs::read_dir(&cache).map(|r| r.count() > 0).unwrap_or(false),
+        "no cache written to the cache directory"
+    );
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
     if mounted {
         // converting next to the source fails clearly on a read-only directory ...
@@ -270,7 +297,10 @@ fn read_only_source_file_and_directory() {
     let out = d.path().join("ro.emd");
     let o = run_c(&["convert", m.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(dataset::open(&out, &Default::default()).unwrap().frame_u32(47).unwrap(), synth::expected_frame(&spec, 47));
+    assert_eq!(
+        dataset::open(&out, &Default::default()).unwrap().frame_u32(47).unwrap(),
+        synth::expected_frame(&spec, 47)
+    );
 }
 
 #[test]
@@ -281,7 +311,10 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
     let emd = d.path().join("c.emd");
     assert!(run(&["convert", mib.to_str().unwrap(), "-o", emd.to_str().unwrap()]).status.success());
     let args = |e: &Path| -> Vec<String> {
-        ["fft", e.to_str().unwrap(), "--crop", "full", "--bin", "4", "--memory", "4M"].iter().map(|s| s.to_string()).collect()
+        ["fft", e.to_str().unwrap(), "--crop", "full", "--bin", "4", "--memory", "4M"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     };
     // A: the writer (slowed down)
     let mut a = Command::new(bin())
@@ -322,7 +355,11 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
     let cerr = String::from_utf8_lossy(&co.stderr);
     assert!(co.status.success(), "{cerr}");
     assert!(cerr.contains("is being written by another emdtui process (pid"), "{cerr}");
-    assert!(String::from_utf8_lossy(&co.stdout).contains("already complete"), "{}", String::from_utf8_lossy(&co.stdout));
+    assert!(
+        String::from_utf8_lossy(&co.stdout).contains("already complete"),
+        "{}",
+        String::from_utf8_lossy(&co.stdout)
+    );
     // no corruption: the datacube, the overviews and the FFT are all valid
     let f = emdtui::format::emd::EmdFile::open(&emd).unwrap();
     assert!(f.list_caches().unwrap().iter().all(|c| c.valid), "{:?}", f.list_caches().unwrap());

@@ -91,9 +91,9 @@ fn chunked_equals_reference_fft() {
     let cases: Vec<(usize, usize, Option<((f32, f32), f32)>, usize, FftAxes)> = vec![
         (6, 5, Some(((127.5, 127.5), 9.0)), 1, FftAxes::Scan), // even x odd, cropped
         (7, 9, Some(((120.0, 131.0), 12.3)), 2, FftAxes::Scan), // odd x odd, off-centre crop, binned
-        (5, 7, None, 1, FftAxes::Scan),                         // full 256x256 detector
-        (8, 6, Some(((127.5, 127.5), 10.0)), 1, FftAxes::All),  // 4-D, cropped
-        (4, 3, None, 4, FftAxes::All),                          // 4-D, full detector binned 4
+        (5, 7, None, 1, FftAxes::Scan),                        // full 256x256 detector
+        (8, 6, Some(((127.5, 127.5), 10.0)), 1, FftAxes::All), // 4-D, cropped
+        (4, 3, None, 4, FftAxes::All),                         // 4-D, full detector binned 4
     ];
     for (i, (r, c, crop, bin, axes)) in cases.into_iter().enumerate() {
         let ds = make(dir.path(), &format!("d{i}"), r, c);
@@ -383,7 +383,7 @@ fn real_files_match_reference() {
     for (name, bin, axes) in [
         ("Quad_9_Frame_CounterDepth_12_Rows_256.mib", 2, FftAxes::Scan), // u16, quad 512x512
         ("Single_9_Frame_CounterDepth_24_Rows_256.mib", 1, FftAxes::Scan), // u32 -> f32 scratch
-        ("001_4x2_6bit.mib", 4, FftAxes::All),                            // 4x2 scan from the .hdr
+        ("001_4x2_6bit.mib", 4, FftAxes::All),                           // 4x2 scan from the .hdr
     ] {
         let ds = MibDataset::open(&root.join(name), &OpenOptions::default()).unwrap();
         let emd = dir.path().join(format!("{name}.emd"));

@@ -16,7 +16,8 @@ fn template() -> &'static PathBuf {
     &T.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
         let mib = d.path().join("t.mib");
-        synth::write(&mib, &SynthSpec { rows: 3, cols: 4, depth: 12, hdr: true, ..Default::default() }, &|_, _| {}).unwrap();
+        synth::write(&mib, &SynthSpec { rows: 3, cols: 4, depth: 12, hdr: true, ..Default::default() }, &|_, _| {})
+            .unwrap();
         let out = d.path().join("t.emd");
         let ds = dataset::open(&mib, &Default::default()).unwrap();
         let p = emdtui::jobs::Progress::new("t", 0);
@@ -49,7 +50,8 @@ const LINKS: &[&str] = &[
     "emdtui",
     "datacube_root",
 ];
-const GROUPS: &[&str] = &["/", "datacube_root", "datacube_root/datacube", "datacube_root/datacube/cached/virtual_bf", "emdtui"];
+const GROUPS: &[&str] =
+    &["/", "datacube_root", "datacube_root/datacube", "datacube_root/datacube/cached/virtual_bf", "emdtui"];
 const ATTRS: &[&str] = &[
     "emd_group_type",
     "version_major",

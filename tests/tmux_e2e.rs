@@ -71,7 +71,10 @@ fn tmux_arrows_detector_convert_quit() {
     s.wait("the shell prompt", |t| t.contains("E2E-PROMPT$"));
     s.send(&[&format!("{bin} --no-query --graphics halfblocks {}; echo EXIT=$?", f.display()), "Enter"]);
     let t = s.wait("metadata, frame and finished overview", |t| {
-        t.contains("BF overview") && t.contains("frame (8, 10) #170") && t.contains("done") && t.contains("scan 16 x 20")
+        t.contains("BF overview")
+            && t.contains("frame (8, 10) #170")
+            && t.contains("done")
+            && t.contains("scan 16 x 20")
     });
     assert!(t.contains("e2e.mib"));
     assert!(t.contains('▀'), "images drawn as half blocks");
@@ -85,7 +88,9 @@ fn tmux_arrows_detector_convert_quit() {
     s.send(&["m"]);
     s.wait("ADF detector", |t| t.contains("ADF overview") && t.contains("detector ADF"));
     s.send(&["c"]);
-    let t = s.wait("conversion job", |t| t.contains("convert") && (t.contains("failed") || t.contains("converted") || t.contains("running")));
+    let t = s.wait("conversion job", |t| {
+        t.contains("convert") && (t.contains("failed") || t.contains("converted") || t.contains("running"))
+    });
     assert!(t.contains("convert"));
     s.send(&["q"]);
     // a still-running job makes q ask first
@@ -115,8 +120,12 @@ fn tmux_panic_restores_terminal() {
     let name = format!("emdtui-e2e-panic-{}", std::process::id());
     let s = Session(name.clone());
     // no backtrace: symbolising one is slow on a loaded machine and not what is tested
-    let shell = format!("env PS1='E2E-PROMPT$ ' RUST_BACKTRACE=0 EMDTUI_CACHE_DIR={} sh", dir.path().join("cache").display());
-    let o = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &shell]).output().unwrap();
+    let shell =
+        format!("env PS1='E2E-PROMPT$ ' RUST_BACKTRACE=0 EMDTUI_CACHE_DIR={} sh", dir.path().join("cache").display());
+    let o = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &shell])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     s.wait("the shell prompt", |t| t.contains("E2E-PROMPT$"));
     s.send(&[&format!("EMDTUI_TEST_PANIC=1 {bin} --no-query {}; echo EXIT=$?", f.display()), "Enter"]);

@@ -158,12 +158,14 @@ fn keys_move_switch_detector_and_geometry() {
     let cells = h.state.prepared.overview_cells.unwrap();
     emdtui::tui::handle(
         &mut h.state,
-        emdtui::tui::app::AppEvent::Input(ratatui::crossterm::event::Event::Mouse(ratatui::crossterm::event::MouseEvent {
-            kind: ratatui::crossterm::event::MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
-            column: cells.x,
-            row: cells.y,
-            modifiers: KeyModifiers::NONE,
-        })),
+        emdtui::tui::app::AppEvent::Input(ratatui::crossterm::event::Event::Mouse(
+            ratatui::crossterm::event::MouseEvent {
+                kind: ratatui::crossterm::event::MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
+                column: cells.x,
+                row: cells.y,
+                modifiers: KeyModifiers::NONE,
+            },
+        )),
     );
     assert_eq!(h.state.cursor, (0, 0));
 }
@@ -308,7 +310,14 @@ fn real_files_open_and_navigate_without_panics() {
             let (dr, dc) = h.state.ds.det();
             let fr = h.state.frame.clone().unwrap_or_else(|| panic!("{}: no frame", f.display()));
             assert_eq!(fr.1.len(), dr * dc, "{}", f.display());
-            for k in [KeyCode::Right, KeyCode::Down, KeyCode::Char('m'), KeyCode::Char('m'), KeyCode::Char('g'), KeyCode::Char('p')] {
+            for k in [
+                KeyCode::Right,
+                KeyCode::Down,
+                KeyCode::Char('m'),
+                KeyCode::Char('m'),
+                KeyCode::Char('g'),
+                KeyCode::Char('p'),
+            ] {
                 h.key(k);
             }
             h.keys("dd+]");
@@ -331,7 +340,11 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     let emd = dir.path().join("scan.emd");
     let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
     emdtui::compute::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
-    let stored = emdtui::format::emd::EmdFile::open(&emd).unwrap().read_overviews().unwrap().expect("overviews cached at conversion");
+    let stored = emdtui::format::emd::EmdFile::open(&emd)
+        .unwrap()
+        .read_overviews()
+        .unwrap()
+        .expect("overviews cached at conversion");
     let mut h = open(&emd, 160, 48, Graphics::Halfblocks);
     let o = h.state.overviews.as_ref().expect("overview shown");
     assert!(o.complete);
@@ -344,7 +357,12 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     drop(h);
     // a stale cache is marked, and not shown as valid
     let f2 = emdtui::format::emd::open_rw(&emd).unwrap();
-    emdtui::format::emd::set_int_attr(&f2.group("datacube_root/datacube/cached/virtual_bf").unwrap(), "emdtui_cache_format", 99).unwrap();
+    emdtui::format::emd::set_int_attr(
+        &f2.group("datacube_root/datacube/cached/virtual_bf").unwrap(),
+        "emdtui_cache_format",
+        99,
+    )
+    .unwrap();
     drop(f2);
     let mut h = open(&emd, 160, 48, Graphics::Halfblocks);
     let t = h.text();

@@ -10,9 +10,15 @@ fuzz_target!(|data: &[u8]| {
         if payload.len() == h.payload_bytes {
             let mut s = Vec::new();
             let _ = match h.pixel_type {
-                emdtui::format::mib::PixelType::U8 => emdtui::format::mib::decode_into(&h, &payload, &mut vec![0u8; h.rows * h.cols], &mut s),
-                emdtui::format::mib::PixelType::U16 => emdtui::format::mib::decode_into(&h, &payload, &mut vec![0u16; h.rows * h.cols], &mut s),
-                emdtui::format::mib::PixelType::U32 => emdtui::format::mib::decode_into(&h, &payload, &mut vec![0u32; h.rows * h.cols], &mut s),
+                emdtui::format::mib::PixelType::U8 => {
+                    emdtui::format::mib::decode_into(&h, &payload, &mut vec![0u8; h.rows * h.cols], &mut s)
+                }
+                emdtui::format::mib::PixelType::U16 => {
+                    emdtui::format::mib::decode_into(&h, &payload, &mut vec![0u16; h.rows * h.cols], &mut s)
+                }
+                emdtui::format::mib::PixelType::U32 => {
+                    emdtui::format::mib::decode_into(&h, &payload, &mut vec![0u32; h.rows * h.cols], &mut s)
+                }
             };
         }
     }

@@ -34,8 +34,7 @@ pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
         memory_budget: cli.memory_budget()?,
         force: a.force,
     };
-    let r = convert_with_bar(ds.as_ref(), &out, &copts)
-        .with_context(|| format!("converting {}", a.input.display()))?;
+    let r = convert_with_bar(ds.as_ref(), &out, &copts).with_context(|| format!("converting {}", a.input.display()))?;
     let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);
     println!(
         "wrote {}: {} positions, {} read, {} written in {:.2} s ({:.0} MiB/s read, {:.0} MiB/s written)",

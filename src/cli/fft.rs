@@ -65,9 +65,9 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
     let pb = crate::cli::progress::bar(0, "fft");
     let opts = fft::RunOptions {
         group_delay: std::env::var("EMDTUI_FFT_GROUP_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(std::time::Duration::from_millis),
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis),
         announce_wait: true,
         ..Default::default()
     };
@@ -148,7 +148,8 @@ pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
         crate::dataset::open(&emd, &Default::default())?
     } else {
         eprintln!("4D FFT requires the EMD: converting {} -> {} first", a.file.display(), emd.display());
-        let copts = crate::compute::convert::ConvertOptions { memory_budget: budget, force: true, ..Default::default() };
+        let copts =
+            crate::compute::convert::ConvertOptions { memory_budget: budget, force: true, ..Default::default() };
         let r = crate::cli::convert::convert_with_bar(src.as_ref(), &emd, &copts)
             .with_context(|| format!("converting {}", a.file.display()))?;
         eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds);
@@ -163,7 +164,8 @@ pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
 pub fn run_export(a: &ExportArgs, _open: &OpenArgs) -> Result<()> {
     let fmt = crate::format::export::format_of(&a.output)?;
     crate::format::export::check_output_dir(&a.output)?;
-    let part = Part::parse(&a.part).ok_or_else(|| anyhow::anyhow!("--part {:?}: use amp, phase, real or imag", a.part))?;
+    let part =
+        Part::parse(&a.part).ok_or_else(|| anyhow::anyhow!("--part {:?}: use amp, phase, real or imag", a.part))?;
     let cache = FftCache::open(&a.file)?;
     let [qr, qc, kr, kc] = cache.shape;
     let (img, rows, cols) = match (&a.fft_q, &a.fft_k) {
@@ -192,7 +194,11 @@ pub fn run_export(a: &ExportArgs, _open: &OpenArgs) -> Result<()> {
         }
         (None, None) => unreachable!(),
     };
-    let mut disp = crate::cli::info::display_params(&a.cmap, &a.scale, if part == Part::Phase { Colormap::Twilight } else { Colormap::Gray })?;
+    let mut disp = crate::cli::info::display_params(
+        &a.cmap,
+        &a.scale,
+        if part == Part::Phase { Colormap::Twilight } else { Colormap::Gray },
+    )?;
     if part == Part::Phase {
         disp = DisplayParams { clip: (0.0, 100.0), ..disp };
     }

@@ -94,7 +94,9 @@ pub fn run_synth(a: &SynthArgs) -> Result<()> {
 
 pub fn display_params(cmap: &Option<String>, scale: &str, default: Colormap) -> Result<DisplayParams> {
     let colormap = match cmap {
-        Some(c) => Colormap::parse(c).with_context(|| format!("--cmap {c:?}: use gray, viridis, inferno, magma or cyclic"))?,
+        Some(c) => {
+            Colormap::parse(c).with_context(|| format!("--cmap {c:?}: use gray, viridis, inferno, magma or cyclic"))?
+        }
         None => default,
     };
     let scale = match scale {
@@ -163,5 +165,3 @@ pub fn run_export(a: &ExportArgs, open: &OpenArgs) -> Result<()> {
     eprintln!("wrote {}", a.output.display());
     Ok(())
 }
-
-

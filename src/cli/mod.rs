@@ -240,7 +240,8 @@ impl Cli {
 
 /// Parse `A,B` into two numbers.
 pub fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<(T, T)> {
-    let (a, b) = s.split_once(',').ok_or_else(|| anyhow::anyhow!("{what} {s:?}: expected two comma-separated numbers"))?;
+    let (a, b) =
+        s.split_once(',').ok_or_else(|| anyhow::anyhow!("{what} {s:?}: expected two comma-separated numbers"))?;
     Ok((
         a.trim().parse().map_err(|_| anyhow::anyhow!("{what} {s:?}: {a:?} is not a number"))?,
         b.trim().parse().map_err(|_| anyhow::anyhow!("{what} {s:?}: {b:?} is not a number"))?,

@@ -40,7 +40,8 @@ pub enum Colormap {
 }
 
 impl Colormap {
-    pub const ALL: [Colormap; 5] = [Colormap::Gray, Colormap::Viridis, Colormap::Inferno, Colormap::Magma, Colormap::Twilight];
+    pub const ALL: [Colormap; 5] =
+        [Colormap::Gray, Colormap::Viridis, Colormap::Inferno, Colormap::Magma, Colormap::Twilight];
     pub fn next(self) -> Self {
         let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
         Self::ALL[(i + 1) % Self::ALL.len()]

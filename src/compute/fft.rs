@@ -233,7 +233,11 @@ fn det_box(det: (usize, usize), p: &FftParams) -> Result<[usize; 4]> {
     }
     let (h, w) = ((y1 - y0) / b * b, (x1 - x0) / b * b);
     if h == 0 || w == 0 {
-        return Err(Error::Invalid(format!("FFT: detector region {}x{} is smaller than the binning {b}", y1 - y0, x1 - x0)));
+        return Err(Error::Invalid(format!(
+            "FFT: detector region {}x{} is smaller than the binning {b}",
+            y1 - y0,
+            x1 - x0
+        )));
     }
     Ok([y0, x0, h, w])
 }
@@ -583,7 +587,13 @@ fn write_state(path: &Path, st: &ScratchState) -> Result<()> {
 
 /// Compute the FFT of `ds` into the EMD (HDF5) file `emd` (created if missing), resuming from
 /// completed blocks of an interrupted run with the same parameters and source.
-pub fn compute(ds: &dyn Dataset, emd: &Path, params: &FftParams, memory_budget: u64, progress: &Progress) -> Result<FftReport> {
+pub fn compute(
+    ds: &dyn Dataset,
+    emd: &Path,
+    params: &FftParams,
+    memory_budget: u64,
+    progress: &Progress,
+) -> Result<FftReport> {
     compute_with(ds, emd, params, memory_budget, progress, &RunOptions::default())
 }
 
@@ -626,13 +636,19 @@ pub fn compute_with(
     } else {
         hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).create_excl(emd).map_err(h5e(emd))?
     };
-    let mut key = Key { format: CACHE_FORMAT_VERSION, fingerprint: fingerprint.clone(), params: params.clone(), layout: l.clone() };
+    let mut key = Key {
+        format: CACHE_FORMAT_VERSION,
+        fingerprint: fingerprint.clone(),
+        params: params.clone(),
+        layout: l.clone(),
+    };
     let mut reuse = false;
     if file.link_exists(GROUP) {
         let g = file.group(GROUP).map_err(h5e(emd))?;
         let old: Option<Key> = get_str_attr(&g, "emdtui_key").ok().and_then(|s| serde_json::from_str(&s).ok());
         if let Some(old) = old {
-            let same_source = old.format == key.format && old.fingerprint == key.fingerprint && old.params == key.params;
+            let same_source =
+                old.format == key.format && old.fingerprint == key.fingerprint && old.params == key.params;
             let chunk_ok = opts.chunk.is_none_or(|c| c == old.layout.chunk);
             let mut cand = l.clone();
             cand.chunk = old.layout.chunk;
@@ -661,10 +677,12 @@ pub fn compute_with(
     rep.scratch_bytes = l.scratch_bytes();
     let key_s = serde_json::to_string(&key).unwrap();
     let (scratch_path, state_path) = scratch_paths(emd);
-    let state: Option<ScratchState> =
-        std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).filter(|s: &ScratchState| s.key == key_s);
-    let scratch_ok = state.is_some()
-        && std::fs::metadata(&scratch_path).map(|m| m.len() == l.scratch_bytes()).unwrap_or(false);
+    let state: Option<ScratchState> = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|s: &ScratchState| s.key == key_s);
+    let scratch_ok =
+        state.is_some() && std::fs::metadata(&scratch_path).map(|m| m.len() == l.scratch_bytes()).unwrap_or(false);
     let pass1_done_positions = if scratch_ok { state.as_ref().unwrap().positions_done.min(n) } else { 0 };
 
     // ---- disk space check
@@ -700,7 +718,11 @@ pub fn compute_with(
             set_str_attr(&g, "tool_version", crate::VERSION)?;
             g.new_attr::<u32>().shape(()).create("cache_format_version")?.write_scalar(&CACHE_FORMAT_VERSION)?;
             set_str_attr(&g, "created", &now_iso())?;
-            set_str_attr(&g, "layout", "(Q row, Q col, K row, K col); K tiles completed in blocks_done; valid only when complete == 1")?;
+            set_str_attr(
+                &g,
+                "layout",
+                "(Q row, Q col, K row, K col); K tiles completed in blocks_done; valid only when complete == 1",
+            )?;
             let pg = ensure_group(&file, POWER_GROUP)?;
             pg.new_dataset::<f32>()
                 .shape([l.scan.0, l.scan.1])
@@ -775,7 +797,19 @@ pub fn compute_with(
         progress.add(pass1_done_positions as u64, 0);
         if pass1_done_positions < n {
             progress.set_message("FFT pass 1/2: reading the dataset");
-            pass1(ds, &l, &offs, &sf, &scratch_path, &state_path, &key_s, pass1_done_positions, memory_budget, progress, &mut rep)?;
+            pass1(
+                ds,
+                &l,
+                &offs,
+                &sf,
+                &scratch_path,
+                &state_path,
+                &key_s,
+                pass1_done_positions,
+                memory_budget,
+                progress,
+                &mut rep,
+            )?;
         }
     } else {
         progress.add(n as u64, 0);
@@ -848,62 +882,62 @@ pub fn compute_with(
                 Ok((bytes, groups, tiles))
             });
             let r = {
-            let mut produce = || -> Result<()> {
-                for (gi, grp) in groups.iter().enumerate() {
-                    if opts.cancel_after_groups.is_some_and(|c| gi >= c) {
-                        progress.cancel();
-                    }
-                    progress.check()?;
-                    let (p0, p1) = (offs[grp[0]], offs[grp[grp.len() - 1] + 1]);
-                    let raw = &mut raw_buf[..(p1 - p0) * n * es];
-                    sf.read_exact_at(raw, (p0 * n * es) as u64).map_err(|e| Error::io(&scratch_path, e))?;
-                    rep.scratch_bytes_read += raw.len() as u64;
-                    // decode + transpose each tile to pixel-major complex
-                    let cplx = &mut cplx_buf[..(p1 - p0) * n];
-                    {
-                        let mut rest: &mut [Complex32] = &mut *cplx;
-                        let mut jobs = Vec::new();
-                        for &t in grp {
-                            let np = offs[t + 1] - offs[t];
-                            let (a, b) = rest.split_at_mut(np * n);
-                            rest = b;
-                            let r0 = (offs[t] - p0) * n * es;
-                            jobs.push((a, &raw[r0..r0 + np * n * es], np));
+                let mut produce = || -> Result<()> {
+                    for (gi, grp) in groups.iter().enumerate() {
+                        if opts.cancel_after_groups.is_some_and(|c| gi >= c) {
+                            progress.cancel();
                         }
-                        jobs.into_par_iter().for_each(|(dst, src, np)| decode_transpose(src, l.elem, np, n, dst));
-                    }
-                    // 2-D FFT over scan axes + fftshift, per pixel
-                    cplx.par_chunks_mut(n).for_each_init(
-                        || (Vec::new(), Vec::new()),
-                        |(tmp, scr), img| plans.fft2_shift(img, tmp, scr),
-                    );
-                    // power map
-                    let npix = p1 - p0;
-                    let cp = &cplx;
-                    power.par_chunks_mut(4096).enumerate().for_each(|(ci, pw)| {
-                        let q0 = ci * 4096;
-                        for p in 0..npix {
-                            let row = &cp[p * n + q0..p * n + q0 + pw.len()];
-                            for (a, v) in pw.iter_mut().zip(row) {
-                                *a += v.norm_sqr() as f64;
+                        progress.check()?;
+                        let (p0, p1) = (offs[grp[0]], offs[grp[grp.len() - 1] + 1]);
+                        let raw = &mut raw_buf[..(p1 - p0) * n * es];
+                        sf.read_exact_at(raw, (p0 * n * es) as u64).map_err(|e| Error::io(&scratch_path, e))?;
+                        rep.scratch_bytes_read += raw.len() as u64;
+                        // decode + transpose each tile to pixel-major complex
+                        let cplx = &mut cplx_buf[..(p1 - p0) * n];
+                        {
+                            let mut rest: &mut [Complex32] = &mut *cplx;
+                            let mut jobs = Vec::new();
+                            for &t in grp {
+                                let np = offs[t + 1] - offs[t];
+                                let (a, b) = rest.split_at_mut(np * n);
+                                rest = b;
+                                let r0 = (offs[t] - p0) * n * es;
+                                jobs.push((a, &raw[r0..r0 + np * n * es], np));
                             }
+                            jobs.into_par_iter().for_each(|(dst, src, np)| decode_transpose(src, l.elem, np, n, dst));
                         }
-                    });
-                    let mut chunks = back_rx.try_recv().unwrap_or_default();
-                    assemble_chunks(&l, &offs, grp, p0, cplx, &mut chunks, &mut tile_tmp);
-                    let msg = GroupOut {
-                        chunks,
-                        tiles: grp.clone(),
-                        power: power.iter().map(|&v| v as f32).collect(),
-                        bytes: ((p1 - p0) * n * 8) as u64,
-                    };
-                    if tx.send(msg).is_err() {
-                        break; // the writer failed; its error is reported below
+                        // 2-D FFT over scan axes + fftshift, per pixel
+                        cplx.par_chunks_mut(n).for_each_init(
+                            || (Vec::new(), Vec::new()),
+                            |(tmp, scr), img| plans.fft2_shift(img, tmp, scr),
+                        );
+                        // power map
+                        let npix = p1 - p0;
+                        let cp = &cplx;
+                        power.par_chunks_mut(4096).enumerate().for_each(|(ci, pw)| {
+                            let q0 = ci * 4096;
+                            for p in 0..npix {
+                                let row = &cp[p * n + q0..p * n + q0 + pw.len()];
+                                for (a, v) in pw.iter_mut().zip(row) {
+                                    *a += v.norm_sqr() as f64;
+                                }
+                            }
+                        });
+                        let mut chunks = back_rx.try_recv().unwrap_or_default();
+                        assemble_chunks(&l, &offs, grp, p0, cplx, &mut chunks, &mut tile_tmp);
+                        let msg = GroupOut {
+                            chunks,
+                            tiles: grp.clone(),
+                            power: power.iter().map(|&v| v as f32).collect(),
+                            bytes: ((p1 - p0) * n * 8) as u64,
+                        };
+                        if tx.send(msg).is_err() {
+                            break; // the writer failed; its error is reported below
+                        }
                     }
-                }
-                Ok(())
-            };
-            produce()
+                    Ok(())
+                };
+                produce()
             };
             drop(tx);
             let (bytes, groups_done, tiles_done) = writer.join().expect("FFT writer thread panicked")?;
@@ -979,11 +1013,12 @@ fn pass1(
     let n = l.n();
     let kpix = l.kpix();
     let es = l.elem.size();
-    let src_px = ds.frame_pixels() * match ds.info().pixel_type {
-        crate::format::mib::PixelType::U8 => 1,
-        crate::format::mib::PixelType::U16 => 2,
-        crate::format::mib::PixelType::U32 => 4,
-    };
+    let src_px = ds.frame_pixels()
+        * match ds.info().pixel_type {
+            crate::format::mib::PixelType::U8 => 1,
+            crate::format::mib::PixelType::U16 => 2,
+            crate::format::mib::PixelType::U32 => 4,
+        };
     let frame_bytes = kpix * es;
     let sub = 16usize; // positions per decode task
     // per position: three scratch-encoded copies (frame-major + two tile-major)
@@ -1019,7 +1054,10 @@ fn pass1(
                 }
                 written += (cnt * frame_bytes) as u64;
                 if last_state.elapsed().as_secs_f64() > 2.0 || p + cnt == n {
-                    write_state(state_path, &ScratchState { key: key_s.to_string(), positions_done: p + cnt, tiles_done: 0 })?;
+                    write_state(
+                        state_path,
+                        &ScratchState { key: key_s.to_string(), positions_done: p + cnt, tiles_done: 0 },
+                    )?;
                     last_state = Instant::now();
                 }
                 let _ = back_tx.send(tiles);
@@ -1033,7 +1071,16 @@ fn pass1(
                 let cnt = (n - p).min(b);
                 let fr = &mut frames[..cnt * frame_bytes];
                 fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each_init(
-                    || (ReadScratch::default(), FrameBuf::new(ds.info().pixel_type), vec![0f32; kpix], Vec::new(), Vec::new(), Vec::new()),
+                    || {
+                        (
+                            ReadScratch::default(),
+                            FrameBuf::new(ds.info().pixel_type),
+                            vec![0f32; kpix],
+                            Vec::new(),
+                            Vec::new(),
+                            Vec::new(),
+                        )
+                    },
                     |(rs, fb, vals, cv, tmp, scr), (i, out)| -> Result<()> {
                         let q0 = p + i * sub;
                         let m = out.len() / frame_bytes;
@@ -1108,7 +1155,15 @@ struct GroupOut {
 
 /// Gather the pixel-major transformed images of a group into whole HDF5 chunks
 /// (Q row, Q col, K row, K col), zero-padded at the edges.
-fn assemble_chunks(l: &Layout, offs: &[usize], grp: &[usize], p0: usize, g: &[Complex32], out: &mut Chunks, tmp: &mut Vec<Complex32>) {
+fn assemble_chunks(
+    l: &Layout,
+    offs: &[usize],
+    grp: &[usize],
+    p0: usize,
+    g: &[Complex32],
+    out: &mut Chunks,
+    tmp: &mut Vec<Complex32>,
+) {
     let n = l.n();
     let [c0, c1, c2, c3] = l.chunk;
     let (qr, qc) = l.scan;
@@ -1188,7 +1243,14 @@ fn write_chunk(data: &hdf5::Dataset, offset: &[u64; 4], buf: &[Complex32], emd: 
     let nbytes = std::mem::size_of_val(buf);
     let off: [hdf5_sys::h5::hsize_t; 4] = *offset;
     let r = hdf5::sync::sync(|| unsafe {
-        hdf5_sys::h5d::H5Dwrite_chunk(data.id(), hdf5_sys::h5p::H5P_DEFAULT, 0, off.as_ptr(), nbytes, buf.as_ptr().cast())
+        hdf5_sys::h5d::H5Dwrite_chunk(
+            data.id(),
+            hdf5_sys::h5p::H5P_DEFAULT,
+            0,
+            off.as_ptr(),
+            nbytes,
+            buf.as_ptr().cast(),
+        )
     });
     if r < 0 {
         return Err(Error::hdf5(emd, format!("H5Dwrite_chunk failed at {offset:?}")));
@@ -1276,7 +1338,9 @@ impl FftCache {
         if fv != CACHE_FORMAT_VERSION {
             return Err(Error::format(
                 emd,
-                format!("FFT cache is stale: format version {fv}, this emdtui writes {CACHE_FORMAT_VERSION}; recompute with `emdtui fft`"),
+                format!(
+                    "FFT cache is stale: format version {fv}, this emdtui writes {CACHE_FORMAT_VERSION}; recompute with `emdtui fft`"
+                ),
             ));
         }
         let key: Key = get_str_attr(&g, "emdtui_key")
@@ -1286,7 +1350,10 @@ impl FftCache {
         let src_fp = get_str_attr(&g, "source_fingerprint").unwrap_or_default();
         if let Some(fp) = fingerprint {
             if fp != src_fp {
-                return Err(Error::format(emd, "FFT cache is stale: computed from different data; recompute with `emdtui fft`"));
+                return Err(Error::format(
+                    emd,
+                    "FFT cache is stale: computed from different data; recompute with `emdtui fft`",
+                ));
             }
         }
         let data = g.dataset("data").map_err(h5e(emd))?;

@@ -164,7 +164,8 @@ impl MibDataset {
         let need_ts = opts.scan.is_none()
             && !set.acq.as_ref().is_some_and(|a| {
                 (a.scan_x.is_some() && a.scan_y.is_some())
-                    || a.frames_per_trigger.is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames) % f as usize == 0)
+                    || a.frames_per_trigger
+                        .is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames) % f as usize == 0)
             });
         // progressively longer samples: most scans show two line starts in the first 1024 frames
         let ts = if need_ts {

@@ -18,13 +18,7 @@ pub struct ScanShape {
 
 impl ScanShape {
     pub fn new(rows: usize, cols: usize, reason: impl Into<String>) -> Self {
-        ScanShape {
-            rows,
-            cols,
-            skip: 0,
-            flyback: 0,
-            reason: reason.into(),
-        }
+        ScanShape { rows, cols, skip: 0, flyback: 0, reason: reason.into() }
     }
     pub fn positions(&self) -> usize {
         self.rows * self.cols
@@ -86,8 +80,7 @@ pub fn detect(n_frames: usize, h: &ScanHints) -> ScanShape {
         ));
     } else if s.cols > 0 && s.frame_of(s.positions().saturating_sub(1)) + 1 < n_frames {
         let extra = n_frames - (s.frame_of(s.positions() - 1) + 1);
-        s.reason
-            .push_str(&format!("; {extra} extra frames at the end not shown"));
+        s.reason.push_str(&format!("; {extra} extra frames at the end not shown"));
     }
     s
 }
@@ -112,21 +105,13 @@ fn detect_inner(n: usize, h: &ScanHints) -> ScanShape {
     if let Some(ts) = h.timestamps
         && let Some(line) = line_length_from_timestamps(ts)
     {
-        return ScanShape::new(
-            n.div_ceil(line),
-            line,
-            format!("timestamp gaps: line starts every {line} frames"),
-        );
+        return ScanShape::new(n.div_ceil(line), line, format!("timestamp gaps: line starts every {line} frames"));
     }
     if n == 1 {
         return ScanShape::new(1, 1, "single frame");
     }
     if h.acq.is_some_and(|a| a.internal_trigger()) {
-        return ScanShape::new(
-            1,
-            n,
-            ".hdr internal trigger, no line gaps: frame series (1-D)",
-        );
+        return ScanShape::new(1, n, ".hdr internal trigger, no line gaps: frame series (1-D)");
     }
     let s = (n as f64).sqrt().round() as usize;
     if s * s == n {
@@ -153,21 +138,12 @@ pub fn line_length_from_timestamps(ts: &[i128]) -> Option<usize> {
     let mad = dev[dev.len() / 2];
     // jitter floor: 10 MAD, at least 5 us and 1e-4 of the interval
     let thr = (10 * mad).max(5_000).max(med / 10_000);
-    let starts: Vec<usize> = d
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| **x - med > thr)
-        .map(|(i, _)| i + 1)
-        .collect();
+    let starts: Vec<usize> = d.iter().enumerate().filter(|(_, x)| **x - med > thr).map(|(i, _)| i + 1).collect();
     let first = *starts.first()?;
     if first < 2 {
         return None;
     }
-    if starts.iter().all(|s| s % first == 0) && starts.len() >= (ts.len() - 1) / first {
-        Some(first)
-    } else {
-        None
-    }
+    if starts.iter().all(|s| s % first == 0) && starts.len() >= (ts.len() - 1) / first { Some(first) } else { None }
 }
 
 #[cfg(test)]
@@ -203,28 +179,10 @@ mod tests {
 
     #[test]
     fn incomplete_rows_are_padded() {
-        let s = detect(
-            10,
-            &ScanHints {
-                explicit: Some((3, 4)),
-                acq: None,
-                timestamps: None,
-                skip: 0,
-                flyback: 0,
-            },
-        );
+        let s = detect(10, &ScanHints { explicit: Some((3, 4)), acq: None, timestamps: None, skip: 0, flyback: 0 });
         assert_eq!((s.rows, s.cols), (3, 4));
         assert!(s.reason.contains("10 of 12"), "{}", s.reason);
-        let s = detect(
-            9,
-            &ScanHints {
-                explicit: None,
-                acq: None,
-                timestamps: None,
-                skip: 0,
-                flyback: 0,
-            },
-        );
+        let s = detect(9, &ScanHints { explicit: None, acq: None, timestamps: None, skip: 0, flyback: 0 });
         assert_eq!((s.rows, s.cols), (3, 3));
     }
 }

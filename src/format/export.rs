@@ -27,10 +27,7 @@ pub fn format_of(path: &Path) -> Result<ImageFormat> {
         Some("npy") => Ok(ImageFormat::Npy),
         Some("tif") | Some("tiff") => Ok(ImageFormat::Tiff),
         Some("png") => Ok(ImageFormat::Png),
-        _ => Err(Error::Invalid(format!(
-            "{}: unknown output format (use .npy, .tiff or .png)",
-            path.display()
-        ))),
+        _ => Err(Error::Invalid(format!("{}: unknown output format (use .npy, .tiff or .png)", path.display()))),
     }
 }
 
@@ -66,9 +63,15 @@ pub fn write_npy(path: &Path, rows: usize, cols: usize, data: ImageData) -> Resu
     write_atomic(path, |tmp| {
         let r = match data {
             ImageData::U8(d) => ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap()),
-            ImageData::U16(d) => ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap()),
-            ImageData::U32(d) => ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap()),
-            ImageData::F32(d) => ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap()),
+            ImageData::U16(d) => {
+                ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap())
+            }
+            ImageData::U32(d) => {
+                ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap())
+            }
+            ImageData::F32(d) => {
+                ndarray_npy::write_npy(tmp, &ndarray::ArrayView2::from_shape((rows, cols), d).unwrap())
+            }
         };
         r.map_err(|e| Error::Invalid(format!("{}: writing npy: {e}", path.display())))
     })

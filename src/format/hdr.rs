@@ -29,45 +29,29 @@ pub struct AcqHeader {
 
 impl AcqHeader {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
     /// Value of the first key that starts with `prefix` (keys carry their unit lists).
     pub fn get_prefix(&self, prefix: &str) -> Option<&str> {
         self.fields
             .iter()
-            .find(|(k, _)| {
-                k.to_ascii_lowercase()
-                    .starts_with(&prefix.to_ascii_lowercase())
-            })
+            .find(|(k, _)| k.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()))
             .map(|(_, v)| v.as_str())
     }
     pub fn internal_trigger(&self) -> bool {
-        self.trigger_start
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("internal"))
+        self.trigger_start.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("internal"))
     }
 }
 
 /// Parse `.hdr` bytes (latin-1).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<AcqHeader> {
     let text: String = bytes.iter().map(|&b| b as char).collect();
-    let mut lines = text
-        .split('\n')
-        .map(|l| l.trim_end_matches(['\r', ' ', '\0']));
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches(['\r', ' ', '\0']));
     let first = lines.next().unwrap_or("");
     if !first.trim_end().starts_with("HDR,") {
-        return Err(Error::format(
-            path,
-            "not a Merlin acquisition header (first line is not 'HDR,')",
-        ));
+        return Err(Error::format(path, "not a Merlin acquisition header (first line is not 'HDR,')"));
     }
-    let mut h = AcqHeader {
-        path: path.to_path_buf(),
-        ..Default::default()
-    };
+    let mut h = AcqHeader { path: path.to_path_buf(), ..Default::default() };
     for line in lines {
         let l = line.trim_start();
         if l.starts_with("End") {
@@ -86,19 +70,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AcqHeader> {
         h.fields.push((k.to_string(), v.to_string()));
     }
     let mut warn = Vec::new();
-    fn typed<T: std::str::FromStr>(
-        h: &AcqHeader,
-        prefix: &str,
-        warn: &mut Vec<String>,
-    ) -> Option<T> {
+    fn typed<T: std::str::FromStr>(h: &AcqHeader, prefix: &str, warn: &mut Vec<String>) -> Option<T> {
         let v = h.get_prefix(prefix)?;
         match v.trim().parse::<T>() {
             Ok(x) => Some(x),
             Err(_) => {
-                warn.push(format!(
-                    "{}: field '{prefix}' has unreadable value {v:?}; ignored",
-                    h.path.display()
-                ));
+                warn.push(format!("{}: field '{prefix}' has unreadable value {v:?}; ignored", h.path.display()));
                 None
             }
         }
@@ -111,27 +88,16 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AcqHeader> {
     if let Some(d) = h.counter_depth
         && ![1, 6, 12, 24].contains(&d)
     {
-        warn.push(format!(
-            "{}: counter depth {d} is not 1, 6, 12 or 24; ignored",
-            path.display()
-        ));
+        warn.push(format!("{}: counter depth {d} is not 1, 6, 12 or 24; ignored", path.display()));
         h.counter_depth = None;
     }
     for (name, v) in [("ScanX", &mut h.scan_x), ("ScanY", &mut h.scan_y)] {
         if *v == Some(0) || v.is_some_and(|x| x > 1 << 24) {
-            warn.push(format!(
-                "{}: {name} = {} is implausible; ignored",
-                path.display(),
-                v.unwrap()
-            ));
+            warn.push(format!("{}: {name} = {} is implausible; ignored", path.display(), v.unwrap()));
             *v = None;
         }
     }
-    let s = |h: &AcqHeader, p: &str| {
-        h.get_prefix(p)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let s = |h: &AcqHeader, p: &str| h.get_prefix(p).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     h.assembly_size = s(&h, "Assembly Size");
     h.software_version = s(&h, "Software Version");
     h.trigger_start = s(&h, "Trigger Start");

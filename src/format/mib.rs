@@ -158,68 +158,44 @@ pub fn header_length(path: &Path, head: &[u8]) -> Result<usize> {
                 "pre-MQ1 'Merlin vs 1' header (software < 0.77); convert with the Merlin software first",
             ));
         }
-        return Err(Error::format(
-            path,
-            "not a Merlin .mib file (no 'MQ1,' magic at offset 0)",
-        ));
+        return Err(Error::format(path, "not a Merlin .mib file (no 'MQ1,' magic at offset 0)"));
     }
     let text_end = head.iter().position(|&b| b == 0).unwrap_or(head.len());
-    let text = std::str::from_utf8(&head[..text_end])
-        .map_err(|_| Error::format(path, "frame header is not ASCII"))?;
+    let text = std::str::from_utf8(&head[..text_end]).map_err(|_| Error::format(path, "frame header is not ASCII"))?;
     let mut f = text.split(',');
     let _ = f.next();
     let _seq = f.next();
-    let off = f
-        .next()
-        .ok_or_else(|| Error::format(path, "frame header cut before the data offset field"))?;
-    let n: usize = off
-        .trim()
-        .parse()
-        .map_err(|_| Error::format(path, format!("header length field {off:?} is not a number")))?;
+    let off = f.next().ok_or_else(|| Error::format(path, "frame header cut before the data offset field"))?;
+    let n: usize =
+        off.trim().parse().map_err(|_| Error::format(path, format!("header length field {off:?} is not a number")))?;
     if !(64..=MAX_HEADER).contains(&n) {
-        return Err(Error::format(
-            path,
-            format!("header length field says {n} bytes, which is implausible"),
-        ));
+        return Err(Error::format(path, format!("header length field says {n} bytes, which is implausible")));
     }
     Ok(n)
 }
 
 fn field<'a>(path: &Path, f: &[&'a str], i: usize, name: &str) -> Result<&'a str> {
-    f.get(i).copied().ok_or_else(|| {
-        Error::format(
-            path,
-            format!("frame header has no field {i} ({name}); header cut short?"),
-        )
-    })
+    f.get(i)
+        .copied()
+        .ok_or_else(|| Error::format(path, format!("frame header has no field {i} ({name}); header cut short?")))
 }
 
 fn num<T: std::str::FromStr>(path: &Path, f: &[&str], i: usize, name: &str) -> Result<T> {
     let s = field(path, f, i, name)?;
-    s.trim().parse().map_err(|_| {
-        Error::format(
-            path,
-            format!("frame header field {i} ({name}) = {s:?} is not a number"),
-        )
-    })
+    s.trim()
+        .parse()
+        .map_err(|_| Error::format(path, format!("frame header field {i} ({name}) = {s:?} is not a number")))
 }
 
 /// Parse a complete frame header (`hdr` = exactly `header_bytes` bytes).
 pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
     let header_bytes = header_length(path, hdr)?;
     if hdr.len() < header_bytes {
-        return Err(Error::format(
-            path,
-            format!(
-                "frame header cut short: {} of {header_bytes} bytes",
-                hdr.len()
-            ),
-        ));
+        return Err(Error::format(path, format!("frame header cut short: {} of {header_bytes} bytes", hdr.len())));
     }
     let hdr = &hdr[..header_bytes];
     let text_end = hdr.iter().position(|&b| b == 0).unwrap_or(hdr.len());
-    let text = std::str::from_utf8(&hdr[..text_end])
-        .map_err(|_| Error::format(path, "frame header is not ASCII"))?;
+    let text = std::str::from_utf8(&hdr[..text_end]).map_err(|_| Error::format(path, "frame header is not ASCII"))?;
     let f: Vec<&str> = text.split(',').collect();
     let sequence: u64 = num(path, &f, 1, "sequence number")?;
     let num_chips: u32 = num(path, &f, 3, "number of chips")?;
@@ -235,16 +211,10 @@ pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
     let colour_mode: u32 = num(path, &f, 12, "colour mode")?;
     let gain_mode: u32 = num(path, &f, 13, "gain mode")?;
     if width == 0 || height == 0 || width > 8192 || height > 8192 {
-        return Err(Error::format(
-            path,
-            format!("implausible frame size {width}x{height}"),
-        ));
+        return Err(Error::format(path, format!("implausible frame size {width}x{height}")));
     }
     if !(1..=64).contains(&num_chips) {
-        return Err(Error::format(
-            path,
-            format!("implausible number of chips {num_chips}"),
-        ));
+        return Err(Error::format(path, format!("implausible number of chips {num_chips}")));
     }
     let mq1a = f.iter().position(|s| *s == "MQ1A");
     let end = mq1a.unwrap_or(f.len());
@@ -265,14 +235,8 @@ pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
     let mut dac_blocks = Vec::new();
     while i < end {
         let tag = f[i].trim();
-        if tag.len() >= 2
-            && tag.chars().next().is_some_and(|c| c.is_ascii_digit())
-            && tag.ends_with("RX")
-        {
-            let vals: Vec<u32> = f[i + 1..end.min(i + 28)]
-                .iter()
-                .filter_map(|v| v.trim().parse().ok())
-                .collect();
+        if tag.len() >= 2 && tag.chars().next().is_some_and(|c| c.is_ascii_digit()) && tag.ends_with("RX") {
+            let vals: Vec<u32> = f[i + 1..end.min(i + 28)].iter().filter_map(|v| v.trim().parse().ok()).collect();
             dac_blocks.push((tag.to_string(), vals));
             i += 28;
         } else {
@@ -281,10 +245,7 @@ pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
     }
     let (mut mq1a_timestamp, mut mq1a_shutter_ns, mut mq1a_counter_depth) = (None, None, None);
     if let Some(j) = mq1a {
-        mq1a_timestamp = f
-            .get(j + 1)
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+        mq1a_timestamp = f.get(j + 1).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         mq1a_shutter_ns = f.get(j + 2).and_then(|s| {
             let s = s.trim().to_ascii_lowercase();
             s.strip_suffix("ns").unwrap_or(&s).trim().parse().ok()
@@ -303,35 +264,22 @@ pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
         "U32" => Storage::U32,
         "U64" => Storage::U64,
         "U01" => {
-            return Err(Error::unsupported(
-                path,
-                "U01 bit-packed pixels (no sample file exists; bit order unknown)",
-            ));
+            return Err(Error::unsupported(path, "U01 bit-packed pixels (no sample file exists; bit order unknown)"));
         }
         "R64" => {
             let depth = mq1a_counter_depth.ok_or_else(|| {
-                Error::format(
-                    path,
-                    "raw (R64) frame without an MQ1A extension: counter depth unknown",
-                )
+                Error::format(path, "raw (R64) frame without an MQ1A extension: counter depth unknown")
             })?;
             if ![1, 6, 12, 24].contains(&depth) {
-                return Err(Error::format(
-                    path,
-                    format!("raw counter depth {depth} is not 1, 6, 12 or 24"),
-                ));
+                return Err(Error::format(path, format!("raw counter depth {depth} is not 1, 6, 12 or 24")));
             }
             Storage::Raw { depth }
         }
         other => {
-            return Err(Error::format(
-                path,
-                format!("unknown pixel depth {other:?}"),
-            ));
+            return Err(Error::format(path, format!("unknown pixel depth {other:?}")));
         }
     };
-    let (rows, cols, pixel_type, payload_bytes) =
-        geometry(path, storage, num_chips, &layout, width, height)?;
+    let (rows, cols, pixel_type, payload_bytes) = geometry(path, storage, num_chips, &layout, width, height)?;
     Ok(FrameHeader {
         sequence,
         header_bytes,
@@ -379,10 +327,7 @@ fn geometry(
                 return Err(Error::format(path, "24-bit raw frame with an odd width"));
             }
             if raw_w % 64 != 0 && depth == 1 || raw_w % 8 != 0 {
-                return Err(Error::format(
-                    path,
-                    format!("raw width {raw_w} is not a whole number of 8-byte chunks"),
-                ));
+                return Err(Error::format(path, format!("raw width {raw_w} is not a whole number of 8-byte chunks")));
             }
             let (rows, cols) = match (num_chips, raw_w) {
                 (1, 256) => (h, 256),
@@ -453,12 +398,7 @@ impl Pixel for u32 {
 
 /// Decode one pixel block (`payload`, exactly `h.payload_bytes`) into `out` (rows*cols, stored
 /// orientation). `T` must be `h.pixel_type`; `scratch` is reused for raw rearrangement.
-pub fn decode_into<T: Pixel>(
-    h: &FrameHeader,
-    payload: &[u8],
-    out: &mut [T],
-    scratch: &mut Vec<u32>,
-) -> Result<()> {
+pub fn decode_into<T: Pixel>(h: &FrameHeader, payload: &[u8], out: &mut [T], scratch: &mut Vec<u32>) -> Result<()> {
     debug_assert_eq!(T::TYPE, h.pixel_type);
     debug_assert_eq!(payload.len(), h.payload_bytes);
     debug_assert_eq!(out.len(), h.rows * h.cols);
@@ -482,9 +422,7 @@ pub fn decode_into<T: Pixel>(
             for (o, s) in out.iter_mut().zip(payload.chunks_exact(8)) {
                 let v = u64::from_be_bytes(s.try_into().unwrap());
                 if v > u32::MAX as u64 {
-                    return Err(Error::Invalid(format!(
-                        "U64 pixel value {v} exceeds 32 bits"
-                    )));
+                    return Err(Error::Invalid(format!("U64 pixel value {v} exceeds 32 bits")));
                 }
                 *o = T::from_u32(v as u32);
             }
@@ -553,12 +491,7 @@ fn quad_assemble<T: Pixel>(raw: &[u32], n: usize, out: &mut [T]) {
     const W: usize = 512;
     for r in 0..n {
         let row = &raw[r * 1024..(r + 1) * 1024];
-        let (c0, c1, c2, c3) = (
-            &row[0..256],
-            &row[256..512],
-            &row[512..768],
-            &row[768..1024],
-        );
+        let (c0, c1, c2, c3) = (&row[0..256], &row[256..512], &row[512..768], &row[768..1024]);
         let top = &mut out[r * W..(r + 1) * W];
         for x in 0..256 {
             top[x] = T::from_u32(c3[x]);
@@ -642,25 +575,15 @@ mod tests {
     #[test]
     fn iso_ns() {
         assert_eq!(parse_iso_ns("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
-        assert_eq!(
-            parse_iso_ns("2021-04-15T13:44:43.100924481Z"),
-            Some(1618494283_100924481)
-        );
+        assert_eq!(parse_iso_ns("2021-04-15T13:44:43.100924481Z"), Some(1618494283_100924481));
         assert_eq!(parse_iso_ns("garbage"), None);
     }
 
     #[test]
     fn raw_roundtrip_all_depths() {
-        for &(depth, quad) in &[
-            (1u8, false),
-            (6, false),
-            (12, false),
-            (24, false),
-            (1, true),
-            (6, true),
-            (12, true),
-            (24, true),
-        ] {
+        for &(depth, quad) in
+            &[(1u8, false), (6, false), (12, false), (24, false), (1, true), (6, true), (12, true), (24, true)]
+        {
             let (rows, cols) = if quad { (128, 512) } else { (64, 256) };
             let max = match depth {
                 1 => 1,
@@ -668,9 +591,8 @@ mod tests {
                 12 => 4095,
                 _ => (1 << 24) - 1,
             };
-            let frame: Vec<u32> = (0..rows * cols)
-                .map(|i| ((i as u64 * 2654435761) % (max as u64 + 1)) as u32)
-                .collect();
+            let frame: Vec<u32> =
+                (0..rows * cols).map(|i| ((i as u64 * 2654435761) % (max as u64 + 1)) as u32).collect();
             let payload = encode_raw(depth, quad, &frame, rows, cols);
             let w = if quad { 1024 } else { 256 } * if depth == 24 { 2 } else { 1 };
             let hdr = format!(
@@ -711,9 +633,7 @@ mod tests {
         assert!(header_length(p, b"hello world").is_err());
         assert!(header_length(p, b"MQ1,000001,abc,").is_err());
         assert!(header_length(p, b"MQ1,000001,00010,").is_err());
-        let e = parse_header(p, b"MQ1,000001,00384,01,0256")
-            .unwrap_err()
-            .to_string();
+        let e = parse_header(p, b"MQ1,000001,00384,01,0256").unwrap_err().to_string();
         assert!(e.contains("f.mib") && e.contains("cut short"), "{e}");
     }
 }

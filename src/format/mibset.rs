@@ -71,11 +71,7 @@ fn open_file(path: &Path) -> Result<File> {
 pub fn first_header(path: &Path, file: &File) -> Result<FrameHeader> {
     let head = read_head(path, file, 1024)?;
     let hl = mib::header_length(path, &head)?;
-    let head = if hl > head.len() {
-        read_head(path, file, hl)?
-    } else {
-        head
-    };
+    let head = if hl > head.len() { read_head(path, file, hl)? } else { head };
     mib::parse_header(path, &head)
 }
 
@@ -89,8 +85,7 @@ impl MibSet {
         for p in &mut set.parts {
             let len = p.frames() * stride;
             // SAFETY: the map is read-only; the caller promises the file is not truncated meanwhile.
-            let m = unsafe { memmap2::MmapOptions::new().len(len).map(&p.file) }
-                .map_err(|e| Error::io(&p.path, e))?;
+            let m = unsafe { memmap2::MmapOptions::new().len(len).map(&p.file) }.map_err(|e| Error::io(&p.path, e))?;
             let _ = m.advise(memmap2::Advice::Sequential);
             p.map = Some(m);
         }
@@ -128,8 +123,7 @@ impl MibSet {
                 // Chain from this file backwards and forwards: a file continues the acquisition when
                 // its first sequence number follows the previous file's last one.
                 let mine = parts.pop().unwrap();
-                let mut chain: std::collections::VecDeque<MibPart> =
-                    std::collections::VecDeque::from([mine]);
+                let mut chain: std::collections::VecDeque<MibPart> = std::collections::VecDeque::from([mine]);
                 loop {
                     let last = chain.back().unwrap();
                     let next = last.first_sequence + last.frames() as u64;
@@ -144,10 +138,7 @@ impl MibSet {
                 }
                 loop {
                     let first = chain.front().unwrap().first_sequence;
-                    match cand
-                        .iter()
-                        .position(|(p, _)| p.first_sequence + p.frames() as u64 == first)
-                    {
+                    match cand.iter().position(|(p, _)| p.first_sequence + p.frames() as u64 == first) {
                         Some(i) => {
                             let (p, w) = cand.swap_remove(i);
                             warnings.extend(w);
@@ -167,20 +158,12 @@ impl MibSet {
         }
         let hdr_path = hdr::sibling(&parts[0].path).or_else(|| {
             // multi-file sets: `name.hdr` for `name1.mib`, `name2.mib`, ...
-            let stem = parts[0]
-                .path
-                .file_stem()?
-                .to_str()?
-                .trim_end_matches(|c: char| c.is_ascii_digit())
-                .to_string();
+            let stem = parts[0].path.file_stem()?.to_str()?.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
             let p = parts[0].path.with_file_name(format!("{stem}.hdr"));
             (parts.len() > 1 && p.is_file()).then_some(p)
         });
         let acq = match hdr_path {
-            Some(hp) => match std::fs::read(&hp)
-                .map_err(|e| Error::io(&hp, e))
-                .and_then(|b| hdr::parse(&hp, &b))
-            {
+            Some(hp) => match std::fs::read(&hp).map_err(|e| Error::io(&hp, e)).and_then(|b| hdr::parse(&hp, &b)) {
                 Ok(h) => {
                     warnings.extend(h.warnings.iter().cloned());
                     Some(h)
@@ -198,21 +181,11 @@ impl MibSet {
                 None
             }
         };
-        let set = MibSet {
-            parts,
-            header,
-            acq,
-            warnings,
-        };
+        let set = MibSet { parts, header, acq, warnings };
         Ok(set)
     }
 
-    fn part(
-        path: &Path,
-        file: File,
-        header: &FrameHeader,
-        warnings: &mut Vec<String>,
-    ) -> Result<MibPart> {
+    fn part(path: &Path, file: File, header: &FrameHeader, warnings: &mut Vec<String>) -> Result<MibPart> {
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         let stride = header.stride();
         let n = size / stride;
@@ -220,9 +193,7 @@ impl MibSet {
         if n == 0 {
             return Err(Error::format(
                 path,
-                format!(
-                    "file holds {size} bytes, less than one whole frame ({stride} bytes): truncated"
-                ),
+                format!("file holds {size} bytes, less than one whole frame ({stride} bytes): truncated"),
             ));
         }
         if rem != 0 {
@@ -237,15 +208,11 @@ impl MibSet {
         probe.dedup();
         for i in probe {
             let mut b = vec![0u8; header.header_bytes];
-            file.read_exact_at(&mut b, (i * stride) as u64)
-                .map_err(|e| Error::io(path, e))?;
+            file.read_exact_at(&mut b, (i * stride) as u64).map_err(|e| Error::io(path, e))?;
             if !b.starts_with(b"MQ1,") {
                 return Err(Error::format(
                     path,
-                    format!(
-                        "frame {i} does not start with 'MQ1,' at byte {}: frames differ in size",
-                        i * stride
-                    ),
+                    format!("frame {i} does not start with 'MQ1,' at byte {}: frames differ in size", i * stride),
                 ));
             }
             match mib::parse_header(path, &b) {
@@ -299,8 +266,7 @@ impl MibSet {
                 continue; // a mapped (finished) file does not grow
             }
             if let Ok(md) = p.file.metadata() {
-                p.frames
-                    .store(md.len() as usize / stride, Ordering::Relaxed);
+                p.frames.store(md.len() as usize / stride, Ordering::Relaxed);
             }
         }
         self.n_frames()
@@ -325,29 +291,21 @@ impl MibSet {
         let mut done = 0;
         while done < count {
             let (k, local) = self.locate(start + done).ok_or_else(|| {
-                Error::format(
-                    self.path(),
-                    format!("frame {} is beyond the end of the data", start + done),
-                )
+                Error::format(self.path(), format!("frame {} is beyond the end of the data", start + done))
             })?;
             let part = &self.parts[k];
             let n = (part.frames() - local).min(count - done);
             let dst = &mut buf[done * stride..(done + n) * stride];
-            part.file
-                .read_exact_at(dst, (local * stride) as u64)
-                .map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::format(
-                            &part.path,
-                            format!(
-                                "frame {} is beyond the end of the file (file truncated?)",
-                                local + n
-                            ),
-                        )
-                    } else {
-                        Error::io(&part.path, e)
-                    }
-                })?;
+            part.file.read_exact_at(dst, (local * stride) as u64).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::format(
+                        &part.path,
+                        format!("frame {} is beyond the end of the file (file truncated?)", local + n),
+                    )
+                } else {
+                    Error::io(&part.path, e)
+                }
+            })?;
             done += n;
         }
         Ok(())
@@ -363,11 +321,7 @@ impl MibSet {
     ) -> Result<()> {
         let h = &self.header;
         if T::TYPE != h.pixel_type {
-            return Err(Error::Invalid(format!(
-                "decode as {:?}, data is {:?}",
-                T::TYPE,
-                h.pixel_type
-            )));
+            return Err(Error::Invalid(format!("decode as {:?}, data is {:?}", T::TYPE, h.pixel_type)));
         }
         let stride = h.stride();
         if let Some((k, local)) = self.locate(start)
@@ -378,9 +332,8 @@ impl MibSet {
             return self.decode_block(start, count, bytes, out, scratch);
         }
         let mut bytes = std::mem::take(&mut scratch.bytes);
-        let r = self
-            .read_raw(start, count, &mut bytes)
-            .and_then(|_| self.decode_block(start, count, &bytes, out, scratch));
+        let r =
+            self.read_raw(start, count, &mut bytes).and_then(|_| self.decode_block(start, count, &bytes, out, scratch));
         scratch.bytes = bytes;
         r
     }
@@ -401,19 +354,11 @@ impl MibSet {
             if !fb.starts_with(b"MQ1,") {
                 return Err(Error::format(
                     self.path(),
-                    format!(
-                        "frame {} has no 'MQ1,' magic: frames differ in size or the file is corrupt",
-                        start + f
-                    ),
+                    format!("frame {} has no 'MQ1,' magic: frames differ in size or the file is corrupt", start + f),
                 ));
             }
-            mib::decode_into(
-                h,
-                &fb[h.header_bytes..],
-                &mut out[f * npx..(f + 1) * npx],
-                &mut scratch.raw,
-            )
-            .map_err(|e| Error::format(self.path(), format!("frame {}: {e}", start + f)))?;
+            mib::decode_into(h, &fb[h.header_bytes..], &mut out[f * npx..(f + 1) * npx], &mut scratch.raw)
+                .map_err(|e| Error::format(self.path(), format!("frame {}: {e}", start + f)))?;
         }
         Ok(())
     }
@@ -432,17 +377,12 @@ impl MibSet {
 
     /// Parse the header of frame `i`.
     pub fn frame_header(&self, i: usize) -> Result<FrameHeader> {
-        let (k, local) = self.locate(i).ok_or_else(|| {
-            Error::format(
-                self.path(),
-                format!("frame {i} is beyond the end of the data"),
-            )
-        })?;
+        let (k, local) = self
+            .locate(i)
+            .ok_or_else(|| Error::format(self.path(), format!("frame {i} is beyond the end of the data")))?;
         let p = &self.parts[k];
         let mut b = vec![0u8; self.header.header_bytes];
-        p.file
-            .read_exact_at(&mut b, (local * self.header.stride()) as u64)
-            .map_err(|e| Error::io(&p.path, e))?;
+        p.file.read_exact_at(&mut b, (local * self.header.stride()) as u64).map_err(|e| Error::io(&p.path, e))?;
         mib::parse_header(&p.path, &b)
     }
 
@@ -467,10 +407,7 @@ impl MibSet {
         let stride = self.header.stride();
         for i in 0..n {
             let (k, local) = self.locate(i)?;
-            self.parts[k]
-                .file
-                .read_exact_at(&mut b, (local * stride) as u64)
-                .ok()?;
+            self.parts[k].file.read_exact_at(&mut b, (local * stride) as u64).ok()?;
             let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
             let t = std::str::from_utf8(&b[..end]).ok()?;
             let f: Vec<&str> = t.split(',').collect();
@@ -513,10 +450,7 @@ pub fn multi_file_siblings(path: &Path) -> Option<Vec<PathBuf>> {
     if prefix.len() == stem.len() {
         return None;
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let p = e.path();

@@ -74,11 +74,7 @@ impl Model {
             for x in 0..w {
                 let (dy, dx) = (y as f32 - c, x as f32 - c);
                 let r = (dy * dy + dx * dx).sqrt();
-                let mut l = if r < det as f32 * 0.48 {
-                    1 + ((r / (det as f32 * 0.06)) as usize).min(7)
-                } else {
-                    0
-                };
+                let mut l = if r < det as f32 * 0.48 { 1 + ((r / (det as f32 * 0.06)) as usize).min(7) } else { 0 };
                 if r < bf_r {
                     l = 9;
                 }
@@ -105,15 +101,8 @@ impl Model {
             12 => 300.0,
             _ => 3000.0,
         };
-        let lambdas: Vec<f32> = (0..LEVELS)
-            .map(|i| {
-                if i == 0 {
-                    0.0
-                } else {
-                    0.002 * (1.07f32).powi(i as i32)
-                }
-            })
-            .collect();
+        let lambdas: Vec<f32> =
+            (0..LEVELS).map(|i| if i == 0 { 0.0 } else { 0.002 * (1.07f32).powi(i as i32) }).collect();
         let mut tables = vec![0u32; LEVELS * 256];
         for (li, &lam) in lambdas.iter().enumerate() {
             for q in 0..256 {
@@ -121,15 +110,7 @@ impl Model {
                 tables[li * 256 + q] = poisson_quantile(lam as f64, u).min(max as u64) as u32;
             }
         }
-        Model {
-            det,
-            margin: MARGIN,
-            labels,
-            tables,
-            lambdas,
-            max,
-            scale,
-        }
+        Model { det, margin: MARGIN, labels, tables, lambdas, max, scale }
     }
 
     /// Level index of a mean value.
@@ -144,18 +125,11 @@ impl Model {
     /// Per-label levels and the integer disk shift for scan position (r, c).
     fn frame_params(&self, spec: &SynthSpec, r: usize, c: usize) -> ([u8; N_LABELS], isize, isize) {
         let tau = std::f32::consts::TAU;
-        let (fr, fc) = (
-            r as f32 / spec.rows.max(1) as f32,
-            c as f32 / spec.cols.max(1) as f32,
-        );
+        let (fr, fc) = (r as f32 / spec.rows.max(1) as f32, c as f32 / spec.cols.max(1) as f32);
         let dy = (3.0 * (tau * fc).sin()).round() as isize;
         let dx = (3.0 * (tau * fr).cos()).round() as isize;
         let atoms = 1.0 + 0.5 * (tau * r as f32 / 8.0).cos() * (tau * c as f32 / 8.0).cos();
-        let grain = if (fr - 0.5).powi(2) + (fc - 0.4).powi(2) < 0.09 {
-            1.0
-        } else {
-            0.0
-        };
+        let grain = if (fr - 0.5).powi(2) + (fc - 0.4).powi(2) < 0.09 { 1.0 } else { 0.0 };
         let s = self.scale;
         let mut lam = [0f32; N_LABELS];
         for ring in 0..8 {
@@ -178,9 +152,8 @@ impl Model {
         let (r, c) = (p / spec.cols, p % spec.cols);
         let (lv, dy, dx) = self.frame_params(spec, r, c);
         let w = self.det + 2 * self.margin;
-        let mut rng = spec.seed.wrapping_mul(0x9E3779B97F4A7C15)
-            ^ (p as u64).wrapping_mul(0xD1B54A32D192ED03)
-            ^ 0x5DEECE66D;
+        let mut rng =
+            spec.seed.wrapping_mul(0x9E3779B97F4A7C15) ^ (p as u64).wrapping_mul(0xD1B54A32D192ED03) ^ 0x5DEECE66D;
         let mut bits = 0u64;
         let mut left = 0;
         let m = self.margin as isize;
@@ -238,13 +211,8 @@ fn inv_norm(p: f64) -> f64 {
         -3.066479806614716e1,
         2.506628277459239,
     ];
-    let b = [
-        -5.447609879822406e1,
-        1.615858368580409e2,
-        -1.556989798598866e2,
-        6.680131188771972e1,
-        -1.328068155288572e1,
-    ];
+    let b =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
     let c = [
         -7.784894002430293e-3,
         -3.223964580411365e-1,
@@ -253,12 +221,7 @@ fn inv_norm(p: f64) -> f64 {
         4.374664141464968,
         2.938163982698783,
     ];
-    let d = [
-        7.784695709041462e-3,
-        3.224671290700398e-1,
-        2.445134137142996,
-        3.754408661907416,
-    ];
+    let d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
     let pl = 0.02425;
     if p < pl {
         let q = (-2.0 * p.ln()).sqrt();
@@ -284,7 +247,8 @@ fn sci(v: f64) -> String {
     format!("{m:.6}E{}{}", if e < 0 { "-" } else { "+" }, e.abs())
 }
 
-const DACS: &str = "3RX,068,511,000,000,000,000,000,000,100,255,100,125,100,100,080,100,090,030,128,004,255,126,128,174,172,511,511";
+const DACS: &str =
+    "3RX,068,511,000,000,000,000,000,000,100,255,100,125,100,100,080,100,090,030,128,004,255,126,128,174,172,511,511";
 const EPOCH_NS: i128 = 1_700_000_000_000_000_000;
 
 fn iso(ns: i128) -> (String, String) {
@@ -306,21 +270,14 @@ fn iso(ns: i128) -> (String, String) {
     let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
     (
         format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{frac:09}Z"),
-        format!(
-            "{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{:06}",
-            frac / 1000
-        ),
+        format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{:06}", frac / 1000),
     )
 }
 
 /// The frame header for frame `i` (0-based) in the real Merlin layout.
 pub fn header(spec: &SynthSpec, i: usize, t_ns: i128) -> Vec<u8> {
     let quad = spec.det == 512;
-    let (hl, chips, sel, layout) = if quad {
-        (768, 4, "0F", "   2x2")
-    } else {
-        (384, 1, "01", "   1x1")
-    };
+    let (hl, chips, sel, layout) = if quad { (768, 4, "0F", "   2x2") } else { (384, 1, "01", "   1x1") };
     let (w, h, pd) = if spec.raw {
         let rw = if quad { 1024 } else { 256 };
         let rh = if quad { 256 } else { 256 };
@@ -333,10 +290,7 @@ pub fn header(spec: &SynthSpec, i: usize, t_ns: i128) -> Vec<u8> {
         };
         (spec.det, spec.det, pd)
     };
-    let th: Vec<String> = [20.0, 511.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-        .iter()
-        .map(|&v| sci(v))
-        .collect();
+    let th: Vec<String> = [20.0, 511.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0].iter().map(|&v| sci(v)).collect();
     let dacs = vec![DACS; chips].join(",");
     let (isots, ts) = iso(t_ns);
     let s = format!(
@@ -407,35 +361,20 @@ pub fn expected_frame(spec: &SynthSpec, p: usize) -> Vec<u32> {
 pub fn output_paths(out: &Path, spec: &SynthSpec, n: usize) -> Vec<PathBuf> {
     match spec.images_per_file {
         Some(k) if k > 0 && k < n => {
-            let stem = out
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
-            (0..n.div_ceil(k))
-                .map(|i| out.with_file_name(format!("{stem}{}.mib", i + 1)))
-                .collect()
+            let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            (0..n.div_ceil(k)).map(|i| out.with_file_name(format!("{stem}{}.mib", i + 1))).collect()
         }
         _ => vec![out.to_path_buf()],
     }
 }
 
 /// Write the synthetic acquisition. `progress(done_frames, total)` is called per block.
-pub fn write(
-    out: &Path,
-    spec: &SynthSpec,
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<Vec<PathBuf>> {
+pub fn write(out: &Path, spec: &SynthSpec, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Vec<PathBuf>> {
     if ![1, 6, 12, 24].contains(&spec.depth) {
-        return Err(Error::Invalid(format!(
-            "--depth {} must be 1, 6, 12 or 24",
-            spec.depth
-        )));
+        return Err(Error::Invalid(format!("--depth {} must be 1, 6, 12 or 24", spec.depth)));
     }
     if spec.det != 256 && spec.det != 512 {
-        return Err(Error::Invalid(format!(
-            "--detector {} must be 256 or 512",
-            spec.det
-        )));
+        return Err(Error::Invalid(format!("--detector {} must be 256 or 512", spec.det)));
     }
     if spec.rows == 0 || spec.cols == 0 {
         return Err(Error::Invalid("scan shape must be at least 1x1".into()));
@@ -443,10 +382,7 @@ pub fn write(
     let model = Model::new(spec);
     let total = spec.frames.unwrap_or(spec.rows * spec.cols);
     let paths = output_paths(out, spec, total);
-    let per_file = spec
-        .images_per_file
-        .filter(|&k| k > 0 && k < total)
-        .unwrap_or(total);
+    let per_file = spec.images_per_file.filter(|&k| k > 0 && k < total).unwrap_or(total);
     let npx = spec.det * spec.det;
     let frame_len = header(spec, 0, EPOCH_NS).len() + payload_len(spec);
     let block = (32 << 20) / frame_len.max(1);
@@ -503,8 +439,7 @@ pub fn write(
     writer.join().map_err(|_| Error::Invalid("synth writer thread panicked".into()))??;
     if spec.hdr {
         let hp = paths[0].with_extension("hdr");
-        std::fs::write(&hp, hdr_text(spec, spec.rows * spec.cols))
-            .map_err(|e| Error::io(&hp, e))?;
+        std::fs::write(&hp, hdr_text(spec, spec.rows * spec.cols)).map_err(|e| Error::io(&hp, e))?;
     }
     Ok(paths)
 }
@@ -529,13 +464,7 @@ fn payload_len(spec: &SynthSpec) -> usize {
 
 fn encode_payload(spec: &SynthSpec, frame: &[u32], b: &mut Vec<u8>) {
     if spec.raw {
-        b.extend(mib::encode_raw(
-            spec.depth,
-            spec.det == 512,
-            frame,
-            spec.det,
-            spec.det,
-        ));
+        b.extend(mib::encode_raw(spec.depth, spec.det == 512, frame, spec.det, spec.det));
         return;
     }
     match spec.depth {
@@ -575,14 +504,9 @@ mod tests {
     #[test]
     fn poisson_mean_is_close() {
         for lam in [0.5f64, 5.0, 50.0, 1000.0] {
-            let mean: f64 = (0..256)
-                .map(|q| poisson_quantile(lam, (q as f64 + 0.5) / 256.0) as f64)
-                .sum::<f64>()
-                / 256.0;
-            assert!(
-                (mean - lam).abs() < 0.05 * lam + 0.05,
-                "lam {lam} mean {mean}"
-            );
+            let mean: f64 =
+                (0..256).map(|q| poisson_quantile(lam, (q as f64 + 0.5) / 256.0) as f64).sum::<f64>() / 256.0;
+            assert!((mean - lam).abs() < 0.05 * lam + 0.05, "lam {lam} mean {mean}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Each job runs on its own std thread (compute inside uses rayon); HDF5 writes stay on the
 //! job's single writer thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

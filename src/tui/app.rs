@@ -154,9 +154,14 @@ impl State {
         let (dr, dc) = ds.det();
         let geometry = overview::default_geometry(dr, dc);
         let txl = tx.clone();
-        let loader = Loader::new(ds.clone(), (o.memory_budget / 8).clamp(16 << 20, 512 << 20) as usize, o.sync_loader, move |p| {
-            let _ = txl.send(AppEvent::FrameReady(p));
-        });
+        let loader = Loader::new(
+            ds.clone(),
+            (o.memory_budget / 8).clamp(16 << 20, 512 << 20) as usize,
+            o.sync_loader,
+            move |p| {
+                let _ = txl.send(AppEvent::FrameReady(p));
+            },
+        );
         let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let is_mib = info.kind == "mib";
         let mut s = State {
@@ -282,7 +287,9 @@ impl State {
                 }
                 // until the user moves the detector, it follows the bright-field disk
                 let geom = if auto {
-                    overview::estimate_geometry(ds.as_ref(), 64, &Progress::new("geometry", 0)).map(|(g, _)| g).unwrap_or(geom)
+                    overview::estimate_geometry(ds.as_ref(), 64, &Progress::new("geometry", 0))
+                        .map(|(g, _)| g)
+                        .unwrap_or(geom)
                 } else {
                     geom
                 };
@@ -399,7 +406,8 @@ impl State {
         }
         let p = Progress::new("fft", 0);
         self.fft_job = Some(p.clone());
-        let (ds, tx, path, demo, budget) = (self.ds.clone(), self.tx.clone(), self.path.clone(), self.demo, self.memory_budget);
+        let (ds, tx, path, demo, budget) =
+            (self.ds.clone(), self.tx.clone(), self.path.clone(), self.demo, self.memory_budget);
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
@@ -463,7 +471,8 @@ impl State {
             return;
         }
         if self.is_mib && !self.emd_path().exists() {
-            self.popup = Popup::Confirm(Confirm::ConvertForFft, "4D FFT requires conversion to EMD. Convert now? (y/n)".into());
+            self.popup =
+                Popup::Confirm(Confirm::ConvertForFft, "4D FFT requires conversion to EMD. Convert now? (y/n)".into());
         } else if compute || !self.is_mib {
             self.popup = Popup::Confirm(Confirm::Fft, self.confirm_fft_text());
         } else {
@@ -486,7 +495,8 @@ impl State {
         let r = if st.reverse {
             src.q_image(st.k, st.half, Part::Amp).and_then(|a| Ok((a, src.q_image(st.k, st.half, Part::Phase)?)))
         } else {
-            src.detector_image(st.q, st.half, Part::Amp).and_then(|a| Ok((a, src.detector_image(st.q, st.half, Part::Phase)?)))
+            src.detector_image(st.q, st.half, Part::Amp)
+                .and_then(|a| Ok((a, src.detector_image(st.q, st.half, Part::Phase)?)))
         };
         match r {
             Ok((a, mut p)) => {
@@ -543,7 +553,9 @@ impl State {
     fn export(&mut self) {
         let (vals, w, h, name, disp) = match self.screen {
             Screen::Main => match &self.overviews {
-                Some(o) => (o.image(self.kind), o.scan_cols, o.scan_rows, self.kind.name().to_string(), self.overview_display),
+                Some(o) => {
+                    (o.image(self.kind), o.scan_cols, o.scan_rows, self.kind.name().to_string(), self.overview_display)
+                }
                 None => {
                     self.status = "nothing to export yet".into();
                     return;
@@ -801,7 +813,12 @@ pub fn update(s: &mut State, a: Action) {
         Action::Help => s.popup = Popup::Help,
         Action::Quit => {
             // only work the user started is worth a question; views are recomputed next time
-            let n = s.jobs.list().iter().filter(|j| !j.state().finished() && j.name != "overview" && j.name != "roi mean").count();
+            let n = s
+                .jobs
+                .list()
+                .iter()
+                .filter(|j| !j.state().finished() && j.name != "overview" && j.name != "roi mean")
+                .count();
             if n > 0 {
                 s.popup = Popup::Confirm(
                     Confirm::Quit,

@@ -142,10 +142,7 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn to_display(&self, sy: f32, sx: f32) -> (f64, f64) {
-        (
-            (sy as f64 + 0.5) * self.h as f64 / self.sh as f64,
-            (sx as f64 + 0.5) * self.w as f64 / self.sw as f64,
-        )
+        ((sy as f64 + 0.5) * self.h as f64 / self.sh as f64, (sx as f64 + 0.5) * self.w as f64 / self.sw as f64)
     }
     pub fn scale(&self) -> f64 {
         self.w as f64 / self.sw as f64
@@ -177,7 +174,8 @@ pub fn draw_cursor(r: &mut Raster, m: &Mapping, sy: usize, sx: usize) {
 /// Rectangle outline around source rows `r0..=r1`, cols `c0..=c1`.
 pub fn draw_rect(r: &mut Raster, m: &Mapping, (r0, c0): (usize, usize), (r1, c1): (usize, usize), c: [u8; 3]) {
     let (y0, x0) = (r0 * m.h / m.sh, c0 * m.w / m.sw);
-    let (y1, x1) = ((((r1 + 1) * m.h / m.sh) as i64 - 1).max(y0 as i64), (((c1 + 1) * m.w / m.sw) as i64 - 1).max(x0 as i64));
+    let (y1, x1) =
+        ((((r1 + 1) * m.h / m.sh) as i64 - 1).max(y0 as i64), (((c1 + 1) * m.w / m.sw) as i64 - 1).max(x0 as i64));
     for x in x0 as i64..=x1 {
         r.set(x, y0 as i64, c);
         r.set(x, y1, c);
@@ -275,7 +273,9 @@ pub enum PaneImage {
 /// Display-pixel budget of a pane of `area` cells in a mode.
 pub fn pixel_box(g: Graphics, area: Size, picker: &Picker) -> (usize, usize) {
     match g {
-        Graphics::Halfblocks | Graphics::Protocol(ProtocolType::Halfblocks) => (area.width as usize, area.height as usize * 2),
+        Graphics::Halfblocks | Graphics::Protocol(ProtocolType::Halfblocks) => {
+            (area.width as usize, area.height as usize * 2)
+        }
         Graphics::Braille => (area.width as usize * 2, area.height as usize * 4),
         Graphics::Protocol(_) => {
             let f = picker.font_size();

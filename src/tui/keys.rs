@@ -64,40 +64,124 @@ macro_rules! b {
 
 use KeyCode::*;
 pub static KEYS: &[Binding] = &[
-    b!(&[(Left, N), (Char('h'), N)], "arrows/hjkl", Action::Move(0, -1), Scope::Global, "move the scan position (FFT: the Q or K cursor)", Some("move")),
+    b!(
+        &[(Left, N), (Char('h'), N)],
+        "arrows/hjkl",
+        Action::Move(0, -1),
+        Scope::Global,
+        "move the scan position (FFT: the Q or K cursor)",
+        Some("move")
+    ),
     b!(&[(Right, N), (Char('l'), N)], "", Action::Move(0, 1), Scope::Global, "", None),
     b!(&[(Up, N), (Char('k'), N)], "", Action::Move(-1, 0), Scope::Global, "", None),
     b!(&[(Down, N), (Char('j'), N)], "", Action::Move(1, 0), Scope::Global, "", None),
-    b!(&[(Left, S), (Char('H'), S), (Char('H'), N)], "Shift+arrows, HJKL", Action::Move(0, -10), Scope::Global, "move by 10", None),
+    b!(
+        &[(Left, S), (Char('H'), S), (Char('H'), N)],
+        "Shift+arrows, HJKL",
+        Action::Move(0, -10),
+        Scope::Global,
+        "move by 10",
+        None
+    ),
     b!(&[(Right, S), (Char('L'), S), (Char('L'), N)], "", Action::Move(0, 10), Scope::Global, "", None),
     b!(&[(Up, S), (Char('K'), S), (Char('K'), N)], "", Action::Move(-10, 0), Scope::Global, "", None),
     b!(&[(Down, S), (Char('J'), S), (Char('J'), N)], "", Action::Move(10, 0), Scope::Global, "", None),
-    b!(&[(Char('w'), N)], "w/a/s/d", Action::MoveDetector(-1, 0), Scope::Main, "move the virtual detector centre", Some("detector")),
+    b!(
+        &[(Char('w'), N)],
+        "w/a/s/d",
+        Action::MoveDetector(-1, 0),
+        Scope::Main,
+        "move the virtual detector centre",
+        Some("detector")
+    ),
     b!(&[(Char('a'), N)], "", Action::MoveDetector(0, -1), Scope::Main, "", None),
     b!(&[(Char('s'), N)], "", Action::MoveDetector(1, 0), Scope::Main, "", None),
     b!(&[(Char('d'), N)], "", Action::MoveDetector(0, 1), Scope::Main, "", None),
-    b!(&[(Char('W'), S), (Char('W'), N)], "W/A/S/D", Action::MoveDetector(-5, 0), Scope::Main, "move detector centre by 5 (Shift)", None),
+    b!(
+        &[(Char('W'), S), (Char('W'), N)],
+        "W/A/S/D",
+        Action::MoveDetector(-5, 0),
+        Scope::Main,
+        "move detector centre by 5 (Shift)",
+        None
+    ),
     b!(&[(Char('A'), S), (Char('A'), N)], "", Action::MoveDetector(0, -5), Scope::Main, "", None),
     b!(&[(Char('S'), S), (Char('S'), N)], "", Action::MoveDetector(5, 0), Scope::Main, "", None),
     b!(&[(Char('D'), S), (Char('D'), N)], "", Action::MoveDetector(0, 5), Scope::Main, "", None),
-    b!(&[(Char('g'), N)], "g", Action::CycleScale, Scope::Global, "cycle scale: linear / log / sqrt (s belongs to WASD)", Some("scale")),
-    b!(&[(Char('+'), N), (Char('+'), S), (Char('='), N)], "+/-", Action::Radius(1), Scope::Main, "grow / shrink the detector radius (outer for ADF)", Some("radius")),
+    b!(
+        &[(Char('g'), N)],
+        "g",
+        Action::CycleScale,
+        Scope::Global,
+        "cycle scale: linear / log / sqrt (s belongs to WASD)",
+        Some("scale")
+    ),
+    b!(
+        &[(Char('+'), N), (Char('+'), S), (Char('='), N)],
+        "+/-",
+        Action::Radius(1),
+        Scope::Main,
+        "grow / shrink the detector radius (outer for ADF)",
+        Some("radius")
+    ),
     b!(&[(Char('-'), N)], "", Action::Radius(-1), Scope::Main, "", None),
     b!(&[(Char(']'), N)], "[/]", Action::InnerRadius(1), Scope::Main, "shrink / grow the ADF inner radius", None),
     b!(&[(Char('['), N)], "", Action::InnerRadius(-1), Scope::Main, "", None),
-    b!(&[(Char('+'), N), (Char('+'), S), (Char('='), N)], "+/-", Action::FftRegion(1), Scope::Fft, "grow / shrink the averaging region", Some("region")),
+    b!(
+        &[(Char('+'), N), (Char('+'), S), (Char('='), N)],
+        "+/-",
+        Action::FftRegion(1),
+        Scope::Fft,
+        "grow / shrink the averaging region",
+        Some("region")
+    ),
     b!(&[(Char('-'), N)], "", Action::FftRegion(-1), Scope::Fft, "", None),
-    b!(&[(Char('v'), N)], "v", Action::FftReverse, Scope::Fft, "reverse view: pick K on the detector, show G over Q", Some("reverse")),
-    b!(&[(Char('m'), N)], "m", Action::CycleDetector, Scope::Main, "cycle detector: sum, BF, ADF, CoM x, CoM y, DPC", Some("mode")),
+    b!(
+        &[(Char('v'), N)],
+        "v",
+        Action::FftReverse,
+        Scope::Fft,
+        "reverse view: pick K on the detector, show G over Q",
+        Some("reverse")
+    ),
+    b!(
+        &[(Char('m'), N)],
+        "m",
+        Action::CycleDetector,
+        Scope::Main,
+        "cycle detector: sum, BF, ADF, CoM x, CoM y, DPC",
+        Some("mode")
+    ),
     b!(&[(Char('p'), N)], "p", Action::CycleColormap, Scope::Global, "cycle colour map", Some("cmap")),
-    b!(&[(Char('r'), N)], "r", Action::Roi, Scope::Main, "scan ROI: mark a corner, move, r again = mean diffraction", Some("ROI")),
+    b!(
+        &[(Char('r'), N)],
+        "r",
+        Action::Roi,
+        Scope::Main,
+        "scan ROI: mark a corner, move, r again = mean diffraction",
+        Some("ROI")
+    ),
     b!(&[(Esc, N)], "Esc", Action::ClearRoi, Scope::Main, "clear the ROI / close popups", None),
     b!(&[(Char('c'), N)], "c", Action::Convert, Scope::Main, "convert to EMD (background job)", Some("convert")),
-    b!(&[(Char('F'), S), (Char('F'), N)], "F", Action::Fft, Scope::Global, "4D FFT (converts first if needed), then explorer", Some("FFT")),
+    b!(
+        &[(Char('F'), S), (Char('F'), N)],
+        "F",
+        Action::Fft,
+        Scope::Global,
+        "4D FFT (converts first if needed), then explorer",
+        Some("FFT")
+    ),
     b!(&[(Char('x'), N)], "x", Action::CancelJob, Scope::Global, "cancel the selected job", Some("cancel")),
     b!(&[(Char('n'), N)], "n/N", Action::SelectJob(1), Scope::Global, "select next / previous job", None),
     b!(&[(Char('N'), S), (Char('N'), N)], "", Action::SelectJob(-1), Scope::Global, "", None),
-    b!(&[(Tab, N), (BackTab, S)], "Tab", Action::SwitchScreen, Scope::Global, "switch screen: main / FFT explorer", Some("screen")),
+    b!(
+        &[(Tab, N), (BackTab, S)],
+        "Tab",
+        Action::SwitchScreen,
+        Scope::Global,
+        "switch screen: main / FFT explorer",
+        Some("screen")
+    ),
     b!(&[(Char('e'), N)], "e", Action::Export, Scope::Global, "export the current image (PNG)", Some("export")),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),

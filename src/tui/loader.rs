@@ -37,7 +37,12 @@ fn read(ds: &dyn Dataset, pos: usize, buf: &mut FrameBuf, scratch: &mut ReadScra
 
 impl Loader {
     /// `notify(pos)` is called on the loader thread when a requested frame is ready.
-    pub fn new(ds: Arc<dyn Dataset>, cache_bytes: usize, sync: bool, notify: impl Fn(usize) + Send + 'static) -> Loader {
+    pub fn new(
+        ds: Arc<dyn Dataset>,
+        cache_bytes: usize,
+        sync: bool,
+        notify: impl Fn(usize) + Send + 'static,
+    ) -> Loader {
         let frame_bytes = ds.frame_pixels().max(1) * 4;
         let cap = NonZeroUsize::new((cache_bytes / frame_bytes).clamp(8, 4096)).unwrap();
         let shared = Arc::new(Shared {

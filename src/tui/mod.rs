@@ -37,7 +37,15 @@ pub fn cache_dir() -> PathBuf {
 
 /// The demo dataset's spec (48x48 scan of 256x256 12-bit frames, 288 MiB).
 pub fn demo_spec() -> crate::format::synth::SynthSpec {
-    crate::format::synth::SynthSpec { rows: 48, cols: 48, det: 256, depth: 12, hdr: true, seed: 7, ..Default::default() }
+    crate::format::synth::SynthSpec {
+        rows: 48,
+        cols: 48,
+        det: 256,
+        depth: 12,
+        hdr: true,
+        seed: 7,
+        ..Default::default()
+    }
 }
 
 /// The built-in demo file, generated once into the cache directory.
@@ -132,7 +140,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     // input thread starts reading
     let (graphics, picker, hint) = images::choose(&cli.graphics, cli.no_query, tty)?;
     log::info!("open {} graphics={} demo={demo}", path.display(), graphics.name());
-    let backend = ratatui::backend::CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
+    let backend =
+        ratatui::backend::CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
     let mut term = ratatui::Terminal::new(backend)?;
     term.clear()?;
 
@@ -181,7 +190,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         if s.quit {
             break;
         }
-        let timeout = if s.geometry_changed.is_some() { Duration::from_millis(100) } else { Duration::from_millis(250) };
+        let timeout =
+            if s.geometry_changed.is_some() { Duration::from_millis(100) } else { Duration::from_millis(250) };
         let first = match rx.recv_timeout(timeout) {
             Ok(e) => Some(e),
             Err(mpsc::RecvTimeoutError::Timeout) => None,

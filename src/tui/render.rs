@@ -24,11 +24,13 @@ pub struct Areas {
 
 pub fn layout(area: Rect, screen: Screen) -> Areas {
     let [title, body, jobs, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)])
+            .areas(area);
     match screen {
         Screen::Main => {
             let mw = (area.width / 4).clamp(26, 40);
-            let [meta, a, b] = Layout::horizontal([Constraint::Length(mw), Constraint::Fill(1), Constraint::Fill(1)]).areas(body);
+            let [meta, a, b] =
+                Layout::horizontal([Constraint::Length(mw), Constraint::Fill(1), Constraint::Fill(1)]).areas(body);
             Areas { title, meta, panes: [a, b, Rect::default()], info: Rect::default(), jobs, footer }
         }
         Screen::Fft => {
@@ -44,7 +46,15 @@ fn inner(r: Rect) -> Rect {
 }
 
 /// Build a pane image for `vals` (`sw`x`sh`) inside `area`, with overlays drawn by `ov`.
-fn pane(s: &State, vals: &[f32], sw: usize, sh: usize, area: Rect, d: &DisplayParams, ov: impl Fn(&mut images::Raster, &Mapping)) -> Option<(PaneImage, Rect)> {
+fn pane(
+    s: &State,
+    vals: &[f32],
+    sw: usize,
+    sh: usize,
+    area: Rect,
+    d: &DisplayParams,
+    ov: impl Fn(&mut images::Raster, &Mapping),
+) -> Option<(PaneImage, Rect)> {
     if sw == 0 || sh == 0 || area.width == 0 || area.height == 0 || vals.len() != sw * sh {
         return None;
     }
@@ -135,7 +145,8 @@ pub fn prepare(s: &mut State, area: Rect) {
             let (iw, ih) = if rev { (qc, qr) } else { (kc, kr) };
             // normal: power over Q (Q cursor), |G| and arg G over K at Q
             // reverse: |G| over K at Q (K cursor), |G| and arg G over Q at K
-            let first = if rev { (st.det_amp.clone(), kc, kr, s.frame_display) } else { (st.power.clone(), qc, qr, dpow) };
+            let first =
+                if rev { (st.det_amp.clone(), kc, kr, s.frame_display) } else { (st.power.clone(), qc, qr, dpow) };
             let specs: [(Vec<f32>, usize, usize, DisplayParams); 3] =
                 [first, (st.amp.clone(), iw, ih, s.frame_display), (st.phase.clone(), iw, ih, dphase)];
             for (i, (vals, w, h, d)) in specs.into_iter().enumerate() {
@@ -225,7 +236,9 @@ pub fn render(s: &State, f: &mut Frame) {
             let r = centered(area, w, h);
             f.render_widget(Clear, r);
             f.render_widget(
-                Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(" confirm ".into()).style(Style::default().fg(Color::Yellow))),
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(block(" confirm ".into()).style(Style::default().fg(Color::Yellow))),
                 r,
             );
         }
@@ -380,7 +393,8 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
     let ia = inner(area);
     // newest first, at most as many as fit
     let n = jobs.len();
-    let rows: Vec<(usize, &std::sync::Arc<crate::jobs::Progress>)> = jobs.iter().enumerate().rev().take(ia.height as usize).collect();
+    let rows: Vec<(usize, &std::sync::Arc<crate::jobs::Progress>)> =
+        jobs.iter().enumerate().rev().take(ia.height as usize).collect();
     for (row, (i, j)) in rows.iter().enumerate() {
         let y = ia.y + row as u16;
         let sel = *i == s.selected_job.min(n.saturating_sub(1));
@@ -394,14 +408,20 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
             JobState::Cancelled => Color::DarkGray,
         };
         f.render_widget(
-            Paragraph::new(Line::from(vec![Span::raw(mark), Span::styled(format!("{:<11}", j.name), Style::default().fg(color))])),
+            Paragraph::new(Line::from(vec![
+                Span::raw(mark),
+                Span::styled(format!("{:<11}", j.name), Style::default().fg(color)),
+            ])),
             Rect::new(ia.x, y, name_w, 1),
         );
         let rest = ia.width.saturating_sub(name_w);
         let gauge_w = (rest / 3).max(10).min(rest);
         let frac = if st == JobState::Done { 1.0 } else { j.fraction() };
         f.render_widget(
-            Gauge::default().gauge_style(Style::default().fg(color)).ratio(frac.clamp(0.0, 1.0)).label(format!("{:.0}%", frac * 100.0)),
+            Gauge::default()
+                .gauge_style(Style::default().fg(color))
+                .ratio(frac.clamp(0.0, 1.0))
+                .label(format!("{:.0}%", frac * 100.0)),
             Rect::new(ia.x + name_w, y, gauge_w, 1),
         );
         let detail = if st == JobState::Failed {
@@ -426,11 +446,16 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
 
 fn render_help(_s: &State, f: &mut Frame, area: Rect) {
     let mut lines = vec![];
-    for (scope, title) in [(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")] {
+    for (scope, title) in
+        [(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")]
+    {
         lines.push(Line::from(Span::styled(title, Style::default().add_modifier(Modifier::BOLD).fg(Color::Yellow))));
         for (k, d, sc) in keys::help_lines() {
             if sc == scope {
-                lines.push(Line::from(vec![Span::styled(format!("  {k:<19}"), Style::default().fg(Color::Cyan)), Span::raw(d)]));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {k:<19}"), Style::default().fg(Color::Cyan)),
+                    Span::raw(d),
+                ]));
             }
         }
     }
