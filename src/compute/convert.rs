@@ -71,6 +71,7 @@ pub fn part_path(out: &Path) -> PathBuf {
 /// Free bytes on the filesystem holding `dir`.
 pub fn free_space(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {

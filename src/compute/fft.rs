@@ -307,18 +307,8 @@ fn hs(b: u64) -> String {
 
 /// Free bytes for unprivileged users on the filesystem holding `path` (or its directory).
 pub fn free_disk_space(path: &Path) -> Option<u64> {
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
-    };
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    if r != 0 {
-        return None;
-    }
-    Some(s.f_bavail as u64 * s.f_frsize as u64)
+    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+    crate::compute::convert::free_space(dir)
 }
 
 fn check_space(emd: &Path, need: u64, l: &Layout) -> Result<()> {

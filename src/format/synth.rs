@@ -256,17 +256,7 @@ fn iso(ns: i128) -> (String, String) {
     let frac = ns.rem_euclid(1_000_000_000) as i64;
     let days = secs.div_euclid(86400);
     let sod = secs.rem_euclid(86400);
-    // civil from days (Howard Hinnant)
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    let (y, m, d) = mib::civil_from_days(days);
     let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
     (
         format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{frac:09}Z"),

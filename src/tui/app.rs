@@ -615,14 +615,7 @@ fn fft_into_cache(ds: &dyn Dataset, emd: &Path, budget: u64, p: &Progress) -> cr
     crate::compute::fft::compute(ds, emd, &params, budget, p).map(|_| ())
 }
 
-/// Free bytes on the filesystem holding `dir`.
-pub fn free_space(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let d = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let c = std::ffi::CString::new(d.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
-}
+pub use crate::compute::convert::free_space;
 
 /// Apply one action.
 pub fn update(s: &mut State, a: Action) {
