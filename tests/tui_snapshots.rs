@@ -371,3 +371,28 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     h.settle(WAIT);
     assert!(h.state.overviews.as_ref().unwrap().complete, "recomputed from the datacube");
 }
+
+#[test]
+fn interrupted_fft_is_offered_for_resume_and_completes() {
+    use emdtui::compute::fft;
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_file(&dir);
+    let emd = dir.path().join("scan.emd");
+    let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
+    emdtui::compute::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
+    let eds = emdtui::dataset::open(&emd, &Default::default()).unwrap();
+    let params = fft::FftParams { axes: fft::FftAxes::Scan, crop: None, bin: 4 };
+    let opts = fft::RunOptions { cancel_after_groups: Some(1), max_tiles_per_group: Some(1), ..Default::default() };
+    assert!(fft::compute_with(eds.as_ref(), &emd, &params, 8 << 20, &Progress::new("f", 0), &opts).is_err());
+    drop(eds);
+    assert!(matches!(fft::FftCache::status(&emd, None), fft::CacheStatus::Incomplete(..)));
+    // opening the .mib finds the interrupted FFT in its EMD
+    let mut h = open(&f, 160, 48, Graphics::Halfblocks);
+    let Popup::Confirm(_, text) = &h.state.popup else { panic!("no resume offer: {:?}", h.state.popup) };
+    assert!(text.contains("interrupted 4D FFT") && text.contains("blocks done"), "{text}");
+    h.key(KeyCode::Char('y'));
+    h.settle(WAIT);
+    let c = fft::FftCache::open(&emd).expect("resumed FFT complete");
+    assert_eq!(c.params, params, "resumed with the interrupted run's parameters");
+    assert!(h.state.fft.is_some(), "the explorer has the FFT");
+}

@@ -1434,6 +1434,20 @@ fn reduce(v: &[Complex32], m: usize, len: usize, part: Part, inner: bool) -> Vec
     }
 }
 
+/// Parameters of an interrupted (incomplete) FFT in `emd`, so that it can be resumed as it was
+/// started. None when there is no incomplete FFT.
+pub fn interrupted_params(emd: &Path) -> Option<(FftParams, usize, usize)> {
+    match FftCache::status(emd, None) {
+        CacheStatus::Incomplete(done, total) => {
+            let f = crate::format::emd::open_ro(emd).ok()?;
+            let g = f.group(GROUP).ok()?;
+            let key: Key = serde_json::from_str(&get_str_attr(&g, "emdtui_key").ok()?).ok()?;
+            Some((key.params, done, total))
+        }
+        _ => None,
+    }
+}
+
 /// Default FFT parameters for `ds`: scan axes, the bright-field disk plus margin, no binning.
 pub fn default_params(ds: &dyn Dataset) -> Result<FftParams> {
     Ok(FftParams { axes: FftAxes::Scan, crop: Some(auto_crop(ds)?), bin: 1 })

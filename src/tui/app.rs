@@ -44,6 +44,8 @@ pub enum Confirm {
     ConvertForFft,
     Fft,
     Resume(PathBuf),
+    /// An interrupted FFT in the EMD: resume it with its own parameters.
+    ResumeFft(crate::compute::fft::FftParams),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -352,7 +354,24 @@ impl State {
     }
 
     fn offer_resume(&mut self) {
-        if !self.is_mib || self.demo {
+        if self.demo {
+            return;
+        }
+        // an interrupted FFT in this EMD (or in the EMD of this .mib)
+        let emd = if self.is_mib { self.emd_path() } else { self.path.clone() };
+        if emd.is_file()
+            && let Some((params, done, total)) = crate::compute::fft::interrupted_params(&emd)
+        {
+            let n = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            self.popup = Popup::Confirm(
+                Confirm::ResumeFft(params),
+                format!(
+                    "An interrupted 4D FFT was found in {n} ({done} of {total} blocks done).\nResume it now? (y/n)"
+                ),
+            );
+            return;
+        }
+        if !self.is_mib {
             return;
         }
         if let Some(p) = self.find_interrupted() {
@@ -400,23 +419,45 @@ impl State {
     }
 
     fn start_fft(&mut self) {
+        self.start_fft_with(None)
+    }
+
+    /// The FFT job: in memory for the demo; otherwise into the EMD (this file, or the conversion of
+    /// this `.mib`), with `params` (default: bright-field crop) — an existing complete cache is
+    /// loaded, an interrupted one with the same parameters resumes.
+    fn start_fft_with(&mut self, params: Option<crate::compute::fft::FftParams>) {
         if self.fft_job.as_ref().is_some_and(|j| !j.state().finished()) {
             self.status = "the FFT is already being computed".into();
             return;
         }
         let p = Progress::new("fft", 0);
         self.fft_job = Some(p.clone());
-        let (ds, tx, path, demo, budget) =
-            (self.ds.clone(), self.tx.clone(), self.path.clone(), self.demo, self.memory_budget);
+        let (ds, tx, demo, budget) = (self.ds.clone(), self.tx.clone(), self.demo, self.memory_budget);
+        let path = if self.is_mib { self.emd_path() } else { self.path.clone() };
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
             move |p| {
-                let src: Arc<dyn FftSource> = if demo || ds.info().kind != "emd" {
+                let src: Arc<dyn FftSource> = if demo {
                     Arc::new(MemFft::compute(ds.as_ref(), 1 << 23, p)?)
                 } else {
-                    fft_into_cache(ds.as_ref(), &path, budget, p)?;
-                    Arc::new(crate::compute::fft::FftCache::open(&path)?)
+                    let emd_ds = if ds.info().kind == "emd" {
+                        ds.clone()
+                    } else {
+                        crate::dataset::open(&path, &Default::default())?
+                    };
+                    let cached = if params.is_none() { crate::compute::fft::FftCache::open(&path).ok() } else { None };
+                    match cached {
+                        Some(c) => Arc::new(c),
+                        None => {
+                            let params = match params {
+                                Some(q) => q,
+                                None => crate::compute::fft::default_params(emd_ds.as_ref())?,
+                            };
+                            crate::compute::fft::compute(emd_ds.as_ref(), &path, &params, budget, p)?;
+                            Arc::new(crate::compute::fft::FftCache::open(&path)?)
+                        }
+                    }
                 };
                 let _ = tx.send(AppEvent::FftReady(src));
                 Ok(())
@@ -458,8 +499,11 @@ impl State {
             self.screen = Screen::Fft;
             return;
         }
-        if !self.is_mib && !self.demo {
-            if let Ok(c) = crate::compute::fft::FftCache::open(&self.path) {
+        if !self.demo {
+            let emd = if self.is_mib { self.emd_path() } else { self.path.clone() };
+            if emd.is_file()
+                && let Ok(c) = crate::compute::fft::FftCache::open(&emd)
+            {
                 self.set_fft(Arc::new(c));
                 self.screen = Screen::Fft;
                 return;
@@ -650,6 +694,7 @@ pub fn update(s: &mut State, a: Action) {
                     }
                 }
                 Confirm::Resume(_) => s.start_convert(false),
+                Confirm::ResumeFft(params) => s.start_fft_with(Some(params)),
             }
             return;
         }
