@@ -196,10 +196,99 @@ pub fn prompt_answer(k: &KeyEvent) -> Option<Action> {
     }
 }
 
+/// Actions a user can bind in the key configuration file, by name.
+pub const CONFIGURABLE: &[(&str, Action)] = &[
+    ("quit", Action::Quit),
+    ("help", Action::Help),
+    ("convert", Action::Convert),
+    ("fft", Action::Fft),
+    ("cycle_detector", Action::CycleDetector),
+    ("cycle_scale", Action::CycleScale),
+    ("cycle_colormap", Action::CycleColormap),
+    ("roi", Action::Roi),
+    ("clear_roi", Action::ClearRoi),
+    ("export", Action::Export),
+    ("cancel_job", Action::CancelJob),
+    ("switch_screen", Action::SwitchScreen),
+    ("fft_reverse", Action::FftReverse),
+    ("up", Action::Move(-1, 0)),
+    ("down", Action::Move(1, 0)),
+    ("left", Action::Move(0, -1)),
+    ("right", Action::Move(0, 1)),
+];
+
+/// User key bindings: one character per action, checked before the default table (so they can
+/// take over a default key). Loaded once from `$EMDTUI_KEYS` or `<config dir>/emdtui/keys.json`,
+/// e.g. `{"cycle_scale": "s", "quit": "Q"}`.
+#[derive(Debug, Clone, Default)]
+pub struct UserKeys {
+    pub bindings: Vec<(char, Action, String)>,
+}
+
+impl UserKeys {
+    /// Parse the JSON object `{"action": "k", ...}`; unknown actions or keys that are not one
+    /// character are errors naming them.
+    pub fn parse(text: &str) -> Result<UserKeys, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let obj = v.as_object().ok_or("expected an object {\"action\": \"key\"}")?;
+        let mut bindings = Vec::new();
+        for (name, key) in obj {
+            let action = CONFIGURABLE.iter().find(|(n, _)| n == name).map(|(_, a)| *a).ok_or_else(|| {
+                format!(
+                    "unknown action {name:?} (known: {})",
+                    CONFIGURABLE.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            let k = key.as_str().unwrap_or("");
+            let mut chars = k.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => bindings.push((c, action, name.clone())),
+                _ => return Err(format!("{name}: key {key} must be a single character")),
+            }
+        }
+        Ok(UserKeys { bindings })
+    }
+
+    /// The configuration file in use, if any.
+    pub fn path() -> Option<std::path::PathBuf> {
+        if let Some(p) = std::env::var_os("EMDTUI_KEYS") {
+            return Some(p.into());
+        }
+        directories::ProjectDirs::from("org", "emdtui", "emdtui").map(|d| d.config_dir().join("keys.json"))
+    }
+
+    /// Load from [`UserKeys::path`]; a missing file is no bindings, a broken one an error.
+    pub fn load() -> Result<UserKeys, String> {
+        match Self::path() {
+            Some(p) if p.is_file() => {
+                let t = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                Self::parse(&t).map_err(|e| format!("{}: {e}", p.display()))
+            }
+            _ => Ok(UserKeys::default()),
+        }
+    }
+}
+
+static USER_KEYS: std::sync::OnceLock<UserKeys> = std::sync::OnceLock::new();
+
+/// Install the user's bindings (once, at start-up).
+pub fn set_user_keys(k: UserKeys) {
+    let _ = USER_KEYS.set(k);
+}
+
+fn user_keys() -> &'static [(char, Action, String)] {
+    USER_KEYS.get().map(|u| u.bindings.as_slice()).unwrap_or(&[])
+}
+
 /// Look a key up in the table for the active screen.
 pub fn lookup(k: &KeyEvent, fft_screen: bool) -> Option<Action> {
     if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == Char('c') {
         return Some(Action::Quit);
+    }
+    if let Char(c) = k.code
+        && let Some((_, a, _)) = user_keys().iter().find(|(u, _, _)| *u == c)
+    {
+        return Some(*a);
     }
     let mods = k.modifiers & (KeyModifiers::SHIFT);
     KEYS.iter()
@@ -212,9 +301,17 @@ pub fn lookup(k: &KeyEvent, fft_screen: bool) -> Option<Action> {
         .map(|b| b.action)
 }
 
-/// Help lines: (keys, description, scope) for every binding with a label.
-pub fn help_lines() -> Vec<(&'static str, &'static str, Scope)> {
-    KEYS.iter().filter(|b| !b.label.is_empty()).map(|b| (b.label, b.desc, b.scope)).collect()
+/// Help lines: (keys, description, scope) for every binding with a label, then the user's own.
+pub fn help_lines() -> Vec<(String, String, Scope)> {
+    let mut v: Vec<(String, String, Scope)> = KEYS
+        .iter()
+        .filter(|b| !b.label.is_empty())
+        .map(|b| (b.label.to_string(), b.desc.to_string(), b.scope))
+        .collect();
+    for (c, _, name) in user_keys() {
+        v.push((c.to_string(), format!("{name} (your binding, keys.json)"), Scope::Global));
+    }
+    v
 }
 
 /// Footer entries for a screen.
@@ -246,6 +343,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn user_bindings_parse_and_reject_bad_entries() {
+        let u = UserKeys::parse(r#"{"cycle_scale": "s", "quit": "Q"}"#).unwrap();
+        assert_eq!(u.bindings.len(), 2);
+        assert!(u.bindings.contains(&('s', Action::CycleScale, "cycle_scale".into())));
+        assert!(UserKeys::parse(r#"{"fly": "z"}"#).unwrap_err().contains("unknown action"));
+        assert!(UserKeys::parse(r#"{"quit": "ctrl-q"}"#).unwrap_err().contains("single character"));
+        assert!(UserKeys::parse("[1]").is_err());
     }
 
     #[test]

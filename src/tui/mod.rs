@@ -111,6 +111,7 @@ impl Drop for TerminalGuard {
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let t0 = Instant::now();
     init_logging();
+    keys::set_user_keys(keys::UserKeys::load().map_err(|e| anyhow::anyhow!("key configuration {e}"))?);
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !tty {
         anyhow::bail!("the terminal UI needs a terminal (use `emdtui info FILE` for a summary)");
