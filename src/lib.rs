@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod format;
 pub mod jobs;
+pub mod sigbus;
 pub mod tui;
 
 pub use error::{Error, Result};

@@ -191,7 +191,8 @@ fn scan_shape_rules() {
     assert_eq!((ds.scan().rows, ds.scan().cols, ds.scan().reason.as_str()), (5, 3, "--scan given"));
     // skip + flyback: 3 rows of 5 frames read as 3 rows of 4 positions after skipping 1 frame
     let ds =
-        MibDataset::open(&p, &OpenOptions { scan: Some((2, 4)), skip_frames: 1, flyback: 1, mmap: false }).unwrap();
+        MibDataset::open(&p, &OpenOptions { scan: Some((2, 4)), skip_frames: 1, flyback: 1, ..Default::default() })
+            .unwrap();
     assert_eq!(ds.scan().frame_of(4), 6);
     assert_eq!(ds.frame_u32(4).unwrap(), synth::expected_frame(&s, 6));
 }

@@ -36,7 +36,7 @@ fn main_screen_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let (f, _) = synth_file(&dir);
     for (w, hh) in SIZES {
-        let mut h = open(&f, w, hh, Graphics::Halfblocks);
+        let h = open(&f, w, hh, Graphics::Halfblocks);
         let o = h.state.overviews.as_ref().expect("overview computed");
         assert!(o.complete);
         insta::assert_snapshot!(format!("main_{w}x{hh}"), h.text());
@@ -345,7 +345,7 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
         .read_overviews()
         .unwrap()
         .expect("overviews cached at conversion");
-    let mut h = open(&emd, 160, 48, Graphics::Halfblocks);
+    let h = open(&emd, 160, 48, Graphics::Halfblocks);
     let o = h.state.overviews.as_ref().expect("overview shown");
     assert!(o.complete);
     assert_eq!(o.bf, stored.bf, "the overview comes from the EMD cache");

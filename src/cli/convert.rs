@@ -17,7 +17,7 @@ pub fn parse_crop(s: &str) -> Result<((usize, usize), (usize, usize))> {
 }
 
 pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
-    let opts = cli.open.options()?;
+    let opts = cli.open.batch_options(cli.memory_budget()?)?;
     let ds = crate::dataset::open(&a.input, &opts)?;
     for w in &ds.info().warnings {
         eprintln!("warning: {w}");
@@ -58,15 +58,14 @@ pub fn convert_with_bar(
     let progress = Progress::new("convert", ds.scan().positions() as u64);
     progress.set_state(crate::jobs::JobState::Running);
     let pb = crate::cli::progress::frames_bar(progress.total(), "convert");
-    let res = std::thread::scope(|s| {
-        let h = s.spawn(|| convert::convert(ds, out, copts, &progress));
-        while !h.is_finished() {
+    let res = crate::cli::progress::drive(
+        std::time::Duration::from_millis(100),
+        || {
             pb.set_length(progress.total());
             pb.set_position(progress.done());
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        h.join().expect("conversion thread panicked")
-    });
+        },
+        || convert::convert(ds, out, copts, &progress),
+    );
     pb.finish_and_clear();
     res.map(|mut r| {
         r.positions = progress.done();

@@ -71,16 +71,15 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
         announce_wait: true,
         ..Default::default()
     };
-    let rep = std::thread::scope(|s| {
-        let h = s.spawn(|| fft::compute_with(ds, emd, params, budget, &progress, &opts));
-        while !h.is_finished() {
+    let rep = crate::cli::progress::drive(
+        std::time::Duration::from_millis(200),
+        || {
             pb.set_length(progress.total().max(1));
             pb.set_position(progress.done());
             pb.set_message(progress.message());
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        h.join().unwrap()
-    });
+        },
+        || fft::compute_with(ds, emd, params, budget, &progress, &opts),
+    );
     pb.finish_and_clear();
     let rep = rep.with_context(|| format!("FFT of {}", ds.info().path.display()))?;
     print_report(&rep, emd);
@@ -138,7 +137,7 @@ pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
     if a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("mib")) && emd == a.file {
         bail!("{}: refusing to write into the .mib", a.file.display());
     }
-    let opts = cli.open.options()?;
+    let opts = cli.open.batch_options(cli.memory_budget()?)?;
     let src = crate::dataset::open(&a.file, &opts)?;
     // the FFT lives in the EMD: a .mib is converted first (unless its EMD is already there)
     let ds = if is_emd {

@@ -42,10 +42,14 @@ pub struct OpenArgs {
     /// Flyback frames at the end of each scan line (dropped).
     #[arg(long, global = true, default_value_t = 0)]
     pub flyback: usize,
-    /// Memory-map .mib files instead of positional reads (finished files only: a file truncated
-    /// while mapped would crash the process).
-    #[arg(long, global = true)]
+    /// Read .mib files through memory-map windows (one copy fewer). The default of the batch
+    /// passes (overview, convert, fft); the viewer uses positional reads unless given this.
+    /// A file truncated while mapped ends the run with an error naming it.
+    #[arg(long, global = true, conflicts_with = "no_mmap")]
     pub mmap: bool,
+    /// Read .mib files with positional reads (pread) only, never memory-mapped.
+    #[arg(long, global = true)]
+    pub no_mmap: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +168,10 @@ pub struct OverviewArgs {
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
+    /// Compute a strided preview of the scan first, as the terminal UI does (headless runs do not
+    /// need it; with EMDTUI_TIMING set this times the first coarse overview).
+    #[arg(long)]
+    pub coarse_first: bool,
     /// Scan region R0:R1,C0:C1 (half-open) for --detector mean (mean pattern over the region).
     #[arg(long, value_name = "R0:R1,C0:C1")]
     pub roi: Option<String>,
@@ -224,7 +232,20 @@ impl OpenArgs {
             ),
             None => None,
         };
-        Ok(crate::dataset::OpenOptions { scan, skip_frames: self.skip_frames, flyback: self.flyback, mmap: self.mmap })
+        Ok(crate::dataset::OpenOptions {
+            scan,
+            skip_frames: self.skip_frames,
+            flyback: self.flyback,
+            mmap: self.mmap,
+            map_window: 0,
+        })
+    }
+
+    /// Options of a batch pass over the whole file with memory budget `budget`: memory-mapped
+    /// reads unless `--no-mmap`, each thread's window at most 1/16 of the budget.
+    pub fn batch_options(&self, budget: u64) -> anyhow::Result<crate::dataset::OpenOptions> {
+        let window = ((budget / 16) as usize).clamp(1 << 20, crate::format::mibset::MAP_WINDOW);
+        Ok(crate::dataset::OpenOptions { mmap: !self.no_mmap, map_window: window, ..self.options()? })
     }
 }
 

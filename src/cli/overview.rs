@@ -15,7 +15,6 @@ use crate::jobs::Progress;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What the user asked for.
@@ -190,7 +189,7 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
     }
     let center: Option<(f32, f32)> =
         a.det.center.as_deref().map(|c| crate::cli::parse_pair(c, "--center")).transpose()?;
-    let ds = dataset::open(&a.file, &cli.open.options()?)?;
+    let ds = dataset::open(&a.file, &cli.open.batch_options(cli.memory_budget()?)?)?;
     let (dr, dc) = ds.det();
     let scan = ds.scan().clone();
     let mask = match &mask_path {
@@ -214,6 +213,9 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
         bail!("{}: no frames to compute from", a.file.display());
     }
 
+    if timing {
+        eprintln!("timing: open {:.3} s", t0.elapsed().as_secs_f64());
+    }
     // --- geometry: found disk (from a sample of frames) unless given
     let quiet = Progress::new("geometry", 0);
     let mut geom = match center {
@@ -252,19 +254,15 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
     // --- compute (or load)
     let progress = Progress::new("overview", 0);
     progress.set_state(crate::jobs::JobState::Running);
-    let done = AtomicBool::new(false);
     let first_partial: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
-    let result: Result<(Option<Overviews>, Option<Vec<f32>>)> = std::thread::scope(|s| {
-        s.spawn(|| {
-            let pb = crate::cli::progress::frames_bar(0, "overview");
-            while !done.load(Ordering::Relaxed) {
-                pb.set_length(progress.total());
-                pb.set_position(progress.done());
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            pb.finish_and_clear();
-        });
-        let r = (|| -> Result<(Option<Overviews>, Option<Vec<f32>>)> {
+    let pb = crate::cli::progress::frames_bar(0, "overview");
+    let result: Result<(Option<Overviews>, Option<Vec<f32>>)> = crate::cli::progress::drive(
+        std::time::Duration::from_millis(100),
+        || {
+            pb.set_length(progress.total());
+            pb.set_position(progress.done());
+        },
+        || -> Result<(Option<Overviews>, Option<Vec<f32>>)> {
             if let Some((r, c)) = roi.clone() {
                 return Ok((None, Some(overview::roi_mean(ds.as_ref(), r, c, budget, &progress)?)));
             }
@@ -277,7 +275,7 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
                 }
                 return Ok((Some(o), None));
             }
-            let opts = ComputeOptions { memory_budget: budget, mask: mask.clone(), coarse_first: true };
+            let opts = ComputeOptions { memory_budget: budget, mask: mask.clone(), coarse_first: a.coarse_first };
             let tc = Instant::now();
             if timing {
                 eprintln!("timing: open + geometry estimate {:.3} s", t0.elapsed().as_secs_f64());
@@ -309,10 +307,9 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
                 }
             }
             Ok((Some(o), None))
-        })();
-        done.store(true, Ordering::Relaxed);
-        r
-    });
+        },
+    );
+    pb.finish_and_clear();
     let (ov, roi_dp) = result?;
 
     // --- write

@@ -23,3 +23,25 @@ pub fn frames_bar(len: u64, what: &str) -> ProgressBar {
     pb.set_message(what.to_string());
     pb
 }
+
+/// Runs `work` on a scoped thread while this thread refreshes the bar through `update` every
+/// `period`. The worker wakes this thread when it ends, so the command returns as soon as the work
+/// is done rather than at the next refresh tick.
+pub fn drive<T: Send>(period: std::time::Duration, mut update: impl FnMut(), work: impl FnOnce() -> T + Send) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    let me = std::thread::current();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = work();
+            done.store(true, Ordering::Release);
+            me.unpark();
+            r
+        });
+        while !done.load(Ordering::Acquire) {
+            update();
+            std::thread::park_timeout(period);
+        }
+        h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}

@@ -5,4 +5,5 @@ pub mod cache;
 pub mod convert;
 pub mod display;
 pub mod fft;
+pub mod kernel16;
 pub mod overview;

@@ -5,8 +5,10 @@
 //! Engine: parallel over position blocks on the rayon pool (one worker per thread, each reusing
 //! its buffers), memory bounded by the budget, all detectors in one pass, coarse pass first.
 
-use crate::dataset::{Dataset, FrameBuf, ReadScratch};
+use super::kernel16;
+use crate::dataset::{Dataset, FrameBuf, RawFrames, ReadScratch};
 use crate::error::{Error, Result};
+use crate::format::mib::PixelType;
 use crate::jobs::Progress;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -556,19 +558,7 @@ impl Accumulator {
             if fused {
                 self.ks.pending += 1;
             }
-            self.vals.sum[k] = s as f32;
-            self.vals.bf[k] = bf as f32;
-            self.vals.adf[k] = adf as f32;
-            let (cx, cy) = if s > 0 {
-                (
-                    (mx as f64 / s as f64 - self.origin.1 as f64) as f32,
-                    (my as f64 / s as f64 - self.origin.0 as f64) as f32,
-                )
-            } else {
-                (0.0, 0.0)
-            };
-            self.vals.com_x[k] = cx;
-            self.vals.com_y[k] = cy;
+            self.set_vals(k, s, my, mx, bf, adf);
             if let Some(m) = &self.mask {
                 let mut t = 0f64;
                 for (pr, mr) in fr.chunks(cols).zip(m.chunks(cols)) {
@@ -590,6 +580,74 @@ impl Accumulator {
             }
             self.frames += 1;
         }
+    }
+
+    /// Per-position values of frame `k` of the block from its integer sums and moments.
+    #[inline(always)]
+    fn set_vals(&mut self, k: usize, s: u64, my: u128, mx: u128, bf: u64, adf: u64) {
+        self.vals.sum[k] = s as f32;
+        self.vals.bf[k] = bf as f32;
+        self.vals.adf[k] = adf as f32;
+        let (cx, cy) = if s > 0 {
+            ((mx as f64 / s as f64 - self.origin.1 as f64) as f32, (my as f64 / s as f64 - self.origin.0 as f64) as f32)
+        } else {
+            (0.0, 0.0)
+        };
+        self.vals.com_x[k] = cx;
+        self.vals.com_y[k] = cy;
+    }
+
+    /// Whether [`compute_block_raw`](Self::compute_block_raw) handles stored frames of this type.
+    fn takes_raw(&self, pt: PixelType) -> bool {
+        pt == PixelType::U16 && self.mask.is_none() && kernel16::available(self.det_cols)
+    }
+
+    /// Compute the values of the stored (big-endian) frames in `raw` into `self.vals` with the
+    /// fused 16-bit kernel, reading the file bytes without a decode copy. Returns false, having
+    /// done nothing, when the kernel does not apply (see [`takes_raw`](Self::takes_raw)).
+    fn compute_block_raw(&mut self, raw: &RawFrames) -> bool {
+        let (rows, cols) = (self.det_rows, self.det_cols);
+        let npx = rows * cols;
+        if npx == 0 || !self.takes_raw(raw.pixel_type) {
+            return false;
+        }
+        let n = raw.count;
+        for v in [&mut self.vals.sum, &mut self.vals.bf, &mut self.vals.adf, &mut self.vals.com_x, &mut self.vals.com_y]
+        {
+            v.resize(n, 0.0);
+        }
+        if self.ks.pt != Some(PixelType::U16) {
+            self.flush_pending();
+            self.ks.pt = Some(PixelType::U16);
+        }
+        {
+            let (acc, _, mx) = u16::bufs(&mut self.ks);
+            acc.resize(npx, 0);
+            mx.resize(npx, 0);
+        }
+        let mut k = 0;
+        while k < n {
+            let g = (n - k).min(4);
+            if self.ks.pending + g as u64 > u16::FLUSH {
+                self.flush::<u16>();
+            }
+            let frames: [&[u8]; 4] = std::array::from_fn(|j| raw.frame(k + j.min(g - 1), npx));
+            let mut out = [kernel16::FrameSums::default(); 4];
+            let (acc, _, mx) = u16::bufs(&mut self.ks);
+            let exact = kernel16::group(&frames[..g], rows, cols, acc, mx, &self.bf_runs, &self.adf_runs, &mut out);
+            for j in 0..g {
+                let f = if exact {
+                    out[j]
+                } else {
+                    kernel16::frame_sums_scalar(frames[j], rows, cols, &self.bf_runs, &self.adf_runs)
+                };
+                self.set_vals(k + j, f.sum, f.my as u128, f.mx as u128, f.bf, f.adf);
+            }
+            self.ks.pending += g as u64;
+            self.frames += g as u64;
+            k += g;
+        }
+        true
     }
 
     /// Move pending integer pattern sums into `dp_sum` / `dp_max` (whatever the pixel type).
@@ -696,7 +754,8 @@ pub fn block_len(ds: &dyn Dataset, budget: u64, threads: usize) -> usize {
     let by_budget = budget / 2 / (threads.max(1) as u64 * cost);
     // small blocks stay in the CPU caches between the read, the decode and the kernel
     let target = std::env::var("EMDTUI_BLOCK_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256u64 << 10);
-    let by_size = target / cost;
+    // at least 4 frames: the kernels update the pattern sums once per group of 4 frames
+    let by_size = (target / cost).max(4);
     by_budget.min(by_size).clamp(1, 4096) as usize
 }
 
@@ -749,6 +808,7 @@ fn run_tasks(
         let mut buf = FrameBuf::new(pt);
         let mut scratch = ReadScratch::default();
         let mut acc = Accumulator::new(geometry, dr, dc, mask.clone());
+        let raw_ok = acc.takes_raw(pt) && std::env::var_os("EMDTUI_NO_RAW_KERNEL").is_none();
         let r = (|| -> Result<()> {
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -759,8 +819,16 @@ fn run_tasks(
                     return Ok(());
                 };
                 progress.check()?;
-                ds.read_positions(start, n, &mut buf, &mut scratch)?;
-                acc.compute_block(&buf);
+                // stored 16-bit frames go to the fused kernel without a decode copy
+                let done = raw_ok
+                    && match ds.read_raw_positions(start, n, &mut scratch)? {
+                        Some(raw) => acc.compute_block_raw(&raw),
+                        None => false,
+                    };
+                if !done {
+                    ds.read_positions(start, n, &mut buf, &mut scratch)?;
+                    acc.compute_block(&buf);
+                }
                 let mut sh = shared.lock().unwrap();
                 sh.out.copy_vals(start, &acc.vals, n, with_mask);
                 if exact {
@@ -996,7 +1064,13 @@ pub fn estimate_geometry(ds: &dyn Dataset, samples: usize, progress: &Progress) 
     let tasks: Vec<(usize, usize)> = (0..n).map(|i| (i * present / n, 1)).collect();
     let g = default_geometry(dr, dc);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, Some(IO_THREADS))?;
+    // every sample's read is queued at once (the disk serves them in parallel when cold), then
+    // the pool's threads read them: no extra threads, whose setup would cost more than the
+    // reads when the file is in the page cache
+    for &(p, _) in &tasks {
+        ds.prefetch(p);
+    }
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None)?;
     let mean = acc.mean_pattern();
     Ok((auto_geometry(&mean, dr, dc), mean))
 }

@@ -95,6 +95,24 @@ pub struct ReadScratch {
     pub mib: Scratch,
 }
 
+/// Frames as stored on disk, borrowed without decoding: frame `k` has its pixels at
+/// `bytes[k * stride + offset..][..pixels * pixel_type.bytes()]`, big-endian.
+pub struct RawFrames<'a> {
+    pub bytes: &'a [u8],
+    pub stride: usize,
+    pub offset: usize,
+    pub count: usize,
+    pub pixel_type: PixelType,
+}
+
+impl<'a> RawFrames<'a> {
+    /// The stored pixel bytes of frame `k`.
+    pub fn frame(&self, k: usize, pixels: usize) -> &'a [u8] {
+        let o = k * self.stride + self.offset;
+        &self.bytes[o..o + pixels * self.pixel_type.bytes()]
+    }
+}
+
 /// Summary of a dataset for display and scripts.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DatasetInfo {
@@ -118,6 +136,20 @@ pub trait Dataset: Send + Sync {
     /// Decode positions `start..start+count` into `out` (resized to count*det pixels).
     /// Positions without data are zero.
     fn read_positions(&self, start: usize, count: usize, out: &mut FrameBuf, scratch: &mut ReadScratch) -> Result<()>;
+    /// The stored bytes of positions `start..start+count` when the source keeps them as plain
+    /// big-endian pixels of consecutive frames (a processed `.mib`): kernels that can read them
+    /// directly skip the decode copy. `None` when the source needs decoding (raw R64, quad
+    /// reassembly, flyback gaps, missing frames, EMD); use [`read_positions`](Dataset::read_positions).
+    fn read_raw_positions<'a>(
+        &'a self,
+        _start: usize,
+        _count: usize,
+        _scratch: &'a mut ReadScratch,
+    ) -> Result<Option<RawFrames<'a>>> {
+        Ok(None)
+    }
+    /// Hint that position `pos` will be read soon (starts the disk read without waiting).
+    fn prefetch(&self, _pos: usize) {}
     /// Identity of the data for cache validation.
     fn fingerprint(&self) -> String;
     /// Re-check the source for new frames; returns positions present.
@@ -147,8 +179,10 @@ pub struct OpenOptions {
     pub scan: Option<(usize, usize)>,
     pub skip_frames: usize,
     pub flyback: usize,
-    /// Memory-map `.mib` files (finished files only; default: positional reads).
+    /// Read `.mib` files through memory-map windows (default: positional reads).
     pub mmap: bool,
+    /// Bytes per map window (per reading thread); 0 = [`crate::format::mibset::MAP_WINDOW`].
+    pub map_window: usize,
 }
 
 /// A `.mib` acquisition as a dataset.
@@ -159,7 +193,12 @@ pub struct MibDataset {
 
 impl MibDataset {
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
-        let set = if opts.mmap { MibSet::open_mmap(path)? } else { MibSet::open(path)? };
+        let set = if opts.mmap {
+            let w = if opts.map_window == 0 { crate::format::mibset::MAP_WINDOW } else { opts.map_window };
+            MibSet::open_mmap(path, w)?
+        } else {
+            MibSet::open(path)?
+        };
         let n = set.n_frames();
         let need_ts = opts.scan.is_none()
             && !set.acq.as_ref().is_some_and(|a| {
@@ -266,6 +305,30 @@ impl Dataset for MibDataset {
     }
     fn fingerprint(&self) -> String {
         self.set.fingerprint()
+    }
+    fn prefetch(&self, pos: usize) {
+        if pos < self.info.scan.positions() {
+            self.set.prefetch(self.info.scan.frame_of(pos));
+        }
+    }
+    fn read_raw_positions<'a>(
+        &'a self,
+        start: usize,
+        count: usize,
+        scratch: &'a mut ReadScratch,
+    ) -> Result<Option<RawFrames<'a>>> {
+        let s = &self.info.scan;
+        let h = &self.set.header;
+        if count == 0 || start + count > s.positions() || !matches!(h.storage, crate::format::mib::Storage::U16) {
+            return Ok(None);
+        }
+        let f0 = s.frame_of(start);
+        // consecutive frames only (no flyback frames inside), all present
+        if s.frame_of(start + count - 1) != f0 + count - 1 || f0 + count > self.set.n_frames() {
+            return Ok(None);
+        }
+        let bytes = self.set.raw_frames(f0, count, &mut scratch.mib)?;
+        Ok(Some(RawFrames { bytes, stride: h.stride(), offset: h.header_bytes, count, pixel_type: h.pixel_type }))
     }
     fn read_positions(&self, start: usize, count: usize, out: &mut FrameBuf, scratch: &mut ReadScratch) -> Result<()> {
         let s = &self.info.scan;
