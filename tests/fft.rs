@@ -138,10 +138,19 @@ fn default_chunking_and_budget_many_blocks() {
     let params = FftParams { axes: FftAxes::Scan, crop: None, bin: 2 };
     let rep = fft::compute(&ds, &emd, &params, 3 << 20, &Progress::new("t", 0)).unwrap();
     assert!(rep.pass2_groups > 1, "budget did not force blocks: {rep:?}");
+    // default chunks are 128 KiB: written with O_DIRECT at the addresses HDF5 allocated
+    assert_eq!(rep.output_io, "direct", "{rep:?}");
     let cache = FftCache::open(&emd).unwrap();
     let (want, _) = reference(&ds, cache.det_box, 2, FftAxes::Scan);
-    let err = rel_l2(&read_all(&emd), &want);
+    let got = read_all(&emd);
+    let err = rel_l2(&got, &want);
     assert!(err < 1e-4, "error {err}");
+    // the same through HDF5's buffered chunk writes: bit-identical
+    let emd_b = dir.path().join("b_buffered.emd");
+    let opts = RunOptions { buffered_output: true, ..Default::default() };
+    let rep_b = fft::compute_with(&ds, &emd_b, &params, 3 << 20, &Progress::new("t", 0), &opts).unwrap();
+    assert!(rep_b.output_io.starts_with("buffered"), "{rep_b:?}");
+    assert!(read_all(&emd_b) == got, "direct and buffered outputs differ");
     drop(cache); // HDF5 cannot open a file read-write while this process has it open read-only
     // a second run finds the complete cache and does nothing
     let rep2 = fft::compute(&ds, &emd, &params, 3 << 20, &Progress::new("t", 0)).unwrap();
@@ -322,6 +331,8 @@ fn sigkill_midway_then_resume_via_cli() {
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{so}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(so.contains(&format!("{done_before} resumed")), "{so}");
+    // the resumed run wrote its chunks with O_DIRECT next to the killed run's
+    assert!(so.contains("output writes: direct"), "{so}");
     // `emdtui fft X.mib` converts first: the cache belongs to the EMD's datacube
     assert!(so.contains("resumed") && so.contains("blocks"), "{so}");
     let emd_fp = emdtui::dataset::open(&emd, &Default::default()).unwrap().fingerprint();

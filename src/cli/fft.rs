@@ -69,6 +69,7 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_millis),
         announce_wait: true,
+        buffered_output: std::env::var_os("EMDTUI_FFT_BUFFERED").is_some(),
         ..Default::default()
     };
     let rep = crate::cli::progress::drive(
@@ -112,6 +113,9 @@ pub fn print_report(r: &FftReport, emd: &Path) {
         hs(r.output_bytes_written)
     );
     println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
+    if !r.output_io.is_empty() {
+        println!("output writes: {}", r.output_io);
+    }
     if let Some(hwm) = peak_rss() {
         println!("peak memory (VmHWM): {}", hs(hwm));
     }
