@@ -285,7 +285,9 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
                 if f.is_none() {
                     *f = Some(tc.elapsed().as_secs_f64());
                     if timing {
-                        eprintln!("timing: first (coarse) partial {:.3} s after start", t0.elapsed().as_secs_f64());
+                        let what =
+                            if a.coarse_first { "first (coarse) partial" } else { "first partial (exact blocks)" };
+                        eprintln!("timing: {what} {:.3} s after start", t0.elapsed().as_secs_f64());
                     }
                 }
             };

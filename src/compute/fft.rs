@@ -673,9 +673,21 @@ pub fn compute_with(
             .libver_bounds(hdf5::file::LibraryVersion::V110, hdf5::file::LibraryVersion::latest());
     };
     let file = if emd.exists() {
-        hdf5::File::with_options().with_fapl(|p| { fapl(p); p }).open_rw(emd).map_err(h5e(emd))?
+        hdf5::File::with_options()
+            .with_fapl(|p| {
+                fapl(p);
+                p
+            })
+            .open_rw(emd)
+            .map_err(h5e(emd))?
     } else {
-        hdf5::File::with_options().with_fapl(|p| { fapl(p); p }).create_excl(emd).map_err(h5e(emd))?
+        hdf5::File::with_options()
+            .with_fapl(|p| {
+                fapl(p);
+                p
+            })
+            .create_excl(emd)
+            .map_err(h5e(emd))?
     };
     let mut key = Key {
         format: CACHE_FORMAT_VERSION,
@@ -1335,7 +1347,7 @@ impl DirectWriter {
     fn new(emd: &Path, data: &hdf5::Dataset, l: &Layout) -> std::result::Result<DirectWriter, String> {
         let chunk = l.chunk;
         let chunk_bytes = chunk.iter().product::<usize>() * std::mem::size_of::<Complex32>();
-        if chunk_bytes % 4096 != 0 {
+        if !chunk_bytes.is_multiple_of(4096) {
             return Err(format!("chunk of {chunk_bytes} bytes is not a multiple of 4096"));
         }
         let dims = [l.scan.0, l.scan.1, l.k.0, l.k.1];

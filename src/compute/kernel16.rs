@@ -26,7 +26,7 @@ pub struct FrameSums {
 pub fn available(cols: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        cols > 0 && cols % 16 == 0 && cols <= 512 && std::arch::is_x86_feature_detected!("avx2")
+        cols > 0 && cols.is_multiple_of(16) && cols <= 512 && std::arch::is_x86_feature_detected!("avx2")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -81,6 +81,7 @@ pub fn frame_sums_scalar(
 /// `acc`, `max`, `bf` and `adf` are still right, `sum`, `my` and `mx` are not.
 ///
 /// Panics unless [`available`]`(cols)` and the slices have the sizes above.
+#[allow(clippy::too_many_arguments)]
 pub fn group(
     frames: &[&[u8]],
     rows: usize,

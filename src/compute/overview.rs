@@ -807,6 +807,7 @@ fn run_tasks(
     let worker = || {
         let mut buf = FrameBuf::new(pt);
         let mut scratch = ReadScratch::default();
+        scratch.mib.scattered = matches!(tasks, Tasks::List(_));
         let mut acc = Accumulator::new(geometry, dr, dc, mask.clone());
         let raw_ok = acc.takes_raw(pt) && std::env::var_os("EMDTUI_NO_RAW_KERNEL").is_none();
         let r = (|| -> Result<()> {

@@ -35,6 +35,9 @@ pub struct Scratch {
     pub raw: Vec<u32>,
     /// The current map window of a memory-mapped set.
     window: Option<MapWindow>,
+    /// Scattered single-frame reads (samples, coarse previews): positional reads even on a
+    /// mapped set, since a map window would read ahead far more than the frame when cold.
+    pub scattered: bool,
 }
 
 /// A read-only map of `len` bytes of part `part` from byte `off` (page aligned).
@@ -410,7 +413,9 @@ impl MibSet {
         if T::TYPE != h.pixel_type {
             return Err(Error::Invalid(format!("decode as {:?}, data is {:?}", T::TYPE, h.pixel_type)));
         }
-        if let Some(bytes) = self.mapped_bytes(start, count, &mut scratch.window)? {
+        if !scratch.scattered
+            && let Some(bytes) = self.mapped_bytes(start, count, &mut scratch.window)?
+        {
             return self.decode_block(start, count, bytes, out, &mut scratch.raw);
         }
         let mut bytes = std::mem::take(&mut scratch.bytes);
@@ -425,7 +430,8 @@ impl MibSet {
     /// of a memory-mapped file, else read into `scratch`. Every frame's magic is checked.
     pub fn raw_frames<'a>(&'a self, start: usize, count: usize, scratch: &'a mut Scratch) -> Result<&'a [u8]> {
         let stride = self.header.stride();
-        let bytes: &[u8] = match self.mapped_bytes(start, count, &mut scratch.window)? {
+        let mapped = if scratch.scattered { None } else { self.mapped_bytes(start, count, &mut scratch.window)? };
+        let bytes: &[u8] = match mapped {
             Some(b) => b,
             None => {
                 self.read_raw(start, count, &mut scratch.bytes)?;
