@@ -93,6 +93,8 @@ pub struct MibSet {
     pub warnings: Vec<String>,
     /// Bytes per map window of a memory-mapped set.
     window: usize,
+    /// Mapping failed once (e.g. a filesystem without mmap): read with `pread` instead.
+    map_failed: std::sync::atomic::AtomicBool,
 }
 
 fn read_head(path: &Path, file: &File, len: usize) -> Result<Vec<u8>> {
@@ -157,7 +159,7 @@ impl MibSet {
         let stride = self.header.stride();
         let Some((k, local)) = self.locate(start) else { return Ok(None) };
         let part = &self.parts[k];
-        if !part.mapped || local + count > part.frames() {
+        if !part.mapped || local + count > part.frames() || self.map_failed.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let (a, b) = (local * stride, (local + count) * stride);
@@ -169,8 +171,16 @@ impl MibSet {
             // SAFETY: a read-only map of bytes the file had when counted; a later truncation
             // raises SIGBUS, which `crate::sigbus` turns into a clear error exit.
             // (MAP_POPULATE was measured: it halves throughput, the faults are cheaper)
-            let map = unsafe { memmap2::MmapOptions::new().offset(off as u64).len(len).map(&part.file) }
-                .map_err(|e| Error::io(&part.path, e))?;
+            let map = match unsafe { memmap2::MmapOptions::new().offset(off as u64).len(len).map(&part.file) } {
+                Ok(m) => m,
+                Err(e) => {
+                    // a filesystem that cannot map: positional reads from now on
+                    if !self.map_failed.swap(true, Ordering::Relaxed) {
+                        log::warn!("{}: cannot memory-map ({e}); using positional reads", part.path.display());
+                    }
+                    return Ok(None);
+                }
+            };
             let _ = map.advise(memmap2::Advice::Sequential);
             *window = Some(MapWindow { part: k, off, map });
         }
@@ -263,7 +273,7 @@ impl MibSet {
                 None
             }
         };
-        let set = MibSet { parts, header, acq, warnings, window: MAP_WINDOW };
+        let set = MibSet { parts, header, acq, warnings, window: MAP_WINDOW, map_failed: Default::default() };
         Ok(set)
     }
 
