@@ -444,13 +444,7 @@ impl Accumulator {
             return 0;
         }
         let n = frames.len() / npx;
-        for v in [&mut self.vals.sum, &mut self.vals.bf, &mut self.vals.adf, &mut self.vals.com_x, &mut self.vals.com_y]
-        {
-            v.resize(n, 0.0);
-        }
-        if self.mask.is_some() {
-            self.vals.mask.resize(n, 0.0);
-        }
+        self.resize_vals(n);
         crate::with_frames!(frames, f => self.block_typed(f, n));
         n
     }
@@ -476,16 +470,7 @@ impl Accumulator {
     fn block_impl<T: Px>(&mut self, f: &[T], n: usize) {
         let (rows, cols) = (self.det_rows, self.det_cols);
         let npx = rows * cols;
-        if self.ks.pt != Some(crate::dataset::pixel_type_of(f)) {
-            self.flush_pending();
-            self.ks.pt = Some(crate::dataset::pixel_type_of(f));
-        }
-        {
-            let (acc, col, mx) = T::bufs(&mut self.ks);
-            acc.resize(npx, T::W::default());
-            col.resize(cols, T::W::default());
-            mx.resize(npx, T::default());
-        }
+        self.use_pixel_type::<T>();
         // pattern sums and maxima: one read-modify-write of the pattern buffers per group of 4
         // frames; the frames of an incomplete group do it inside the fused row pass below
         let grouped = n / 4 * 4;
@@ -582,6 +567,31 @@ impl Accumulator {
         }
     }
 
+    /// Room for the per-position values of a block of `n` frames.
+    fn resize_vals(&mut self, n: usize) {
+        let v = &mut self.vals;
+        for x in [&mut v.sum, &mut v.bf, &mut v.adf, &mut v.com_x, &mut v.com_y] {
+            x.resize(n, 0.0);
+        }
+        if self.mask.is_some() {
+            v.mask.resize(n, 0.0);
+        }
+    }
+
+    /// Make the kernel buffers (pattern sums, column sums, maxima) those of pixel type `T`,
+    /// flushing sums pending in another type first.
+    fn use_pixel_type<T: Px>(&mut self) {
+        if self.ks.pt != Some(T::TYPE) {
+            self.flush_pending();
+            self.ks.pt = Some(T::TYPE);
+        }
+        let (npx, cols) = (self.det_rows * self.det_cols, self.det_cols);
+        let (acc, col, mx) = T::bufs(&mut self.ks);
+        acc.resize(npx, T::W::default());
+        col.resize(cols, T::W::default());
+        mx.resize(npx, T::default());
+    }
+
     /// Per-position values of frame `k` of the block from its integer sums and moments.
     #[inline(always)]
     fn set_vals(&mut self, k: usize, s: u64, my: u128, mx: u128, bf: u64, adf: u64) {
@@ -612,19 +622,8 @@ impl Accumulator {
             return false;
         }
         let n = raw.count;
-        for v in [&mut self.vals.sum, &mut self.vals.bf, &mut self.vals.adf, &mut self.vals.com_x, &mut self.vals.com_y]
-        {
-            v.resize(n, 0.0);
-        }
-        if self.ks.pt != Some(PixelType::U16) {
-            self.flush_pending();
-            self.ks.pt = Some(PixelType::U16);
-        }
-        {
-            let (acc, _, mx) = u16::bufs(&mut self.ks);
-            acc.resize(npx, 0);
-            mx.resize(npx, 0);
-        }
+        self.resize_vals(n);
+        self.use_pixel_type::<u16>();
         let mut k = 0;
         while k < n {
             let g = (n - k).min(4);
