@@ -18,6 +18,15 @@ pub enum Error {
     Invalid(String),
     #[error("{path}: HDF5: {msg}")]
     Hdf5 { path: PathBuf, msg: String },
+    /// A result that is not there (e.g. no FFT cache in the file).
+    #[error("{path}: {msg}")]
+    Absent { path: PathBuf, msg: String },
+    /// A result whose computation was interrupted (it can be resumed).
+    #[error("{path}: {msg}")]
+    Incomplete { path: PathBuf, msg: String },
+    /// A result computed from other data or by an incompatible version.
+    #[error("{path}: {msg}")]
+    Stale { path: PathBuf, msg: String },
     #[error("cancelled")]
     Cancelled,
 }

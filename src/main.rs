@@ -1,23 +1,63 @@
 use clap::Parser;
+use emdtui::Tuning;
 use emdtui::cli::{Cli, Command};
+use std::path::PathBuf;
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// The knobs of [`Tuning`] from `EMDTUI_*` environment variables: the one place the process
+/// reads them (the README lists them).
+fn tuning_from_env() -> Tuning {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let flag = |k: &str| std::env::var_os(k).is_some();
+    let num = |k: &str| var(k).and_then(|v| v.parse::<u64>().ok());
+    Tuning {
+        cache_dir: var("EMDTUI_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(emdtui::tuning::default_cache_dir)
+            .or_else(|| Some(std::env::temp_dir().join("emdtui-cache"))),
+        timing: flag("EMDTUI_TIMING"),
+        block_bytes: num("EMDTUI_BLOCK_BYTES"),
+        no_raw_kernel: flag("EMDTUI_NO_RAW_KERNEL"),
+        no_space_check: flag("EMDTUI_NO_SPACE_CHECK"),
+        fail_write_after: num("EMDTUI_FAIL_WRITE_AFTER"),
+        zlib_level: num("EMDTUI_ZLIB_LEVEL").map(|l| l as u32),
+        fft_group_delay: num("EMDTUI_FFT_GROUP_DELAY_MS").map(std::time::Duration::from_millis),
+        fft_buffered: flag("EMDTUI_FFT_BUFFERED"),
+        keys_file: var("EMDTUI_KEYS").map(PathBuf::from),
+        trace_startup: flag("EMDTUI_TRACE_STARTUP"),
+        test_panic: flag("EMDTUI_TEST_PANIC"),
+        ..Tuning::default()
+    }
+}
+
+fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Info { file, json }) => emdtui::cli::info::run_info(file, *json, &cli.open),
         Some(Command::Export(a)) => emdtui::cli::info::run_export(a, &cli.open),
         Some(Command::Synth(a)) => emdtui::cli::info::run_synth(a),
-        Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli),
-        Some(Command::Convert(a)) => emdtui::cli::convert::run(a, cli),
-        Some(Command::Fft(a)) => emdtui::cli::fft::run(a, cli),
-        None => emdtui::tui::run(cli),
+        Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli, t),
+        Some(Command::Convert(a)) => emdtui::cli::convert::run(a, cli, t),
+        Some(Command::Fft(a)) => emdtui::cli::fft::run(a, cli, t),
+        None => {
+            let launch = emdtui::tui::Launch {
+                file: cli.file.clone(),
+                open: cli.open.options()?,
+                memory_budget: cli.memory_budget()?,
+                graphics: cli.graphics.clone(),
+                no_query: cli.no_query,
+            };
+            emdtui::tui::run(&launch, t)
+        }
     }
 }
 
 fn main() {
     // `emdtui info --json FILE | head`: die quietly on a closed pipe like other Unix tools
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
-    if let Err(e) = run(&cli) {
+    let tuning = tuning_from_env();
+    if let Err(e) = run(&cli, &tuning) {
         // one clear line: the chain of causes, each naming what failed
         let mut msg = e.to_string();
         for c in e.chain().skip(1) {

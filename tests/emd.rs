@@ -4,11 +4,14 @@
 //! and the checker from `EMD_CHECK` (default `../shared/tools/emd_check.py`). A missing interpreter is
 //! a test failure, not a skip.
 
-use emdtui::compute::convert::{self, ConvertOptions};
+use emdtui::compute::convert::ConvertOptions;
+use emdtui::dataset::EmdDataset;
 use emdtui::dataset::{self, Dataset, FrameBuf, MibDataset, OpenOptions, ReadScratch};
-use emdtui::format::emd::{self, EmdDataset, EmdFile};
+use emdtui::format::emd;
 use emdtui::format::synth::{self, SynthSpec};
 use emdtui::jobs::Progress;
+use emdtui::ops::convert;
+use emdtui::store::emd::EmdFile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
@@ -230,7 +233,12 @@ fn overviews_cached_at_conversion_match_compute() {
     let ov = f.read_overviews().unwrap().expect("overviews valid after conversion");
     assert!(ov.complete);
     let e = EmdDataset::open(&out, &OpenOptions::default()).unwrap();
-    let co = emdtui::compute::overview::ComputeOptions { memory_budget: 64 << 20, mask: None, coarse_first: false };
+    let co = emdtui::compute::overview::ComputeOptions {
+        memory_budget: 64 << 20,
+        mask: None,
+        coarse_first: false,
+        ..Default::default()
+    };
     let r = emdtui::compute::overview::compute(&e, &ov.geometry, &co, &Progress::new("t", 0), &|_| {}).unwrap();
     assert_eq!(ov.sum, r.sum);
     assert_eq!(ov.bf, r.bf);
@@ -301,7 +309,12 @@ fn caches_valid_then_stale_and_selectively_removed() {
     // recompute on request and store incrementally: valid again, the log grows
     let e = EmdDataset::open(&out, &OpenOptions::default()).unwrap();
     let g = emdtui::compute::overview::default_geometry(256, 256);
-    let co = emdtui::compute::overview::ComputeOptions { memory_budget: 64 << 20, mask: None, coarse_first: false };
+    let co = emdtui::compute::overview::ComputeOptions {
+        memory_budget: 64 << 20,
+        mask: None,
+        coarse_first: false,
+        ..Default::default()
+    };
     let ov = emdtui::compute::overview::compute(&e, &g, &co, &Progress::new("t", 0), &|_| {}).unwrap();
     f.write_overviews(&ov).unwrap(); // while `e` holds the file open read-only in this process
     let back = f.read_overviews().unwrap().expect("valid after recompute");
@@ -347,7 +360,12 @@ print('ok')
     // caches can be added to a py4DSTEM file and are then valid
     let f = EmdFile::open(&p4).unwrap();
     assert!(f.list_caches().unwrap().is_empty());
-    let co = emdtui::compute::overview::ComputeOptions { memory_budget: 64 << 20, mask: None, coarse_first: false };
+    let co = emdtui::compute::overview::ComputeOptions {
+        memory_budget: 64 << 20,
+        mask: None,
+        coarse_first: false,
+        ..Default::default()
+    };
     let g = emdtui::compute::overview::default_geometry(16, 12);
     let ov = emdtui::compute::overview::compute(a.as_ref(), &g, &co, &Progress::new("t", 0), &|_| {}).unwrap();
     f.write_overviews(&ov).unwrap();
@@ -506,7 +524,7 @@ fn child_cache_writer() {
     let f = EmdFile::open(&path).unwrap();
     let ov = f.read_overviews().unwrap().unwrap();
     {
-        let _l = emd::lock_exclusive(&path, std::time::Duration::ZERO, &|_| {}).unwrap();
+        let _l = emdtui::format::h5::lock_exclusive(&path, std::time::Duration::ZERO, &|_| {}).unwrap();
         println!("LOCKED");
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
@@ -540,7 +558,7 @@ fn two_processes_lock_and_read_while_writing() {
         }
     }
     // a second writer is told who holds the file
-    let err = emd::lock_exclusive(&out, std::time::Duration::ZERO, &|_| {}).err().unwrap().to_string();
+    let err = emdtui::format::h5::lock_exclusive(&out, std::time::Duration::ZERO, &|_| {}).err().unwrap().to_string();
     assert!(err.contains(&format!("pid {}", child.id())) && err.contains("another emdtui process"), "{err}");
     // a second conversion to the same output is refused with the same message
     let o = Command::new(bin())

@@ -2,9 +2,10 @@
 //! read-only source, three processes on one EMD. Every test checks that the `.mib` it touched
 //! kept its bytes and mtime.
 
-use emdtui::compute::fft::{self, FftCache};
+use emdtui::compute::fft;
 use emdtui::dataset;
 use emdtui::format::synth::{self, SynthSpec};
+use emdtui::store::fft::FftCache;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ fn sigkill_convert_at_several_points_then_restart() {
     let (mib, spec) = synth(d.path(), "k.mib", 48, 64); // 403 MB
     let _guard = Untouched::new(&mib);
     let out = d.path().join("k.emd");
-    let part = emdtui::compute::convert::part_path(&out);
+    let part = emdtui::ops::convert::part_path(&out);
     let expected = (48 * 64 * 256 * 256 * 2) as u64;
     // kill when the partial output reaches these fractions of the datacube
     for frac in [0.0, 0.3, 0.8] {
@@ -124,7 +125,7 @@ fn sigkill_convert_at_several_points_then_restart() {
 
 /// Read the FFT cache datasets as raw bytes (for exact comparisons).
 fn fft_bytes(emd: &Path) -> Vec<u8> {
-    let f = emdtui::format::emd::open_ro(emd).unwrap();
+    let f = emdtui::format::h5::open_ro(emd).unwrap();
     let d = f.dataset("emdtui/cache/fft_complex/data").unwrap();
     let v = d.read_raw::<num_complex::Complex32>().unwrap();
     v.iter().flat_map(|c| [c.re.to_le_bytes(), c.im.to_le_bytes()].concat()).collect()
@@ -341,7 +342,7 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
         assert_eq!(ds.frame_u32(p).unwrap(), synth::expected_frame(&spec, p), "read {reads}");
         if FftCache::open(&emd).is_ok() {
             // valid only once every block is written
-            let f = emdtui::format::emd::open_ro(&emd).unwrap();
+            let f = emdtui::format::h5::open_ro(&emd).unwrap();
             let done = f.dataset("emdtui/cache/fft_complex/blocks_done").unwrap().read_raw::<u8>().unwrap();
             assert!(done.iter().all(|&b| b == 1), "partial FFT visible as valid");
         }
@@ -351,7 +352,7 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
     assert!(a.wait().unwrap().success());
     assert!(reads >= 2, "the reader did not get to read while the writer ran");
     // cache listings (shared lock) see the overviews valid
-    let f = emdtui::format::emd::EmdFile::open(&emd).unwrap();
+    let f = emdtui::store::emd::EmdFile::open(&emd).unwrap();
     assert!(f.list_caches().unwrap().iter().filter(|c| c.name.starts_with("virtual")).all(|c| c.valid));
     let co = c.wait_with_output().unwrap();
     let cerr = String::from_utf8_lossy(&co.stderr);
@@ -363,7 +364,7 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
         String::from_utf8_lossy(&co.stdout)
     );
     // no corruption: the datacube, the overviews and the FFT are all valid
-    let f = emdtui::format::emd::EmdFile::open(&emd).unwrap();
+    let f = emdtui::store::emd::EmdFile::open(&emd).unwrap();
     assert!(f.list_caches().unwrap().iter().all(|c| c.valid), "{:?}", f.list_caches().unwrap());
     assert!(FftCache::open_validated(&emd, &ds.fingerprint()).is_ok());
 }

@@ -1,10 +1,11 @@
 //! Chunked out-of-core 4D FFT: accuracy against an in-memory reference, cancel/kill + resume,
 //! cache validation and accessors.
 
-use emdtui::compute::fft::{self, FftAxes, FftCache, FftParams, Part, RunOptions};
+use emdtui::compute::fft::{self, FftAxes, FftParams, Part, RunOptions};
 use emdtui::dataset::{Dataset, FrameBuf, MibDataset, OpenOptions, ReadScratch};
 use emdtui::format::synth::{self, SynthSpec};
 use emdtui::jobs::Progress;
+use emdtui::store::fft::{self as fft_cache, FftCache};
 use num_complex::{Complex32, Complex64};
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,7 @@ fn fft_axis_shift(a: &mut [Complex64], shape: [usize; 4], axis: usize) {
 }
 
 fn read_all(emd: &Path) -> Vec<Complex32> {
-    let f = emdtui::format::emd::open_ro(emd).unwrap();
+    let f = emdtui::format::h5::open_ro(emd).unwrap();
     f.dataset("/emdtui/cache/fft_complex/data").unwrap().read_raw::<Complex32>().unwrap()
 }
 
@@ -242,7 +243,7 @@ fn cancel_midway_then_resume() {
     // the partial cache is never valid
     let e = FftCache::open(&emd).err().expect("partial cache opened as valid");
     assert!(e.to_string().contains("incomplete"), "{e}");
-    assert!(matches!(FftCache::status(&emd, None), fft::CacheStatus::Incomplete(6, _)));
+    assert!(matches!(FftCache::status(&emd, None), fft_cache::CacheStatus::Incomplete(6, _)));
     // resume: only the remaining blocks are computed
     let rep = fft::compute_with(&ds, &emd, &params, SMALL_BUDGET, &Progress::new("t", 0), &small_opts()).unwrap();
     assert_eq!(rep.blocks_resumed, 6);
@@ -276,7 +277,7 @@ fn stale_and_changed_parameters() {
     let c = FftCache::open(&emd).unwrap();
     assert_eq!(c.params, p2);
     // nothing outside /emdtui was created
-    let f = emdtui::format::emd::open_ro(&emd).unwrap();
+    let f = emdtui::format::h5::open_ro(&emd).unwrap();
     assert_eq!(f.member_names().unwrap(), vec!["emdtui".to_string()]);
 }
 
@@ -318,7 +319,7 @@ fn sigkill_midway_then_resume_via_cli() {
     let e = FftCache::open(&emd).err().expect("killed run left a valid-looking cache");
     assert!(e.to_string().contains("incomplete"), "{e}");
     let done_before = match FftCache::status(&emd, None) {
-        fft::CacheStatus::Incomplete(d, t) => {
+        fft_cache::CacheStatus::Incomplete(d, t) => {
             assert!(d >= 2 && d < t, "{d}/{t}");
             d
         }

@@ -4,7 +4,6 @@
 //! CI-sized (proptest, 64 cases); longer: `PROPTEST_CASES=2000 cargo test --release --test fuzz_emd`.
 
 use emdtui::dataset;
-use emdtui::format::emd;
 use emdtui::format::synth::{self, SynthSpec};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ fn template() -> &'static PathBuf {
         let out = d.path().join("t.emd");
         let ds = dataset::open(&mib, &Default::default()).unwrap();
         let p = emdtui::jobs::Progress::new("t", 0);
-        emdtui::compute::convert::convert(ds.as_ref(), &out, &Default::default(), &p).unwrap();
+        emdtui::ops::convert::convert(ds.as_ref(), &out, &Default::default(), &p).unwrap();
         (d, out)
     })
     .1
@@ -89,7 +88,7 @@ fn apply(path: &Path, m: &Mutation) {
         std::fs::write(path, bytes).unwrap();
         return;
     }
-    let f = emd::open_rw(path).unwrap();
+    let f = emdtui::format::h5::open_rw(path).unwrap();
     let _ = (|| -> hdf5::Result<()> {
         match m {
             Mutation::DeleteLink(l) => {
@@ -137,12 +136,12 @@ fn exercise(path: &Path) {
         let msg = e.to_string();
         assert!(msg.contains(path.file_name().unwrap().to_str().unwrap()), "error does not name the file: {msg}");
     }
-    if let Ok(f) = emd::EmdFile::open(path) {
+    if let Ok(f) = emdtui::store::emd::EmdFile::open(path) {
         let _ = f.list_caches();
         let _ = f.read_overviews();
         let _ = f.log();
     }
-    let _ = emdtui::compute::fft::FftCache::open(path);
+    let _ = emdtui::store::fft::FftCache::open(path);
 }
 
 /// CI-sized by default; `PROPTEST_CASES=N` for a long run.
@@ -192,7 +191,7 @@ fn specific_hostile_files_give_clear_errors() {
     let p = d.path().join("stale.emd");
     std::fs::copy(template(), &p).unwrap();
     apply(&p, &Mutation::StringAttr("datacube_root/datacube/cached/virtual_bf", "emdtui_source", "emd:other".into()));
-    let f = emd::EmdFile::open(&p).unwrap();
+    let f = emdtui::store::emd::EmdFile::open(&p).unwrap();
     let bf = f.list_caches().unwrap().into_iter().find(|c| c.name == "virtual_bf").unwrap();
     assert!(!bf.valid, "{bf:?}");
     assert!(f.read_overviews().unwrap().is_none());

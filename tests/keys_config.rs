@@ -9,9 +9,7 @@ fn user_bindings_dispatch_and_show_in_help() {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("keys.json");
     std::fs::write(&f, r#"{"cycle_scale": "s", "quit": "Q"}"#).unwrap();
-    // SAFETY: single-threaded at this point of the test
-    unsafe { std::env::set_var("EMDTUI_KEYS", &f) };
-    keys::set_user_keys(UserKeys::load().unwrap());
+    keys::set_user_keys(UserKeys::load(Some(&f)).unwrap());
     let k = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
     assert_eq!(keys::lookup(&k('s'), false), Some(Action::CycleScale), "the user's key wins over WASD");
     assert_eq!(keys::lookup(&k('Q'), false), Some(Action::Quit));
@@ -20,6 +18,6 @@ fn user_bindings_dispatch_and_show_in_help() {
     assert!(keys::help_lines().iter().any(|(k, d, _)| k == "s" && d.contains("cycle_scale")));
     // a broken file is an error naming it (the UI refuses to start with it)
     std::fs::write(&f, r#"{"warp": "z"}"#).unwrap();
-    let e = UserKeys::load().unwrap_err();
+    let e = UserKeys::load(Some(&f)).unwrap_err();
     assert!(e.contains("keys.json") && e.contains("unknown action"), "{e}");
 }

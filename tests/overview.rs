@@ -23,7 +23,7 @@ fn synth_file(dir: &Path, name: &str, spec: &SynthSpec) -> MibDataset {
 }
 
 fn opts(budget: u64, mask: Option<Arc<Vec<f32>>>, coarse: bool) -> ComputeOptions {
-    ComputeOptions { memory_budget: budget, mask, coarse_first: coarse }
+    ComputeOptions { memory_budget: budget, mask, coarse_first: coarse, ..Default::default() }
 }
 
 fn no_partial(_: &Overviews) {}
@@ -317,24 +317,22 @@ fn roi_mean_is_the_mean_of_the_region() {
     assert!(overview::roi_mean(&ds, 0..7, 0..3, 1 << 26, &Progress::new("t", 0)).is_err());
 }
 
-// ---- cache (the only test in this binary that touches the environment) ----
+// ---- cache ----
 
 #[test]
 fn cache_hits_and_is_invalidated_by_a_changed_file() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    // SAFETY: no other test in this binary reads EMDTUI_CACHE_DIR or other env vars concurrently
-    unsafe { std::env::set_var("EMDTUI_CACHE_DIR", &cache) };
     let spec = SynthSpec { rows: 6, cols: 6, depth: 12, ..Default::default() };
     let path = dir.path().join("k.mib");
     synth::write(&path, &spec, &|_, _| {}).unwrap();
     let before = std::fs::read_dir(dir.path()).unwrap().count();
     let ds = MibDataset::open(&path, &OpenOptions::default()).unwrap();
     let g = overview::default_geometry(256, 256);
-    assert!(emdtui::compute::cache::load(&ds, &g, None).is_none());
+    assert!(emdtui::store::ovcache::load(&cache, &ds, &g, None).is_none());
     let o = overview::compute(&ds, &g, &opts(1 << 30, None, false), &Progress::new("t", 0), &no_partial).unwrap();
-    emdtui::compute::cache::store(&ds, &o, None).unwrap();
-    let hit = emdtui::compute::cache::load(&ds, &g, None).expect("cache hit");
+    emdtui::store::ovcache::store(&cache, &ds, &o, None).unwrap();
+    let hit = emdtui::store::ovcache::load(&cache, &ds, &g, None).expect("cache hit");
     assert_eq!(hit.sum, o.sum);
     assert_eq!(hit.com_y, o.com_y);
     assert_eq!(hit.mean_dp, o.mean_dp);
@@ -343,8 +341,8 @@ fn cache_hits_and_is_invalidated_by_a_changed_file() {
     // other geometry or a mask: miss
     let mut g2 = g.clone();
     g2.bf_radius += 1.0;
-    assert!(emdtui::compute::cache::load(&ds, &g2, None).is_none());
-    assert!(emdtui::compute::cache::load(&ds, &g, Some(&[1.0; 65536])).is_none());
+    assert!(emdtui::store::ovcache::load(&cache, &ds, &g2, None).is_none());
+    assert!(emdtui::store::ovcache::load(&cache, &ds, &g, Some(&[1.0; 65536])).is_none());
     // nothing written next to the .mib (only k.mib, k.hdr, cache/)
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before + 1);
     let side: Vec<_> = std::fs::read_dir(cache.join("overviews")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -353,7 +351,7 @@ fn cache_hits_and_is_invalidated_by_a_changed_file() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     synth::write(&path, &SynthSpec { seed: 7, ..spec.clone() }, &|_, _| {}).unwrap();
     let ds2 = MibDataset::open(&path, &OpenOptions::default()).unwrap();
-    assert!(emdtui::compute::cache::load(&ds2, &g, None).is_none());
+    assert!(emdtui::store::ovcache::load(&cache, &ds2, &g, None).is_none());
 }
 
 // ---- CLI ----

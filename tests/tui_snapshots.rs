@@ -1,11 +1,11 @@
 //! Whole-screen snapshots of the terminal UI on a `TestBackend` (two sizes), and key sequences
 //! driving the app: move, switch detector, move the detector, start and cancel a job.
 
+use emdtui::compute::fft::MemFft;
 use emdtui::compute::overview::DetectorKind;
 use emdtui::format::synth::{self, SynthSpec};
 use emdtui::jobs::{JobState, Progress};
 use emdtui::tui::app::{Popup, Screen};
-use emdtui::tui::fftview::MemFft;
 use emdtui::tui::harness::Harness;
 use emdtui::tui::images::Graphics;
 use ratatui::crossterm::event::{KeyCode, KeyModifiers};
@@ -339,8 +339,8 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     let (f, _) = synth_file(&dir);
     let emd = dir.path().join("scan.emd");
     let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
-    emdtui::compute::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
-    let stored = emdtui::format::emd::EmdFile::open(&emd)
+    emdtui::ops::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
+    let stored = emdtui::store::emd::EmdFile::open(&emd)
         .unwrap()
         .read_overviews()
         .unwrap()
@@ -356,8 +356,8 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     assert!(t.contains("complete (from cache)"), "{t}");
     drop(h);
     // a stale cache is marked, and not shown as valid
-    let f2 = emdtui::format::emd::open_rw(&emd).unwrap();
-    emdtui::format::emd::set_int_attr(
+    let f2 = emdtui::format::h5::open_rw(&emd).unwrap();
+    emdtui::format::h5::set_int_attr(
         &f2.group("datacube_root/datacube/cached/virtual_bf").unwrap(),
         "emdtui_cache_format",
         99,
@@ -375,24 +375,25 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
 #[test]
 fn interrupted_fft_is_offered_for_resume_and_completes() {
     use emdtui::compute::fft;
+    use emdtui::store::fft as fft_cache;
     let dir = tempfile::tempdir().unwrap();
     let (f, _) = synth_file(&dir);
     let emd = dir.path().join("scan.emd");
     let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
-    emdtui::compute::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
+    emdtui::ops::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
     let eds = emdtui::dataset::open(&emd, &Default::default()).unwrap();
     let params = fft::FftParams { axes: fft::FftAxes::Scan, crop: None, bin: 4 };
     let opts = fft::RunOptions { cancel_after_groups: Some(1), max_tiles_per_group: Some(1), ..Default::default() };
     assert!(fft::compute_with(eds.as_ref(), &emd, &params, 8 << 20, &Progress::new("f", 0), &opts).is_err());
     drop(eds);
-    assert!(matches!(fft::FftCache::status(&emd, None), fft::CacheStatus::Incomplete(..)));
+    assert!(matches!(fft_cache::FftCache::status(&emd, None), fft_cache::CacheStatus::Incomplete(..)));
     // opening the .mib finds the interrupted FFT in its EMD
     let mut h = open(&f, 160, 48, Graphics::Halfblocks);
     let Popup::Confirm(_, text) = &h.state.popup else { panic!("no resume offer: {:?}", h.state.popup) };
     assert!(text.contains("interrupted 4D FFT") && text.contains("blocks done"), "{text}");
     h.key(KeyCode::Char('y'));
     h.settle(WAIT);
-    let c = fft::FftCache::open(&emd).expect("resumed FFT complete");
+    let c = fft_cache::FftCache::open(&emd).expect("resumed FFT complete");
     assert_eq!(c.params, params, "resumed with the interrupted run's parameters");
     assert!(h.state.fft.is_some(), "the explorer has the FFT");
 }

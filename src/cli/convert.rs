@@ -1,8 +1,11 @@
 //! `emdtui convert`.
 
+use crate::Tuning;
 use crate::cli::{Cli, ConvertArgs};
-use crate::compute::convert::{self, ConvertOptions};
+use crate::compute::convert::ConvertOptions;
 use crate::jobs::Progress;
+use crate::ops::convert::{self, ConvertReport};
+use crate::util::hs;
 use anyhow::{Context, Result, anyhow};
 
 /// Parse `R0:R1,C0:C1`.
@@ -16,7 +19,19 @@ pub fn parse_crop(s: &str) -> Result<((usize, usize), (usize, usize))> {
     Ok((range(a)?, range(b)?))
 }
 
-pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
+/// Conversion options with the tuning knobs filled in.
+pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
+    ConvertOptions {
+        memory_budget: budget,
+        deflate_level: t.deflate_level(),
+        no_space_check: t.no_space_check,
+        fail_write_after: t.fail_write_after,
+        timing: t.timing,
+        ..Default::default()
+    }
+}
+
+pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let opts = cli.open.batch_options(cli.memory_budget()?)?;
     let ds = crate::dataset::open(&a.input, &opts)?;
     for w in &ds.info().warnings {
@@ -31,17 +46,18 @@ pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
         bin_detector: a.bin_detector,
         bin_scan: a.bin_scan,
         crop: a.crop.as_deref().map(parse_crop).transpose()?,
-        memory_budget: cli.memory_budget()?,
         force: a.force,
+        ..convert_options(cli.memory_budget()?, t)
     };
-    let r = convert_with_bar(ds.as_ref(), &out, &copts).with_context(|| format!("converting {}", a.input.display()))?;
+    let (r, positions) =
+        convert_with_bar(ds.as_ref(), &out, &copts).with_context(|| format!("converting {}", a.input.display()))?;
     let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);
     println!(
         "wrote {}: {} positions, {} read, {} written in {:.2} s ({:.0} MiB/s read, {:.0} MiB/s written)",
         r.output.display(),
-        r.positions,
-        humansize::format_size(r.bytes_read, humansize::BINARY),
-        humansize::format_size(r.bytes_written, humansize::BINARY),
+        positions,
+        hs(r.bytes_read),
+        hs(r.bytes_written),
         r.seconds,
         mb(r.bytes_read, r.seconds),
         mb(r.bytes_written, r.seconds)
@@ -49,26 +65,14 @@ pub fn run(a: &ConvertArgs, cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// Run a conversion with a progress bar on stderr.
+/// Run a conversion with a progress bar on stderr; returns the report and the positions written.
 pub fn convert_with_bar(
     ds: &dyn crate::dataset::Dataset,
     out: &std::path::Path,
     copts: &ConvertOptions,
-) -> crate::Result<convert::ConvertReport> {
-    let progress = Progress::new("convert", ds.scan().positions() as u64);
+) -> crate::Result<(ConvertReport, u64)> {
+    let progress = Progress::job(crate::jobs::JobKind::Convert, ds.scan().positions() as u64);
     progress.set_state(crate::jobs::JobState::Running);
-    let pb = crate::cli::progress::frames_bar(progress.total(), "convert");
-    let res = crate::cli::progress::drive(
-        std::time::Duration::from_millis(100),
-        || {
-            pb.set_length(progress.total());
-            pb.set_position(progress.done());
-        },
-        || convert::convert(ds, out, copts, &progress),
-    );
-    pb.finish_and_clear();
-    res.map(|mut r| {
-        r.positions = progress.done();
-        r
-    })
+    let r = crate::cli::progress::with_frames_bar(&progress, "convert", || convert::convert(ds, out, copts, &progress));
+    r.map(|r| (r, progress.done()))
 }

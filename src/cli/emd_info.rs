@@ -1,7 +1,8 @@
 //! `emdtui info FILE.emd`: the datacube and every cached result with its validity.
 
+use crate::dataset::EmdDataset;
 use crate::dataset::{Dataset, OpenOptions};
-use crate::format::emd::{EmdDataset, EmdFile};
+use crate::store::emd::EmdFile;
 use anyhow::Result;
 use serde_json::json;
 use std::path::Path;

@@ -1,16 +1,16 @@
 //! `emdtui fft` and `emdtui export --fft-q/--fft-k`.
 
+use crate::Tuning;
 use crate::cli::{Cli, ExportArgs, FftArgs, OpenArgs, parse_pair};
 use crate::compute::display::{Colormap, DisplayParams};
-use crate::compute::fft::{self, FftAxes, FftCache, FftParams, FftReport, Part};
+use crate::compute::fft::{self, FftAxes, FftParams, FftReport, Part};
 use crate::dataset::Dataset;
 use crate::jobs::Progress;
+use crate::ops::fft::{EmdSource, FftOutcome};
+use crate::store::fft::FftCache;
+use crate::util::{hs, peak_rss};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-
-fn hs(b: u64) -> String {
-    humansize::format_size(b, humansize::BINARY)
-}
 
 /// FFT parameters from the command line (finds the BF disk when needed).
 pub fn params_from_args(a: &FftArgs, ds: &dyn Dataset) -> Result<FftParams> {
@@ -47,8 +47,19 @@ pub fn params_from_args(a: &FftArgs, ds: &dyn Dataset) -> Result<FftParams> {
     Ok(FftParams { axes, crop, bin: a.bin })
 }
 
+/// The FFT options of a run with the tuning knobs filled in.
+pub fn run_options(t: &Tuning) -> fft::RunOptions {
+    fft::RunOptions {
+        group_delay: t.fft_group_delay,
+        announce_wait: true,
+        buffered_output: t.fft_buffered,
+        timing: t.timing,
+        ..Default::default()
+    }
+}
+
 /// Run the FFT of `ds` into `emd` with a progress bar; prints the plan and the report.
-pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: u64) -> Result<FftReport> {
+pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: u64, t: &Tuning) -> Result<FftReport> {
     let (out_b, scratch_b, shape) = fft::planned_sizes(ds, params, budget)?;
     eprintln!(
         "FFT {}x{}x{}x{} complex64 into {}: output {}, temporary scratch {} (memory budget {})",
@@ -61,17 +72,8 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
         hs(scratch_b),
         hs(budget)
     );
-    let progress = Progress::new("fft", 0);
+    let progress = Progress::job(crate::jobs::JobKind::Fft, 0);
     let pb = crate::cli::progress::bar(0, "fft");
-    let opts = fft::RunOptions {
-        group_delay: std::env::var("EMDTUI_FFT_GROUP_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(std::time::Duration::from_millis),
-        announce_wait: true,
-        buffered_output: std::env::var_os("EMDTUI_FFT_BUFFERED").is_some(),
-        ..Default::default()
-    };
     let rep = crate::cli::progress::drive(
         std::time::Duration::from_millis(200),
         || {
@@ -79,10 +81,13 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
             pb.set_position(progress.done());
             pb.set_message(progress.message());
         },
-        || fft::compute_with(ds, emd, params, budget, &progress, &opts),
+        || crate::ops::fft::load_or_compute(ds, emd, Some(params.clone()), budget, &progress, &run_options(t)),
     );
     pb.finish_and_clear();
-    let rep = rep.with_context(|| format!("FFT of {}", ds.info().path.display()))?;
+    let rep = match rep.with_context(|| format!("FFT of {}", ds.info().path.display()))? {
+        FftOutcome::Computed(_, rep) => rep,
+        FftOutcome::Loaded(_) => unreachable!("parameters were given"),
+    };
     print_report(&rep, emd);
     Ok(rep)
 }
@@ -121,15 +126,7 @@ pub fn print_report(r: &FftReport, emd: &Path) {
     }
 }
 
-/// Peak resident set size of this process (Linux).
-pub fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
+pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let budget = cli.memory_budget()?;
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let is_emd = matches!(ext.as_str(), "emd" | "h5" | "hdf5");
@@ -141,26 +138,29 @@ pub fn run(a: &FftArgs, cli: &Cli) -> Result<()> {
     if a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("mib")) && emd == a.file {
         bail!("{}: refusing to write into the .mib", a.file.display());
     }
-    let opts = cli.open.batch_options(cli.memory_budget()?)?;
+    let opts = cli.open.batch_options(budget)?;
     let src = crate::dataset::open(&a.file, &opts)?;
     // the FFT lives in the EMD: a .mib is converted first (unless its EMD is already there)
-    let ds = if is_emd {
-        src
-    } else if crate::compute::convert::is_converted_from(&emd, src.as_ref()) {
-        eprintln!("using the existing conversion {}", emd.display());
-        crate::dataset::open(&emd, &Default::default())?
-    } else {
+    if src.info().kind != crate::dataset::Kind::Emd && !crate::ops::convert::is_converted_from(&emd, src.as_ref()) {
         eprintln!("4D FFT requires the EMD: converting {} -> {} first", a.file.display(), emd.display());
-        let copts =
-            crate::compute::convert::ConvertOptions { memory_budget: budget, force: true, ..Default::default() };
-        let r = crate::cli::convert::convert_with_bar(src.as_ref(), &emd, &copts)
-            .with_context(|| format!("converting {}", a.file.display()))?;
-        eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds);
-        drop(src);
-        crate::dataset::open(&emd, &Default::default())?
-    };
+    }
+    // an EMD of the same name that is not a conversion of this data is replaced
+    let copts =
+        crate::compute::convert::ConvertOptions { force: true, ..crate::cli::convert::convert_options(budget, t) };
+    let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
+    let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
+        crate::ops::fft::ensure_emd(src, &emd, &copts, &progress)
+    })
+    .with_context(|| format!("converting {}", a.file.display()))?;
+    match how {
+        EmdSource::Itself => {}
+        EmdSource::Existing => eprintln!("using the existing conversion {}", emd.display()),
+        EmdSource::Converted(r) => {
+            eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds)
+        }
+    }
     let params = params_from_args(a, ds.as_ref())?;
-    run_on_dataset(ds.as_ref(), &emd, &params, budget)?;
+    run_on_dataset(ds.as_ref(), &emd, &params, budget, t)?;
     Ok(())
 }
 

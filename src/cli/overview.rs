@@ -5,13 +5,15 @@
 //! `inner < outer`, ROI inside the scan. Outputs are written atomically (temp + rename), so a
 //! failure leaves no output file.
 
+use crate::Tuning;
 use crate::cli::{Cli, OverviewArgs};
-use crate::compute::cache;
-use crate::compute::display::Colormap;
-use crate::compute::overview::{self, ComputeOptions, DetectorKind, Geometry, Overviews};
-use crate::dataset;
+use crate::compute::display::{Colormap, DisplayParams};
+use crate::compute::overview::{self, ComputeOptions, DetectorKind, Geometry, KernelTuning, Overviews};
+use crate::dataset::{self, Dataset};
 use crate::format::export;
 use crate::jobs::Progress;
+use crate::ops::overview::{GeometryChoice, Origin, OverviewJob};
+use crate::util::peak_rss;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -158,24 +160,24 @@ pub fn check_geometry(g: &Geometry, rows: usize, cols: usize, want: &Want) -> Re
     Ok(())
 }
 
-/// Peak resident memory of this process (VmHWM), bytes.
-pub fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let ext = p.extension().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     p.with_file_name(format!("{stem}_{suffix}.{ext}"))
 }
 
-pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
-    let t0 = Instant::now();
-    let timing = std::env::var_os("EMDTUI_TIMING").is_some();
-    // --- validate everything cheap first
+/// Everything checked before computing.
+struct Request {
+    want: Want,
+    disp: DisplayParams,
+    budget: u64,
+    roi: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    center: Option<(f32, f32)>,
+    mask: Option<Arc<Vec<f32>>>,
+}
+
+/// Validate the arguments against the dataset (cheap checks first, before opening it).
+fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
     let (want, mask_path) = parse_detector(&a.det.detector)?;
@@ -189,7 +191,7 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
     }
     let center: Option<(f32, f32)> =
         a.det.center.as_deref().map(|c| crate::cli::parse_pair(c, "--center")).transpose()?;
-    let ds = dataset::open(&a.file, &cli.open.batch_options(cli.memory_budget()?)?)?;
+    let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
     let (dr, dc) = ds.det();
     let scan = ds.scan().clone();
     let mask = match &mask_path {
@@ -212,19 +214,20 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
     if ds.positions_present() == 0 {
         bail!("{}: no frames to compute from", a.file.display());
     }
+    Ok((Request { want, disp, budget, roi, center, mask }, ds))
+}
 
-    if timing {
-        eprintln!("timing: open {:.3} s", t0.elapsed().as_secs_f64());
-    }
-    // --- geometry: found disk (from a sample of frames) unless given
+/// The detector geometry: the found disk (from a sample of frames) unless given.
+fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geometry> {
+    let (dr, dc) = ds.det();
     let quiet = Progress::new("geometry", 0);
-    let mut geom = match center {
-        Some(c) if a.det.inner.is_some() && (a.det.outer.is_some() || want != Want::Image(DetectorKind::Adf)) => {
+    let mut geom = match rq.center {
+        Some(c) if a.det.inner.is_some() && (a.det.outer.is_some() || rq.want != Want::Image(DetectorKind::Adf)) => {
             overview::geometry_from_disk(c, a.det.inner.unwrap_or(1.0), dr, dc)
         }
         _ => {
-            let (g, _) = overview::estimate_geometry(ds.as_ref(), 64, &quiet)?;
-            match center {
+            let (g, _) = overview::estimate_geometry(ds, 64, &quiet)?;
+            match rq.center {
                 Some(c) => {
                     let mut g2 = overview::geometry_from_disk(c, g.bf_radius, dr, dc);
                     g2.bf_radius = g.bf_radius;
@@ -234,7 +237,7 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
             }
         }
     };
-    match want {
+    match rq.want {
         Want::Image(DetectorKind::Bf) => {
             if let Some(r) = a.det.inner {
                 geom.bf_radius = r;
@@ -249,97 +252,129 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
             }
         }
     }
-    check_geometry(&geom, dr, dc, &want)?;
+    check_geometry(&geom, dr, dc, &rq.want)?;
+    Ok(geom)
+}
 
-    // --- compute (or load)
-    let progress = Progress::new("overview", 0);
+pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    let t0 = Instant::now();
+    let (rq, ds) = validate(a, cli)?;
+    if t.timing {
+        eprintln!("timing: open {:.3} s", t0.elapsed().as_secs_f64());
+    }
+    let geom = pick_geometry(a, &rq, ds.as_ref())?;
+    let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
     progress.set_state(crate::jobs::JobState::Running);
-    let first_partial: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
-    let pb = crate::cli::progress::frames_bar(0, "overview");
-    let result: Result<(Option<Overviews>, Option<Vec<f32>>)> = crate::cli::progress::drive(
-        std::time::Duration::from_millis(100),
-        || {
-            pb.set_length(progress.total());
-            pb.set_position(progress.done());
-        },
-        || -> Result<(Option<Overviews>, Option<Vec<f32>>)> {
-            if let Some((r, c)) = roi.clone() {
-                return Ok((None, Some(overview::roi_mean(ds.as_ref(), r, c, budget, &progress)?)));
-            }
-            let mk = mask.as_ref().map(|m| m.as_slice());
-            if !a.no_cache
-                && let Some(o) = cache::load(ds.as_ref(), &geom, mk)
-            {
-                if timing {
-                    eprintln!("timing: cache hit after {:.3} s", t0.elapsed().as_secs_f64());
-                }
-                return Ok((Some(o), None));
-            }
-            let opts = ComputeOptions { memory_budget: budget, mask: mask.clone(), coarse_first: a.coarse_first };
-            let tc = Instant::now();
-            if timing {
-                eprintln!("timing: open + geometry estimate {:.3} s", t0.elapsed().as_secs_f64());
-            }
-            let on_partial = |_: &Overviews| {
-                let mut f = first_partial.lock().unwrap();
-                if f.is_none() {
-                    *f = Some(tc.elapsed().as_secs_f64());
-                    if timing {
-                        let what =
-                            if a.coarse_first { "first (coarse) partial" } else { "first partial (exact blocks)" };
-                        eprintln!("timing: {what} {:.3} s after start", t0.elapsed().as_secs_f64());
-                    }
-                }
-            };
-            let o = overview::compute(ds.as_ref(), &geom, &opts, &progress, &on_partial)?;
-            if timing {
-                let el = tc.elapsed().as_secs_f64();
-                eprintln!(
-                    "timing: first partial {:.3} s, full pass {:.3} s, {:.1} MB/s, peak RSS {} MiB, budget {} MiB",
-                    first_partial.lock().unwrap().unwrap_or(f64::NAN),
-                    el,
-                    progress.bytes() as f64 / el / 1e6,
-                    peak_rss().unwrap_or(0) >> 20,
-                    budget >> 20
-                );
-            }
-            if !a.no_cache && cache::applies(ds.as_ref()) {
-                if let Err(e) = cache::store(ds.as_ref(), &o, mk) {
-                    eprintln!("emdtui: warning: could not write the cache: {e}");
-                }
-            }
-            Ok((Some(o), None))
-        },
-    );
-    pb.finish_and_clear();
+    let result = crate::cli::progress::with_frames_bar(&progress, "overview", || {
+        compute(a, &rq, &geom, ds.as_ref(), &progress, t, t0)
+    });
     let (ov, roi_dp) = result?;
+    write_outputs(a, &rq, ds.as_ref(), ov, roi_dp)?;
+    eprintln!(
+        "geometry: centre {:.1},{:.1}  BF r {:.1}  ADF {:.1}..{:.1}",
+        geom.center.0, geom.center.1, geom.bf_radius, geom.adf_inner, geom.adf_outer
+    );
+    Ok(())
+}
 
-    // --- write
-    let (sr, sc) = (scan.rows, scan.cols);
-    let written: Vec<PathBuf> = match (&want, ov, roi_dp) {
+/// The ROI mean, or the overviews (cached or computed), with timings when asked.
+fn compute(
+    a: &OverviewArgs,
+    rq: &Request,
+    geom: &Geometry,
+    ds: &dyn Dataset,
+    progress: &Progress,
+    t: &Tuning,
+    t0: Instant,
+) -> Result<(Option<Overviews>, Option<Vec<f32>>)> {
+    if let Some((r, c)) = rq.roi.clone() {
+        return Ok((None, Some(crate::ops::overview::roi_mean(ds, r, c, rq.budget, progress)?)));
+    }
+    let kernel = KernelTuning {
+        block_bytes: t.block_bytes.unwrap_or(KernelTuning::default().block_bytes),
+        raw_kernel: !t.no_raw_kernel,
+    };
+    let job = OverviewJob {
+        geometry: GeometryChoice::Fixed(geom.clone()),
+        compute: ComputeOptions {
+            memory_budget: rq.budget,
+            mask: rq.mask.clone(),
+            coarse_first: a.coarse_first,
+            kernel,
+        },
+        cache_dir: if a.no_cache { None } else { t.cache_dir.clone() },
+        emd_cache: !a.no_cache,
+    };
+    let first_partial: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
+    let tc = Instant::now();
+    if t.timing {
+        eprintln!("timing: open + geometry estimate {:.3} s", t0.elapsed().as_secs_f64());
+    }
+    let on_partial = |_: &Overviews| {
+        let mut f = first_partial.lock().expect("timing lock");
+        if f.is_none() {
+            *f = Some(tc.elapsed().as_secs_f64());
+            if t.timing {
+                let what = if a.coarse_first { "first (coarse) partial" } else { "first partial (exact blocks)" };
+                eprintln!("timing: {what} {:.3} s after start", t0.elapsed().as_secs_f64());
+            }
+        }
+    };
+    let (o, origin) = crate::ops::overview::overview(ds, &job, progress, &on_partial)?;
+    if t.timing {
+        if origin == Origin::Computed {
+            let el = tc.elapsed().as_secs_f64();
+            eprintln!(
+                "timing: first partial {:.3} s, full pass {:.3} s, {:.1} MB/s, peak RSS {} MiB, budget {} MiB",
+                first_partial.lock().expect("timing lock").unwrap_or(f64::NAN),
+                el,
+                progress.bytes() as f64 / el / 1e6,
+                peak_rss().unwrap_or(0) >> 20,
+                rq.budget >> 20
+            );
+        } else {
+            eprintln!("timing: cache hit after {:.3} s", t0.elapsed().as_secs_f64());
+        }
+    }
+    Ok((Some(o), None))
+}
+
+/// Write what was asked for (both CoM files or neither).
+fn write_outputs(
+    a: &OverviewArgs,
+    rq: &Request,
+    ds: &dyn Dataset,
+    ov: Option<Overviews>,
+    roi_dp: Option<Vec<f32>>,
+) -> Result<()> {
+    let (dr, dc) = ds.det();
+    let (sr, sc) = (ds.scan().rows, ds.scan().cols);
+    let disp = &rq.disp;
+    let write = crate::cli::info::write_f32;
+    let written: Vec<PathBuf> = match (&rq.want, ov, roi_dp) {
         (Want::MeanDp, _, Some(dp)) => {
-            crate::cli::info::write_f32(&a.output, dr, dc, &dp, &disp)?;
+            write(&a.output, dr, dc, &dp, disp)?;
             vec![a.output.clone()]
         }
         (Want::MeanDp, Some(o), None) => {
-            crate::cli::info::write_f32(&a.output, dr, dc, &o.mean_dp, &disp)?;
+            write(&a.output, dr, dc, &o.mean_dp, disp)?;
             vec![a.output.clone()]
         }
         (Want::MaxDp, Some(o), _) => {
-            crate::cli::info::write_f32(&a.output, dr, dc, &o.max_dp, &disp)?;
+            write(&a.output, dr, dc, &o.max_dp, disp)?;
             vec![a.output.clone()]
         }
         (Want::Com, Some(o), _) => {
             let (px, py) = (with_suffix(&a.output, "comx"), with_suffix(&a.output, "comy"));
-            crate::cli::info::write_f32(&px, sr, sc, &o.com_x, &disp)?;
-            if let Err(e) = crate::cli::info::write_f32(&py, sr, sc, &o.com_y, &disp) {
+            write(&px, sr, sc, &o.com_x, disp)?;
+            if let Err(e) = write(&py, sr, sc, &o.com_y, disp) {
                 let _ = std::fs::remove_file(&px);
                 return Err(e);
             }
             vec![px, py]
         }
         (Want::Image(k), Some(o), _) => {
-            crate::cli::info::write_f32(&a.output, sr, sc, &o.image(*k), &disp)?;
+            write(&a.output, sr, sc, &o.image(*k), disp)?;
             vec![a.output.clone()]
         }
         _ => bail!("internal: nothing computed"),
@@ -347,9 +382,5 @@ pub fn run(a: &OverviewArgs, cli: &Cli) -> Result<()> {
     for p in written {
         eprintln!("wrote {}", p.display());
     }
-    eprintln!(
-        "geometry: centre {:.1},{:.1}  BF r {:.1}  ADF {:.1}..{:.1}",
-        geom.center.0, geom.center.1, geom.bf_radius, geom.adf_inner, geom.adf_outer
-    );
     Ok(())
 }

@@ -45,3 +45,19 @@ pub fn drive<T: Send>(period: std::time::Duration, mut update: impl FnMut(), wor
         h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
 }
+
+/// Run `work` with a frames bar following `progress` (length and position), refreshed every
+/// 100 ms; the bar is cleared at the end.
+pub fn with_frames_bar<T: Send>(progress: &crate::jobs::Progress, what: &str, work: impl FnOnce() -> T + Send) -> T {
+    let pb = frames_bar(progress.total(), what);
+    let r = drive(
+        std::time::Duration::from_millis(100),
+        || {
+            pb.set_length(progress.total());
+            pb.set_position(progress.done());
+        },
+        work,
+    );
+    pb.finish_and_clear();
+    r
+}

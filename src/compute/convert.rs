@@ -1,21 +1,21 @@
-//! MIB (or any dataset) -> EMD conversion, with overviews computed in the same pass.
-//!
-//! PINNED API (used by the CLI, the TUI and the FFT): keep these names and signatures.
+//! The conversion kernels: any dataset -> the datacube of a new EMD file, with the overviews
+//! computed in the same pass. The workflow around it (locks, space, the `.part` file, caching the
+//! overviews, completion, rename) is `ops::convert`.
 //!
 //! Pipeline: `rayon::current_num_threads()` decode threads take output chunks (one scan row segment
 //! of `k` frames, `k` from [`emd::chunk_k`]) from a shared counter, read + bin + crop them, feed
 //! their own overview [`Accumulator`], and (with `compress`) shuffle + zlib them; finished chunks go
 //! through a bounded channel (capacity from the memory budget) to the calling thread, the only one
-//! that calls HDF5 (`H5Dwrite_chunk`, direct chunk writes). The file is written as `OUT.emd.part`,
-//! marked complete and renamed to `OUT.emd` at the end; any failure removes the part file.
+//! that calls HDF5 (`H5Dwrite_chunk`, direct chunk writes).
 
 use crate::compute::overview::{self, Accumulator, Geometry, Overviews};
-use crate::dataset::{Dataset, FrameBuf, ReadScratch};
+use crate::dataset::{Dataset, FrameBuf, Kind, ReadScratch};
 use crate::error::{Error, Result};
 use crate::format::emd::{self, DatacubeSpec, MdValue};
+use crate::format::h5;
 use crate::format::mib::PixelType;
 use crate::jobs::Progress;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(Debug, Clone)]
@@ -31,6 +31,14 @@ pub struct ConvertOptions {
     pub memory_budget: u64,
     /// Overwrite an existing complete output.
     pub force: bool,
+    /// Deflate level of compressed datacubes.
+    pub deflate_level: u32,
+    /// Skip the up-front free-space check (tests that fill a small filesystem).
+    pub no_space_check: bool,
+    /// Fail the writes after this many bytes (fault tests).
+    pub fail_write_after: Option<u64>,
+    /// Print phase timings on stderr.
+    pub timing: bool,
 }
 
 impl Default for ConvertOptions {
@@ -42,82 +50,52 @@ impl Default for ConvertOptions {
             crop: None,
             memory_budget: crate::compute::budget::default_budget(),
             force: false,
+            deflate_level: 1,
+            no_space_check: false,
+            fail_write_after: None,
+            timing: false,
         }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct ConvertReport {
-    pub output: PathBuf,
-    /// Positions written (filled in by callers that track progress).
-    pub positions: u64,
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    pub seconds: f64,
-}
-
-/// Default output path: the input with the `.emd` extension.
-pub fn default_output(input: &Path) -> PathBuf {
-    input.with_extension("emd")
-}
-
-/// The temporary name a conversion writes to.
-pub fn part_path(out: &Path) -> PathBuf {
-    let mut s = out.as_os_str().to_os_string();
-    s.push(".part");
-    PathBuf::from(s)
-}
-
-/// Free bytes on the filesystem holding `dir`.
-pub fn free_space(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
-}
-
-fn hs(b: u64) -> String {
-    humansize::format_size(b, humansize::BINARY)
-}
-
 /// Geometry of the output (after crop and binning).
 #[derive(Debug, Clone, Copy)]
-struct Plan {
+pub struct Plan {
     in_cols: usize,
     r0: usize,
     c0: usize,
     bs: usize,
     bd: usize,
-    out: [usize; 4],
+    /// Output shape (scan rows, scan cols, det rows, det cols).
+    pub out: [usize; 4],
     in_det: (usize, usize),
     in_type: PixelType,
-    out_type: PixelType,
-    k: usize,
+    /// Output pixel type.
+    pub out_type: PixelType,
+    /// Frames per chunk.
+    pub k: usize,
 }
 
 impl Plan {
-    fn identity(&self) -> bool {
+    pub fn identity(&self) -> bool {
         self.bs == 1 && self.bd == 1 && self.r0 == 0 && self.c0 == 0 && self.out[1] == self.in_cols
     }
-    fn chunks_per_row(&self) -> usize {
+    pub fn chunks_per_row(&self) -> usize {
         self.out[1].div_ceil(self.k)
     }
-    fn n_chunks(&self) -> usize {
+    pub fn n_chunks(&self) -> usize {
         self.out[0] * self.chunks_per_row()
     }
-    fn out_npx(&self) -> usize {
+    pub fn out_npx(&self) -> usize {
         self.out[2] * self.out[3]
     }
-    fn chunk_bytes(&self) -> usize {
+    pub fn chunk_bytes(&self) -> usize {
         self.k * self.out_npx() * self.out_type.bytes()
     }
 }
 
-fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Plan> {
+/// Check the options against the dataset and derive the output layout.
+pub fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Plan> {
     let s = ds.scan();
     let (dr, dc) = ds.det();
     if ![1, 2, 4, 8].contains(&o.bin_detector) {
@@ -237,35 +215,6 @@ fn read_out_frames(
     Ok(read)
 }
 
-/// HDF5 shuffle filter: byte planes of `elem`-byte elements.
-pub fn shuffle(src: &[u8], elem: usize) -> Vec<u8> {
-    if elem <= 1 {
-        return src.to_vec();
-    }
-    let n = src.len() / elem;
-    let mut out = vec![0u8; src.len()];
-    for b in 0..elem {
-        let plane = &mut out[b * n..(b + 1) * n];
-        for (i, o) in plane.iter_mut().enumerate() {
-            *o = src[i * elem + b];
-        }
-    }
-    // a trailing partial element (never for whole-frame chunks) stays as is
-    out[n * elem..].copy_from_slice(&src[n * elem..]);
-    out
-}
-
-fn compress_chunk(raw: &[u8], elem: usize) -> Vec<u8> {
-    use std::io::Write;
-    let sh = shuffle(raw, elem);
-    let mut z = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(raw.len() / 4),
-        flate2::Compression::new(emd::deflate_level()),
-    );
-    z.write_all(&sh).expect("in-memory zlib");
-    z.finish().expect("in-memory zlib")
-}
-
 struct Chunk {
     row: usize,
     col: usize,
@@ -280,7 +229,8 @@ fn acquisition_md(ds: &dyn Dataset) -> Vec<(String, MdValue)> {
         ("source_file".into(), MdValue::Str(ds.info().path.display().to_string())),
         ("source_fingerprint".into(), MdValue::Str(ds.fingerprint())),
     ];
-    let mib = if ds.info().kind == "mib" { crate::format::mibset::MibSet::open(&ds.info().path).ok() } else { None };
+    let mib =
+        if ds.info().kind == Kind::Mib { crate::format::mibset::MibSet::open(&ds.info().path).ok() } else { None };
     if let Some(m) = &mib {
         let h = &m.header;
         if let Some(d) = h.counter_depth() {
@@ -358,100 +308,60 @@ fn empty_overviews(p: &Plan, g: &Geometry) -> Overviews {
     }
 }
 
-/// Convert `ds` into the EMD file `out` (written under a temporary name, renamed when complete).
-pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &Progress) -> Result<ConvertReport> {
-    let t0 = std::time::Instant::now();
-    let plan = make_plan(ds, out, opts)?;
-    if out.exists() && !opts.force {
-        return Err(Error::Invalid(format!("{} already exists (use --force to overwrite it)", out.display())));
-    }
-    let _lock = emd::lock_exclusive(out, std::time::Duration::ZERO, &|_| {})?;
-    let part = part_path(out);
-    if part.exists() {
-        // left by an interrupted run (we hold the lock, so nobody is writing it)
-        std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
-    }
-    // whole chunks are stored: the last chunk of a scan row is padded to k frames
-    let raw_bytes = (plan.out[0] * plan.chunks_per_row() * plan.k * plan.out_npx() * plan.out_type.bytes()) as u64;
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let needed = if opts.compress { raw_bytes / 4 } else { raw_bytes } + (1 << 20);
-    // EMDTUI_NO_SPACE_CHECK=1 skips the up-front check (tests use it to fill a small filesystem)
-    if std::env::var_os("EMDTUI_NO_SPACE_CHECK").is_none()
-        && let Some(free) = free_space(dir)
-        && free < needed
-    {
-        return Err(Error::Invalid(format!(
-            "{}: not enough free disk space: the output needs about {}{}, {} has {} free",
-            out.display(),
-            hs(needed),
-            if opts.compress { " (compressed estimate)" } else { "" },
-            dir.display(),
-            hs(free)
-        )));
-    }
-    let res = convert_inner(ds, out, &part, &plan, opts, progress, raw_bytes);
-    match res {
-        Ok((read, written)) => {
-            std::fs::rename(&part, out).map_err(|e| Error::io(out, e))?;
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(ConvertReport {
-                positions: 0,
-                output: out.to_path_buf(),
-                bytes_read: read,
-                bytes_written: written,
-                seconds: t0.elapsed().as_secs_f64(),
-            })
-        }
-        Err(e) => {
-            // judge "disk full" before the partial file is removed and frees its space
-            let free_now = free_space(dir);
-            let full = free_now.is_some_and(|f| f < (16 << 20).max(3 * plan.chunk_bytes() as u64));
-            let _ = std::fs::remove_file(&part);
-            Err(match e {
-                Error::Cancelled => Error::Cancelled,
-                e if full => Error::Invalid(format!(
-                    "{}: the disk is full ({} left on {}); the output needs about {}; partial output removed ({e})",
-                    out.display(),
-                    hs(free_now.unwrap_or(0)),
-                    dir.display(),
-                    hs(needed)
-                )),
-                e => e,
-            })
-        }
-    }
+/// A datacube written into a new EMD file (not yet marked complete).
+pub struct Written {
+    pub file: hdf5::File,
+    /// Overviews of the output, computed in the same pass.
+    pub overviews: Overviews,
+    /// Fingerprint of the written datacube.
+    pub fingerprint: String,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
-fn convert_inner(
+/// Lay out the EMD file `part` and write every datacube chunk of `ds` into it (bit-exact),
+/// computing the overviews of the output on the way. The file is left open and not marked
+/// complete: the caller stores the overviews and completes it.
+pub fn write_datacube(
     ds: &dyn Dataset,
-    out: &Path,
     part: &Path,
     plan: &Plan,
     opts: &ConvertOptions,
     progress: &Progress,
-    raw_bytes: u64,
-) -> Result<(u64, u64)> {
-    let timing = std::env::var_os("EMDTUI_TIMING").is_some();
+) -> Result<Written> {
     let tt = std::time::Instant::now();
     let lap = |what: &str| {
-        if timing {
+        if opts.timing {
             eprintln!("[timing] {what}: {:.3} s", tt.elapsed().as_secs_f64());
         }
     };
     let geometry = pick_geometry(ds, plan)?;
     lap("geometry");
-    // calibration: carried over from an EMD source, pixels for a .mib; scaled by the binning
-    let (r_size, r_units, q_size, q_units) = if ds.info().kind == "emd" {
+    let (file, data) = emd::create_skeleton(part, &datacube_spec(ds, plan, opts))?;
+    progress.set_total((plan.out[0] * plan.out[1]) as u64);
+    let (results, bytes_written) = run_pipeline(ds, part, plan, opts, progress, &geometry, &data)?;
+    lap("chunks written");
+    let (overviews, bytes_read) = merge_workers(results, plan, ds.positions_present());
+    let e = |x: hdf5::Error| Error::hdf5(part, x);
+    let fingerprint = emd::datacube_fingerprint(&data, part)?;
+    let dc = file.group(emd::DATACUBE).map_err(e)?;
+    h5::set_str_attr(&dc, "emdtui_fingerprint", &fingerprint).map_err(e)?;
+    Ok(Written { file, overviews, fingerprint, bytes_read, bytes_written })
+}
+
+/// The layout of the new file: shape, type, compression, calibration (carried over from an EMD
+/// source, pixels for a `.mib`; scaled by the binning) and the acquisition metadata.
+fn datacube_spec(ds: &dyn Dataset, plan: &Plan, opts: &ConvertOptions) -> DatacubeSpec {
+    let (r_size, r_units, q_size, q_units) = if ds.info().kind == Kind::Emd {
         emd::calibration(&ds.info().path).unwrap_or((1.0, "pixels".into(), 1.0, "pixels".into()))
     } else {
         (1.0, "pixels".into(), 1.0, "pixels".into())
     };
-    let spec = DatacubeSpec {
+    DatacubeSpec {
         shape: plan.out,
         pixel_type: plan.out_type,
         compress: opts.compress,
+        deflate_level: opts.deflate_level,
         r_pixel_size: r_size * plan.bs as f64,
         r_pixel_units: r_units,
         q_pixel_size: q_size * plan.bd as f64,
@@ -459,131 +369,143 @@ fn convert_inner(
         acquisition: acquisition_md(ds),
         source_fingerprint: ds.fingerprint(),
         source_path: ds.info().path.display().to_string(),
-    };
-    let (file, data) = emd::create_skeleton(part, &spec)?;
-    let n_chunks = plan.n_chunks();
+    }
+}
+
+/// What each worker hands back: its overview accumulator, its overview values, bytes read.
+type WorkerOut = (Accumulator, Overviews, u64);
+
+/// Decode workers feed the chunk writer (this thread) through a bounded channel.
+fn run_pipeline(
+    ds: &dyn Dataset,
+    part: &Path,
+    plan: &Plan,
+    opts: &ConvertOptions,
+    progress: &Progress,
+    geometry: &Geometry,
+    data: &hdf5::Dataset,
+) -> Result<(Vec<WorkerOut>, u64)> {
     let cb = plan.chunk_bytes() as u64;
     let threads = rayon::current_num_threads().max(1);
     // in flight: channel + one chunk per worker (+ its read buffers); keep within a quarter of the budget
     let cap = ((opts.memory_budget / 4) / (cb * 3).max(1)).saturating_sub(threads as u64).clamp(2, 64) as usize;
-    progress.set_total((plan.out[0] * plan.out[1]) as u64);
-    let fail_after: Option<u64> = std::env::var("EMDTUI_FAIL_WRITE_AFTER").ok().and_then(|s| s.parse().ok());
-
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(cap);
-    let elem = plan.out_type.bytes();
-    let mut written = 0u64;
-    let mut read_total = 0u64;
-    let mut write_err: Option<Error> = None;
-    let results: Vec<(Accumulator, Overviews, u64)> = std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, abort, geometry) = (&next, &abort, &geometry);
-            handles.push(s.spawn(move || {
-                let mut acc = Accumulator::new(geometry, plan.out[2], plan.out[3], None);
-                let mut ov = empty_overviews(plan, geometry);
-                let (mut buf, mut tmp, mut sums, mut sc) =
-                    (FrameBuf::new(plan.out_type), FrameBuf::new(plan.in_type), Vec::new(), ReadScratch::default());
-                let mut read = 0u64;
-                let cpr = plan.chunks_per_row();
-                loop {
-                    if abort.load(Ordering::Relaxed) || progress.is_cancelled() {
-                        break;
-                    }
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    if j >= n_chunks {
-                        break;
-                    }
-                    let (r, c0) = (j / cpr, (j % cpr) * plan.k);
-                    let n = plan.k.min(plan.out[1] - c0);
-                    let res = read_out_frames(ds, plan, r, c0, n, &mut buf, &mut tmp, &mut sums, &mut sc).map(|b| {
-                        read += b;
-                        acc.add(r * plan.out[1] + c0, &buf, &mut ov);
-                        buf.resize(plan.k * plan.out_npx()); // pad the last chunk of a row with zeros
-                        let raw = buf.as_le_bytes();
-                        let bytes = if opts.compress { compress_chunk(raw, elem) } else { raw.to_vec() };
-                        Chunk { row: r, col: c0, bytes }
-                    });
-                    let failed = res.is_err();
-                    if tx.send(res).is_err() || failed {
-                        break;
-                    }
-                }
-                (acc, ov, read)
-            }));
-        }
+    let (results, written) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let tx = tx.clone();
+                let (next, abort) = (&next, &abort);
+                s.spawn(move || worker(ds, plan, opts, progress, geometry, next, abort, tx))
+            })
+            .collect();
         drop(tx);
-        // the writer: this thread does every HDF5 call
-        let did = data.id();
-        let (mut t_write, mut t_wait) = (0f64, 0f64);
-        let mut tw = std::time::Instant::now();
-        for msg in rx.iter() {
-            t_wait += tw.elapsed().as_secs_f64();
-            let ch = match msg {
-                Ok(c) => c,
-                Err(e) => {
-                    write_err = Some(e);
-                    break;
-                }
-            };
-            if let Some(lim) = fail_after
-                && written + ch.bytes.len() as u64 > lim
-            {
-                write_err = Some(Error::io(
-                    part,
-                    std::io::Error::new(
-                        std::io::ErrorKind::StorageFull,
-                        "injected write failure (EMDTUI_FAIL_WRITE_AFTER)",
-                    ),
-                ));
-                break;
-            }
-            let offset: [u64; 4] = [ch.row as u64, ch.col as u64, 0, 0];
-            let t1 = std::time::Instant::now();
-            let rc = hdf5::sync::sync(|| unsafe {
-                hdf5_sys::h5d::H5Dwrite_chunk(
-                    did,
-                    hdf5_sys::h5p::H5P_DEFAULT,
-                    0,
-                    offset.as_ptr(),
-                    ch.bytes.len(),
-                    ch.bytes.as_ptr().cast(),
-                )
-            });
-            if rc < 0 {
-                write_err =
-                    Some(Error::hdf5(part, format!("writing chunk at scan row {} col {} failed", ch.row, ch.col)));
-                break;
-            }
-            t_write += t1.elapsed().as_secs_f64();
-            tw = std::time::Instant::now();
-            written += ch.bytes.len() as u64;
-            let nfr = plan.k.min(plan.out[1] - ch.col) as u64;
-            progress.add(nfr, nfr * (plan.out_npx() * plan.out_type.bytes()) as u64);
-        }
-        if timing {
-            eprintln!("[timing] writer: {t_write:.3} s in H5Dwrite_chunk, {t_wait:.3} s waiting for chunks");
-        }
-        if write_err.is_some() {
+        let written = write_chunks(part, plan, opts, progress, data, rx);
+        if written.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
-        drop(rx);
-        handles.into_iter().map(|h| h.join().expect("conversion worker panicked")).collect()
+        let results: Vec<WorkerOut> =
+            handles.into_iter().map(|h| h.join().expect("conversion worker panicked")).collect();
+        (results, written)
     });
-    lap("chunks written");
-    if let Some(e) = write_err {
-        return Err(e);
-    }
+    let written = written?;
     progress.check()?;
-    if next.load(Ordering::Relaxed) < n_chunks {
-        return Err(Error::Invalid(format!("{}: conversion stopped before all chunks were written", out.display())));
+    if next.load(Ordering::Relaxed) < plan.n_chunks() {
+        return Err(Error::Invalid(format!("{}: conversion stopped before all chunks were written", part.display())));
     }
-    // merge the workers' overviews
+    Ok((results, written))
+}
+
+/// One decode worker: take chunk indices from `next` until done, cancelled or aborted.
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    ds: &dyn Dataset,
+    plan: &Plan,
+    opts: &ConvertOptions,
+    progress: &Progress,
+    geometry: &Geometry,
+    next: &AtomicUsize,
+    abort: &AtomicBool,
+    tx: std::sync::mpsc::SyncSender<Result<Chunk>>,
+) -> WorkerOut {
+    let mut acc = Accumulator::new(geometry, plan.out[2], plan.out[3], None);
+    let mut ov = empty_overviews(plan, geometry);
+    let (mut buf, mut tmp, mut sums, mut sc) =
+        (FrameBuf::new(plan.out_type), FrameBuf::new(plan.in_type), Vec::new(), ReadScratch::default());
+    let mut read = 0u64;
+    let cpr = plan.chunks_per_row();
+    let elem = plan.out_type.bytes();
+    loop {
+        if abort.load(Ordering::Relaxed) || progress.is_cancelled() {
+            break;
+        }
+        let j = next.fetch_add(1, Ordering::Relaxed);
+        if j >= plan.n_chunks() {
+            break;
+        }
+        let (r, c0) = (j / cpr, (j % cpr) * plan.k);
+        let n = plan.k.min(plan.out[1] - c0);
+        let res = read_out_frames(ds, plan, r, c0, n, &mut buf, &mut tmp, &mut sums, &mut sc).map(|b| {
+            read += b;
+            acc.add(r * plan.out[1] + c0, &buf, &mut ov);
+            buf.resize(plan.k * plan.out_npx()); // pad the last chunk of a row with zeros
+            let raw = buf.as_le_bytes();
+            let bytes = if opts.compress { h5::compress_chunk(raw, elem, opts.deflate_level) } else { raw.to_vec() };
+            Chunk { row: r, col: c0, bytes }
+        });
+        let failed = res.is_err();
+        if tx.send(res).is_err() || failed {
+            break;
+        }
+    }
+    (acc, ov, read)
+}
+
+/// The writer: this thread does every HDF5 call. Returns the bytes written.
+fn write_chunks(
+    part: &Path,
+    plan: &Plan,
+    opts: &ConvertOptions,
+    progress: &Progress,
+    data: &hdf5::Dataset,
+    rx: std::sync::mpsc::Receiver<Result<Chunk>>,
+) -> Result<u64> {
+    let (mut t_write, mut t_wait) = (0f64, 0f64);
+    let mut tw = std::time::Instant::now();
+    let mut written = 0u64;
+    for msg in rx.iter() {
+        t_wait += tw.elapsed().as_secs_f64();
+        let ch = msg?;
+        if let Some(lim) = opts.fail_write_after
+            && written + ch.bytes.len() as u64 > lim
+        {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected write failure (EMDTUI_FAIL_WRITE_AFTER)",
+            );
+            return Err(Error::io(part, e));
+        }
+        let t1 = std::time::Instant::now();
+        h5::write_chunk_raw(part, data, &[ch.row as u64, ch.col as u64, 0, 0], &ch.bytes)
+            .map_err(|_| Error::hdf5(part, format!("writing chunk at scan row {} col {} failed", ch.row, ch.col)))?;
+        t_write += t1.elapsed().as_secs_f64();
+        tw = std::time::Instant::now();
+        written += ch.bytes.len() as u64;
+        let nfr = plan.k.min(plan.out[1] - ch.col) as u64;
+        progress.add(nfr, nfr * (plan.out_npx() * plan.out_type.bytes()) as u64);
+    }
+    if opts.timing {
+        eprintln!("[timing] writer: {t_write:.3} s in H5Dwrite_chunk, {t_wait:.3} s waiting for chunks");
+    }
+    Ok(written)
+}
+
+/// Merge the workers' overviews; positions without frames (a truncated acquisition) are NaN (no
+/// data) in the overviews, exact for unbinned, uncropped conversions.
+fn merge_workers(results: Vec<WorkerOut>, plan: &Plan, present: usize) -> (Overviews, u64) {
     let mut it = results.into_iter();
-    let (mut acc, mut ov, r0) = it.next().expect("at least one worker");
-    read_total += r0;
+    let (mut acc, mut ov, mut read_total) = it.next().expect("at least one worker");
     for (a, o, r) in it {
         acc.merge_patterns(&a);
         read_total += r;
@@ -606,9 +528,6 @@ fn convert_inner(
     ov.max_dp = acc.dp_max.iter().map(|&v| v as f32).collect();
     ov.positions_done = plan.out[0] * plan.out[1];
     ov.complete = true;
-    // a truncated acquisition: positions without frames are zero in the datacube, NaN (no data) in
-    // the overviews (exact for unbinned, uncropped conversions)
-    let present = ds.positions_present();
     if plan.identity() && present < ov.positions_done {
         for v in [&mut ov.sum, &mut ov.bf, &mut ov.adf, &mut ov.com_x, &mut ov.com_y] {
             v[present..].fill(f32::NAN);
@@ -616,65 +535,5 @@ fn convert_inner(
         ov.positions_done = present;
         ov.complete = false; // same convention as overview::compute
     }
-
-    let e = |x: hdf5::Error| Error::hdf5(part, x);
-    let fp = emd::datacube_fingerprint(&data, part)?;
-    let dc = file.group(emd::DATACUBE).map_err(e)?;
-    emd::set_str_attr(&dc, "emdtui_fingerprint", &fp).map_err(e)?;
-    drop(dc);
-    drop(data);
-    emd::write_overviews_into(&file, part, emd::DATACUBE, &ov, &fp)?;
-    emd::append_log(
-        &file,
-        part,
-        &format!(
-            "converted from {} (bin detector {}, bin scan {}, crop {:?}, compress {}), overviews cached",
-            ds.info().path.display(),
-            opts.bin_detector,
-            opts.bin_scan,
-            opts.crop,
-            opts.compress
-        ),
-    )?;
-    file.flush().map_err(e)?;
-    lap("overviews + metadata");
-    emd::mark_complete(&file, part)?;
-    drop(file);
-    let f = std::fs::File::open(part).map_err(|x| Error::io(part, x))?;
-    f.sync_all().map_err(|x| Error::io(part, x))?;
-    lap("fsync");
-    let size = f.metadata().map(|m| m.len()).unwrap_or(written);
-    let _ = raw_bytes;
-    Ok((read_total, size))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shuffle_makes_byte_planes() {
-        let v: Vec<u16> = vec![0x0102, 0x0304, 0x0506];
-        let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(shuffle(&b, 2), vec![0x02, 0x04, 0x06, 0x01, 0x03, 0x05]);
-        assert_eq!(shuffle(&b, 1), b);
-    }
-
-    #[test]
-    fn part_path_appends_part() {
-        assert_eq!(part_path(Path::new("/d/x.emd")), PathBuf::from("/d/x.emd.part"));
-        assert!(free_space(Path::new("/")).is_some_and(|f| f > 0));
-    }
-}
-
-/// True when `emd` is a complete emdtui conversion of `source` (same source fingerprint), so it
-/// can be used instead of converting again.
-pub fn is_converted_from(emd: &Path, source: &dyn Dataset) -> bool {
-    if !emd.is_file() {
-        return false;
-    }
-    match crate::format::emd::EmdFile::open(emd) {
-        Ok(f) => f.complete == Some(true) && f.source_fingerprint.as_deref() == Some(source.fingerprint().as_str()),
-        Err(_) => false,
-    }
+    (ov, read_total)
 }

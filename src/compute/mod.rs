@@ -1,7 +1,6 @@
 //! Computation on datasets: display helpers, overviews and virtual detectors, 4D FFT, conversion.
 
 pub mod budget;
-pub mod cache;
 pub mod convert;
 pub mod display;
 pub mod fft;

@@ -114,11 +114,33 @@ pub struct ComputeOptions {
     pub mask: Option<Arc<Vec<f32>>>,
     /// Compute a strided subset first and report it as a partial result.
     pub coarse_first: bool,
+    /// Block size and kernel choice (experiments and benchmarks).
+    pub kernel: KernelTuning,
 }
 
 impl Default for ComputeOptions {
     fn default() -> Self {
-        ComputeOptions { memory_budget: crate::compute::budget::default_budget(), mask: None, coarse_first: true }
+        ComputeOptions {
+            memory_budget: crate::compute::budget::default_budget(),
+            mask: None,
+            coarse_first: true,
+            kernel: KernelTuning::default(),
+        }
+    }
+}
+
+/// How the overview pass reads and reduces frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelTuning {
+    /// Target bytes of raw + decoded frames per read block (cache-sized; default 256 KiB).
+    pub block_bytes: u64,
+    /// Use the fused kernel on stored big-endian 16-bit frames (default true).
+    pub raw_kernel: bool,
+}
+
+impl Default for KernelTuning {
+    fn default() -> Self {
+        KernelTuning { block_bytes: 256 << 10, raw_kernel: true }
     }
 }
 
@@ -749,10 +771,15 @@ fn frame_cost(ds: &dyn Dataset) -> u64 {
 /// Positions per read block for `threads` workers within `budget` (half of it for frames in
 /// flight, the rest for results, patterns and slack); about 256 KiB of raw + decoded frames per block (cache-sized; one 256x256 u16 frame).
 pub fn block_len(ds: &dyn Dataset, budget: u64, threads: usize) -> usize {
+    block_len_with(ds, budget, threads, KernelTuning::default().block_bytes)
+}
+
+/// [`block_len`] with a target block size of `block_bytes` instead of the default.
+pub fn block_len_with(ds: &dyn Dataset, budget: u64, threads: usize, block_bytes: u64) -> usize {
     let cost = frame_cost(ds).max(1);
     let by_budget = budget / 2 / (threads.max(1) as u64 * cost);
     // small blocks stay in the CPU caches between the read, the decode and the kernel
-    let target = std::env::var("EMDTUI_BLOCK_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256u64 << 10);
+    let target = block_bytes.max(1);
     // at least 4 frames: the kernels update the pattern sums once per group of 4 frames
     let by_size = (target / cost).max(4);
     by_budget.min(by_size).clamp(1, 4096) as usize
@@ -793,6 +820,7 @@ fn run_tasks(
     progress: &Progress,
     on_partial: Option<&(dyn Fn(&Overviews) + Sync)>,
     io_threads: Option<usize>,
+    raw_kernel: bool,
 ) -> Result<Accumulator> {
     let (dr, dc) = ds.det();
     let pt = ds.info().pixel_type;
@@ -808,7 +836,7 @@ fn run_tasks(
         let mut scratch = ReadScratch::default();
         scratch.mib.scattered = matches!(tasks, Tasks::List(_));
         let mut acc = Accumulator::new(geometry, dr, dc, mask.clone());
-        let raw_ok = acc.takes_raw(pt) && std::env::var_os("EMDTUI_NO_RAW_KERNEL").is_none();
+        let raw_ok = acc.takes_raw(pt) && raw_kernel;
         let r = (|| -> Result<()> {
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -973,7 +1001,7 @@ pub fn compute(
     let present = ds.positions_present();
     let (rows, cols) = (ds.scan().rows, ds.scan().cols);
     let threads = rayon::current_num_threads();
-    let block = block_len(ds, opts.memory_budget, threads);
+    let block = block_len_with(ds, opts.memory_budget, threads, opts.kernel.block_bytes);
     let exact_tasks = Tasks::Blocks { present, block: block.max(1) };
     let k = coarse_stride(ds);
     let coarse: Vec<(usize, usize)> = if opts.coarse_first && present > 0 && rows > 1 && cols > 1 {
@@ -995,6 +1023,7 @@ pub fn compute(
             progress,
             None,
             Some(IO_THREADS),
+            opts.kernel.raw_kernel,
         )?;
         let mut sh = shared.lock().unwrap();
         fill_coarse(&mut sh.out, present, k);
@@ -1002,7 +1031,18 @@ pub fn compute(
         on_partial(&sh.out);
         sh.last_partial = Instant::now();
     }
-    let acc = run_tasks(ds, geometry, mask.clone(), exact_tasks, &shared, true, progress, Some(on_partial), None)?;
+    let acc = run_tasks(
+        ds,
+        geometry,
+        mask.clone(),
+        exact_tasks,
+        &shared,
+        true,
+        progress,
+        Some(on_partial),
+        None,
+        opts.kernel.raw_kernel,
+    )?;
     let mut out = shared.into_inner().unwrap().out;
     out.set_patterns(&acc);
     out.positions_done = present;
@@ -1047,7 +1087,7 @@ pub fn roi_mean(
     progress.set_total(tasks.iter().map(|t| t.1 as u64).sum());
     let g = default_geometry(ds.det().0, ds.det().1);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None)?;
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None, true)?;
     Ok(acc.mean_pattern())
 }
 
@@ -1070,7 +1110,7 @@ pub fn estimate_geometry(ds: &dyn Dataset, samples: usize, progress: &Progress) 
     for &(p, _) in &tasks {
         ds.prefetch(p);
     }
-    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None)?;
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None, true)?;
     let mean = acc.mean_pattern();
     Ok((auto_geometry(&mean, dr, dc), mean))
 }

@@ -143,21 +143,6 @@ pub fn parse_iso_ns(s: &str) -> Option<i128> {
     Some(secs as i128 * 1_000_000_000 + ns_frac as i128)
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian; Howard Hinnant's
-/// algorithm), the inverse of the day arithmetic in [`parse_iso_ns`].
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Largest header we accept (the field is 5 digits; real files use 384 or 768).
 pub const MAX_HEADER: usize = 99_999;
 

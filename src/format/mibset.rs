@@ -484,12 +484,12 @@ impl MibSet {
         Ok(())
     }
 
-    /// Decode `count` frames from `start` into a [`FrameBuf`](crate::dataset::FrameBuf) (resized).
+    /// Decode `count` frames from `start` into a [`FrameBuf`](crate::format::frames::FrameBuf) (resized).
     pub fn decode_frames_buf(
         &self,
         start: usize,
         count: usize,
-        out: &mut crate::dataset::FrameBuf,
+        out: &mut crate::format::frames::FrameBuf,
         scratch: &mut Scratch,
     ) -> Result<()> {
         out.resize(count * self.header.rows * self.header.cols);

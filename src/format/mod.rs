@@ -1,8 +1,10 @@
-//! File formats: Merlin `.mib` (frames, acquisition sets), `.hdr`, EMD (HDF5), image exports and
-//! the synthetic generator. No threads, no UI.
+//! File formats: Merlin `.mib` (frames, acquisition sets), `.hdr`, the EMD layout, raw HDF5
+//! access (`h5`), image exports and the synthetic generator. No threads, no UI.
 
 pub mod emd;
 pub mod export;
+pub mod frames;
+pub mod h5;
 pub mod hdr;
 pub mod mib;
 pub mod mibset;

@@ -256,7 +256,7 @@ fn iso(ns: i128) -> (String, String) {
     let frac = ns.rem_euclid(1_000_000_000) as i64;
     let days = secs.div_euclid(86400);
     let sod = secs.rem_euclid(86400);
-    let (y, m, d) = mib::civil_from_days(days);
+    let (y, m, d) = crate::util::civil_from_days(days);
     let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
     (
         format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{frac:09}Z"),

@@ -39,9 +39,33 @@ impl JobState {
     }
 }
 
+/// What a job does (its name in the jobs panel comes from here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Overview,
+    Convert,
+    Fft,
+    RoiMean,
+    /// Anything else (tests, helpers), named freely.
+    Other,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Overview => "overview",
+            JobKind::Convert => "convert",
+            JobKind::Fft => "fft",
+            JobKind::RoiMean => "roi mean",
+            JobKind::Other => "job",
+        }
+    }
+}
+
 /// Progress and control shared between a job and whoever watches it.
 #[derive(Debug)]
 pub struct Progress {
+    pub kind: JobKind,
     pub name: String,
     done: AtomicU64,
     total: AtomicU64,
@@ -53,9 +77,18 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A job of a known kind (named after it).
+    pub fn job(kind: JobKind, total: u64) -> Arc<Self> {
+        Self::with(kind, kind.name().to_string(), total)
+    }
+    /// A freely named job ([`JobKind::Other`]).
     pub fn new(name: impl Into<String>, total: u64) -> Arc<Self> {
+        Self::with(JobKind::Other, name.into(), total)
+    }
+    fn with(kind: JobKind, name: String, total: u64) -> Arc<Self> {
         Arc::new(Progress {
-            name: name.into(),
+            kind,
+            name,
             done: AtomicU64::new(0),
             total: AtomicU64::new(total),
             bytes: AtomicU64::new(0),

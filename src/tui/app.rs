@@ -2,18 +2,19 @@
 //! conversion, FFT) runs as jobs in a [`JobTable`] and reports back as [`AppEvent`]s on the one
 //! channel the main loop reads.
 
-use super::fftview::{FftSource, MemFft};
 use super::images::{Graphics, PaneImage};
 use super::keys::Action;
 use super::loader::{Frame, Loader};
 use crate::compute::display::{Colormap, DisplayParams, Scale};
-use crate::compute::fft::Part;
-use crate::compute::overview::{self, ComputeOptions, DetectorKind, Geometry, Overviews};
-use crate::dataset::{Dataset, DatasetInfo, FrameBuf, ReadScratch};
-use crate::jobs::{JobTable, Progress};
+use crate::compute::fft::{FftSource, MemFft, Part};
+use crate::compute::overview::{self, ComputeOptions, DetectorKind, Geometry, KernelTuning, Overviews};
+use crate::dataset::{Dataset, DatasetInfo, Kind};
+use crate::jobs::{JobKind, JobTable, Progress};
+use crate::ops::overview::{GeometryChoice, OverviewJob};
+use crate::ops::resume::Interrupted;
 use ratatui::layout::Rect;
 use ratatui_image::picker::Picker;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,8 +28,8 @@ pub enum AppEvent {
     Overview(u64, Box<Overviews>),
     RoiMean(u64, Vec<f32>, usize),
     FftReady(Arc<dyn FftSource>),
-    /// A job ended: (name, message to show).
-    JobEnded(String, String),
+    /// A job ended: (its kind, message to show).
+    JobEnded(JobKind, String),
     Tick,
 }
 
@@ -130,6 +131,7 @@ pub struct State {
     pub frame_version: u64,
     pub memory_budget: u64,
     pub cache_dir: Option<PathBuf>,
+    pub tuning: crate::Tuning,
     pub tx: Sender<AppEvent>,
     pub loader: Loader,
     pub first_complete_draw: Option<Duration>,
@@ -147,6 +149,7 @@ pub struct Options {
     pub memory_budget: u64,
     /// Where complete overviews are cached (None: no cache).
     pub cache_dir: Option<PathBuf>,
+    pub tuning: crate::Tuning,
 }
 
 impl State {
@@ -165,7 +168,7 @@ impl State {
             },
         );
         let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let is_mib = info.kind == "mib";
+        let is_mib = info.kind == Kind::Mib;
         let mut s = State {
             ds,
             info,
@@ -219,13 +222,14 @@ impl State {
             frame_version: 0,
             memory_budget: o.memory_budget,
             cache_dir: o.cache_dir,
+            tuning: o.tuning,
             tx,
             loader,
             first_complete_draw: None,
             started: Instant::now(),
         };
-        if s.info.kind == "emd" {
-            s.cache_note = crate::format::emd::EmdFile::open(&s.path).and_then(|f| f.list_caches()).ok().map(|c| {
+        if s.info.kind == Kind::Emd {
+            s.cache_note = crate::store::emd::EmdFile::open(&s.path).and_then(|f| f.list_caches()).ok().map(|c| {
                 let stale: Vec<&str> = c.iter().filter(|e| !e.valid).map(|e| e.name.as_str()).collect();
                 let valid = c.len() - stale.len();
                 if stale.is_empty() {
@@ -261,65 +265,50 @@ impl State {
         }
     }
 
-    /// Start (or restart, after a geometry change) the overview job.
+    /// Start (or restart, after a geometry change) the overview job: the overviews cached in the
+    /// EMD, else in the cache directory, else computed with partial results streamed to the UI.
     pub fn start_overview(&mut self) {
         if let Some(j) = self.overview_job.take() {
             j.cancel();
         }
         self.overview_gen += 1;
         let gen_ = self.overview_gen;
-        let p = Progress::new("overview", self.ds.positions_present() as u64);
+        let p = Progress::job(JobKind::Overview, self.ds.positions_present() as u64);
         self.overview_job = Some(p.clone());
-        let (ds, geom, tx, cdir) = (self.ds.clone(), self.geometry.clone(), self.tx.clone(), self.cache_dir.clone());
-        let opts = ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true };
-        let (auto, is_emd) = (self.auto_geometry, self.info.kind == "emd");
+        let t = &self.tuning;
+        let kernel = KernelTuning {
+            block_bytes: t.block_bytes.unwrap_or(KernelTuning::default().block_bytes),
+            raw_kernel: !t.no_raw_kernel,
+        };
+        let job = OverviewJob {
+            geometry: if self.auto_geometry {
+                GeometryChoice::Auto { fallback: self.geometry.clone() }
+            } else {
+                GeometryChoice::Fixed(self.geometry.clone())
+            },
+            compute: ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true, kernel },
+            cache_dir: self.cache_dir.clone(),
+            emd_cache: true,
+        };
+        let (ds, tx) = (self.ds.clone(), self.tx.clone());
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
             move |p| {
-                // an EMD opens with the overviews cached inside it (valid ones only)
-                if is_emd
-                    && let Ok(f) = crate::format::emd::EmdFile::open(&ds.info().path)
-                    && let Ok(Some(o)) = f.read_overviews()
-                    && (auto || o.geometry == geom)
-                {
-                    p.set_message("loaded from cache");
-                    p.set_done(p.total());
-                    return Ok(o);
-                }
-                // until the user moves the detector, it follows the bright-field disk
-                let geom = if auto {
-                    overview::estimate_geometry(ds.as_ref(), 64, &Progress::new("geometry", 0))
-                        .map(|(g, _)| g)
-                        .unwrap_or(geom)
-                } else {
-                    geom
-                };
-                let fp = cdir.as_ref().map(|_| ds.fingerprint());
-                if let (Some(d), Some(fp)) = (&cdir, &fp)
-                    && let Some(o) = super::ovcache::load(d, fp, &geom)
-                {
-                    p.set_message("loaded from cache");
-                    p.set_done(p.total());
-                    return Ok(o);
-                }
                 let last = Mutex::new(Instant::now() - Duration::from_secs(1));
                 let txp = Mutex::new(tx.clone());
-                overview::compute(ds.as_ref(), &geom, &opts, p, &|o: &Overviews| {
-                    let mut l = last.lock().unwrap();
+                let on_partial = |o: &Overviews| {
+                    let mut l = last.lock().expect("partial-result throttle");
                     if l.elapsed() >= Duration::from_millis(150) {
                         *l = Instant::now();
-                        let _ = txp.lock().unwrap().send(AppEvent::Overview(gen_, Box::new(o.clone())));
+                        let _ = txp.lock().expect("sender").send(AppEvent::Overview(gen_, Box::new(o.clone())));
                     }
-                })
-                .inspect(|o| {
-                    if let (Some(d), Some(fp)) = (&cdir, &fp)
-                        && o.complete
-                        && let Err(e) = super::ovcache::save(d, fp, o)
-                    {
-                        log::warn!("overview cache: {e}");
-                    }
-                })
+                };
+                let (o, origin) = crate::ops::overview::overview(ds.as_ref(), &job, p, &on_partial)?;
+                if origin != crate::ops::overview::Origin::Computed {
+                    p.set_message(origin.describe());
+                }
+                Ok(o)
             },
             move |p, r| match r {
                 Ok(o) => {
@@ -327,7 +316,7 @@ impl State {
                 }
                 Err(crate::Error::Cancelled) => {}
                 Err(e) => {
-                    let _ = tx2.send(AppEvent::JobEnded(p.name.clone(), format!("overview failed: {e}")));
+                    let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("overview failed: {e}")));
                 }
             },
         );
@@ -335,73 +324,81 @@ impl State {
     }
 
     fn emd_path(&self) -> PathBuf {
-        crate::compute::convert::default_output(&self.path)
+        crate::ops::convert::default_output(&self.path)
     }
 
     /// Interrupted outputs next to the file (`X.emd.part`, `.X.emd.part*`).
     pub fn find_interrupted(&self) -> Option<PathBuf> {
-        let out = self.emd_path();
-        let dir = out.parent()?;
-        let name = out.file_name()?.to_string_lossy().to_string();
-        std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                n == format!("{name}.part") || n.starts_with(&format!(".{name}.part"))
-            })
+        crate::ops::resume::find_partial_conversion(&self.emd_path())
     }
 
     fn offer_resume(&mut self) {
         if self.demo {
             return;
         }
-        // an interrupted FFT in this EMD (or in the EMD of this .mib)
+        // an interrupted FFT in this EMD (or in the EMD of this .mib), else a partial conversion
         let emd = if self.is_mib { self.emd_path() } else { self.path.clone() };
-        if emd.is_file()
-            && let Some((params, done, total)) = crate::compute::fft::interrupted_params(&emd)
-        {
-            let n = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            self.popup = Popup::Confirm(
-                Confirm::ResumeFft(params),
-                format!(
-                    "An interrupted 4D FFT was found in {n} ({done} of {total} blocks done).\nResume it now? (y/n)"
-                ),
-            );
-            return;
-        }
-        if !self.is_mib {
-            return;
-        }
-        if let Some(p) = self.find_interrupted() {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            self.popup = Popup::Confirm(
-                Confirm::Resume(p),
-                format!("An interrupted conversion was found ({n}).\nResume it now? (y/n)"),
-            );
+        match crate::ops::resume::find(&emd, self.is_mib) {
+            Some(Interrupted::Fft { emd, params, done, total }) => {
+                let n = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                self.popup = Popup::Confirm(
+                    Confirm::ResumeFft(params),
+                    format!(
+                        "An interrupted 4D FFT was found in {n} ({done} of {total} blocks done).\nResume it now? (y/n)"
+                    ),
+                );
+            }
+            Some(Interrupted::Conversion(p)) => {
+                let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                self.popup = Popup::Confirm(
+                    Confirm::Resume(p),
+                    format!("An interrupted conversion was found ({n}).\nResume it now? (y/n)"),
+                );
+            }
+            None => {}
         }
     }
 
+    /// Conversion options of the UI's jobs (tuning knobs filled in).
+    fn convert_options(&self) -> crate::compute::convert::ConvertOptions {
+        let t = &self.tuning;
+        crate::compute::convert::ConvertOptions {
+            memory_budget: self.memory_budget,
+            deflate_level: t.deflate_level(),
+            no_space_check: t.no_space_check,
+            fail_write_after: t.fail_write_after,
+            ..Default::default()
+        }
+    }
+
+    /// FFT run options of the UI's jobs.
+    fn fft_options(&self) -> crate::compute::fft::RunOptions {
+        crate::compute::fft::RunOptions {
+            group_delay: self.tuning.fft_group_delay,
+            buffered_output: self.tuning.fft_buffered,
+            ..Default::default()
+        }
+    }
+
+    /// Convert to EMD in the background (then, with `then_fft`, compute the default FFT into it).
     fn start_convert(&mut self, then_fft: bool) {
-        if self.jobs.list().iter().any(|j| j.name == "convert" && !j.state().finished()) {
+        if self.jobs.list().iter().any(|j| j.kind == JobKind::Convert && !j.state().finished()) {
             self.status = "a conversion is already running".into();
             return;
         }
         let out = self.emd_path();
-        let p = Progress::new("convert", self.ds.positions_present() as u64);
+        let p = Progress::job(JobKind::Convert, self.ds.positions_present() as u64);
         let (ds, tx, budget) = (self.ds.clone(), self.tx.clone(), self.memory_budget);
-        let opts = crate::compute::convert::ConvertOptions { memory_budget: budget, ..Default::default() };
+        let (opts, fopts) = (self.convert_options(), self.fft_options());
         self.status = format!("converting to {}", out.display());
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
             move |p| {
-                let r = crate::compute::convert::convert(ds.as_ref(), &out, &opts, p)?;
+                let r = crate::ops::convert::convert(ds.as_ref(), &out, &opts, p)?;
                 if then_fft {
                     let emd = crate::dataset::open(&r.output, &Default::default())?;
-                    fft_into_cache(emd.as_ref(), &r.output, budget, p)?;
-                    let c = crate::compute::fft::FftCache::open(&r.output)?;
+                    let c = crate::ops::fft::load_or_compute(emd.as_ref(), &r.output, None, budget, p, &fopts)?.cache();
                     let _ = tx.send(AppEvent::FftReady(Arc::new(c)));
                 }
                 Ok(r)
@@ -412,7 +409,7 @@ impl State {
                     Err(crate::Error::Cancelled) => "conversion cancelled".into(),
                     Err(e) => format!("{} failed: {e}", p.name),
                 };
-                let _ = tx2.send(AppEvent::JobEnded(p.name.clone(), msg));
+                let _ = tx2.send(AppEvent::JobEnded(p.kind, msg));
             },
         );
         self.dirty = true;
@@ -430,10 +427,11 @@ impl State {
             self.status = "the FFT is already being computed".into();
             return;
         }
-        let p = Progress::new("fft", 0);
+        let p = Progress::job(JobKind::Fft, 0);
         self.fft_job = Some(p.clone());
         let (ds, tx, demo, budget) = (self.ds.clone(), self.tx.clone(), self.demo, self.memory_budget);
         let path = if self.is_mib { self.emd_path() } else { self.path.clone() };
+        let (copts, fopts) = (self.convert_options(), self.fft_options());
         let tx2 = tx.clone();
         self.jobs.spawn(
             p,
@@ -441,30 +439,16 @@ impl State {
                 let src: Arc<dyn FftSource> = if demo {
                     Arc::new(MemFft::compute(ds.as_ref(), 1 << 23, p)?)
                 } else {
-                    let emd_ds = if ds.info().kind == "emd" {
-                        ds.clone()
-                    } else {
-                        crate::dataset::open(&path, &Default::default())?
-                    };
-                    let cached = if params.is_none() { crate::compute::fft::FftCache::open(&path).ok() } else { None };
-                    match cached {
-                        Some(c) => Arc::new(c),
-                        None => {
-                            let params = match params {
-                                Some(q) => q,
-                                None => crate::compute::fft::default_params(emd_ds.as_ref())?,
-                            };
-                            crate::compute::fft::compute(emd_ds.as_ref(), &path, &params, budget, p)?;
-                            Arc::new(crate::compute::fft::FftCache::open(&path)?)
-                        }
-                    }
+                    let (emd_ds, _) = crate::ops::fft::ensure_emd(ds, &path, &copts, p)?;
+                    let c = crate::ops::fft::load_or_compute(emd_ds.as_ref(), &path, params, budget, p, &fopts)?;
+                    Arc::new(c.cache())
                 };
                 let _ = tx.send(AppEvent::FftReady(src));
                 Ok(())
             },
             move |p, r| {
                 if let Err(e) = r {
-                    let _ = tx2.send(AppEvent::JobEnded(p.name.clone(), format!("FFT: {e}")));
+                    let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("FFT: {e}")));
                 }
             },
         );
@@ -480,7 +464,7 @@ impl State {
             .and_then(|p| crate::compute::fft::planned_sizes(self.ds.as_ref(), &p, self.memory_budget))
             .map(|(out, _, _)| out)
             .unwrap_or(full);
-        (bytes, free_space(self.emd_path().parent().unwrap_or(Path::new("."))))
+        (bytes, crate::util::free_space_for(&self.emd_path()))
     }
 
     fn confirm_fft_text(&self) -> String {
@@ -502,7 +486,7 @@ impl State {
         if !self.demo {
             let emd = if self.is_mib { self.emd_path() } else { self.path.clone() };
             if emd.is_file()
-                && let Ok(c) = crate::compute::fft::FftCache::open(&emd)
+                && let Ok(c) = crate::store::fft::FftCache::open(&emd)
             {
                 self.set_fft(Arc::new(c));
                 self.screen = Screen::Fft;
@@ -564,29 +548,19 @@ impl State {
         self.dirty = true;
     }
 
+    /// The mean diffraction pattern over the ROI, on the worker pool.
     fn start_roi_mean(&mut self) {
         let Some(((r0, c0), (r1, c1))) = self.roi else { return };
         self.roi_gen += 1;
         let g = self.roi_gen;
         let n = (r1 - r0 + 1) * (c1 - c0 + 1);
-        let p = Progress::new("roi mean", n as u64);
-        let (ds, tx) = (self.ds.clone(), self.tx.clone());
+        let p = Progress::job(JobKind::RoiMean, n as u64);
+        let (ds, tx, budget) = (self.ds.clone(), self.tx.clone(), self.memory_budget);
         self.jobs.spawn(
             p,
             move |p| {
-                let cols = ds.scan().cols;
-                let npx = ds.frame_pixels();
-                let mut acc = vec![0f64; npx];
-                let mut buf = FrameBuf::new(ds.info().pixel_type);
-                let mut scratch = ReadScratch::default();
-                for r in r0..=r1 {
-                    p.check()?;
-                    let w = c1 - c0 + 1;
-                    ds.read_positions(r * cols + c0, w, &mut buf, &mut scratch)?;
-                    crate::with_frames!(&buf, v => for (i, x) in v.iter().enumerate() { acc[i % npx] += *x as f64; });
-                    p.add(w as u64, (w * npx * ds.info().pixel_type.bytes()) as u64);
-                }
-                let _ = tx.send(AppEvent::RoiMean(g, acc.iter().map(|v| (v / n as f64) as f32).collect(), n));
+                let mean = crate::ops::overview::roi_mean(ds.as_ref(), r0..r1 + 1, c0..c1 + 1, budget, p)?;
+                let _ = tx.send(AppEvent::RoiMean(g, mean, n));
                 Ok(())
             },
             |_, _| {},
@@ -652,14 +626,6 @@ impl State {
         self.jobs.running() > 0
     }
 }
-
-/// The default FFT (scan axes, bright-field disk crop) of `ds` into the EMD `emd`.
-fn fft_into_cache(ds: &dyn Dataset, emd: &Path, budget: u64, p: &Progress) -> crate::Result<()> {
-    let params = crate::compute::fft::default_params(ds)?;
-    crate::compute::fft::compute(ds, emd, &params, budget, p).map(|_| ())
-}
-
-pub use crate::compute::convert::free_space;
 
 /// Apply one action.
 pub fn update(s: &mut State, a: Action) {

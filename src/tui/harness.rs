@@ -49,6 +49,7 @@ impl<B: Backend> Harness<B> {
                 sync_loader: deterministic,
                 memory_budget: 1 << 30,
                 cache_dir: None,
+                tuning: crate::Tuning::default(),
             },
         );
         let terminal = ratatui::Terminal::new(backend).map_err(|e| anyhow::anyhow!("terminal: {e:?}"))?;

@@ -249,17 +249,18 @@ impl UserKeys {
         Ok(UserKeys { bindings })
     }
 
-    /// The configuration file in use, if any.
-    pub fn path() -> Option<std::path::PathBuf> {
-        if let Some(p) = std::env::var_os("EMDTUI_KEYS") {
-            return Some(p.into());
+    /// The configuration file in use: `file` (from `EMDTUI_KEYS`) or the default
+    /// `~/.config/emdtui/keys.json`.
+    pub fn path(file: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+        if let Some(p) = file {
+            return Some(p.to_path_buf());
         }
         directories::ProjectDirs::from("org", "emdtui", "emdtui").map(|d| d.config_dir().join("keys.json"))
     }
 
     /// Load from [`UserKeys::path`]; a missing file is no bindings, a broken one an error.
-    pub fn load() -> Result<UserKeys, String> {
-        match Self::path() {
+    pub fn load(file: Option<&std::path::Path>) -> Result<UserKeys, String> {
+        match Self::path(file) {
             Some(p) if p.is_file() => {
                 let t = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                 Self::parse(&t).map_err(|e| format!("{}: {e}", p.display()))

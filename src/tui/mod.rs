@@ -7,15 +7,14 @@
 //! bursts (held arrow keys, slow SSH links): only the latest frame is ever sent.
 
 pub mod app;
-pub mod fftview;
 pub mod harness;
 pub mod images;
 pub mod keys;
 pub mod loader;
-pub mod ovcache;
 pub mod render;
 
-use crate::cli::Cli;
+use crate::Tuning;
+use crate::dataset::OpenOptions;
 use anyhow::Context;
 use app::{AppEvent, State};
 use ratatui::crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEventKind};
@@ -25,14 +24,22 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The cache directory (`EMDTUI_CACHE_DIR` overrides the platform default).
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("EMDTUI_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    directories::ProjectDirs::from("org", "emdtui", "emdtui")
-        .map(|p| p.cache_dir().to_path_buf())
-        .unwrap_or_else(|| std::env::temp_dir().join("emdtui-cache"))
+/// What the front end was asked to open, and how (parsed by the binary from its command line).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The file; the built-in demo when None.
+    pub file: Option<PathBuf>,
+    pub open: OpenOptions,
+    pub memory_budget: u64,
+    /// `--graphics`: auto, kitty, sixel, iterm2, halfblocks, braille.
+    pub graphics: String,
+    /// `--no-query`.
+    pub no_query: bool,
+}
+
+/// The cache directory (from the tuning; `./.emdtui-cache` when none could be found).
+pub fn cache_dir(t: &Tuning) -> PathBuf {
+    t.cache_dir.clone().unwrap_or_else(|| PathBuf::from(".emdtui-cache"))
 }
 
 /// The demo dataset's spec (48x48 scan of 256x256 12-bit frames, 288 MiB).
@@ -49,8 +56,8 @@ pub fn demo_spec() -> crate::format::synth::SynthSpec {
 }
 
 /// The built-in demo file, generated once into the cache directory.
-pub fn demo_file() -> anyhow::Result<PathBuf> {
-    let dir = cache_dir().join("demo");
+pub fn demo_file(cache: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = cache.join("demo");
     let f = dir.join("demo_48x48.mib");
     let spec = demo_spec();
     let expect = crate::format::synth::output_paths(&f, &spec, spec.rows * spec.cols);
@@ -73,9 +80,8 @@ pub fn demo_file() -> anyhow::Result<PathBuf> {
     Ok(f)
 }
 
-fn init_logging() {
-    let dir = cache_dir();
-    if std::fs::create_dir_all(&dir).is_ok()
+fn init_logging(dir: &std::path::Path) {
+    if std::fs::create_dir_all(dir).is_ok()
         && let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("emdtui.log"))
     {
         let _ = simplelog::WriteLogger::init(log::LevelFilter::Info, simplelog::Config::default(), f);
@@ -108,22 +114,24 @@ impl Drop for TerminalGuard {
     }
 }
 
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    init_logging();
-    keys::set_user_keys(keys::UserKeys::load().map_err(|e| anyhow::anyhow!("key configuration {e}"))?);
+    let cache = cache_dir(tuning);
+    init_logging(&cache);
+    keys::set_user_keys(
+        keys::UserKeys::load(tuning.keys_file.as_deref()).map_err(|e| anyhow::anyhow!("key configuration {e}"))?,
+    );
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !tty {
         anyhow::bail!("the terminal UI needs a terminal (use `emdtui info FILE` for a summary)");
     }
     let (path, demo) = match &cli.file {
         Some(f) => (f.clone(), false),
-        None => (demo_file()?, true),
+        None => (demo_file(&cache)?, true),
     };
-    let opts = cli.open.options()?;
-    let ds = crate::dataset::open(&path, &opts).with_context(|| format!("opening {}", path.display()))?;
-    let budget = cli.memory_budget()?;
-    let trace = std::env::var_os("EMDTUI_TRACE_STARTUP").is_some();
+    let ds = crate::dataset::open(&path, &cli.open).with_context(|| format!("opening {}", path.display()))?;
+    let budget = cli.memory_budget;
+    let trace = tuning.trace_startup;
     let t_open = t0.elapsed();
 
     // panic hook: restore the terminal first, then report
@@ -168,7 +176,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             deterministic: false,
             sync_loader: false,
             memory_budget: budget,
-            cache_dir: Some(cache_dir()),
+            cache_dir: Some(cache.clone()),
+            tuning: tuning.clone(),
         },
     );
     let mut last_tick = Instant::now();
@@ -183,7 +192,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
                 s.first_complete_draw = Some(d);
                 log::info!("first complete draw (metadata + frame) after {:.1} ms", d.as_secs_f64() * 1e3);
                 // lets the end-to-end test check that a panic restores the terminal
-                if std::env::var_os("EMDTUI_TEST_PANIC").is_some() {
+                if tuning.test_panic {
                     panic!("EMDTUI_TEST_PANIC set: deliberate panic after the first draw");
                 }
             }

@@ -267,7 +267,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     };
     v.push(Line::from(vec![Span::styled(format!("{} ", "overview"), key), Span::raw(ov)]));
     if s.is_mib {
-        let emd = crate::compute::convert::default_output(&s.path);
+        let emd = crate::ops::convert::default_output(&s.path);
         let st = if emd.exists() { "present" } else { "not converted" };
         v.push(Line::from(vec![Span::styled(format!("{} ", "EMD"), key), Span::raw(st.to_string())]));
     }

@@ -1,5 +1,6 @@
-//! Cache of overview results for read-only `.mib` files, in the user's cache directory
-//! (`directories::ProjectDirs::from("org", "emdtui", "emdtui")`, or `$EMDTUI_CACHE_DIR`).
+//! The one cache of overview results for read-only `.mib` files, in the cache directory
+//! (`Tuning::cache_dir`: `$EMDTUI_CACHE_DIR` or the platform cache directory, e.g.
+//! `~/.cache/emdtui`). The TUI and `emdtui overview` read and write the same entries.
 //! Nothing is ever written next to or into the `.mib`.
 //!
 //! Key: the dataset fingerprint (paths, sizes, mtimes, hash of a few frames), the scan
@@ -13,25 +14,17 @@
 //! then f32 arrays: sum, bf, adf, com_x, com_y, [mask], mean_dp, max_dp.
 
 use crate::compute::overview::{Geometry, Overviews};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, Kind};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 pub const FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"EMDTUIOV";
 
-/// The cache directory (`$EMDTUI_CACHE_DIR` or the platform cache dir), None if unknown.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("EMDTUI_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    directories::ProjectDirs::from("org", "emdtui", "emdtui").map(|p| p.cache_dir().to_path_buf())
-}
-
 /// Whether results of this dataset are cached here (read-only `.mib` sources; EMD files keep
 /// their overviews inside).
 pub fn applies(ds: &dyn Dataset) -> bool {
-    ds.info().kind == "mib"
+    ds.info().kind == Kind::Mib
 }
 
 /// Cache key of a dataset + geometry + mask.
@@ -60,13 +53,12 @@ fn entry_path(dir: &Path, key: &str) -> PathBuf {
 }
 
 /// Cached results for `ds` with exactly this geometry and mask, if present and valid.
-pub fn load(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> Option<Overviews> {
+pub fn load(dir: &Path, ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> Option<Overviews> {
     if !applies(ds) {
         return None;
     }
-    let dir = cache_dir()?;
     let k = key(ds, geometry, mask);
-    let b = std::fs::read(entry_path(&dir, &k)).ok()?;
+    let b = std::fs::read(entry_path(dir, &k)).ok()?;
     let o = decode(&b, &k, geometry)?;
     let (dr, dc) = ds.det();
     let s = ds.scan();
@@ -79,14 +71,13 @@ pub fn load(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> Opti
 }
 
 /// Store results (only complete passes should be stored; the caller decides). Returns the path.
-pub fn store(ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>) -> Result<PathBuf> {
+pub fn store(dir: &Path, ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>) -> Result<PathBuf> {
     if !applies(ds) {
         return Err(Error::Invalid("only .mib results are cached outside the file".into()));
     }
-    let dir = cache_dir().ok_or_else(|| Error::Invalid("no cache directory (set EMDTUI_CACHE_DIR)".into()))?;
     let k = key(ds, &o.geometry, mask);
-    let path = entry_path(&dir, &k);
-    let sub = path.parent().unwrap();
+    let path = entry_path(dir, &k);
+    let sub = path.parent().expect("entry paths have a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
     let bytes = encode(o, &k);
     let tmp = path.with_extension(format!("bin.part{}", std::process::id()));

@@ -1,45 +1,13 @@
-//! Data sources for the FFT explorer. The explorer only talks to [`FftSource`], so the EMD
-//! cache ([`crate::compute::fft::FftCache`]) and the small in-memory transform used for the demo
-//! and tests plug in the same way.
+//! A scan-axes FFT held in memory, for small datasets (the demo) and tests. It uses the same
+//! kernels as the out-of-core passes (crop/bin, 2-D FFT with fftshift).
 
-use crate::compute::fft::{FftCache, Part};
+use super::kernels::{Plans2, crop_bin};
+use super::{Elem, FftSource, Layout, Part};
 use crate::dataset::{Dataset, FrameBuf, ReadScratch};
 use crate::error::{Error, Result};
 use crate::jobs::Progress;
 use num_complex::Complex32;
-
-/// What the FFT explorer needs. Q = spatial frequency over the scan (Q = 0 at the centre),
-/// K = detector pixel.
-pub trait FftSource: Send + Sync {
-    /// (Q rows, Q cols, K rows, K cols).
-    fn shape(&self) -> [usize; 4];
-    /// Where the transform comes from (shown in the title).
-    fn label(&self) -> String;
-    /// sum_K |G(Q, K)|^2 over Q.
-    fn power_map(&self) -> Result<Vec<f32>>;
-    /// K rows x K cols at Q, averaged over a (2*half+1)^2 Q region.
-    fn detector_image(&self, q: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>>;
-    /// Q rows x Q cols at K, averaged over a (2*half+1)^2 K region.
-    fn q_image(&self, k: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>>;
-}
-
-impl FftSource for FftCache {
-    fn shape(&self) -> [usize; 4] {
-        self.shape
-    }
-    fn label(&self) -> String {
-        format!("FFT cache ({:?})", self.params.axes)
-    }
-    fn power_map(&self) -> Result<Vec<f32>> {
-        FftCache::power_map(self)
-    }
-    fn detector_image(&self, q: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>> {
-        FftCache::detector_image(self, q, half, part)
-    }
-    fn q_image(&self, k: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>> {
-        FftCache::q_image(self, k, half, part)
-    }
-}
+use rayon::prelude::*;
 
 /// A scan-axes FFT held in memory, for small datasets (the demo) and tests: the detector is
 /// binned so that the whole transform stays under `max_elems` complex values.
@@ -63,14 +31,24 @@ impl MemFft {
         if kr == 0 || kc == 0 || qr * qc * kr * kc > max_elems {
             return Err(Error::Invalid(format!("{}: too large for an in-memory FFT", ds.info().path.display())));
         }
-        let nq = qr * qc;
-        let nk = kr * kc;
+        let (nq, nk) = (qr * qc, kr * kc);
+        // the same crop/bin and 2-D transform kernels as the out-of-core passes
+        let l = Layout {
+            scan: (qr, qc),
+            det: (dr, dc),
+            det_box: [0, 0, kr * bin, kc * bin],
+            bin,
+            k: (kr, kc),
+            chunk: [1, 1, 1, 1],
+            elem: Elem::F32,
+        };
         // [k][q] layout for the transforms
         let mut g = vec![Complex32::new(0.0, 0.0); nk * nq];
         progress.set_total(nq as u64);
         let mut buf = FrameBuf::new(ds.info().pixel_type);
         let mut scratch = ReadScratch::default();
-        let present = ds.positions_present();
+        let mut vals = vec![0f32; nk];
+        let present = ds.positions_present().min(nq);
         let block = 64;
         let mut p = 0;
         while p < present {
@@ -78,38 +56,20 @@ impl MemFft {
             let n = block.min(present - p);
             ds.read_positions(p, n, &mut buf, &mut scratch)?;
             for i in 0..n {
-                let off = i * dr * dc;
-                for y in 0..kr * bin {
-                    for x in 0..kc * bin {
-                        let v = buf.get_u32(off + y * dc + x) as f32;
-                        g[((y / bin) * kc + x / bin) * nq + p + i].re += v;
-                    }
+                crate::with_frames!(&buf, v => crop_bin(&v[i * dr * dc..(i + 1) * dr * dc], &l, &mut vals));
+                for (k, &x) in vals.iter().enumerate() {
+                    g[k * nq + p + i].re = x;
                 }
             }
             p += n;
             progress.add(n as u64, (n * dr * dc * ds.info().pixel_type.bytes()) as u64);
         }
-        let mut planner = rustfft::FftPlanner::<f32>::new();
-        let frow = planner.plan_fft_forward(qc);
-        let fcol = planner.plan_fft_forward(qr);
-        let mut tmp = vec![Complex32::new(0.0, 0.0); nq];
-        for k in 0..nk {
-            let plane = &mut g[k * nq..(k + 1) * nq];
-            frow.process(plane);
-            transpose::transpose(plane, &mut tmp, qc, qr);
-            fcol.process(&mut tmp);
-            transpose::transpose(&tmp, plane, qr, qc);
-        }
-        // shift Q and reorder to [q][k]
+        let plans = Plans2::new(qr, qc);
+        g.par_chunks_mut(nq)
+            .for_each_init(|| (Vec::new(), Vec::new()), |(tmp, scr), plane| plans.fft2_shift(plane, tmp, scr));
+        // reorder to [q][k]
         let mut data = vec![Complex32::new(0.0, 0.0); nk * nq];
-        for k in 0..nk {
-            for y in 0..qr {
-                for x in 0..qc {
-                    let (sy, sx) = ((y + qr / 2) % qr, (x + qc / 2) % qc);
-                    data[(sy * qc + sx) * nk + k] = g[k * nq + y * qc + x];
-                }
-            }
-        }
+        transpose::transpose(&g, &mut data, nq, nk);
         Ok(MemFft { shape: [qr, qc, kr, kc], bin, data })
     }
 
@@ -180,6 +140,7 @@ impl FftSource for MemFft {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::fft::FftSource;
     use crate::format::synth::{self, SynthSpec};
 
     #[test]

@@ -1,0 +1,380 @@
+//! Chunked out-of-core 4D FFT, cached in the EMD file under `/emdtui/cache/`.
+//!
+//! PINNED API (used by the CLI and the TUI's FFT explorer): keep these names and signatures.
+//!
+//! What is computed: G(Q, K) = sum_R I(R, K) exp(-2 pi i Q.R) for every (cropped, binned)
+//! detector pixel K — the unnormalised forward 2-D FFT over the two scan axes (numpy
+//! `fft.fft2(a, axes=(0, 1))`), fftshifted over Q so Q = 0 sits at index (Qr/2, Qc/2),
+//! complex64, logical axis order (Q row, Q col, K row, K col). With [`FftAxes::All`] the
+//! transform also runs over the two detector axes of the cropped/binned region (numpy
+//! `fft.fftn` over all four axes) and those axes are fftshifted too.
+//!
+//! How (two passes, IO independent of the memory budget):
+//! * pass 1 reads the dataset once in scan order (parallel decode), crops/bins each frame (and
+//!   for `All` transforms it over the detector axes: the 4-D transform is separable), and
+//!   writes it K-tile-major into a scratch file next to the EMD (`.NAME.fft-scratch`);
+//! * pass 2 loads groups of K tiles that fit the budget (one sequential read each), transposes
+//!   them pixel-major, 2-D FFTs every pixel's scan image on rayon with shared plans and
+//!   per-thread scratch, fftshifts, and writes whole HDF5 chunks with `H5Dwrite_chunk`.
+//!
+//! The output dataset is created with all chunks allocated up front (and no fill), so pass 2
+//! only overwrites raw data in place: a job killed at any moment leaves the file's metadata
+//! consistent. Completed K tiles are recorded in `blocks_done` (flushed after each group) and the
+//! `complete` attribute is set last; a rerun with the same parameters and source resumes.
+
+mod kernels;
+pub mod mem;
+mod pass1;
+mod pass2;
+mod plan;
+mod run;
+
+use crate::dataset::{Dataset, FrameBuf, ReadScratch};
+use crate::error::{Error, Result};
+use crate::jobs::Progress;
+pub use mem::MemFft;
+pub use plan::free_disk_space;
+pub use run::compute_with;
+use std::path::{Path, PathBuf};
+
+/// Version of the on-disk cache layout; a cache with another version is stale.
+pub const CACHE_FORMAT_VERSION: u32 = 1;
+/// HDF5 group of the cache.
+pub const GROUP: &str = "/emdtui/cache/fft_complex";
+pub const POWER_GROUP: &str = "/emdtui/cache/fft_power";
+/// Pass-2 memory per element besides the scratch element: the pixel-major complex buffer, the
+/// assembled chunks, the previous group's chunks in flight to the writer, and a Q-major tile copy.
+const PASS2_BYTES_PER_ELEM: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FftAxes {
+    /// 2-D FFT over the scan axes for every detector pixel.
+    Scan,
+    /// Over all four axes.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Amp,
+    Phase,
+    Real,
+    Imag,
+}
+
+impl Part {
+    pub fn parse(s: &str) -> Option<Part> {
+        match s {
+            "amp" | "abs" | "amplitude" => Some(Part::Amp),
+            "phase" | "arg" => Some(Part::Phase),
+            "real" | "re" => Some(Part::Real),
+            "imag" | "im" => Some(Part::Imag),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FftParams {
+    pub axes: FftAxes,
+    /// None = full detector; Some((centre, radius)) = BF disk crop (radius includes the margin).
+    pub crop: Option<((f32, f32), f32)>,
+    pub bin: usize,
+}
+
+impl Default for FftParams {
+    fn default() -> Self {
+        FftParams { axes: FftAxes::Scan, crop: None, bin: 1 }
+    }
+}
+
+/// Per-run numbers, printed by the CLI.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FftReport {
+    /// (Q rows, Q cols, K rows, K cols).
+    pub shape: [usize; 4],
+    pub chunk: [usize; 4],
+    /// Detector region used: (row0, col0, rows, cols) in unbinned detector pixels.
+    pub det_box: [usize; 4],
+    pub output_bytes: u64,
+    pub scratch_bytes: u64,
+    /// Bytes decoded from the source (frames read, incl. the BF-disk sample if any).
+    pub input_bytes_read: u64,
+    pub scratch_bytes_written: u64,
+    pub scratch_bytes_read: u64,
+    pub output_bytes_written: u64,
+    pub blocks_total: usize,
+    /// K tiles computed in this run.
+    pub blocks_computed: usize,
+    /// K tiles found complete from an interrupted earlier run.
+    pub blocks_resumed: usize,
+    /// Pass 1 positions skipped because an interrupted run had written them.
+    pub pass1_positions_resumed: usize,
+    pub pass2_groups: usize,
+    pub seconds_pass1: f64,
+    pub seconds_pass2: f64,
+    pub already_complete: bool,
+    /// How pass 2 wrote the output: "direct" (O_DIRECT at the chunk addresses) or why it
+    /// went through HDF5's buffered `H5Dwrite_chunk` instead.
+    pub output_io: String,
+}
+
+impl FftReport {
+    pub fn bytes_read(&self) -> u64 {
+        self.input_bytes_read + self.scratch_bytes_read
+    }
+    pub fn bytes_written(&self) -> u64 {
+        self.scratch_bytes_written + self.output_bytes_written
+    }
+}
+
+/// Extra knobs for [`compute_with`] (tests and benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Cancel (as if the user did) after this many pass-2 groups were completed in this run.
+    pub cancel_after_groups: Option<usize>,
+    /// Upper bound on K tiles per pass-2 group (forces many blocks in tests).
+    pub max_tiles_per_group: Option<usize>,
+    /// Chunk shape override [Q rows, Q cols, K rows, K cols] (clamped to the data).
+    pub chunk: Option<[usize; 4]>,
+    /// Sleep this long after each pass-2 group (to test kills; env `EMDTUI_FFT_GROUP_DELAY_MS` in the CLI).
+    pub group_delay: Option<std::time::Duration>,
+    /// Say on stderr (not only in the log) when another process holds the EMD writer lock.
+    pub announce_wait: bool,
+    /// Write the output through HDF5's buffered `H5Dwrite_chunk` even where direct writes
+    /// would work (tests compare both; env `EMDTUI_FFT_BUFFERED` in the CLI).
+    pub buffered_output: bool,
+    /// Print phase timings on stderr.
+    pub timing: bool,
+}
+
+/// Scratch element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Elem {
+    U16,
+    F32,
+    C32,
+}
+
+impl Elem {
+    pub(crate) fn size(self) -> usize {
+        match self {
+            Elem::U16 => 2,
+            Elem::F32 => 4,
+            Elem::C32 => 8,
+        }
+    }
+}
+
+/// Everything derived from the source and parameters.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub(crate) struct Layout {
+    pub(crate) scan: (usize, usize),
+    pub(crate) det: (usize, usize),
+    /// (row0, col0, rows, cols), unbinned, rows/cols multiples of bin.
+    pub(crate) det_box: [usize; 4],
+    pub(crate) bin: usize,
+    pub(crate) k: (usize, usize),
+    pub(crate) chunk: [usize; 4],
+    pub(crate) elem: Elem,
+}
+
+impl Layout {
+    pub(crate) fn n(&self) -> usize {
+        self.scan.0 * self.scan.1
+    }
+    pub(crate) fn kpix(&self) -> usize {
+        self.k.0 * self.k.1
+    }
+    pub(crate) fn tiles(&self) -> (usize, usize) {
+        (self.k.0.div_ceil(self.chunk[2]), self.k.1.div_ceil(self.chunk[3]))
+    }
+    pub(crate) fn n_tiles(&self) -> usize {
+        let t = self.tiles();
+        t.0 * t.1
+    }
+    /// (row0, col0, rows, cols) of K tile t in binned K coordinates.
+    pub(crate) fn tile_rect(&self, t: usize) -> (usize, usize, usize, usize) {
+        let (_, tc) = self.tiles();
+        let (ti, tj) = (t / tc, t % tc);
+        let r0 = ti * self.chunk[2];
+        let c0 = tj * self.chunk[3];
+        (r0, c0, (self.k.0 - r0).min(self.chunk[2]), (self.k.1 - c0).min(self.chunk[3]))
+    }
+    /// Pixel offsets of each tile in the K-tile-major order (len n_tiles + 1).
+    pub(crate) fn tile_offsets(&self) -> Vec<usize> {
+        let mut v = vec![0usize];
+        for t in 0..self.n_tiles() {
+            let (_, _, h, w) = self.tile_rect(t);
+            v.push(v[t] + h * w);
+        }
+        v
+    }
+    pub(crate) fn output_bytes(&self) -> u64 {
+        // whole chunks are allocated, including the padding of edge chunks
+        let c = &self.chunk;
+        let nch = self.scan.0.div_ceil(c[0]) * self.scan.1.div_ceil(c[1]) * self.n_tiles();
+        (nch * c[0] * c[1] * c[2] * c[3] * 8) as u64
+    }
+    pub(crate) fn scratch_bytes(&self) -> u64 {
+        (self.n() * self.kpix() * self.elem.size()) as u64
+    }
+}
+
+/// The identity of a cache: a rerun with the same key resumes it.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+pub(crate) struct Key {
+    pub(crate) format: u32,
+    pub(crate) fingerprint: String,
+    pub(crate) params: FftParams,
+    pub(crate) layout: Layout,
+}
+
+pub(crate) fn params_json(p: &FftParams, l: &Layout) -> String {
+    serde_json::json!({
+        "axes": match p.axes { FftAxes::Scan => "scan", FftAxes::All => "all" },
+        "crop": match p.crop {
+            None => serde_json::json!("full"),
+            Some(((cy, cx), r)) => serde_json::json!({"center": [cy, cx], "radius": r}),
+        },
+        "det_box": {"row0": l.det_box[0], "col0": l.det_box[1], "rows": l.det_box[2], "cols": l.det_box[3]},
+        "bin": l.bin,
+        "bin_mode": "sum",
+        "scan_shape": [l.scan.0, l.scan.1],
+        "shape": [l.scan.0, l.scan.1, l.k.0, l.k.1],
+        "chunks": l.chunk,
+        "sign": "exp(-2 pi i Q.R), unnormalised (numpy.fft.fft2/fftn)",
+        "shift": if p.axes == FftAxes::All {
+            "numpy.fft.fftshift on all four axes: zero frequency at index n//2"
+        } else {
+            "numpy.fft.fftshift on the Q axes: Q = 0 at index n//2"
+        },
+    })
+    .to_string()
+}
+
+pub(crate) fn freq_axis(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 - (n / 2) as f32) / n as f32).collect()
+}
+
+/// State file of pass 1 (next to the scratch file).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct ScratchState {
+    pub(crate) key: String,
+    pub(crate) positions_done: usize,
+    /// Pass-2 K tiles done (informational; the HDF5 `blocks_done` is authoritative).
+    #[serde(default)]
+    pub(crate) tiles_done: usize,
+}
+
+pub fn scratch_paths(emd: &Path) -> (PathBuf, PathBuf) {
+    let name = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    (emd.with_file_name(format!(".{name}.fft-scratch")), emd.with_file_name(format!(".{name}.fft-scratch.json")))
+}
+
+pub(crate) fn write_state(path: &Path, st: &ScratchState) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(st).unwrap()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+// ---------------------------------------------------------------- compute
+
+/// Compute the FFT of `ds` into the EMD (HDF5) file `emd` (created if missing), resuming from
+/// completed blocks of an interrupted run with the same parameters and source.
+pub fn compute(
+    ds: &dyn Dataset,
+    emd: &Path,
+    params: &FftParams,
+    memory_budget: u64,
+    progress: &Progress,
+) -> Result<FftReport> {
+    compute_with(ds, emd, params, memory_budget, progress, &RunOptions::default())
+}
+
+/// Output and scratch sizes the run would need (bytes): (output, scratch).
+pub fn planned_sizes(ds: &dyn Dataset, params: &FftParams, memory_budget: u64) -> Result<(u64, u64, [usize; 4])> {
+    let l = plan::make_layout(ds, params, memory_budget, &RunOptions::default())?;
+    Ok((l.output_bytes(), l.scratch_bytes(), [l.scan.0, l.scan.1, l.k.0, l.k.1]))
+}
+
+/// Mean pattern of up to `max_frames` frames spread over the scan.
+pub fn sample_mean_pattern(ds: &dyn Dataset, max_frames: usize) -> Result<Vec<f32>> {
+    let n = ds.positions_present().min(ds.scan().positions());
+    let (r, c) = ds.det();
+    let mut acc = vec![0f64; r * c];
+    if n == 0 {
+        return Ok(vec![0.0; r * c]);
+    }
+    let m = max_frames.clamp(1, n);
+    let mut buf = FrameBuf::new(ds.info().pixel_type);
+    let mut rs = ReadScratch::default();
+    for i in 0..m {
+        let p = i * n / m;
+        ds.read_positions(p, 1, &mut buf, &mut rs)?;
+        crate::with_frames!(&buf, v => for (a, &x) in acc.iter_mut().zip(v.iter()) { *a += x as f64 });
+    }
+    Ok(acc.iter().map(|&a| (a / m as f64) as f32).collect())
+}
+
+/// Automatic BF crop: the disk found in the mean of a sample of frames, radius plus a margin
+/// (20 % + 4 px, room for descan and the disk's own shifts).
+pub fn auto_crop(ds: &dyn Dataset) -> Result<((f32, f32), f32)> {
+    let (r, c) = ds.det();
+    let mean = sample_mean_pattern(ds, 256)?;
+    let (centre, rad) = crate::compute::overview::find_bf_disk(&mean, r, c).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: no bright-field disk found in the mean pattern; give --center and --radius, or use --crop full",
+            ds.info().path.display()
+        ))
+    })?;
+    Ok((centre, rad * 1.2 + 4.0))
+}
+
+/// Margin applied by [`auto_crop`] to a disk radius.
+pub fn crop_radius_with_margin(r: f32) -> f32 {
+    r * 1.2 + 4.0
+}
+
+/// Default FFT parameters for `ds`: scan axes, the bright-field disk plus margin, no binning.
+pub fn default_params(ds: &dyn Dataset) -> Result<FftParams> {
+    Ok(FftParams { axes: FftAxes::Scan, crop: Some(auto_crop(ds)?), bin: 1 })
+}
+
+/// What the FFT explorer reads. Q = spatial frequency over the scan (Q = 0 at the centre),
+/// K = detector pixel. The EMD cache (`store::fft::FftCache`) and the in-memory transform
+/// ([`MemFft`], for the demo and tests) both provide it.
+pub trait FftSource: Send + Sync {
+    /// (Q rows, Q cols, K rows, K cols).
+    fn shape(&self) -> [usize; 4];
+    /// Where the transform comes from (shown in the title).
+    fn label(&self) -> String;
+    /// sum_K |G(Q, K)|^2 over Q.
+    fn power_map(&self) -> Result<Vec<f32>>;
+    /// K rows x K cols at Q, averaged over a (2*half+1)^2 Q region.
+    fn detector_image(&self, q: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>>;
+    /// Q rows x Q cols at K, averaged over a (2*half+1)^2 K region.
+    fn q_image(&self, k: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>>;
+}
+
+/// Average `m` images of `len` values. `inner`: the m values of one output are adjacent
+/// (layout [len][m]); otherwise layout is [m][len]. Amp is the mean of |G|; Phase, Real and Imag
+/// are taken of the mean complex value (a coherent average).
+pub fn reduce(v: &[num_complex::Complex32], m: usize, len: usize, part: Part, inner: bool) -> Vec<f32> {
+    let mut sum = vec![num_complex::Complex32::default(); len];
+    let mut amp = vec![0f32; len];
+    for j in 0..m {
+        for i in 0..len {
+            let x = if inner { v[i * m + j] } else { v[j * len + i] };
+            sum[i] += x;
+            amp[i] += x.norm();
+        }
+    }
+    let s = 1.0 / m as f32;
+    match part {
+        Part::Amp => amp.iter().map(|a| a * s).collect(),
+        Part::Phase => sum.iter().map(|c| c.im.atan2(c.re)).collect(),
+        Part::Real => sum.iter().map(|c| c.re * s).collect(),
+        Part::Imag => sum.iter().map(|c| c.im * s).collect(),
+    }
+}

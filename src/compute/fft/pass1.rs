@@ -1,0 +1,159 @@
+//! Pass 1: the dataset in scan order -> K-tile-major scratch file, with the detector crop/bin
+//! (and, for `All`, the detector-axes FFT) applied per frame.
+
+use super::kernels::{Plans2, crop_bin, encode_frame};
+use super::{Elem, FftReport, Layout, ScratchState, write_state};
+use crate::dataset::{Dataset, FrameBuf, ReadScratch};
+use crate::error::{Error, Result};
+use crate::jobs::Progress;
+use num_complex::Complex32;
+use rayon::prelude::*;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+/// The scratch file and its state file.
+pub(crate) struct ScratchIo<'a> {
+    pub(crate) file: &'a std::fs::File,
+    pub(crate) path: &'a Path,
+    pub(crate) state_path: &'a Path,
+    pub(crate) key_s: &'a str,
+}
+
+/// Read positions `start..` of `ds`, crop/bin (and for `All` transform) each frame, and write
+/// them K-tile-major into the scratch file (tile t holds [positions][tile pixels]); the state
+/// file records how far it got, every 2 s and at the end.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pass1(
+    ds: &dyn Dataset,
+    l: &Layout,
+    offs: &[usize],
+    io: &ScratchIo<'_>,
+    start: usize,
+    budget: u64,
+    progress: &Progress,
+    rep: &mut FftReport,
+) -> Result<()> {
+    let n = l.n();
+    let kpix = l.kpix();
+    let es = l.elem.size();
+    let src_px = ds.frame_pixels() * ds.info().pixel_type.bytes();
+    let frame_bytes = kpix * es;
+    let sub = 16usize; // positions per decode task
+    // per position: three scratch-encoded copies (frame-major + two tile-major)
+    let per_pos = (3 * frame_bytes) as u64;
+    let fixed = (rayon::current_num_threads() * sub * (src_px + kpix * 20)) as u64 + (8 << 20);
+    // 3/4 of the budget: headroom for HDF5, the allocator and the rest of the process
+    let b = ((budget.saturating_sub(fixed) / 4 * 3 / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
+    let b = if b >= sub { b / sub * sub } else { b };
+    let sub = sub.min(b);
+    let n_tiles = l.n_tiles();
+    let plans = if l.elem == Elem::C32 { Some(Plans2::new(l.k.0, l.k.1)) } else { None };
+    let mut frames = vec![0u8; b * frame_bytes];
+    // Two tile-major buffers: the writer thread writes one block to the scratch file while the
+    // next block is read and decoded.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize, usize)>(0);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..2 {
+        back_tx.send(vec![0u8; b * frame_bytes]).unwrap();
+    }
+    let (sf, scratch_path, state_path, key_s) = (io.file, io.path, io.state_path, io.key_s);
+    std::thread::scope(|s| -> Result<()> {
+        let writer = s.spawn(move || -> Result<u64> {
+            let mut written = 0u64;
+            let mut last_state = Instant::now();
+            for (tiles, p, cnt) in rx {
+                // one write per tile: tile t, positions p..p+cnt
+                let mut pos = 0;
+                for t in 0..n_tiles {
+                    let np = offs[t + 1] - offs[t];
+                    let len = np * cnt * es;
+                    let off = ((offs[t] * n + p * np) * es) as u64;
+                    sf.write_all_at(&tiles[pos..pos + len], off).map_err(|e| Error::io(scratch_path, e))?;
+                    pos += len;
+                }
+                written += (cnt * frame_bytes) as u64;
+                if last_state.elapsed().as_secs_f64() > 2.0 || p + cnt == n {
+                    write_state(
+                        state_path,
+                        &ScratchState { key: key_s.to_string(), positions_done: p + cnt, tiles_done: 0 },
+                    )?;
+                    last_state = Instant::now();
+                }
+                let _ = back_tx.send(tiles);
+            }
+            Ok(written)
+        });
+        let r = (|| -> Result<()> {
+            let mut p = start;
+            while p < n {
+                progress.check()?;
+                let cnt = (n - p).min(b);
+                let fr = &mut frames[..cnt * frame_bytes];
+                fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each_init(
+                    || {
+                        (
+                            ReadScratch::default(),
+                            FrameBuf::new(ds.info().pixel_type),
+                            vec![0f32; kpix],
+                            Vec::new(),
+                            Vec::new(),
+                            Vec::new(),
+                        )
+                    },
+                    |(rs, fb, vals, cv, tmp, scr), (i, out)| -> Result<()> {
+                        let q0 = p + i * sub;
+                        let m = out.len() / frame_bytes;
+                        ds.read_positions(q0, m, fb, rs)?;
+                        let dp = ds.frame_pixels();
+                        for j in 0..m {
+                            crate::with_frames!(&*fb, v => crop_bin(&v[j * dp..(j + 1) * dp], l, vals));
+                            if let Some(pl) = &plans {
+                                cv.clear();
+                                cv.extend(vals.iter().map(|&x| Complex32::new(x, 0.0)));
+                                pl.fft2_shift(cv, tmp, scr);
+                            }
+                            encode_frame(vals, cv, l.elem, &mut out[j * frame_bytes..(j + 1) * frame_bytes]);
+                        }
+                        Ok(())
+                    },
+                )?;
+                rep.input_bytes_read += (cnt * src_px) as u64;
+                let Ok(mut tiles) = back_rx.recv() else { break };
+                // scatter to tile-major: tile t holds [cnt][tile pixels]
+                {
+                    let fr = &frames[..cnt * frame_bytes];
+                    let mut rest: &mut [u8] = &mut tiles[..cnt * frame_bytes];
+                    let mut jobs = Vec::with_capacity(n_tiles);
+                    for t in 0..n_tiles {
+                        let np = offs[t + 1] - offs[t];
+                        let (a, r) = rest.split_at_mut(np * cnt * es);
+                        rest = r;
+                        jobs.push((t, a));
+                    }
+                    jobs.into_par_iter().for_each(|(t, dst)| {
+                        let (r0, c0, h, w) = l.tile_rect(t);
+                        let row = w * es;
+                        for j in 0..cnt {
+                            let f = &fr[j * frame_bytes..(j + 1) * frame_bytes];
+                            for r in 0..h {
+                                let s = ((r0 + r) * l.k.1 + c0) * es;
+                                let d = (j * h + r) * row;
+                                dst[d..d + row].copy_from_slice(&f[s..s + row]);
+                            }
+                        }
+                    });
+                }
+                if tx.send((tiles, p, cnt)).is_err() {
+                    break; // writer failed; its error is reported below
+                }
+                p += cnt;
+                progress.add(cnt as u64, (cnt * src_px) as u64);
+            }
+            Ok(())
+        })();
+        drop(tx);
+        rep.scratch_bytes_written += writer.join().expect("FFT scratch writer panicked")?;
+        r
+    })
+}

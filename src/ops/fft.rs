@@ -1,0 +1,83 @@
+//! The 4D FFT lives in an EMD: make sure there is one (the file itself, an existing conversion of
+//! the same `.mib`, or a new conversion), then load a complete cache, resume an interrupted one or
+//! compute. The two steps are separate calls so front ends can show each with its own progress.
+
+use crate::compute::convert::ConvertOptions;
+use crate::compute::fft::{self, FftParams, FftReport, RunOptions};
+use crate::dataset::{self, Dataset, Kind};
+use crate::error::Result;
+use crate::jobs::Progress;
+use crate::ops::convert::{ConvertReport, is_converted_from};
+use crate::store::fft::FftCache;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How the EMD for the FFT was obtained.
+#[derive(Debug, Clone)]
+pub enum EmdSource {
+    /// The dataset is an EMD file.
+    Itself,
+    /// A complete conversion of the same `.mib` was already there.
+    Existing,
+    /// Converted now.
+    Converted(ConvertReport),
+}
+
+/// The EMD dataset at `emd` for `src`: `src` itself when it is an EMD, the existing conversion
+/// when it was converted from the same data, else a new conversion (`convert` options).
+pub fn ensure_emd(
+    src: Arc<dyn Dataset>,
+    emd: &Path,
+    convert: &ConvertOptions,
+    progress: &Progress,
+) -> Result<(Arc<dyn Dataset>, EmdSource)> {
+    if src.info().kind == Kind::Emd {
+        return Ok((src, EmdSource::Itself));
+    }
+    if is_converted_from(emd, src.as_ref()) {
+        return Ok((dataset::open(emd, &Default::default())?, EmdSource::Existing));
+    }
+    let r = crate::ops::convert::convert(src.as_ref(), emd, convert, progress)?;
+    drop(src);
+    Ok((dataset::open(emd, &Default::default())?, EmdSource::Converted(r)))
+}
+
+/// What [`load_or_compute`] did.
+pub enum FftOutcome {
+    /// A complete cache was in the file (default parameters asked for).
+    Loaded(FftCache),
+    /// Computed now (or resumed, or found complete for these exact parameters: see the report).
+    Computed(FftCache, FftReport),
+}
+
+impl FftOutcome {
+    pub fn cache(self) -> FftCache {
+        match self {
+            FftOutcome::Loaded(c) | FftOutcome::Computed(c, _) => c,
+        }
+    }
+}
+
+/// The FFT of the EMD dataset `ds` (stored in `emd`): with `params` None, a complete cache in the
+/// file is loaded whatever its parameters, and otherwise the default (bright-field crop) is
+/// computed; with `params`, exactly those (an interrupted run with the same parameters resumes).
+pub fn load_or_compute(
+    ds: &dyn Dataset,
+    emd: &Path,
+    params: Option<FftParams>,
+    budget: u64,
+    progress: &Progress,
+    run: &RunOptions,
+) -> Result<FftOutcome> {
+    if params.is_none()
+        && let Ok(c) = FftCache::open(emd)
+    {
+        return Ok(FftOutcome::Loaded(c));
+    }
+    let params = match params {
+        Some(p) => p,
+        None => fft::default_params(ds)?,
+    };
+    let rep = fft::compute_with(ds, emd, &params, budget, progress, run)?;
+    Ok(FftOutcome::Computed(FftCache::open(emd)?, rep))
+}

@@ -1,0 +1,8 @@
+//! Workflows, each written once and used by both front ends: overviews (EMD cache, else the cache
+//! directory, else compute and store), conversion, the FFT (ensure the EMD, then load, resume or
+//! compute), the ROI mean, and the interrupted jobs found next to a file.
+
+pub mod convert;
+pub mod fft;
+pub mod overview;
+pub mod resume;

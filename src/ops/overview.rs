@@ -1,0 +1,109 @@
+//! Overviews: the EMD's cached overviews, else the cache directory, else compute and store. One
+//! workflow for `emdtui overview` and the TUI, so a `.mib` opened in the viewer and then given to
+//! `emdtui overview` (or the other way round) reuses the same cached result.
+
+use crate::compute::overview::{self, ComputeOptions, Geometry, Overviews};
+use crate::dataset::{Dataset, Kind};
+use crate::error::Result;
+use crate::jobs::Progress;
+use crate::store;
+use std::path::PathBuf;
+
+/// Which detector geometry to use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GeometryChoice {
+    /// Exactly this geometry.
+    Fixed(Geometry),
+    /// Follow the bright-field disk found in a sample of frames (`fallback` when none is found).
+    /// Overviews cached inside an EMD are accepted whatever their geometry.
+    Auto { fallback: Geometry },
+}
+
+/// Where a result came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Computed,
+    /// Read from the caches inside the EMD file.
+    EmdCache,
+    /// Read from the cache directory (`.mib` sources).
+    CacheDir,
+}
+
+impl Origin {
+    /// How the UI says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Origin::Computed => "computed",
+            Origin::EmdCache | Origin::CacheDir => "loaded from cache",
+        }
+    }
+}
+
+/// An overview request.
+#[derive(Debug, Clone)]
+pub struct OverviewJob {
+    pub geometry: GeometryChoice,
+    pub compute: ComputeOptions,
+    /// The cache directory for `.mib` results (None: neither read nor written there).
+    pub cache_dir: Option<PathBuf>,
+    /// Use overviews cached inside an EMD source.
+    pub emd_cache: bool,
+}
+
+/// The overviews of `ds` and where they came from. `on_partial` sees partial results while they
+/// are computed. Complete results of a `.mib` are stored in the cache directory.
+pub fn overview(
+    ds: &dyn Dataset,
+    job: &OverviewJob,
+    progress: &Progress,
+    on_partial: &(dyn Fn(&Overviews) + Sync),
+) -> Result<(Overviews, Origin)> {
+    let mask = job.compute.mask.as_ref().map(|m| m.as_slice());
+    // an EMD opens with the overviews cached inside it (valid ones only)
+    if job.emd_cache
+        && ds.info().kind == Kind::Emd
+        && mask.is_none()
+        && let Ok(f) = store::emd::EmdFile::open(&ds.info().path)
+        && let Ok(Some(o)) = f.read_overviews()
+        && match &job.geometry {
+            GeometryChoice::Auto { .. } => true,
+            GeometryChoice::Fixed(g) => o.geometry == *g,
+        }
+    {
+        progress.set_done(progress.total());
+        return Ok((o, Origin::EmdCache));
+    }
+    let geometry = match &job.geometry {
+        GeometryChoice::Fixed(g) => g.clone(),
+        GeometryChoice::Auto { fallback } => overview::estimate_geometry(ds, 64, &Progress::new("geometry", 0))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|_| fallback.clone()),
+    };
+    if let Some(dir) = &job.cache_dir
+        && let Some(o) = store::ovcache::load(dir, ds, &geometry, mask)
+    {
+        progress.set_done(progress.total());
+        return Ok((o, Origin::CacheDir));
+    }
+    let o = overview::compute(ds, &geometry, &job.compute, progress, on_partial)?;
+    if let Some(dir) = &job.cache_dir
+        && o.complete
+        && store::ovcache::applies(ds)
+        && let Err(e) = store::ovcache::store(dir, ds, &o, mask)
+    {
+        log::warn!("overview cache: {e}");
+    }
+    Ok((o, Origin::Computed))
+}
+
+/// Mean diffraction pattern over a scan rectangle (half-open rows and columns), on the worker
+/// pool within `budget`.
+pub fn roi_mean(
+    ds: &dyn Dataset,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    budget: u64,
+    progress: &Progress,
+) -> Result<Vec<f32>> {
+    overview::roi_mean(ds, rows, cols, budget, progress)
+}
