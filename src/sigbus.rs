@@ -14,6 +14,7 @@ static INSTALL: Once = Once::new();
 
 extern "C" fn on_sigbus(_: libc::c_int) {
     // only async-signal-safe calls from here on
+    // SAFETY: write(2) is async-signal-safe; `b` is a live slice of b.len() bytes
     let say = |b: &[u8]| unsafe {
         libc::write(2, b.as_ptr().cast(), b.len());
     };
@@ -22,6 +23,7 @@ extern "C" fn on_sigbus(_: libc::c_int) {
     if !p.is_null() {
         // SAFETY: a leaked NUL-terminated string, never freed
         let len = unsafe { libc::strlen(p) };
+        // SAFETY: the same string: `len` bytes before its NUL, alive for the whole process
         say(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) });
         say(b": ");
     }
@@ -38,6 +40,8 @@ pub fn install(path: &Path) {
     {
         let _ = PATH.compare_exchange(std::ptr::null_mut(), c.into_raw(), Ordering::AcqRel, Ordering::Acquire);
     }
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is an
+    // extern "C" fn that only makes async-signal-safe calls; installed once per process
     INSTALL.call_once(|| unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigbus as *const () as usize;

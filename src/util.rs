@@ -41,7 +41,7 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled the struct (which was zeroed before anyway)
     let st = unsafe { st.assume_init() };
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+    Some(st.f_bavail * st.f_frsize)
 }
 
 /// Free space where `file` goes (its directory; `.` for a bare name).

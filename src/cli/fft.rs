@@ -85,7 +85,7 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
     );
     pb.finish_and_clear();
     let rep = match rep.with_context(|| format!("FFT of {}", ds.info().path.display()))? {
-        FftOutcome::Computed(_, rep) => rep,
+        FftOutcome::Computed(_, rep) => *rep,
         FftOutcome::Loaded(_) => unreachable!("parameters were given"),
     };
     print_report(&rep, emd);

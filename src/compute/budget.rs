@@ -2,7 +2,9 @@
 
 /// Total physical memory in bytes (from sysconf), if known.
 pub fn total_ram() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration; these names are valid
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    // SAFETY: as above
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
 }
@@ -53,7 +55,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v > 0.0).then(|| (v * mul as f64) as u64)
+    (v > 0.0).then_some((v * mul as f64) as u64)
 }
 
 #[cfg(test)]

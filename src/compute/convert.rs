@@ -155,6 +155,8 @@ pub fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Pla
 
 /// Reads output positions [first, first+n) of output row `r` (first is the column) into `buf`
 /// (output type, n frames).
+// `as u32` is needed for the u8 and u16 instantiations of `with_frames!`
+#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]
 fn read_out_frames(
     ds: &dyn Dataset,
     p: &Plan,

@@ -119,6 +119,7 @@ mod x86 {
 
     #[inline(always)]
     unsafe fn hsum_epi32(v: __m256i) -> u32 {
+        // SAFETY: register-only AVX2/SSE intrinsics; callers run only where AVX2 was detected
         unsafe {
             let t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
             let t = _mm_add_epi32(t, _mm_shuffle_epi32::<0b01_00_11_10>(t));
@@ -129,6 +130,7 @@ mod x86 {
 
     #[inline(always)]
     unsafe fn hsum_epi64(v: __m256i) -> u64 {
+        // SAFETY: register-only AVX2/SSE4.1 intrinsics; callers run only where AVX2 was detected
         unsafe {
             let t = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
             (_mm_cvtsi128_si64(t) + _mm_extract_epi64::<1>(t)) as u64
@@ -169,7 +171,8 @@ mod x86 {
                 let mut lo = _mm256_setzero_si256();
                 let mut hi = _mm256_setzero_si256();
                 for k in 0..G {
-                    // SAFETY (caller): (base + xb + 16) * 2 <= frame length
+                    // SAFETY: the caller guarantees cols is a multiple of 16 and each frame holds
+                    // rows * cols big-endian u16, so (base + xb + 16) * 2 <= frame length
                     let v = unsafe { _mm256_loadu_si256(fp[k].add((base + xb) * 2) as *const __m256i) };
                     let v = _mm256_shuffle_epi8(v, swap);
                     orv = _mm256_or_si256(orv, v);
@@ -179,6 +182,8 @@ mod x86 {
                     rs[k] = _mm256_add_epi32(rs[k], _mm256_madd_epi16(v, ones));
                     xs[k] = _mm256_add_epi32(xs[k], _mm256_madd_epi16(v, ramp));
                 }
+                // SAFETY: acc and max hold rows * cols elements (checked by the caller), and
+                // base + xb + 16 <= rows * cols; unaligned loads/stores of 32 bytes
                 unsafe {
                     let ap = acc.as_mut_ptr().add(base + xb) as *mut __m256i;
                     _mm256_storeu_si256(ap, _mm256_add_epi32(_mm256_loadu_si256(ap), lo));
@@ -189,6 +194,7 @@ mod x86 {
                 xb += 16;
             }
             for k in 0..G {
+                // SAFETY: register-only; this function runs only where AVX2 was detected
                 let r = unsafe { hsum_epi32(rs[k]) } as u64;
                 sums[k].sum += r;
                 sums[k].my += y as u64 * r;
@@ -220,6 +226,7 @@ mod x86 {
             }
         }
         for k in 0..G {
+            // SAFETY: register-only; this function runs only where AVX2 was detected
             sums[k].mx = unsafe { hsum_epi64(xm[k]) };
             out[k] = sums[k];
         }

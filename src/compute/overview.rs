@@ -452,10 +452,10 @@ impl Accumulator {
         out.adf[first..end].copy_from_slice(&v.adf[..m]);
         out.com_x[first..end].copy_from_slice(&v.com_x[..m]);
         out.com_y[first..end].copy_from_slice(&v.com_y[..m]);
-        if let Some(mk) = out.mask.as_mut() {
-            if self.mask.is_some() {
-                mk[first..end].copy_from_slice(&v.mask[..m]);
-            }
+        if let Some(mk) = out.mask.as_mut()
+            && self.mask.is_some()
+        {
+            mk[first..end].copy_from_slice(&v.mask[..m]);
         }
     }
 

@@ -62,8 +62,8 @@ impl EmdDataset {
         let g = f.group(&group).map_err(h5::err(path))?;
         let first = if layout == Layout::Emd1 { 0 } else { 1 };
         let mut dims = Vec::new();
-        for k in 0..4 {
-            dims.push(dim_info(&g, k + first, shape[k], path, &group)?);
+        for (k, &len) in shape.iter().enumerate() {
+            dims.push(dim_info(&g, k + first, len, path, &group)?);
         }
         let mut metadata: Vec<(String, String)> = vec![
             ("file".into(), path.display().to_string()),

@@ -96,7 +96,7 @@ fn detect_inner(n: usize, h: &ScanHints) -> ScanShape {
         }
         if let Some(fpt) = a.frames_per_trigger
             && fpt > 1
-            && n % fpt as usize == 0
+            && n.is_multiple_of(fpt as usize)
         {
             let c = fpt as usize;
             return ScanShape::new(n / c, c, ".hdr Frames per Trigger (line trigger)");

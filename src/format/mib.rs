@@ -323,7 +323,7 @@ fn geometry(
         Storage::U64 => (h, w, PixelType::U32, 8 * w * h),
         Storage::Raw { depth } => {
             let raw_w = if depth == 24 { w / 2 } else { w };
-            if depth == 24 && w % 2 != 0 {
+            if depth == 24 && !w.is_multiple_of(2) {
                 return Err(Error::format(path, "24-bit raw frame with an odd width"));
             }
             if raw_w % 64 != 0 && depth == 1 || raw_w % 8 != 0 {
@@ -476,9 +476,9 @@ fn raw_chunks(depth: u8, payload: &[u8], out: &mut [u32]) {
         }
         _ => {
             for (o, c) in out.chunks_exact_mut(4).zip(payload.chunks_exact(8)) {
-                for i in 0..4 {
+                for (i, oi) in o.iter_mut().enumerate() {
                     let k = 2 * (3 - i);
-                    o[i] = u16::from_be_bytes([c[k], c[k + 1]]) as u32;
+                    *oi = u16::from_be_bytes([c[k], c[k + 1]]) as u32;
                 }
             }
         }
@@ -575,7 +575,7 @@ mod tests {
     #[test]
     fn iso_ns() {
         assert_eq!(parse_iso_ns("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
-        assert_eq!(parse_iso_ns("2021-04-15T13:44:43.100924481Z"), Some(1618494283_100924481));
+        assert_eq!(parse_iso_ns("2021-04-15T13:44:43.100924481Z"), Some(1_618_494_283_100_924_481));
         assert_eq!(parse_iso_ns("garbage"), None);
     }
 

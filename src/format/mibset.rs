@@ -513,11 +513,13 @@ impl MibSet {
         let mut out = Vec::with_capacity(n);
         // scattered small reads: no readahead of the pixel data in between
         for p in &self.parts {
+            // SAFETY: a valid open fd; fadvise is only a hint and touches no memory of ours
             unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&p.file), 0, 0, libc::POSIX_FADV_RANDOM) };
         }
         let out_ref = &mut out;
         let r = self.timestamps_into(n, out_ref);
         for p in &self.parts {
+            // SAFETY: as above
             unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&p.file), 0, 0, libc::POSIX_FADV_NORMAL) };
         }
         r.map(|_| out)

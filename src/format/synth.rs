@@ -207,7 +207,7 @@ fn inv_norm(p: f64) -> f64 {
         -3.969683028665376e1,
         2.209460984245205e2,
         -2.759285104469687e2,
-        1.383577518672690e2,
+        1.383_577_518_672_69e2,
         -3.066479806614716e1,
         2.506628277459239,
     ];
@@ -270,7 +270,7 @@ pub fn header(spec: &SynthSpec, i: usize, t_ns: i128) -> Vec<u8> {
     let (hl, chips, sel, layout) = if quad { (768, 4, "0F", "   2x2") } else { (384, 1, "01", "   1x1") };
     let (w, h, pd) = if spec.raw {
         let rw = if quad { 1024 } else { 256 };
-        let rh = if quad { 256 } else { 256 };
+        let rh = 256;
         (if spec.depth == 24 { 2 * rw } else { rw }, rh, "R64")
     } else {
         let pd = match spec.depth {

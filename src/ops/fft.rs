@@ -47,7 +47,7 @@ pub enum FftOutcome {
     /// A complete cache was in the file (default parameters asked for).
     Loaded(FftCache),
     /// Computed now (or resumed, or found complete for these exact parameters: see the report).
-    Computed(FftCache, FftReport),
+    Computed(FftCache, Box<FftReport>),
 }
 
 impl FftOutcome {
@@ -79,5 +79,5 @@ pub fn load_or_compute(
         None => fft::default_params(ds)?,
     };
     let rep = fft::compute_with(ds, emd, &params, budget, progress, run)?;
-    Ok(FftOutcome::Computed(FftCache::open(emd)?, rep))
+    Ok(FftOutcome::Computed(FftCache::open(emd)?, Box::new(rep)))
 }

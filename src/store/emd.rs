@@ -228,31 +228,37 @@ impl EmdFile {
     }
 }
 
+/// One 2-D result to store as an EMD slice (RealSlice / DiffractionSlice).
+struct Slice<'a> {
+    name: &'a str,
+    class: &'a str,
+    data: &'a [f32],
+    shape: [usize; 2],
+    /// (name, units, step) of the two axes.
+    dims: [(&'a str, &'a str, f64); 2],
+}
+
 fn write_slice_group(
     parent: &hdf5::Group,
     path: &Path,
-    name: &str,
-    class: &str,
-    data: &[f32],
-    shape: [usize; 2],
-    dims: [(&str, &str, f64); 2],
+    sl: &Slice,
     params: &serde_json::Value,
     fp: &str,
 ) -> Result<()> {
     let e = h5::err(path);
-    if parent.link_exists(name) {
-        parent.unlink(name).map_err(&e)?;
+    if parent.link_exists(sl.name) {
+        parent.unlink(sl.name).map_err(&e)?;
     }
-    let g = parent.create_group(name).map_err(&e)?;
+    let g = parent.create_group(sl.name).map_err(&e)?;
     set_str_attr(&g, "emd_group_type", "array").map_err(&e)?;
-    set_str_attr(&g, "python_class", class).map_err(&e)?;
+    set_str_attr(&g, "python_class", sl.class).map_err(&e)?;
     let d = g
         .new_dataset_builder()
-        .with_data(&ndarray::ArrayView2::from_shape(shape, data).map_err(|x| Error::Invalid(x.to_string()))?)
+        .with_data(&ndarray::ArrayView2::from_shape(sl.shape, sl.data).map_err(|x| Error::Invalid(x.to_string()))?)
         .create("data")
         .map_err(&e)?;
     set_str_attr(&d, "units", "intensity").map_err(&e)?;
-    for (k, (n, u, step)) in dims.iter().enumerate() {
+    for (k, (n, u, step)) in sl.dims.iter().enumerate() {
         write_dim(&g, k, n, u, 0.0, *step).map_err(&e)?;
     }
     stamp_cache(&g, params, fp).map_err(&e)
@@ -272,7 +278,7 @@ pub fn write_overviews_into(f: &hdf5::File, path: &Path, group: &str, ov: &Overv
         }
     };
     // calibration for the dims
-    let (r, ru, q, qu) = match f.group(&format!("{group}")) {
+    let (r, ru, q, qu) = match f.group(group) {
         Ok(g) => {
             let a = dim_info(&g, 0, ov.scan_rows, path, group).ok().flatten();
             let b = dim_info(&g, 2, ov.det_rows, path, group).ok().flatten();
@@ -295,20 +301,22 @@ pub fn write_overviews_into(f: &hdf5::File, path: &Path, group: &str, ov: &Overv
     let dshape = [ov.det_rows, ov.det_cols];
     let rd = [("Rx", ru.as_str(), r), ("Ry", ru.as_str(), r)];
     let qd = [("Qx", qu.as_str(), q), ("Qy", qu.as_str(), q)];
-    let mut items: Vec<(&str, &str, &[f32], [usize; 2], [(&str, &str, f64); 2])> = vec![
-        ("com_x", "RealSlice", &ov.com_x, sshape, rd),
-        ("com_y", "RealSlice", &ov.com_y, sshape, rd),
-        ("dp_max", "DiffractionSlice", &ov.max_dp, dshape, qd),
-        ("dp_mean", "DiffractionSlice", &ov.mean_dp, dshape, qd),
-        ("virtual_adf", "RealSlice", &ov.adf, sshape, rd),
-        ("virtual_bf", "RealSlice", &ov.bf, sshape, rd),
-        ("virtual_sum", "RealSlice", &ov.sum, sshape, rd),
+    let real = |name, data| Slice { name, class: "RealSlice", data, shape: sshape, dims: rd };
+    let diff = |name, data| Slice { name, class: "DiffractionSlice", data, shape: dshape, dims: qd };
+    let mut items = vec![
+        real("com_x", &ov.com_x),
+        real("com_y", &ov.com_y),
+        diff("dp_max", &ov.max_dp),
+        diff("dp_mean", &ov.mean_dp),
+        real("virtual_adf", &ov.adf),
+        real("virtual_bf", &ov.bf),
+        real("virtual_sum", &ov.sum),
     ];
     if let Some(m) = &ov.mask {
-        items.push((MASK_ENTRY, "RealSlice", m, sshape, rd));
+        items.push(real(MASK_ENTRY, m));
     }
-    for (name, class, data, shape, dims) in items {
-        write_slice_group(&cached, path, name, class, data, shape, dims, &params, fp)?;
+    for sl in &items {
+        write_slice_group(&cached, path, sl, &params, fp)?;
     }
     Ok(())
 }

@@ -92,13 +92,13 @@ impl FftCache {
             .and_then(|s| serde_json::from_str(&s).ok())
             .ok_or_else(|| Error::format(emd, "FFT cache: unreadable parameters"))?;
         let src_fp = str_attr(&g, "source_fingerprint").unwrap_or_default();
-        if let Some(fp) = fingerprint {
-            if fp != src_fp {
-                return Err(Error::Stale {
-                    path: emd.to_path_buf(),
-                    msg: "FFT cache is stale: computed from different data; recompute with `emdtui fft`".into(),
-                });
-            }
+        if let Some(fp) = fingerprint
+            && fp != src_fp
+        {
+            return Err(Error::Stale {
+                path: emd.to_path_buf(),
+                msg: "FFT cache is stale: computed from different data; recompute with `emdtui fft`".into(),
+            });
         }
         let data = g.dataset("data").map_err(h5::err(emd))?;
         let l = &key.layout;

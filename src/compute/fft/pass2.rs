@@ -62,7 +62,7 @@ fn plan_groups(c: &Pass2, todo: &[usize], offs: &[usize]) -> Vec<Vec<usize>> {
         let p = offs[t + 1] - offs[t];
         let contiguous = cur.last().is_none_or(|&last| last + 1 == t);
         let fits = cur_pix + p <= max_pix && c.opts.max_tiles_per_group.is_none_or(|m| cur.len() < m);
-        if !cur.is_empty() && !(contiguous && fits) {
+        if !cur.is_empty() && (!contiguous || !fits) {
             groups.push(std::mem::take(&mut cur));
             cur_pix = 0;
         }

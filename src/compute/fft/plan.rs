@@ -141,17 +141,17 @@ pub fn free_disk_space(path: &Path) -> Option<u64> {
 }
 
 pub(crate) fn check_space(emd: &Path, need: u64, l: &Layout) -> Result<()> {
-    if let Some(free) = free_disk_space(emd) {
-        if need > free {
-            return Err(Error::Invalid(format!(
-                "{}: not enough free disk space for the FFT: needs {} (output {} + scratch {}), {} free",
-                emd.display(),
-                hs(need),
-                hs(l.output_bytes()),
-                hs(l.scratch_bytes()),
-                hs(free)
-            )));
-        }
+    if let Some(free) = free_disk_space(emd)
+        && need > free
+    {
+        return Err(Error::Invalid(format!(
+            "{}: not enough free disk space for the FFT: needs {} (output {} + scratch {}), {} free",
+            emd.display(),
+            hs(need),
+            hs(l.output_bytes()),
+            hs(l.scratch_bytes()),
+            hs(free)
+        )));
     }
     Ok(())
 }
