@@ -22,6 +22,7 @@ fn tuning_from_env() -> Tuning {
         zlib_level: num("EMDTUI_ZLIB_LEVEL").map(|l| l as u32),
         fft_group_delay: num("EMDTUI_FFT_GROUP_DELAY_MS").map(std::time::Duration::from_millis),
         fft_buffered: flag("EMDTUI_FFT_BUFFERED"),
+        fft_scratch_on_disk: flag("EMDTUI_FFT_SCRATCH_ON_DISK"),
         keys_file: var("EMDTUI_KEYS").map(PathBuf::from),
         trace_startup: flag("EMDTUI_TRACE_STARTUP"),
         test_panic: flag("EMDTUI_TEST_PANIC"),

@@ -28,6 +28,9 @@ pub struct Tuning {
     pub fft_group_delay: Option<Duration>,
     /// Write FFT output through HDF5's buffered path (`EMDTUI_FFT_BUFFERED`).
     pub fft_buffered: bool,
+    /// Keep FFT pass 1's output in a scratch file even when it fits in memory
+    /// (`EMDTUI_FFT_SCRATCH_ON_DISK`; tests of the resumable path on small data).
+    pub fft_scratch_on_disk: bool,
     /// Key bindings file (`EMDTUI_KEYS`; default `~/.config/emdtui/keys.json`).
     pub keys_file: Option<PathBuf>,
     /// Log start-up phase times (`EMDTUI_TRACE_STARTUP`).

@@ -79,8 +79,9 @@ fn rel_l2(got: &[Complex32], want: &[Complex64]) -> f64 {
     (e / s).sqrt()
 }
 
+/// Many small groups through the resumable scratch-file path (small data would fit in memory).
 fn small_opts() -> RunOptions {
-    RunOptions { max_tiles_per_group: Some(2), chunk: Some([2, 3, 4, 5]), ..Default::default() }
+    RunOptions { max_tiles_per_group: Some(2), chunk: Some([2, 3, 4, 5]), scratch_on_disk: true, ..Default::default() }
 }
 
 const SMALL_BUDGET: u64 = 8 << 20;
@@ -295,6 +296,7 @@ fn sigkill_midway_then_resume_via_cli() {
     let mut child = std::process::Command::new(emdtui())
         .args(["fft", mib.to_str().unwrap(), "--crop", "full", "--bin", "4", "--memory", "4M", "--scan", "12x10"])
         .env("EMDTUI_FFT_GROUP_DELAY_MS", "150")
+        .env("EMDTUI_FFT_SCRATCH_ON_DISK", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -407,4 +409,29 @@ fn real_files_match_reference() {
         let err = rel_l2(&read_all(&emd), &want);
         assert!(err < 1e-4, "{name}: relative L2 error {err}");
     }
+}
+
+#[test]
+fn scratch_in_memory_when_it_fits_gives_the_same_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = make(dir.path(), "m", 9, 8);
+    let params = FftParams { axes: FftAxes::All, crop: Some(((127.5, 127.5), 12.0)), bin: 1 };
+    let disk = dir.path().join("disk.emd");
+    let opts = RunOptions { scratch_on_disk: true, ..Default::default() };
+    let rd = fft::compute_with(&ds, &disk, &params, 64 << 20, &Progress::new("t", 0), &opts).unwrap();
+    assert!(!rd.scratch_in_memory && rd.scratch_bytes_written > 0);
+    let mem = dir.path().join("mem.emd");
+    let (scratch, state) = fft::scratch_paths(&mem);
+    let rm = fft::compute_with(&ds, &mem, &params, 64 << 20, &Progress::new("t", 0), &RunOptions::default()).unwrap();
+    assert!(rm.scratch_in_memory, "a small scratch stays in memory");
+    assert_eq!((rm.scratch_bytes_written, rm.scratch_bytes_read), (0, 0), "no scratch IO");
+    assert!(!scratch.exists() && !state.exists());
+    assert_eq!(read_all(&mem), read_all(&disk), "same transform either way");
+    // too big for half the budget: a scratch file again
+    let big = dir.path().join("big.emd");
+    let budget = rm.scratch_bytes * 3 / 2;
+    let r = fft::compute_with(&ds, &big, &params, budget, &Progress::new("t", 0), &RunOptions::default()).unwrap();
+    assert!(!r.scratch_in_memory, "scratch {} with a budget of {budget}", r.scratch_bytes);
+    assert!(r.scratch_bytes_written > 0);
+    assert_eq!(read_all(&big), read_all(&disk));
 }

@@ -53,6 +53,7 @@ pub fn run_options(t: &Tuning) -> fft::RunOptions {
         group_delay: t.fft_group_delay,
         announce_wait: true,
         buffered_output: t.fft_buffered,
+        scratch_on_disk: t.fft_scratch_on_disk,
         timing: t.timing,
         ..Default::default()
     }
@@ -118,6 +119,9 @@ pub fn print_report(r: &FftReport, emd: &Path) {
         hs(r.output_bytes_written)
     );
     println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
+    if r.scratch_in_memory {
+        println!("scratch: in memory (it fit half the memory budget), no scratch file");
+    }
     if !r.output_io.is_empty() {
         println!("output writes: {}", r.output_io);
     }

@@ -120,7 +120,9 @@ fn uuid4() -> String {
 /// `/emdtui@complete` is 0 until [`mark_complete`]. Returns the file and the data dataset.
 pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, hdf5::Dataset)> {
     let e = h5::err(path);
-    let f = h5::create_trunc(path)?;
+    // uncompressed: every chunk allocated now, 4 KiB aligned and in chunk order (HDF5 1.10
+    // fixed-array index), so the conversion can write them with O_DIRECT at their addresses
+    let f = if spec.compress { h5::create_trunc(path)? } else { h5::create_trunc_aligned(path)? };
     set_str_attr(&f, "emd_group_type", "file").map_err(&e)?;
     set_int_attr(&f, "version_major", 1).map_err(&e)?;
     set_int_attr(&f, "version_minor", 0).map_err(&e)?;
@@ -158,7 +160,11 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     macro_rules! mk {
         ($t:ty) => {{
             let b = dc.new_dataset::<$t>().shape(sh).chunk([1, k, sh[2], sh[3]]);
-            let b = if spec.compress { b.shuffle().deflate(spec.deflate_level as u8) } else { b };
+            let b = if spec.compress {
+                b.shuffle().deflate(spec.deflate_level as u8)
+            } else {
+                b.alloc_time(Some(hdf5::dataset::AllocTime::Early)).fill_time(hdf5::dataset::FillTime::Never)
+            };
             b.create("data").map_err(&e)?
         }};
     }
@@ -199,6 +205,9 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     set_str_attr(&app, "format_version", EMDTUI_FORMAT_VERSION).map_err(&e)?;
     set_int_attr(&app, "complete", 0).map_err(&e)?;
     app.create_group("cache").map_err(&e)?;
+    // the layout (with `complete` = 0) is on disk before any chunk: a killed conversion leaves a
+    // file that says it is incomplete
+    f.flush().map_err(&e)?;
     Ok((f, data))
 }
 

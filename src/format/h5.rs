@@ -234,6 +234,15 @@ pub fn ensure_group(f: &hdf5::File, path: &str) -> hdf5::Result<hdf5::Group> {
     Ok(cur)
 }
 
+/// Create (truncating) a file for early-allocated, directly written chunks. It is created with
+/// the default format bounds (its superblock then has no "open for write" flag, which a killed
+/// writer would leave set, making the file unreadable) and reopened with the access options of
+/// [`open_rw_aligned`], so that the objects created next use the 1.10 chunk index.
+pub fn create_trunc_aligned(path: &Path) -> Result<hdf5::File> {
+    drop(create_trunc(path)?);
+    open_rw_aligned(path)
+}
+
 /// Open read-write, or create (failing if it exists), with the access options of files that hold
 /// early-allocated chunks written directly: large allocations start on 4 KiB boundaries (so they
 /// can be written with O_DIRECT) and new objects use the HDF5 1.10 format, whose fixed-array
@@ -477,13 +486,26 @@ impl DirectChunkWriter {
         Ok(DirectChunkWriter { path: path.to_path_buf(), file, base, grid, chunk, chunk_bytes, stage })
     }
 
+    /// Bytes of one chunk.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
+    }
+
     /// Write chunk `i` of `offsets` from `data[i * chunk_bytes..]` for every i; returns the bytes
     /// written.
     pub fn write(&mut self, offsets: &[[u64; 4]], data: &[u8]) -> Result<u64> {
-        let mut order: Vec<(u64, usize)> = offsets
+        let cb = self.chunk_bytes;
+        let chunks: Vec<(&[u64; 4], &[u8])> = offsets.iter().zip(data.chunks(cb)).collect();
+        self.write_chunks(&chunks)
+    }
+
+    /// Write each (chunk offset, chunk bytes) pair (every slice exactly one chunk long); chunks
+    /// that lie next to each other in the file go out in one write. Returns the bytes written.
+    pub fn write_chunks(&mut self, chunks: &[(&[u64; 4], &[u8])]) -> Result<u64> {
+        let mut order: Vec<(u64, usize)> = chunks
             .iter()
             .enumerate()
-            .map(|(i, o)| {
+            .map(|(i, (o, _))| {
                 let lin = (0..4).fold(0usize, |acc, d| acc * self.grid[d] + o[d] as usize / self.chunk[d]);
                 (self.base + (lin * self.chunk_bytes) as u64, i)
             })
@@ -503,7 +525,7 @@ impl DirectChunkWriter {
                 start = a;
             }
             let stage: &mut [u8] = bytemuck::cast_slice_mut(&mut self.stage);
-            stage[len..len + cb].copy_from_slice(&data[i * cb..(i + 1) * cb]);
+            stage[len..len + cb].copy_from_slice(chunks[i].1);
             len += cb;
         }
         if len > 0 {

@@ -376,6 +376,7 @@ impl State {
         crate::compute::fft::RunOptions {
             group_delay: self.tuning.fft_group_delay,
             buffered_output: self.tuning.fft_buffered,
+            scratch_on_disk: self.tuning.fft_scratch_on_disk,
             ..Default::default()
         }
     }

@@ -117,6 +117,8 @@ pub struct FftReport {
     /// How pass 2 wrote the output: "direct" (O_DIRECT at the chunk addresses) or why it
     /// went through HDF5's buffered `H5Dwrite_chunk` instead.
     pub output_io: String,
+    /// Pass 1's output stayed in memory (it fit half the budget): no scratch file.
+    pub scratch_in_memory: bool,
 }
 
 impl FftReport {
@@ -146,6 +148,9 @@ pub struct RunOptions {
     pub buffered_output: bool,
     /// Print phase timings on stderr.
     pub timing: bool,
+    /// Keep pass 1's output in a scratch file even when it would fit in memory (tests of the
+    /// resumable path).
+    pub scratch_on_disk: bool,
 }
 
 /// Scratch element type.

@@ -12,9 +12,42 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
-/// The scratch file and its state file.
+/// Where pass 1 puts the K-tile-major data for pass 2: a scratch file next to the EMD (resumable:
+/// a state file records how far pass 1 got), or memory when it fits the budget (no disk detour).
+pub(crate) enum ScratchStore {
+    File(std::fs::File),
+    Mem(std::sync::Mutex<Vec<u8>>),
+}
+
+impl ScratchStore {
+    pub(crate) fn write_at(&self, buf: &[u8], off: u64, path: &Path) -> Result<()> {
+        match self {
+            ScratchStore::File(f) => f.write_all_at(buf, off).map_err(|e| Error::io(path, e)),
+            ScratchStore::Mem(m) => {
+                let mut v = m.lock().expect("scratch lock");
+                v[off as usize..off as usize + buf.len()].copy_from_slice(buf);
+                Ok(())
+            }
+        }
+    }
+    pub(crate) fn read_at(&self, buf: &mut [u8], off: u64, path: &Path) -> Result<()> {
+        match self {
+            ScratchStore::File(f) => f.read_exact_at(buf, off).map_err(|e| Error::io(path, e)),
+            ScratchStore::Mem(m) => {
+                let v = m.lock().expect("scratch lock");
+                buf.copy_from_slice(&v[off as usize..off as usize + buf.len()]);
+                Ok(())
+            }
+        }
+    }
+    pub(crate) fn in_memory(&self) -> bool {
+        matches!(self, ScratchStore::Mem(_))
+    }
+}
+
+/// The scratch store and, for a file, its state file.
 pub(crate) struct ScratchIo<'a> {
-    pub(crate) file: &'a std::fs::File,
+    pub(crate) store: &'a ScratchStore,
     pub(crate) path: &'a Path,
     pub(crate) state_path: &'a Path,
     pub(crate) key_s: &'a str,
@@ -57,7 +90,7 @@ pub(crate) fn pass1(
     for _ in 0..2 {
         back_tx.send(vec![0u8; b * frame_bytes]).unwrap();
     }
-    let (sf, scratch_path, state_path, key_s) = (io.file, io.path, io.state_path, io.key_s);
+    let (sf, scratch_path, state_path, key_s) = (io.store, io.path, io.state_path, io.key_s);
     std::thread::scope(|s| -> Result<()> {
         let writer = s.spawn(move || -> Result<u64> {
             let mut written = 0u64;
@@ -69,11 +102,13 @@ pub(crate) fn pass1(
                     let np = offs[t + 1] - offs[t];
                     let len = np * cnt * es;
                     let off = ((offs[t] * n + p * np) * es) as u64;
-                    sf.write_all_at(&tiles[pos..pos + len], off).map_err(|e| Error::io(scratch_path, e))?;
+                    sf.write_at(&tiles[pos..pos + len], off, scratch_path)?;
                     pos += len;
                 }
-                written += (cnt * frame_bytes) as u64;
-                if last_state.elapsed().as_secs_f64() > 2.0 || p + cnt == n {
+                if !sf.in_memory() {
+                    written += (cnt * frame_bytes) as u64;
+                }
+                if !sf.in_memory() && (last_state.elapsed().as_secs_f64() > 2.0 || p + cnt == n) {
                     write_state(
                         state_path,
                         &ScratchState { key: key_s.to_string(), positions_done: p + cnt, tiles_done: 0 },

@@ -8,12 +8,11 @@
 use super::kernels::{Plans2, assemble_chunks, decode_transpose};
 use super::run::CacheDatasets;
 use super::{FftReport, Layout, PASS2_BYTES_PER_ELEM, RunOptions, ScratchState, write_state};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::h5;
 use crate::jobs::Progress;
 use num_complex::Complex32;
 use rayon::prelude::*;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
@@ -40,6 +39,7 @@ pub(crate) struct Pass2<'a> {
     pub(crate) l: &'a Layout,
     pub(crate) file: &'a hdf5::File,
     pub(crate) scratch_path: &'a Path,
+    pub(crate) store: &'a super::pass1::ScratchStore,
     pub(crate) state_path: &'a Path,
     pub(crate) key_s: &'a str,
     pub(crate) budget: u64,
@@ -79,14 +79,13 @@ fn plan_groups(c: &Pass2, todo: &[usize], offs: &[usize]) -> Vec<Vec<usize>> {
 pub(crate) fn run(c: &Pass2, todo: &[usize], cache: &mut CacheDatasets, rep: &mut FftReport) -> Result<()> {
     let offs = c.l.tile_offsets();
     let groups = plan_groups(c, todo, &offs);
-    let sf = std::fs::File::open(c.scratch_path).map_err(|e| Error::io(c.scratch_path, e))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<GroupOut>(0);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Chunks>();
     let CacheDatasets { data, blocks, power_ds, done, power } = cache;
     let outputs = Outputs { data, blocks, power_ds, done };
     std::thread::scope(|s| -> Result<()> {
         let writer = s.spawn(|| writer_loop(c, outputs, rx, back_tx));
-        let r = transform_groups(c, &groups, &offs, &sf, power, tx, back_rx, rep);
+        let r = transform_groups(c, &groups, &offs, power, tx, back_rx, rep);
         let w = writer.join().expect("FFT writer thread panicked")?;
         rep.output_io = w.io;
         rep.output_bytes_written += w.bytes;
@@ -102,7 +101,6 @@ fn transform_groups(
     c: &Pass2,
     groups: &[Vec<usize>],
     offs: &[usize],
-    sf: &std::fs::File,
     power: &mut [f64],
     tx: std::sync::mpsc::SyncSender<GroupOut>,
     back_rx: Receiver<Chunks>,
@@ -122,8 +120,10 @@ fn transform_groups(
         c.progress.check()?;
         let (p0, p1) = (offs[grp[0]], offs[grp[grp.len() - 1] + 1]);
         let raw = &mut raw_buf[..(p1 - p0) * n * es];
-        sf.read_exact_at(raw, (p0 * n * es) as u64).map_err(|e| Error::io(c.scratch_path, e))?;
-        rep.scratch_bytes_read += raw.len() as u64;
+        c.store.read_at(raw, (p0 * n * es) as u64, c.scratch_path)?;
+        if !c.store.in_memory() {
+            rep.scratch_bytes_read += raw.len() as u64;
+        }
         // decode + transpose each tile to pixel-major complex
         let cplx = &mut cplx_buf[..(p1 - p0) * n];
         {
@@ -230,7 +230,10 @@ fn writer_loop(c: &Pass2, o: Outputs, rx: Receiver<GroupOut>, back_tx: Sender<Ch
         w.tiles += m.tiles.len();
         c.progress.add(m.tiles.len() as u64, m.bytes);
         let nd = o.done.iter().filter(|&&d| d != 0).count();
-        write_state(c.state_path, &ScratchState { key: c.key_s.to_string(), positions_done: l.n(), tiles_done: nd })?;
+        if !c.store.in_memory() {
+            let st = ScratchState { key: c.key_s.to_string(), positions_done: l.n(), tiles_done: nd };
+            write_state(c.state_path, &st)?;
+        }
         if let Some(d) = c.opts.group_delay {
             std::thread::sleep(d);
         }

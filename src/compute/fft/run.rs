@@ -1,6 +1,7 @@
 //! One FFT run into an EMD file: lock, open, reuse or create the cache datasets, pass 1, pass 2,
 //! finalise. Every step is its own function; [`compute_with`] only sequences them.
 
+use super::pass1::{ScratchIo, ScratchStore};
 use super::plan::{check_space, make_layout, pass2_budget};
 use super::{
     CACHE_FORMAT_VERSION, FftAxes, FftParams, FftReport, GROUP, Key, Layout, PASS2_BYTES_PER_ELEM, POWER_GROUP,
@@ -70,8 +71,18 @@ pub fn compute_with(
     progress.set_total((l.n() + l.n_tiles()) as u64);
     progress.set_done(0);
 
+    // the scratch stays in memory (no disk detour) when it fits half the budget with room for a
+    // pass-2 tile; otherwise it is a file next to the EMD, which an interrupted run resumes from
+    let per_tile = (l.chunk[2] * l.chunk[3] * l.n() * (l.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
+    let mem_budget = memory_budget.saturating_sub(l.scratch_bytes());
+    let in_memory = !scratch.ok
+        && !opts.scratch_on_disk
+        && l.scratch_bytes() <= memory_budget / 2
+        && per_tile <= pass2_budget(mem_budget, l.n());
+    let budget = if in_memory { mem_budget } else { memory_budget };
+    rep.scratch_in_memory = in_memory;
     let t1 = Instant::now();
-    run_pass1(ds, &l, &scratch, &key_s, !todo.is_empty(), memory_budget, progress, &mut rep)?;
+    let store = run_pass1(ds, &l, &scratch, &key_s, !todo.is_empty(), in_memory, budget, progress, &mut rep)?;
     rep.seconds_pass1 = t1.elapsed().as_secs_f64();
 
     let t2 = Instant::now();
@@ -83,9 +94,10 @@ pub fn compute_with(
             l: &l,
             file: &file,
             scratch_path: &scratch.path,
+            store: store.as_ref().expect("pass 1 ran: tiles remain"),
             state_path: &scratch.state_path,
             key_s: &key_s,
-            budget: memory_budget,
+            budget,
             progress,
             opts,
         };
@@ -292,7 +304,7 @@ impl CacheDatasets {
 }
 
 /// Pass 1 (source -> K-tile-major scratch), skipped when no tile remains or the scratch of an
-/// interrupted run already holds every position.
+/// interrupted run already holds every position. Returns the scratch (None when not needed).
 #[allow(clippy::too_many_arguments)]
 fn run_pass1(
     ds: &dyn Dataset,
@@ -300,14 +312,23 @@ fn run_pass1(
     scratch: &Scratch,
     key_s: &str,
     needed: bool,
+    in_memory: bool,
     budget: u64,
     progress: &Progress,
     rep: &mut FftReport,
-) -> Result<()> {
+) -> Result<Option<ScratchStore>> {
     let n = l.n();
     if !needed {
         progress.add(n as u64, 0);
-        return Ok(());
+        return Ok(None);
+    }
+    let offs = l.tile_offsets();
+    if in_memory {
+        let store = ScratchStore::Mem(std::sync::Mutex::new(vec![0u8; l.scratch_bytes() as usize]));
+        progress.set_message("FFT pass 1/2: reading the dataset");
+        let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s };
+        super::pass1::pass1(ds, l, &offs, &io, 0, budget, progress, rep)?;
+        return Ok(Some(store));
     }
     let sf = std::fs::OpenOptions::new()
         .read(true)
@@ -322,12 +343,13 @@ fn run_pass1(
     }
     rep.pass1_positions_resumed = scratch.positions_done;
     progress.add(scratch.positions_done as u64, 0);
+    let store = ScratchStore::File(sf);
     if scratch.positions_done < n {
         progress.set_message("FFT pass 1/2: reading the dataset");
-        let io = super::pass1::ScratchIo { file: &sf, path: &scratch.path, state_path: &scratch.state_path, key_s };
-        super::pass1::pass1(ds, l, &l.tile_offsets(), &io, scratch.positions_done, budget, progress, rep)?;
+        let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s };
+        super::pass1::pass1(ds, l, &offs, &io, scratch.positions_done, budget, progress, rep)?;
     }
-    Ok(())
+    Ok(Some(store))
 }
 
 /// Make the data durable, then mark the cache complete, log the run and remove the scratch.
