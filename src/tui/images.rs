@@ -32,11 +32,48 @@ impl Graphics {
     }
 }
 
-/// Choose the graphics mode from `--graphics` and `--no-query`. Returns the mode, the picker
-/// (for protocol modes) and a hint for the status line (e.g. tmux passthrough).
-pub fn choose(graphics: &str, no_query: bool, is_tty: bool) -> anyhow::Result<(Graphics, Picker, Option<String>)> {
-    let in_tmux = std::env::var("TMUX").is_ok_and(|v| !v.is_empty());
-    let forced = match graphics {
+/// What the environment says about the terminal, read once at start-up ([`TermEnv::from_env`],
+/// called by the front end) and passed down, so the decisions below stay pure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TermEnv {
+    /// `TMUX` is set.
+    pub in_tmux: bool,
+    /// GNU screen: `STY` is set or `TERM` starts with `screen` (tmux also uses `screen*` TERMs;
+    /// either way the multiplexer does not pass images through by default).
+    pub in_screen: bool,
+    /// WezTerm or Konsole: their kitty/sixel support is incomplete (as ratatui-image judges), so
+    /// the query does not ask for those and iTerm2 is used when the terminal hints at it.
+    pub avoid_kitty_sixel: bool,
+    /// `TERM_PROGRAM` names a terminal with the iTerm2 image protocol.
+    pub iterm2_hint: bool,
+}
+
+impl TermEnv {
+    pub fn from_env() -> Self {
+        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        let term = std::env::var("TERM").unwrap_or_default();
+        let term_program = std::env::var("TERM_PROGRAM").unwrap_or_default();
+        TermEnv {
+            in_tmux: set("TMUX"),
+            in_screen: set("STY") || term.starts_with("screen"),
+            avoid_kitty_sixel: set("WEZTERM_EXECUTABLE") || set("KONSOLE_VERSION"),
+            iterm2_hint: ["iTerm", "WezTerm", "mintty"].iter().any(|p| term_program.contains(p)),
+        }
+    }
+}
+
+/// The longest any start-up step waits for the terminal to answer the capability query. A
+/// terminal that does not answer by then gets half-blocks; nothing else at start-up reads from
+/// the terminal (no cursor-position or size queries).
+pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub const TMUX_HINT: &str = "tmux: for images `tmux set -g allow-passthrough on`, --graphics sixel|kitty";
+pub const SCREEN_HINT: &str = "screen passes no images (--graphics sixel|kitty to try)";
+pub const NO_ANSWER_HINT: &str = "terminal did not answer the query (--graphics sixel|kitty to force)";
+
+/// Parse `--graphics`: `None` for `auto`.
+pub fn parse_graphics(graphics: &str) -> anyhow::Result<Option<Graphics>> {
+    Ok(match graphics {
         "auto" => None,
         "halfblocks" => Some(Graphics::Halfblocks),
         "braille" => Some(Graphics::Braille),
@@ -44,34 +81,453 @@ pub fn choose(graphics: &str, no_query: bool, is_tty: bool) -> anyhow::Result<(G
         "kitty" => Some(Graphics::Protocol(ProtocolType::Kitty)),
         "iterm2" => Some(Graphics::Protocol(ProtocolType::Iterm2)),
         other => anyhow::bail!("--graphics {other:?}: expected auto, kitty, sixel, iterm2, halfblocks or braille"),
+    })
+}
+
+/// The start-up decision, before anything is sent to the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Send the capability query (answers read until [`QUERY_DEADLINE`] at most).
+    pub query: bool,
+    /// The mode when the query is not sent or finds no image protocol; a forced mode is always
+    /// used (the query then only supplies the cell size in pixels).
+    pub default: Graphics,
+    /// `default` was asked for with `--graphics`.
+    pub forced: bool,
+    /// For the title line: how to get images.
+    pub hint: Option<&'static str>,
+}
+
+/// Decide whether to query the terminal and what to draw with. Pure: the environment comes in
+/// as flags. Under tmux or GNU screen, `auto` means half-blocks without a query (tmux 3.3 answers
+/// for the outer terminal but drops its images; a detached session answers nothing).
+pub fn plan(forced: Option<Graphics>, no_query: bool, is_tty: bool, in_tmux: bool, in_screen: bool) -> Plan {
+    let query = is_tty
+        && !no_query
+        && match forced {
+            Some(Graphics::Halfblocks | Graphics::Braille) => false,
+            Some(Graphics::Protocol(_)) => true,
+            None => !(in_tmux || in_screen),
+        };
+    let hint = match forced {
+        Some(_) => None,
+        None if in_tmux => Some(TMUX_HINT),
+        None if in_screen => Some(SCREEN_HINT),
+        None => None,
     };
-    let mut hint = None;
-    // The query is only safe on a tty, and a timed-out query eats the first keypress, so it is
-    // skipped whenever the mode is forced to a text mode or --no-query is given.
-    let query = is_tty && !no_query && !matches!(forced, Some(Graphics::Halfblocks | Graphics::Braille));
-    let mut picker = if query {
-        let opts = ratatui_image::picker::cap_parser::QueryStdioOptions {
-            timeout: std::time::Duration::from_millis(600),
+    Plan { query, default: forced.unwrap_or(Graphics::Halfblocks), forced: forced.is_some(), hint }
+}
+
+/// The chosen mode and what start-up read from the terminal.
+pub struct Choice {
+    pub graphics: Graphics,
+    pub picker: Picker,
+    pub hint: Option<String>,
+    /// Keys typed while the query answers were read, to be handled first.
+    pub early_input: Vec<ratatui::crossterm::event::Event>,
+    /// The query was sent and not answered in time: answers may still arrive (slow link).
+    pub answers_may_be_late: bool,
+}
+
+/// Choose the graphics mode from `--graphics`, `--no-query` and the environment. Must run in
+/// raw mode, after entering the alternate screen and before the input thread starts.
+pub fn choose(graphics: &str, no_query: bool, is_tty: bool, env: &TermEnv) -> anyhow::Result<Choice> {
+    let forced = parse_graphics(graphics)?;
+    let plan = plan(forced, no_query, is_tty, env.in_tmux, env.in_screen);
+    let mut hint = plan.hint.map(String::from);
+    let mut early_input = Vec::new();
+    let mut late = false;
+    let mut answer = None;
+    if plan.query {
+        match query::run(QUERY_DEADLINE, env.avoid_kitty_sixel) {
+            Ok(a) => {
+                early_input = a.keys.clone();
+                late = !a.answered;
+                if !a.answered && !plan.forced {
+                    hint = Some(NO_ANSWER_HINT.into());
+                }
+                log::info!("graphics query: answered={} protocol={:?} cell={:?}", a.answered, a.protocol, a.cell);
+                answer = Some(a);
+            }
+            Err(e) => log::warn!("graphics query failed: {e}"),
+        }
+    }
+    let found = answer.as_ref().filter(|a| a.answered).and_then(|a| {
+        a.protocol.or_else(|| {
+            (env.iterm2_hint && a.cell.or_else(query::cell_from_ioctl).is_some()).then_some(ProtocolType::Iterm2)
+        })
+    });
+    let mode = match (plan.forced, found) {
+        (true, _) | (false, None) => plan.default,
+        (false, Some(p)) => Graphics::Protocol(p),
+    };
+    let picker = match mode {
+        Graphics::Protocol(p) => {
+            let (w, h) = answer.and_then(|a| a.cell).or_else(query::cell_from_ioctl).unwrap_or((10, 20));
+            // the only constructor taking a cell size (it also reads TERM for tmux wrapping)
+            #[allow(deprecated)]
+            let mut picker = Picker::from_fontsize(ratatui_image::FontSize::new(w, h));
+            picker.set_protocol_type(p);
+            picker
+        }
+        _ => Picker::halfblocks(),
+    };
+    Ok(Choice { graphics: mode, picker, hint, early_input, answers_may_be_late: late })
+}
+
+/// The capability query with a hard deadline: the query sequences of ratatui-image (kitty
+/// graphics, device attributes for sixel, cell size, then a device status report that every
+/// terminal answers), written to stdout; answers read from stdin with `poll(2)` until the status
+/// report's answer arrives or the deadline passes. Unlike `Picker::from_query_stdio`, no thread
+/// is left blocked on stdin afterwards (it would eat the next keypress) and the deadline is not
+/// extended by incoming bytes. Bytes that are not answers are keys typed meanwhile: they are
+/// turned into key events instead of being dropped.
+pub mod query {
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use ratatui_image::picker::ProtocolType;
+    use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    #[derive(Debug, Clone, Default, PartialEq)]
+    pub struct Answer {
+        /// The status report was answered (the terminal answers queries).
+        pub answered: bool,
+        pub protocol: Option<ProtocolType>,
+        /// Cell size in pixels (width, height).
+        pub cell: Option<(u16, u16)>,
+        pub keys: Vec<Event>,
+    }
+
+    pub fn run(deadline: Duration, avoid_kitty_sixel: bool) -> std::io::Result<Answer> {
+        let t0 = Instant::now();
+        let opts = QueryStdioOptions {
+            blacklist_protocols: if avoid_kitty_sixel {
+                vec![ProtocolType::Kitty, ProtocolType::Sixel]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
-        Picker::from_query_stdio_with_options(opts).unwrap_or_else(|_| Picker::halfblocks())
-    } else {
-        Picker::halfblocks()
-    };
-    let mode = match forced {
-        Some(m) => m,
-        None => match picker.protocol_type() {
-            ProtocolType::Halfblocks => Graphics::Halfblocks,
-            p => Graphics::Protocol(p),
-        },
-    };
-    if let Graphics::Protocol(p) = mode {
-        picker.set_protocol_type(p);
+        let mut out = std::io::stdout();
+        out.write_all(Parser::query(false, opts).as_bytes())?;
+        out.flush()?;
+        let mut bytes = Vec::new();
+        loop {
+            if split(&bytes).2 {
+                break;
+            }
+            let left = deadline.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            let mut pfd = libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd
+            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                continue; // the deadline check above ends the loop
+            }
+            if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 && pfd.revents & libc::POLLIN == 0 {
+                break;
+            }
+            let mut buf = [0u8; 1024];
+            // SAFETY: reads at most buf.len() bytes into buf; poll said stdin is readable
+            let r = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..r as usize]);
+        }
+        Ok(interpret(&bytes))
     }
-    if in_tmux && mode == Graphics::Halfblocks && forced.is_none() {
-        hint = Some("tmux: for sixel/kitty images run `tmux set -g allow-passthrough on` (and restart emdtui)".into());
+
+    /// Turn what was read into an [`Answer`].
+    pub fn interpret(bytes: &[u8]) -> Answer {
+        let (answers, keys, answered) = split(bytes);
+        let mut parser = Parser::new();
+        let mut a = Answer { answered, keys: key_events(&keys), ..Default::default() };
+        for seq in answers {
+            for &b in &seq {
+                for r in parser.push(char::from(b)) {
+                    match r {
+                        Response::Kitty => a.protocol = Some(ProtocolType::Kitty),
+                        Response::Sixel if a.protocol.is_none() => a.protocol = Some(ProtocolType::Sixel),
+                        Response::CellSize(Some(c)) => a.cell = Some(c),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        a
     }
-    Ok((mode, picker, hint))
+
+    /// Split terminal input into query answers (CSI ending in `c`, `t`, `n` or `R`; APC, OSC
+    /// and DCS strings) and everything else (keys); the flag says the status report (`ESC[0n`)
+    /// was answered. An unfinished answer at the end is dropped, an unfinished CSI kept as keys.
+    pub fn split(bytes: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>, bool) {
+        let (mut answers, mut keys, mut status) = (Vec::new(), Vec::new(), false);
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] != 0x1b || i + 1 >= bytes.len() {
+                keys.push(bytes[i]);
+                i += 1;
+                continue;
+            }
+            match bytes[i + 1] {
+                b'[' => {
+                    let mut j = i + 2;
+                    while j < bytes.len() && (0x20..=0x3f).contains(&bytes[j]) {
+                        j += 1;
+                    }
+                    if j >= bytes.len() || !(0x40..=0x7e).contains(&bytes[j]) {
+                        // unfinished (or broken): keep as key bytes up to here
+                        keys.extend_from_slice(&bytes[i..j.min(bytes.len())]);
+                        i = j;
+                        continue;
+                    }
+                    let seq = &bytes[i..=j];
+                    let mouse = seq.get(2) == Some(&b'<');
+                    if !mouse && matches!(bytes[j], b'c' | b't' | b'n' | b'R') {
+                        if bytes[j] == b'n' {
+                            status = true;
+                        }
+                        answers.push(seq.to_vec());
+                    } else {
+                        keys.extend_from_slice(seq);
+                    }
+                    i = j + 1;
+                }
+                b'_' | b']' | b'P' => {
+                    // string: up to BEL or ST (ESC \)
+                    let mut j = i + 2;
+                    let mut end = None;
+                    while j < bytes.len() {
+                        if bytes[j] == 0x07 {
+                            end = Some(j);
+                            break;
+                        }
+                        if bytes[j] == 0x1b && bytes.get(j + 1) == Some(&b'\\') {
+                            end = Some(j + 1);
+                            break;
+                        }
+                        j += 1;
+                    }
+                    match end {
+                        Some(e) => {
+                            answers.push(bytes[i..=e].to_vec());
+                            i = e + 1;
+                        }
+                        None => i = bytes.len(),
+                    }
+                }
+                _ => {
+                    keys.push(0x1b);
+                    i += 1;
+                }
+            }
+        }
+        (answers, keys, status)
+    }
+
+    fn modifiers(param: Option<&str>) -> KeyModifiers {
+        let m = param.and_then(|p| p.parse::<u8>().ok()).unwrap_or(1).saturating_sub(1);
+        let mut k = KeyModifiers::empty();
+        for (bit, f) in [(1, KeyModifiers::SHIFT), (2, KeyModifiers::ALT), (4, KeyModifiers::CONTROL)] {
+            if m & bit != 0 {
+                k |= f;
+            }
+        }
+        k
+    }
+
+    fn plain(b: u8) -> Option<KeyEvent> {
+        Some(match b {
+            b'\r' | b'\n' => KeyCode::Enter.into(),
+            b'\t' => KeyCode::Tab.into(),
+            0x7f | 0x08 => KeyCode::Backspace.into(),
+            0x1b => KeyCode::Esc.into(),
+            0x01..=0x1a => KeyEvent::new(KeyCode::Char((b - 1 + b'a') as char), KeyModifiers::CONTROL),
+            0x20..=0x7e => {
+                let c = b as char;
+                KeyEvent::new(
+                    KeyCode::Char(c),
+                    if c.is_ascii_uppercase() { KeyModifiers::SHIFT } else { KeyModifiers::empty() },
+                )
+            }
+            _ => return None,
+        })
+    }
+
+    /// Key events from raw key bytes, encoded as crossterm reports them (printable characters,
+    /// Enter/Tab/Backspace/Esc, Ctrl+letter, Alt+key, arrows, Home/End, Page Up/Down, Insert,
+    /// Delete, with xterm modifiers). Mouse reports and unknown sequences are dropped.
+    pub fn key_events(bytes: &[u8]) -> Vec<Event> {
+        let mut ev = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == 0x1b && i + 1 < bytes.len() {
+                let next = bytes[i + 1];
+                if next == b'[' || next == b'O' {
+                    let mut j = i + 2;
+                    while j < bytes.len() && (0x20..=0x3f).contains(&bytes[j]) {
+                        j += 1;
+                    }
+                    if j < bytes.len() {
+                        let params = std::str::from_utf8(&bytes[i + 2..j]).unwrap_or("");
+                        let mut p = params.split(';');
+                        let (first, m) = (p.next(), p.next());
+                        let code = match bytes[j] {
+                            b'A' => Some(KeyCode::Up),
+                            b'B' => Some(KeyCode::Down),
+                            b'C' => Some(KeyCode::Right),
+                            b'D' => Some(KeyCode::Left),
+                            b'H' => Some(KeyCode::Home),
+                            b'F' => Some(KeyCode::End),
+                            b'Z' => Some(KeyCode::BackTab),
+                            b'~' => match first {
+                                Some("1" | "7") => Some(KeyCode::Home),
+                                Some("2") => Some(KeyCode::Insert),
+                                Some("3") => Some(KeyCode::Delete),
+                                Some("4" | "8") => Some(KeyCode::End),
+                                Some("5") => Some(KeyCode::PageUp),
+                                Some("6") => Some(KeyCode::PageDown),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        if let Some(code) = code {
+                            let mut mods = modifiers(m);
+                            if code == KeyCode::BackTab {
+                                mods |= KeyModifiers::SHIFT;
+                            }
+                            ev.push(Event::Key(KeyEvent::new(code, mods)));
+                        }
+                        i = j + 1;
+                        continue;
+                    }
+                    i = bytes.len();
+                    continue;
+                }
+                if let Some(mut k) = plain(next).filter(|_| next != 0x1b) {
+                    k.modifiers |= KeyModifiers::ALT;
+                    ev.push(Event::Key(k));
+                    i += 2;
+                    continue;
+                }
+            }
+            if b >= 0x80 {
+                // a UTF-8 character
+                let len = match b {
+                    0xc0..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf7 => 4,
+                    _ => 1,
+                };
+                if let Some(c) =
+                    bytes.get(i..i + len).and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| s.chars().next())
+                {
+                    let m = if c.is_uppercase() { KeyModifiers::SHIFT } else { KeyModifiers::empty() };
+                    ev.push(Event::Key(KeyEvent::new(KeyCode::Char(c), m)));
+                }
+                i += len;
+                continue;
+            }
+            if let Some(k) = plain(b) {
+                ev.push(Event::Key(k));
+            }
+            i += 1;
+        }
+        ev
+    }
+
+    /// Cell size in pixels from the terminal size ioctl, if the terminal reports pixels.
+    pub fn cell_from_ioctl() -> Option<(u16, u16)> {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ fills a winsize
+        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } != 0 {
+            return None;
+        }
+        (ws.ws_xpixel > 0 && ws.ws_ypixel > 0 && ws.ws_col > 0 && ws.ws_row > 0)
+            .then(|| (ws.ws_xpixel / ws.ws_col, ws.ws_ypixel / ws.ws_row))
+    }
+
+    /// Drops a kitty graphics answer that arrives after the deadline (slow link): crossterm
+    /// reads `ESC _ G i = 3 1 ; O K ESC \` as Alt+`_`, `G`, `i`, ... Alt+`\`, which would be
+    /// taken for keys. Other late answers (device attributes, cell size, status) crossterm
+    /// already drops. Active only for a while after an unanswered query.
+    pub struct LateAnswerFilter {
+        until: Option<Instant>,
+        held: Vec<Event>,
+        swallowing: bool,
+    }
+
+    const KITTY_PREFIX: &[char] = &['G', 'i', '=', '3'];
+
+    fn key_char(e: &Event) -> Option<(char, bool)> {
+        match e {
+            Event::Key(k) => match k.code {
+                KeyCode::Char(c) => Some((c, k.modifiers.contains(KeyModifiers::ALT))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    impl LateAnswerFilter {
+        pub fn new(active: bool, window: Duration) -> Self {
+            LateAnswerFilter { until: active.then(|| Instant::now() + window), held: Vec::new(), swallowing: false }
+        }
+
+        /// Feed one event; returns the events to pass on.
+        pub fn push(&mut self, e: Event) -> Vec<Event> {
+            let active = self.until.is_some_and(|u| Instant::now() < u);
+            if !active && self.held.is_empty() && !self.swallowing {
+                return vec![e];
+            }
+            if self.swallowing {
+                if key_char(&e) == Some(('\\', true)) || self.held.len() > 64 {
+                    self.swallowing = false;
+                    self.held.clear();
+                } else {
+                    self.held.push(e);
+                }
+                return Vec::new();
+            }
+            if self.held.is_empty() {
+                if active && key_char(&e) == Some(('_', true)) {
+                    self.held.push(e);
+                    return Vec::new();
+                }
+                return vec![e];
+            }
+            let n = self.held.len() - 1;
+            if key_char(&e) == Some((KITTY_PREFIX[n], false)) {
+                self.held.push(e);
+                if self.held.len() == KITTY_PREFIX.len() + 1 {
+                    self.swallowing = true;
+                }
+                return Vec::new();
+            }
+            let mut out = std::mem::take(&mut self.held);
+            out.extend(self.push(e));
+            out
+        }
+    }
 }
 
 /// An RGB image at display resolution.
@@ -311,6 +767,103 @@ pub fn render_pane(img: &PaneImage, area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SIXEL: Graphics = Graphics::Protocol(ProtocolType::Sixel);
+
+    #[test]
+    fn plan_outside_multiplexers_queries_for_auto_only() {
+        // auto on a plain terminal: query, half-blocks unless the query finds a protocol
+        let p = plan(None, false, true, false, false);
+        assert_eq!(p, Plan { query: true, default: Graphics::Halfblocks, forced: false, hint: None });
+        // --no-query, no tty, or a forced text mode: no query
+        assert!(!plan(None, true, true, false, false).query);
+        assert!(!plan(None, false, false, false, false).query);
+        assert!(!plan(Some(Graphics::Braille), false, true, false, false).query);
+        assert_eq!(plan(Some(Graphics::Braille), false, true, false, false).default, Graphics::Braille);
+        // a forced protocol still queries (for the cell size), and stays forced
+        let p = plan(Some(SIXEL), false, true, false, false);
+        assert_eq!(p, Plan { query: true, default: SIXEL, forced: true, hint: None });
+        assert!(!plan(Some(SIXEL), true, true, false, false).query);
+    }
+
+    #[test]
+    fn plan_under_tmux_and_screen_is_halfblocks_without_query() {
+        for (tmux, screen, hint) in [(true, false, TMUX_HINT), (false, true, SCREEN_HINT), (true, true, TMUX_HINT)] {
+            let p = plan(None, false, true, tmux, screen);
+            assert_eq!(p, Plan { query: false, default: Graphics::Halfblocks, forced: false, hint: Some(hint) });
+            // asking for a protocol overrides the default (and queries, bounded, for the cell size)
+            let p = plan(Some(Graphics::Protocol(ProtocolType::Kitty)), false, true, tmux, screen);
+            assert!(p.query && p.forced && p.hint.is_none());
+            assert_eq!(p.default, Graphics::Protocol(ProtocolType::Kitty));
+            let p = plan(Some(Graphics::Halfblocks), false, true, tmux, screen);
+            assert!(!p.query && p.hint.is_none());
+        }
+        assert!(TMUX_HINT.contains("allow-passthrough on") && TMUX_HINT.contains("--graphics sixel|kitty"));
+    }
+
+    #[test]
+    fn parse_graphics_names() {
+        assert_eq!(parse_graphics("auto").unwrap(), None);
+        assert_eq!(parse_graphics("sixel").unwrap(), Some(SIXEL));
+        assert!(parse_graphics("png").is_err());
+    }
+
+    #[test]
+    fn query_answers_and_typed_keys_are_told_apart() {
+        use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        // xterm with sixel: DA1 with 4, cell size, status; a `j` and an up arrow typed before
+        let a = query::interpret(b"j\x1b[A\x1b[?63;1;2;4;6;9;15;22c\x1b[6;20;10t\x1b[0n");
+        assert!(a.answered);
+        assert_eq!(a.protocol, Some(ProtocolType::Sixel));
+        assert_eq!(a.cell, Some((10, 20)));
+        assert_eq!(a.keys, vec![Event::Key(KeyCode::Char('j').into()), Event::Key(KeyCode::Up.into())]);
+        // kitty answers its graphics query; keys in between survive
+        let a = query::interpret(b"\x1b_Gi=31;OK\x1b\\q\x1b[?62;c\x1b[0n");
+        assert_eq!(a.protocol, Some(ProtocolType::Kitty));
+        assert_eq!(a.keys, vec![Event::Key(KeyCode::Char('q').into())]);
+        // nothing answered: only keys, not answered; a mouse report is dropped
+        let a = query::interpret(b"\x1b[1;2C\x1b[<0;5;5M\r");
+        assert!(!a.answered && a.protocol.is_none());
+        assert_eq!(
+            a.keys,
+            vec![Event::Key(KeyEvent::new(KeyCode::Right, KeyModifiers::SHIFT)), Event::Key(KeyCode::Enter.into())]
+        );
+        // unfinished answer at the deadline: not a key
+        assert!(query::interpret(b"\x1b_Gi=31;O").keys.is_empty());
+        assert_eq!(query::key_events(b"\x1b"), vec![Event::Key(KeyCode::Esc.into())]);
+        assert_eq!(
+            query::key_events(b"Q\x1bx\x1b[5~"),
+            vec![
+                Event::Key(KeyEvent::new(KeyCode::Char('Q'), KeyModifiers::SHIFT)),
+                Event::Key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::ALT)),
+                Event::Key(KeyCode::PageUp.into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn late_kitty_answer_is_not_taken_for_keys() {
+        use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        let k = |c: char, alt: bool| {
+            Event::Key(KeyEvent::new(KeyCode::Char(c), if alt { KeyModifiers::ALT } else { KeyModifiers::empty() }))
+        };
+        let late: Vec<Event> = std::iter::once(k('_', true))
+            .chain("Gi=31;OK".chars().map(|c| k(c, false)))
+            .chain([k('\\', true), k('q', false)])
+            .collect();
+        let mut f = query::LateAnswerFilter::new(true, std::time::Duration::from_secs(60));
+        let out: Vec<Event> = late.iter().cloned().flat_map(|e| f.push(e)).collect();
+        assert_eq!(out, vec![k('q', false)]);
+        // an Alt+_ that is not an answer is passed on with what follows
+        let mut f = query::LateAnswerFilter::new(true, std::time::Duration::from_secs(60));
+        let out: Vec<Event> =
+            [k('_', true), k('G', false), k('x', false)].into_iter().flat_map(|e| f.push(e)).collect();
+        assert_eq!(out, vec![k('_', true), k('G', false), k('x', false)]);
+        // inactive: everything passes
+        let mut f = query::LateAnswerFilter::new(false, std::time::Duration::from_secs(60));
+        let out: Vec<Event> = late.iter().cloned().flat_map(|e| f.push(e)).collect();
+        assert_eq!(out, late);
+    }
 
     #[test]
     fn fit_keeps_aspect() {

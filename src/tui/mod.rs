@@ -145,22 +145,34 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
     terminal::enable_raw_mode().context("enabling raw mode")?;
     let _guard = TerminalGuard;
     execute!(std::io::stdout(), terminal::EnterAlternateScreen, event::EnableMouseCapture)?;
-    // the capability query must run after entering the alternate screen and before the
-    // input thread starts reading
-    let (graphics, picker, hint) = images::choose(&cli.graphics, cli.no_query, tty)?;
-    log::info!("open {} graphics={} demo={demo}", path.display(), graphics.name());
+    // the capability query must run after entering the alternate screen and before the input
+    // thread starts reading; it waits at most images::QUERY_DEADLINE, and under tmux/screen
+    // (unless --graphics asks for a protocol) it is not sent at all
+    let env = images::TermEnv::from_env();
+    let choice = images::choose(&cli.graphics, cli.no_query, tty, &env)?;
+    let (graphics, picker, hint) = (choice.graphics, choice.picker, choice.hint);
+    log::info!("open {} graphics={} demo={demo} env={env:?}", path.display(), graphics.name());
+    // clear with a plain escape sequence: `Terminal::clear` reads the cursor position first,
+    // which blocks on (and fails with) a terminal that does not answer
+    execute!(std::io::stdout(), terminal::Clear(terminal::ClearType::All))?;
     let backend =
         ratatui::backend::CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
     let mut term = ratatui::Terminal::new(backend)?;
-    term.clear()?;
 
     let (tx, rx) = mpsc::channel::<AppEvent>();
+    // keys typed while the query answers were read come first
+    for e in choice.early_input {
+        let _ = tx.send(AppEvent::Input(e));
+    }
     {
         let tx = tx.clone();
+        let mut late = images::query::LateAnswerFilter::new(choice.answers_may_be_late, Duration::from_secs(30));
         std::thread::Builder::new().name("input".into()).spawn(move || {
             while let Ok(e) = event::read() {
-                if tx.send(AppEvent::Input(e)).is_err() {
-                    break;
+                for e in late.push(e) {
+                    if tx.send(AppEvent::Input(e)).is_err() {
+                        return;
+                    }
                 }
             }
         })?;
