@@ -30,6 +30,20 @@ fn tuning_from_env() -> Tuning {
     }
 }
 
+/// What the environment says about the terminal: a multiplexer (tmux, GNU screen) and hints at
+/// image protocols.
+fn term_env() -> emdtui::tui::images::TermEnv {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let term = std::env::var("TERM").unwrap_or_default();
+    let term_program = std::env::var("TERM_PROGRAM").unwrap_or_default();
+    emdtui::tui::images::TermEnv {
+        in_tmux: set("TMUX"),
+        in_screen: set("STY") || term.starts_with("screen"),
+        avoid_kitty_sixel: set("WEZTERM_EXECUTABLE") || set("KONSOLE_VERSION"),
+        iterm2_hint: ["iTerm", "WezTerm", "mintty"].iter().any(|p| term_program.contains(p)),
+    }
+}
+
 fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Info { file, json }) => emdtui::cli::info::run_info(file, *json, &cli.open),
@@ -45,6 +59,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
                 memory_budget: cli.memory_budget()?,
                 graphics: cli.graphics.clone(),
                 no_query: cli.no_query,
+                term: term_env(),
             };
             emdtui::tui::run(&launch, t)
         }

@@ -32,8 +32,9 @@ impl Graphics {
     }
 }
 
-/// What the environment says about the terminal, read once at start-up ([`TermEnv::from_env`],
-/// called by the front end) and passed down, so the decisions below stay pure.
+/// What the environment says about the terminal, read once at start-up by `main` (from `TMUX`,
+/// `STY`, `TERM`, `TERM_PROGRAM`, `WEZTERM_EXECUTABLE`, `KONSOLE_VERSION`) and passed down in
+/// [`super::Launch`], so the decisions below stay pure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TermEnv {
     /// `TMUX` is set.
@@ -46,20 +47,6 @@ pub struct TermEnv {
     pub avoid_kitty_sixel: bool,
     /// `TERM_PROGRAM` names a terminal with the iTerm2 image protocol.
     pub iterm2_hint: bool,
-}
-
-impl TermEnv {
-    pub fn from_env() -> Self {
-        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-        let term = std::env::var("TERM").unwrap_or_default();
-        let term_program = std::env::var("TERM_PROGRAM").unwrap_or_default();
-        TermEnv {
-            in_tmux: set("TMUX"),
-            in_screen: set("STY") || term.starts_with("screen"),
-            avoid_kitty_sixel: set("WEZTERM_EXECUTABLE") || set("KONSOLE_VERSION"),
-            iterm2_hint: ["iTerm", "WezTerm", "mintty"].iter().any(|p| term_program.contains(p)),
-        }
-    }
 }
 
 /// The longest any start-up step waits for the terminal to answer the capability query. A

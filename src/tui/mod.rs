@@ -35,6 +35,8 @@ pub struct Launch {
     pub graphics: String,
     /// `--no-query`.
     pub no_query: bool,
+    /// What the environment says about the terminal (multiplexer, image protocols).
+    pub term: images::TermEnv,
 }
 
 /// The cache directory (from the tuning; `./.emdtui-cache` when none could be found).
@@ -148,7 +150,7 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
     // the capability query must run after entering the alternate screen and before the input
     // thread starts reading; it waits at most images::QUERY_DEADLINE, and under tmux/screen
     // (unless --graphics asks for a protocol) it is not sent at all
-    let env = images::TermEnv::from_env();
+    let env = cli.term.clone();
     let choice = images::choose(&cli.graphics, cli.no_query, tty, &env)?;
     let (graphics, picker, hint) = (choice.graphics, choice.picker, choice.hint);
     log::info!("open {} graphics={} demo={demo} env={env:?}", path.display(), graphics.name());
