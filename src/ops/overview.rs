@@ -97,13 +97,5 @@ pub fn overview(
 }
 
 /// Mean diffraction pattern over a scan rectangle (half-open rows and columns), on the worker
-/// pool within `budget`.
-pub fn roi_mean(
-    ds: &dyn Dataset,
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
-    budget: u64,
-    progress: &Progress,
-) -> Result<Vec<f32>> {
-    overview::roi_mean(ds, rows, cols, budget, progress)
-}
+/// pool within the budget: the compute kernel is the whole workflow (nothing is cached).
+pub use crate::compute::overview::roi_mean;
