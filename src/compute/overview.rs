@@ -906,21 +906,22 @@ fn run_tasks(
 /// `0..present` (computed on the fly, so a huge scan needs no task list).
 enum Tasks<'a> {
     List(&'a [(usize, usize)]),
-    Blocks { present: usize, block: usize },
+    /// Blocks of `block` positions covering `start..present`.
+    Blocks { start: usize, present: usize, block: usize },
 }
 
 impl Tasks<'_> {
     fn len(&self) -> usize {
         match self {
             Tasks::List(l) => l.len(),
-            Tasks::Blocks { present, block } => present.div_ceil(*block),
+            Tasks::Blocks { start, present, block } => present.saturating_sub(*start).div_ceil(*block),
         }
     }
     fn get(&self, i: usize) -> Option<(usize, usize)> {
         match self {
             Tasks::List(l) => l.get(i).copied(),
-            Tasks::Blocks { present, block } => {
-                let s = i.checked_mul(*block)?;
+            Tasks::Blocks { start, present, block } => {
+                let s = start.checked_add(i.checked_mul(*block)?)?;
                 (s < *present).then(|| (s, (*block).min(present - s)))
             }
         }
@@ -1002,7 +1003,7 @@ pub fn compute(
     let (rows, cols) = (ds.scan().rows, ds.scan().cols);
     let threads = rayon::current_num_threads();
     let block = block_len_with(ds, opts.memory_budget, threads, opts.kernel.block_bytes);
-    let exact_tasks = Tasks::Blocks { present, block: block.max(1) };
+    let exact_tasks = Tasks::Blocks { start: 0, present, block: block.max(1) };
     let k = coarse_stride(ds);
     let coarse: Vec<(usize, usize)> = if opts.coarse_first && present > 0 && rows > 1 && cols > 1 {
         coarse_positions(rows, cols, present, k).into_iter().map(|p| (p, 1)).collect()
@@ -1048,6 +1049,40 @@ pub fn compute(
     out.positions_done = present;
     out.complete = present == ds.scan().positions();
     on_partial(&out);
+    Ok(out)
+}
+
+/// Extend complete-so-far results `prev` (exact for positions `0..prev.positions_done`, computed
+/// with `prev.geometry` and no mask) to every position present now: only the new frames are
+/// read (a running acquisition). Patterns are merged (the mean weighted by frame counts).
+pub fn extend(ds: &dyn Dataset, prev: Overviews, opts: &ComputeOptions, progress: &Progress) -> Result<Overviews> {
+    let start = prev.positions_done;
+    let present = ds.positions_present().min(ds.scan().positions());
+    let (dr, dc) = ds.det();
+    if present <= start
+        || prev.mask.is_some()
+        || (prev.scan_rows, prev.scan_cols) != (ds.scan().rows, ds.scan().cols)
+        || (prev.det_rows, prev.det_cols) != (dr, dc)
+    {
+        return Ok(prev);
+    }
+    let geometry = prev.geometry.clone();
+    let block = block_len_with(ds, opts.memory_budget, rayon::current_num_threads(), opts.kernel.block_bytes);
+    let tasks = Tasks::Blocks { start, present, block: block.max(1) };
+    progress.set_total((present - start) as u64);
+    let (old_mean, old_max) = (prev.mean_dp.clone(), prev.max_dp.clone());
+    let shared = Mutex::new(Shared { out: prev, last_partial: Instant::now() });
+    let acc = run_tasks(ds, &geometry, None, tasks, &shared, true, progress, None, None, opts.kernel.raw_kernel)?;
+    let mut out = shared.into_inner().expect("no worker panicked").out;
+    let (n_old, n_new) = (start as f64, acc.frames as f64);
+    out.mean_dp = old_mean
+        .iter()
+        .zip(&acc.dp_sum)
+        .map(|(&m, &s)| ((m as f64 * n_old + s as f64) / (n_old + n_new).max(1.0)) as f32)
+        .collect();
+    out.max_dp = old_max.iter().zip(&acc.dp_max).map(|(&m, &x)| m.max(x as f32)).collect();
+    out.positions_done = present;
+    out.complete = present == ds.scan().positions();
     Ok(out)
 }
 
