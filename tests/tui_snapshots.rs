@@ -37,7 +37,7 @@ fn main_screen_snapshots() {
     let (f, _) = synth_file(&dir);
     for (w, hh) in SIZES {
         let h = open(&f, w, hh, Graphics::Halfblocks);
-        let o = h.state.overviews.as_ref().expect("overview computed");
+        let o = h.state.main.overviews.as_ref().expect("overview computed");
         assert!(o.complete);
         insta::assert_snapshot!(format!("main_{w}x{hh}"), h.text());
         // the cursor is drawn into the overview in its colour
@@ -97,14 +97,14 @@ fn fft_explorer_snapshots() {
         assert_eq!(h.state.screen, Screen::Fft);
         h.key(KeyCode::Right);
         h.key(KeyCode::Char('+'));
-        assert_eq!(h.state.fft_state.half, 1);
+        assert_eq!(h.state.fft.half, 1);
         h.draw();
         insta::assert_snapshot!(format!("fft_{w}x{hh}"), h.text());
         // reverse view
         h.key(KeyCode::Char('v'));
-        assert!(h.state.fft_state.reverse);
-        let [qr, qc, _, _] = h.state.fft.as_ref().unwrap().shape();
-        assert_eq!(h.state.fft_state.amp.len(), qr * qc, "reverse view shows G over Q");
+        assert!(h.state.fft.reverse);
+        let [qr, qc, _, _] = h.state.fft.source.as_ref().unwrap().shape();
+        assert_eq!(h.state.fft.amp.len(), qr * qc, "reverse view shows G over Q");
         h.key(KeyCode::Tab);
         assert_eq!(h.state.screen, Screen::Main);
     }
@@ -115,15 +115,15 @@ fn keys_move_switch_detector_and_geometry() {
     let dir = tempfile::tempdir().unwrap();
     let (f, spec) = synth_file(&dir);
     let mut h = open(&f, 100, 30, Graphics::Halfblocks);
-    assert_eq!(h.state.cursor, (8, 12));
+    assert_eq!(h.state.main.cursor, (8, 12));
     h.key(KeyCode::Right);
     h.key(KeyCode::Right);
     h.key(KeyCode::Char('k'));
     h.key_mod(KeyCode::Left, KeyModifiers::SHIFT);
-    assert_eq!(h.state.cursor, (7, 4));
+    assert_eq!(h.state.main.cursor, (7, 4));
     let pos = 7 * 24 + 4;
     // the frame on screen is the one at the cursor, decoded correctly
-    let (fp, fr) = h.state.frame.clone().unwrap();
+    let (fp, fr) = h.state.main.frame.clone().unwrap();
     assert_eq!(fp, pos);
     let expect = synth::expected_frame(&spec, pos);
     assert!(fr.iter().zip(&expect).all(|(a, b)| *a == *b as f32));
@@ -133,27 +133,27 @@ fn keys_move_switch_detector_and_geometry() {
     for _ in 0..5 {
         h.key_mod(KeyCode::Up, KeyModifiers::SHIFT);
     }
-    assert_eq!(h.state.cursor, (0, 4));
+    assert_eq!(h.state.main.cursor, (0, 4));
     // detector cycle: BF -> ADF -> CoM x
     h.key(KeyCode::Char('m'));
-    assert_eq!(h.state.kind, DetectorKind::Adf);
+    assert_eq!(h.state.main.kind, DetectorKind::Adf);
     h.draw();
     assert!(h.text().contains("ADF overview"));
     h.key(KeyCode::Char('m'));
-    assert_eq!(h.state.kind, DetectorKind::ComX);
+    assert_eq!(h.state.main.kind, DetectorKind::ComX);
     // moving the detector recomputes the overview with the new centre
-    let c0 = h.state.geometry.center;
+    let c0 = h.state.main.geometry.center;
     h.keys("dd");
     h.key(KeyCode::Char('w'));
-    assert_eq!(h.state.geometry.center, (c0.0 - 1.0, c0.1 + 2.0));
+    assert_eq!(h.state.main.geometry.center, (c0.0 - 1.0, c0.1 + 2.0));
     h.settle(WAIT);
-    let o = h.state.overviews.as_ref().unwrap();
+    let o = h.state.main.overviews.as_ref().unwrap();
     assert_eq!(o.geometry.center, (c0.0 - 1.0, c0.1 + 2.0));
     assert!(o.complete);
     // radius keys
-    let r0 = h.state.geometry.bf_radius;
+    let r0 = h.state.main.geometry.bf_radius;
     h.keys("++");
-    assert_eq!(h.state.geometry.bf_radius, r0 + 2.0);
+    assert_eq!(h.state.main.geometry.bf_radius, r0 + 2.0);
     // mouse click on the overview moves the cursor to the clicked scan position
     let cells = h.state.prepared.overview_cells.unwrap();
     emdtui::tui::handle(
@@ -167,7 +167,7 @@ fn keys_move_switch_detector_and_geometry() {
             },
         )),
     );
-    assert_eq!(h.state.cursor, (0, 0));
+    assert_eq!(h.state.main.cursor, (0, 0));
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn roi_mean_diffraction() {
     h.key(KeyCode::Down);
     h.key(KeyCode::Char('r'));
     h.settle(WAIT);
-    let (mean, n) = h.state.roi_mean.clone().expect("ROI mean");
+    let (mean, n) = h.state.main.roi_mean.clone().expect("ROI mean");
     assert_eq!(n, 4);
     let mut expect = vec![0f64; 256 * 256];
     for (r, c) in [(8, 12), (8, 13), (9, 12), (9, 13)] {
@@ -192,7 +192,7 @@ fn roi_mean_diffraction() {
     h.draw();
     assert!(h.text().contains("ROI mean diffraction (4 positions)"));
     h.key(KeyCode::Esc);
-    assert!(h.state.roi_mean.is_none());
+    assert!(h.state.main.roi_mean.is_none());
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn running_job_snapshot_and_cancel() {
         let mut h = open(&f, w, hh, Graphics::Halfblocks);
         let p = Progress::new("convert", 100);
         let (tx, rx) = std::sync::mpsc::channel();
-        h.state.jobs.spawn(
+        h.state.jobs.table.spawn(
             p.clone(),
             |p| {
                 p.set_done(40);
@@ -219,7 +219,7 @@ fn running_job_snapshot_and_cancel() {
         }
         // select the new job (the list shows newest first) and snapshot
         h.key(KeyCode::Char('n'));
-        assert_eq!(h.state.selected_job, 1);
+        assert_eq!(h.state.jobs.selected, 1);
         h.draw();
         let t = h.text();
         assert!(t.contains("running  40/100"), "{t}");
@@ -247,9 +247,9 @@ fn convert_job_reports_its_end() {
     let (f, _) = synth_file(&dir);
     let mut h = open(&f, 100, 30, Graphics::Halfblocks);
     h.key(KeyCode::Char('c'));
-    assert!(h.state.jobs.list().iter().any(|j| j.name == "convert"));
+    assert!(h.state.jobs.table.list().iter().any(|j| j.name == "convert"));
     h.settle(WAIT);
-    let j = h.state.jobs.list().into_iter().find(|j| j.name == "convert").unwrap();
+    let j = h.state.jobs.table.list().into_iter().find(|j| j.name == "convert").unwrap();
     assert!(j.state().finished());
     h.draw();
     let t = h.text();
@@ -259,7 +259,7 @@ fn convert_job_reports_its_end() {
         s => panic!("unexpected state {s:?}"),
     }
     h.key(KeyCode::Right);
-    assert_eq!(h.state.cursor, (8, 13));
+    assert_eq!(h.state.main.cursor, (8, 13));
 }
 
 #[test]
@@ -289,7 +289,7 @@ fn interrupted_conversion_is_offered_for_resume() {
     }
     h.key(KeyCode::Char('n'));
     assert_eq!(h.state.popup, Popup::None);
-    assert!(!h.state.jobs.list().iter().any(|j| j.name == "convert"));
+    assert!(!h.state.jobs.table.list().iter().any(|j| j.name == "convert"));
     h.settle(WAIT);
 }
 
@@ -308,7 +308,7 @@ fn real_files_open_and_navigate_without_panics() {
         for f in files.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mib")) {
             let mut h = open(&f, 100, 30, Graphics::Halfblocks);
             let (dr, dc) = h.state.ds.det();
-            let fr = h.state.frame.clone().unwrap_or_else(|| panic!("{}: no frame", f.display()));
+            let fr = h.state.main.frame.clone().unwrap_or_else(|| panic!("{}: no frame", f.display()));
             assert_eq!(fr.1.len(), dr * dc, "{}", f.display());
             for k in [
                 KeyCode::Right,
@@ -346,11 +346,11 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
         .unwrap()
         .expect("overviews cached at conversion");
     let h = open(&emd, 160, 48, Graphics::Halfblocks);
-    let o = h.state.overviews.as_ref().expect("overview shown");
+    let o = h.state.main.overviews.as_ref().expect("overview shown");
     assert!(o.complete);
     assert_eq!(o.bf, stored.bf, "the overview comes from the EMD cache");
-    assert_eq!(h.state.geometry, stored.geometry, "the detector overlay follows the cached geometry");
-    assert_eq!(h.state.overview_job.as_ref().unwrap().message(), "loaded from cache");
+    assert_eq!(h.state.main.geometry, stored.geometry, "the detector overlay follows the cached geometry");
+    assert_eq!(h.state.main.overview_job.as_ref().unwrap().message(), "loaded from cache");
     let t = h.text();
     assert!(t.contains("caches 7 valid"), "{t}");
     assert!(t.contains("complete (from cache)"), "{t}");
@@ -367,9 +367,9 @@ fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     let mut h = open(&emd, 160, 48, Graphics::Halfblocks);
     let t = h.text();
     assert!(t.contains("STALE (virtual_bf)"), "{t}");
-    assert_ne!(h.state.overview_job.as_ref().unwrap().message(), "loaded from cache");
+    assert_ne!(h.state.main.overview_job.as_ref().unwrap().message(), "loaded from cache");
     h.settle(WAIT);
-    assert!(h.state.overviews.as_ref().unwrap().complete, "recomputed from the datacube");
+    assert!(h.state.main.overviews.as_ref().unwrap().complete, "recomputed from the datacube");
 }
 
 #[test]
@@ -395,5 +395,5 @@ fn interrupted_fft_is_offered_for_resume_and_completes() {
     h.settle(WAIT);
     let c = fft_cache::FftCache::open(&emd).expect("resumed FFT complete");
     assert_eq!(c.params, params, "resumed with the interrupted run's parameters");
-    assert!(h.state.fft.is_some(), "the explorer has the FFT");
+    assert!(h.state.fft.source.is_some(), "the explorer has the FFT");
 }

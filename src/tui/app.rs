@@ -1,6 +1,13 @@
-//! Application state and `update(&mut State, Action)`. Background work (overview, ROI mean,
-//! conversion, FFT) runs as jobs in a [`JobTable`] and reports back as [`AppEvent`]s on the one
-//! channel the main loop reads.
+//! Application state and `update(&mut State, Action)`.
+//!
+//! [`State`] holds what belongs to the whole dataset (the file, the screen, the status line,
+//! graphics, tuning, the event channel, the frame loader) and one part per area of the UI:
+//! [`MainView`] (`s.main`: scan cursor, detector, overviews, diffraction pane, ROI),
+//! [`FftView`] (`s.fft`: the FFT explorer), [`JobsPanel`] (`s.jobs`) and the [`Popup`]
+//! (`s.popup`). [`update`] hands an action to the popup first, then to the view it concerns, then
+//! to the actions shared by both screens. Background work (overview, ROI mean, conversion, FFT)
+//! runs as jobs in the [`JobTable`] and reports back as [`AppEvent`]s on the one channel the main
+//! loop reads; [`on_event`] applies them.
 
 use super::images::{Graphics, PaneImage};
 use super::keys::Action;
@@ -56,8 +63,39 @@ pub enum Popup {
     Confirm(Confirm, String),
 }
 
-/// FFT explorer state.
-pub struct FftState {
+/// The main screen: scan cursor, detector geometry and kind, the overviews and the diffraction
+/// pane (frame at the cursor or ROI mean), with the versions that key their prepared images.
+pub struct MainView {
+    pub cursor: (usize, usize),
+    pub geometry: Geometry,
+    /// The detector geometry still follows the automatically found bright-field disk.
+    pub auto_geometry: bool,
+    pub kind: DetectorKind,
+    pub overview_display: DisplayParams,
+    /// Display of the diffraction pane (also the FFT explorer's |G| and power panes).
+    pub frame_display: DisplayParams,
+    pub overviews: Option<Overviews>,
+    pub overview_gen: u64,
+    pub overview_job: Option<Arc<Progress>>,
+    /// When the geometry last changed by hand (the overview restarts after a pause).
+    pub geometry_changed: Option<Instant>,
+    /// The frame on screen (its position may lag the cursor while loading).
+    pub frame: Option<(usize, Frame)>,
+    pub roi_anchor: Option<(usize, usize)>,
+    pub roi: Option<((usize, usize), (usize, usize))>,
+    pub roi_mean: Option<(Vec<f32>, usize)>,
+    pub roi_gen: u64,
+    /// Bumped when the overview picture changes (data, cursor, ROI, display, kind).
+    pub ov_version: u64,
+    /// Bumped when the diffraction picture changes (frame, geometry, display, ROI mean).
+    pub frame_version: u64,
+}
+
+/// The FFT explorer: its source (None until computed or loaded), the cursors and the images
+/// they select.
+pub struct FftView {
+    pub source: Option<Arc<dyn FftSource>>,
+    pub job: Option<Arc<Progress>>,
     pub q: (usize, usize),
     pub k: (usize, usize),
     pub half: usize,
@@ -69,8 +107,15 @@ pub struct FftState {
     pub phase: Vec<f32>,
     /// |G| over the detector at Q (the K picker in the reverse view).
     pub det_amp: Vec<f32>,
+    /// Bumped when the explorer's pictures change (cursors, region, view, display).
     pub version: u64,
     pub error: Option<String>,
+}
+
+/// The jobs panel: every background job, and the one selected for cancelling.
+pub struct JobsPanel {
+    pub table: JobTable,
+    pub selected: usize,
 }
 
 /// Images prepared outside `render` (see `render::prepare`), keyed by what they show.
@@ -83,6 +128,7 @@ pub struct Prepared {
     pub overview_cells: Option<Rect>,
 }
 
+/// The whole UI: dataset-wide things here, each area in its own part (see the module docs).
 pub struct State {
     pub ds: Arc<dyn Dataset>,
     pub info: DatasetInfo,
@@ -91,33 +137,14 @@ pub struct State {
     pub is_mib: bool,
     pub demo: bool,
     pub screen: Screen,
-    pub cursor: (usize, usize),
-    pub geometry: Geometry,
-    pub kind: DetectorKind,
-    pub overview_display: DisplayParams,
-    pub frame_display: DisplayParams,
-    pub overviews: Option<Overviews>,
-    pub overview_gen: u64,
-    pub overview_job: Option<Arc<Progress>>,
-    pub geometry_changed: Option<Instant>,
-    /// The detector geometry still follows the automatically found bright-field disk.
-    pub auto_geometry: bool,
+    pub main: MainView,
+    pub fft: FftView,
+    pub jobs: JobsPanel,
+    pub popup: Popup,
     /// For EMD files: the state of the caches inside the file (valid / stale).
     pub cache_note: Option<String>,
-    /// The frame on screen (its position may lag the cursor while loading).
-    pub frame: Option<(usize, Frame)>,
-    pub roi_anchor: Option<(usize, usize)>,
-    pub roi: Option<((usize, usize), (usize, usize))>,
-    pub roi_mean: Option<(Vec<f32>, usize)>,
-    pub roi_gen: u64,
-    pub jobs: JobTable,
-    pub selected_job: usize,
-    pub popup: Popup,
     pub status: String,
     pub hint: Option<String>,
-    pub fft: Option<Arc<dyn FftSource>>,
-    pub fft_state: FftState,
-    pub fft_job: Option<Arc<Progress>>,
     pub quit: bool,
     pub dirty: bool,
     /// Hide timings (throughput, ETA) so snapshots are stable.
@@ -125,10 +152,6 @@ pub struct State {
     pub graphics: Graphics,
     pub picker: Picker,
     pub prepared: Prepared,
-    /// Bumped when the overview picture changes (data, cursor, ROI, display, kind).
-    pub ov_version: u64,
-    /// Bumped when the diffraction picture changes (frame, geometry, display, ROI mean).
-    pub frame_version: u64,
     pub memory_budget: u64,
     pub cache_dir: Option<PathBuf>,
     pub tuning: crate::Tuning,
@@ -152,6 +175,182 @@ pub struct Options {
     pub tuning: crate::Tuning,
 }
 
+impl MainView {
+    /// Cursor at `cursor`, geometry from the detector size until the overview finds the disk.
+    fn new(cursor: (usize, usize), geometry: Geometry) -> MainView {
+        MainView {
+            cursor,
+            geometry,
+            auto_geometry: true,
+            kind: DetectorKind::Bf,
+            overview_display: DisplayParams { scale: Scale::Linear, colormap: Colormap::Gray, clip: (0.5, 99.5) },
+            frame_display: DisplayParams { scale: Scale::Log, colormap: Colormap::Inferno, clip: (0.1, 99.9) },
+            overviews: None,
+            overview_gen: 0,
+            overview_job: None,
+            geometry_changed: None,
+            frame: None,
+            roi_anchor: None,
+            roi: None,
+            roi_mean: None,
+            roi_gen: 0,
+            ov_version: 0,
+            frame_version: 0,
+        }
+    }
+
+    /// Change the detector geometry by hand (`det`: detector rows, columns): clamp it, redraw the
+    /// diffraction pane, stop following the found disk and restart the overview after a pause.
+    fn edit_geometry(&mut self, det: (usize, usize), f: impl FnOnce(&mut Geometry)) {
+        f(&mut self.geometry);
+        let (dr, dc) = det;
+        let g = &mut self.geometry;
+        g.center.0 = g.center.0.clamp(0.0, dr as f32 - 1.0);
+        g.center.1 = g.center.1.clamp(0.0, dc as f32 - 1.0);
+        let m = dr.max(dc) as f32;
+        g.bf_radius = g.bf_radius.clamp(1.0, m);
+        g.adf_outer = g.adf_outer.clamp(2.0, m);
+        g.adf_inner = g.adf_inner.clamp(0.0, g.adf_outer - 1.0);
+        g.com_origin = g.center;
+        self.frame_version += 1;
+        self.auto_geometry = false;
+        self.geometry_changed = Some(Instant::now());
+    }
+
+    /// The next detector kind of [`DetectorKind::CYCLE`].
+    fn cycle_kind(&mut self) {
+        let c = DetectorKind::CYCLE;
+        let i = c.iter().position(|k| *k == self.kind).map(|i| (i + 1) % c.len()).unwrap_or(0);
+        self.kind = c[i];
+        self.ov_version += 1;
+        self.frame_version += 1;
+    }
+
+    fn clear_roi(&mut self) {
+        self.roi = None;
+        self.roi_anchor = None;
+        self.roi_mean = None;
+        self.roi_gen += 1;
+        self.ov_version += 1;
+        self.frame_version += 1;
+    }
+
+    /// A (partial or final) overview of generation `gen_`; false when it is out of date.
+    fn apply_overview(&mut self, gen_: u64, o: Overviews) -> bool {
+        if gen_ != self.overview_gen {
+            return false;
+        }
+        if self.auto_geometry && self.geometry != o.geometry {
+            self.geometry = o.geometry.clone();
+            self.frame_version += 1;
+        }
+        self.overviews = Some(o);
+        self.ov_version += 1;
+        true
+    }
+}
+
+impl FftView {
+    fn new() -> FftView {
+        FftView {
+            source: None,
+            job: None,
+            q: (0, 0),
+            k: (0, 0),
+            half: 0,
+            reverse: false,
+            power: vec![],
+            amp: vec![],
+            phase: vec![],
+            det_amp: vec![],
+            version: 0,
+            error: None,
+        }
+    }
+
+    /// Show `src`: cursors to the centre (Q just off the zero frequency), power map loaded.
+    fn set_source(&mut self, src: Arc<dyn FftSource>) {
+        let [qr, qc, kr, kc] = src.shape();
+        self.q = (qr / 2, qc / 2 + 1.min(qc / 2));
+        self.k = (kr / 2, kc / 2);
+        self.power = src.power_map().unwrap_or_default();
+        self.source = Some(src);
+        self.refresh();
+    }
+
+    /// Move the Q cursor (the K cursor in the reverse view).
+    fn move_cursor(&mut self, dy: i32, dx: i32) {
+        let Some(src) = &self.source else { return };
+        let [qr, qc, kr, kc] = src.shape();
+        let (p, (nr, nc)) = if self.reverse { (&mut self.k, (kr, kc)) } else { (&mut self.q, (qr, qc)) };
+        p.0 = (p.0 as i64 + dy as i64).clamp(0, nr as i64 - 1) as usize;
+        p.1 = (p.1 as i64 + dx as i64).clamp(0, nc as i64 - 1) as usize;
+        self.refresh();
+    }
+
+    /// Read |G| and arg G for the cursors (nothing without a source).
+    fn refresh(&mut self) {
+        let Some(src) = self.source.clone() else { return };
+        let r = if self.reverse {
+            src.q_image(self.k, self.half, Part::Amp)
+                .and_then(|a| Ok((a, src.q_image(self.k, self.half, Part::Phase)?)))
+        } else {
+            src.detector_image(self.q, self.half, Part::Amp)
+                .and_then(|a| Ok((a, src.detector_image(self.q, self.half, Part::Phase)?)))
+        };
+        match r {
+            Ok((a, mut p)) => {
+                // phase is meaningless where there is no amplitude: leave it blank
+                let amax = a.iter().cloned().filter(|v| v.is_finite()).fold(0f32, f32::max);
+                for (ph, am) in p.iter_mut().zip(&a) {
+                    if am.partial_cmp(&(amax * 1e-3)) != Some(std::cmp::Ordering::Greater) {
+                        *ph = f32::NAN;
+                    }
+                }
+                if !self.reverse {
+                    self.det_amp = a.clone();
+                }
+                self.amp = a;
+                self.phase = p;
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+        self.version += 1;
+    }
+}
+
+impl JobsPanel {
+    /// The selected job (the last one when the selection is past the end).
+    fn selected_job(&self) -> Option<Arc<Progress>> {
+        let l = self.table.list();
+        l.get(self.selected.min(l.len().saturating_sub(1))).cloned()
+    }
+
+    fn select(&mut self, d: i32) {
+        let n = self.table.list().len();
+        if n > 0 {
+            self.selected = (self.selected as i64 + d as i64).rem_euclid(n as i64) as usize;
+        }
+    }
+
+    /// Jobs the user started that are still running (views are recomputed next time, so the
+    /// overview and ROI mean do not count).
+    fn user_jobs_running(&self) -> usize {
+        self.table
+            .list()
+            .iter()
+            .filter(|j| !j.state().finished() && j.name != "overview" && j.name != "roi mean")
+            .count()
+    }
+
+    fn cancel_all(&self) {
+        for j in self.table.list() {
+            j.cancel();
+        }
+    }
+}
+
 impl State {
     pub fn new(ds: Arc<dyn Dataset>, tx: Sender<AppEvent>, o: Options) -> State {
         let info = ds.info().clone();
@@ -169,6 +368,9 @@ impl State {
         );
         let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let is_mib = info.kind == Kind::Mib;
+        let sc = ds.scan();
+        let cursor = (sc.rows / 2, sc.cols / 2);
+        let cache_note = if info.kind == Kind::Emd { emd_cache_note(&path) } else { None };
         let mut s = State {
             ds,
             info,
@@ -177,49 +379,19 @@ impl State {
             is_mib,
             demo: o.demo,
             screen: Screen::Main,
-            cursor: (0, 0),
-            geometry,
-            kind: DetectorKind::Bf,
-            overview_display: DisplayParams { scale: Scale::Linear, colormap: Colormap::Gray, clip: (0.5, 99.5) },
-            frame_display: DisplayParams { scale: Scale::Log, colormap: Colormap::Inferno, clip: (0.1, 99.9) },
-            overviews: None,
-            overview_gen: 0,
-            overview_job: None,
-            geometry_changed: None,
-            auto_geometry: true,
-            cache_note: None,
-            frame: None,
-            roi_anchor: None,
-            roi: None,
-            roi_mean: None,
-            roi_gen: 0,
-            jobs: JobTable::new(),
-            selected_job: 0,
+            main: MainView::new(cursor, geometry),
+            fft: FftView::new(),
+            jobs: JobsPanel { table: JobTable::new(), selected: 0 },
             popup: Popup::None,
+            cache_note,
             status: String::new(),
             hint: o.hint,
-            fft: None,
-            fft_state: FftState {
-                q: (0, 0),
-                k: (0, 0),
-                half: 0,
-                reverse: false,
-                power: vec![],
-                amp: vec![],
-                phase: vec![],
-                det_amp: vec![],
-                version: 0,
-                error: None,
-            },
-            fft_job: None,
             quit: false,
             dirty: true,
             deterministic: o.deterministic,
             graphics: o.graphics,
             picker: o.picker,
             prepared: Prepared::default(),
-            ov_version: 0,
-            frame_version: 0,
             memory_budget: o.memory_budget,
             cache_dir: o.cache_dir,
             tuning: o.tuning,
@@ -228,63 +400,59 @@ impl State {
             first_complete_draw: None,
             started: Instant::now(),
         };
-        if s.info.kind == Kind::Emd {
-            s.cache_note = crate::store::emd::EmdFile::open(&s.path).and_then(|f| f.list_caches()).ok().map(|c| {
-                let stale: Vec<&str> = c.iter().filter(|e| !e.valid).map(|e| e.name.as_str()).collect();
-                let valid = c.len() - stale.len();
-                if stale.is_empty() {
-                    format!("{valid} valid")
-                } else {
-                    format!("{valid} valid, {} STALE ({})", stale.len(), stale.join(", "))
-                }
-            });
-        }
-        let sc = s.ds.scan();
-        s.cursor = (sc.rows / 2, sc.cols / 2);
         s.request_frame();
         s.start_overview();
         s.offer_resume();
         s
     }
 
+    /// The scan position (flat index) under the cursor.
     pub fn pos(&self) -> usize {
-        self.cursor.0 * self.ds.scan().cols + self.cursor.1
+        self.main.cursor.0 * self.ds.scan().cols + self.main.cursor.1
     }
 
+    /// Show the frame under the cursor, or ask the loader for it (`FrameReady` follows).
     fn request_frame(&mut self) {
         let p = self.pos();
         if let Some(f) = self.loader.get(p) {
-            self.frame = Some((p, f));
-            self.frame_version += 1;
+            self.main.frame = Some((p, f));
+            self.main.frame_version += 1;
         } else {
             self.loader.request(p);
             if let Some(f) = self.loader.get(p) {
-                self.frame = Some((p, f));
-                self.frame_version += 1;
+                self.main.frame = Some((p, f));
+                self.main.frame_version += 1;
             }
         }
+    }
+
+    /// Put the scan cursor at `(r, c)` and ask for its frame.
+    fn set_cursor(&mut self, r: usize, c: usize) {
+        self.main.cursor = (r, c);
+        self.main.ov_version += 1;
+        self.request_frame();
     }
 
     /// Start (or restart, after a geometry change) the overview job: the overviews cached in the
     /// EMD, else in the cache directory, else computed with partial results streamed to the UI.
     pub fn start_overview(&mut self) {
-        if let Some(j) = self.overview_job.take() {
+        if let Some(j) = self.main.overview_job.take() {
             j.cancel();
         }
-        self.overview_gen += 1;
-        let gen_ = self.overview_gen;
+        self.main.overview_gen += 1;
+        let gen_ = self.main.overview_gen;
         let p = Progress::job(JobKind::Overview, self.ds.positions_present() as u64);
-        self.overview_job = Some(p.clone());
+        self.main.overview_job = Some(p.clone());
         let t = &self.tuning;
         let kernel = KernelTuning {
             block_bytes: t.block_bytes.unwrap_or(KernelTuning::default().block_bytes),
             raw_kernel: !t.no_raw_kernel,
         };
         let job = OverviewJob {
-            geometry: if self.auto_geometry {
-                GeometryChoice::Auto { fallback: self.geometry.clone() }
+            geometry: if self.main.auto_geometry {
+                GeometryChoice::Auto { fallback: self.main.geometry.clone() }
             } else {
-                GeometryChoice::Fixed(self.geometry.clone())
+                GeometryChoice::Fixed(self.main.geometry.clone())
             },
             compute: ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true, kernel },
             cache_dir: self.cache_dir.clone(),
@@ -292,7 +460,7 @@ impl State {
         };
         let (ds, tx) = (self.ds.clone(), self.tx.clone());
         let tx2 = tx.clone();
-        self.jobs.spawn(
+        self.jobs.table.spawn(
             p,
             move |p| {
                 let last = Mutex::new(Instant::now() - Duration::from_secs(1));
@@ -383,7 +551,7 @@ impl State {
 
     /// Convert to EMD in the background (then, with `then_fft`, compute the default FFT into it).
     fn start_convert(&mut self, then_fft: bool) {
-        if self.jobs.list().iter().any(|j| j.kind == JobKind::Convert && !j.state().finished()) {
+        if self.jobs.table.list().iter().any(|j| j.kind == JobKind::Convert && !j.state().finished()) {
             self.status = "a conversion is already running".into();
             return;
         }
@@ -393,7 +561,7 @@ impl State {
         let (opts, fopts) = (self.convert_options(), self.fft_options());
         self.status = format!("converting to {}", out.display());
         let tx2 = tx.clone();
-        self.jobs.spawn(
+        self.jobs.table.spawn(
             p,
             move |p| {
                 let r = crate::ops::convert::convert(ds.as_ref(), &out, &opts, p)?;
@@ -424,17 +592,17 @@ impl State {
     /// this `.mib`), with `params` (default: bright-field crop) — an existing complete cache is
     /// loaded, an interrupted one with the same parameters resumes.
     fn start_fft_with(&mut self, params: Option<crate::compute::fft::FftParams>) {
-        if self.fft_job.as_ref().is_some_and(|j| !j.state().finished()) {
+        if self.fft.job.as_ref().is_some_and(|j| !j.state().finished()) {
             self.status = "the FFT is already being computed".into();
             return;
         }
         let p = Progress::job(JobKind::Fft, 0);
-        self.fft_job = Some(p.clone());
+        self.fft.job = Some(p.clone());
         let (ds, tx, demo, budget) = (self.ds.clone(), self.tx.clone(), self.demo, self.memory_budget);
         let path = if self.is_mib { self.emd_path() } else { self.path.clone() };
         let (copts, fopts) = (self.convert_options(), self.fft_options());
         let tx2 = tx.clone();
-        self.jobs.spawn(
+        self.jobs.table.spawn(
             p,
             move |p| {
                 let src: Arc<dyn FftSource> = if demo {
@@ -480,7 +648,7 @@ impl State {
 
     /// `F` / Tab into the explorer without an FFT: ask, or compute when it is cheap (demo).
     fn want_fft(&mut self, compute: bool) {
-        if self.fft.is_some() {
+        if self.fft.source.is_some() {
             self.screen = Screen::Fft;
             return;
         }
@@ -510,54 +678,19 @@ impl State {
     }
 
     pub fn set_fft(&mut self, src: Arc<dyn FftSource>) {
-        let [qr, qc, kr, kc] = src.shape();
-        self.fft_state.q = (qr / 2, qc / 2 + 1.min(qc / 2));
-        self.fft_state.k = (kr / 2, kc / 2);
-        self.fft_state.power = src.power_map().unwrap_or_default();
-        self.fft = Some(src);
-        self.refresh_fft();
-    }
-
-    fn refresh_fft(&mut self) {
-        let Some(src) = self.fft.clone() else { return };
-        let st = &mut self.fft_state;
-        let r = if st.reverse {
-            src.q_image(st.k, st.half, Part::Amp).and_then(|a| Ok((a, src.q_image(st.k, st.half, Part::Phase)?)))
-        } else {
-            src.detector_image(st.q, st.half, Part::Amp)
-                .and_then(|a| Ok((a, src.detector_image(st.q, st.half, Part::Phase)?)))
-        };
-        match r {
-            Ok((a, mut p)) => {
-                // phase is meaningless where there is no amplitude: leave it blank
-                let amax = a.iter().cloned().filter(|v| v.is_finite()).fold(0f32, f32::max);
-                for (ph, am) in p.iter_mut().zip(&a) {
-                    if !(*am > amax * 1e-3) {
-                        *ph = f32::NAN;
-                    }
-                }
-                if !st.reverse {
-                    st.det_amp = a.clone();
-                }
-                st.amp = a;
-                st.phase = p;
-                st.error = None;
-            }
-            Err(e) => st.error = Some(e.to_string()),
-        }
-        st.version += 1;
+        self.fft.set_source(src);
         self.dirty = true;
     }
 
     /// The mean diffraction pattern over the ROI, on the worker pool.
     fn start_roi_mean(&mut self) {
-        let Some(((r0, c0), (r1, c1))) = self.roi else { return };
-        self.roi_gen += 1;
-        let g = self.roi_gen;
+        let Some(((r0, c0), (r1, c1))) = self.main.roi else { return };
+        self.main.roi_gen += 1;
+        let g = self.main.roi_gen;
         let n = (r1 - r0 + 1) * (c1 - c0 + 1);
         let p = Progress::job(JobKind::RoiMean, n as u64);
         let (ds, tx, budget) = (self.ds.clone(), self.tx.clone(), self.memory_budget);
-        self.jobs.spawn(
+        self.jobs.table.spawn(
             p,
             move |p| {
                 let mean = crate::ops::overview::roi_mean(ds.as_ref(), r0..r1 + 1, c0..c1 + 1, budget, p)?;
@@ -568,27 +701,31 @@ impl State {
         );
     }
 
+    /// The image on screen as (values, width, height, name, display), or why there is none.
+    fn export_image(&self) -> Result<(Vec<f32>, usize, usize, String, DisplayParams), &'static str> {
+        match self.screen {
+            Screen::Main => {
+                let m = &self.main;
+                let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
+                Ok((o.image(m.kind), o.scan_cols, o.scan_rows, m.kind.name().to_string(), m.overview_display))
+            }
+            Screen::Fft => {
+                let src = self.fft.source.as_ref().ok_or("no FFT to export")?;
+                let [qr, qc, _, _] = src.shape();
+                let mut d = self.main.frame_display;
+                d.scale = Scale::Log;
+                Ok((self.fft.power.clone(), qc, qr, "fft-power".into(), d))
+            }
+        }
+    }
+
     /// Export the image on screen as PNG next to the file (or in the working directory).
     fn export(&mut self) {
-        let (vals, w, h, name, disp) = match self.screen {
-            Screen::Main => match &self.overviews {
-                Some(o) => {
-                    (o.image(self.kind), o.scan_cols, o.scan_rows, self.kind.name().to_string(), self.overview_display)
-                }
-                None => {
-                    self.status = "nothing to export yet".into();
-                    return;
-                }
-            },
-            Screen::Fft => {
-                let Some(src) = &self.fft else {
-                    self.status = "no FFT to export".into();
-                    return;
-                };
-                let [qr, qc, _, _] = src.shape();
-                let mut d = self.frame_display;
-                d.scale = Scale::Log;
-                (self.fft_state.power.clone(), qc, qr, "fft-power".into(), d)
+        let (vals, w, h, name, disp) = match self.export_image() {
+            Ok(v) => v,
+            Err(why) => {
+                self.status = why.into();
+                return;
             }
         };
         let stem = self.path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or("emdtui".into());
@@ -611,219 +748,249 @@ impl State {
         self.status = format!("export failed: {last}");
     }
 
-    fn clamp_geometry(&mut self) {
-        let (dr, dc) = self.ds.det();
-        let g = &mut self.geometry;
-        g.center.0 = g.center.0.clamp(0.0, dr as f32 - 1.0);
-        g.center.1 = g.center.1.clamp(0.0, dc as f32 - 1.0);
-        let m = dr.max(dc) as f32;
-        g.bf_radius = g.bf_radius.clamp(1.0, m);
-        g.adf_outer = g.adf_outer.clamp(2.0, m);
-        g.adf_inner = g.adf_inner.clamp(0.0, g.adf_outer - 1.0);
-        g.com_origin = g.center;
-    }
-
     pub fn any_running(&self) -> bool {
-        self.jobs.running() > 0
+        self.jobs.table.running() > 0
     }
 }
 
-/// Apply one action.
+/// The state of the caches inside an EMD file ("N valid", or which are stale).
+fn emd_cache_note(path: &std::path::Path) -> Option<String> {
+    let c = crate::store::emd::EmdFile::open(path).and_then(|f| f.list_caches()).ok()?;
+    let stale: Vec<&str> = c.iter().filter(|e| !e.valid).map(|e| e.name.as_str()).collect();
+    let valid = c.len() - stale.len();
+    Some(if stale.is_empty() {
+        format!("{valid} valid")
+    } else {
+        format!("{valid} valid, {} STALE ({})", stale.len(), stale.join(", "))
+    })
+}
+
+/// Apply one action: an open popup takes it first; then the view it concerns, or the actions
+/// both screens share.
 pub fn update(s: &mut State, a: Action) {
     s.dirty = true;
-    // prompts and help swallow everything else
+    if popup_action(s, a) {
+        return;
+    }
+    match a {
+        // the cursor keys and clicks act on the screen shown
+        Action::Move(..) | Action::ClickOverview(..) => match s.screen {
+            Screen::Main => main_action(s, a),
+            Screen::Fft => fft_action(s, a),
+        },
+        // the key table offers these on their own screen only; a user binding (keys.json) may
+        // send them from the other screen, and they still change their view
+        Action::MoveDetector(..)
+        | Action::Radius(_)
+        | Action::InnerRadius(_)
+        | Action::CycleDetector
+        | Action::Roi
+        | Action::ClearRoi
+        | Action::Convert => main_action(s, a),
+        Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
+        Action::CycleScale | Action::CycleColormap => display_action(s, a),
+        Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
+        Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit => shared_action(s, a),
+        // answers outside a prompt
+        Action::Yes | Action::No => {}
+    }
+}
+
+/// Help closes on any key (the keys that close popups do nothing else); a prompt swallows
+/// everything but yes and no. True when the popup used the action up.
+fn popup_action(s: &mut State, a: Action) -> bool {
     match (&s.popup, a) {
+        (Popup::None, _) => false,
         (Popup::Help, Action::Help | Action::ClearRoi | Action::No | Action::Quit) => {
             s.popup = Popup::None;
-            return;
+            true
         }
         (Popup::Help, _) => {
             s.popup = Popup::None;
+            false
         }
         (Popup::Confirm(c, _), Action::Yes) => {
             let c = c.clone();
             s.popup = Popup::None;
-            match c {
-                Confirm::Quit => {
-                    for j in s.jobs.list() {
-                        j.cancel();
-                    }
-                    s.quit = true;
-                }
-                Confirm::ConvertForFft => {
-                    s.popup = Popup::Confirm(Confirm::Fft, s.confirm_fft_text());
-                }
-                Confirm::Fft => {
-                    if s.is_mib && !s.emd_path().exists() {
-                        s.start_convert(true);
-                    } else {
-                        s.start_fft();
-                    }
-                }
-                Confirm::Resume(_) => s.start_convert(false),
-                Confirm::ResumeFft(params) => s.start_fft_with(Some(params)),
-            }
-            return;
+            confirmed(s, c);
+            true
         }
         (Popup::Confirm(..), Action::No) => {
             s.popup = Popup::None;
-            return;
+            true
         }
-        (Popup::Confirm(..), _) => return,
+        (Popup::Confirm(..), _) => true,
+    }
+}
+
+/// The user answered yes to `c`.
+fn confirmed(s: &mut State, c: Confirm) {
+    match c {
+        Confirm::Quit => {
+            s.jobs.cancel_all();
+            s.quit = true;
+        }
+        Confirm::ConvertForFft => s.popup = Popup::Confirm(Confirm::Fft, s.confirm_fft_text()),
+        Confirm::Fft => {
+            if s.is_mib && !s.emd_path().exists() {
+                s.start_convert(true);
+            } else {
+                s.start_fft();
+            }
+        }
+        Confirm::Resume(_) => s.start_convert(false),
+        Confirm::ResumeFft(params) => s.start_fft_with(Some(params)),
+    }
+}
+
+/// Actions on the main view: scan cursor, detector, ROI, conversion.
+fn main_action(s: &mut State, a: Action) {
+    let det = s.ds.det();
+    match a {
+        Action::Move(dy, dx) => {
+            let (rows, cols) = (s.ds.scan().rows, s.ds.scan().cols);
+            let r = (s.main.cursor.0 as i64 + dy as i64).clamp(0, rows as i64 - 1) as usize;
+            let c = (s.main.cursor.1 as i64 + dx as i64).clamp(0, cols as i64 - 1) as usize;
+            if (r, c) != s.main.cursor {
+                s.set_cursor(r, c);
+            }
+        }
+        Action::ClickOverview(col, row) => click_overview(s, col, row),
+        Action::MoveDetector(dy, dx) => s.main.edit_geometry(det, |g| {
+            g.center.0 += dy as f32;
+            g.center.1 += dx as f32;
+        }),
+        Action::Radius(d) => {
+            let adf = s.main.kind == DetectorKind::Adf;
+            s.main.edit_geometry(det, |g| if adf { g.adf_outer += d as f32 } else { g.bf_radius += d as f32 });
+        }
+        Action::InnerRadius(d) => s.main.edit_geometry(det, |g| g.adf_inner += d as f32),
+        Action::CycleDetector => {
+            s.main.cycle_kind();
+            s.status = format!("detector: {}", kind_label(s.main.kind));
+        }
+        Action::Roi => roi_corner(s),
+        Action::ClearRoi => s.main.clear_roi(),
+        Action::Convert => convert(s),
         _ => {}
     }
-    let sc = s.ds.scan().clone();
+}
+
+/// A click on the overview image moves the scan cursor there.
+fn click_overview(s: &mut State, col: u16, row: u16) {
+    let Some(r) = s.prepared.overview_cells else { return };
+    if col < r.x || row < r.y || col >= r.x + r.width || row >= r.y + r.height {
+        return;
+    }
+    let (rows, cols) = (s.ds.scan().rows, s.ds.scan().cols);
+    let y = ((row - r.y) as usize * rows / r.height as usize).min(rows - 1);
+    let x = ((col - r.x) as usize * cols / r.width as usize).min(cols - 1);
+    s.set_cursor(y, x);
+}
+
+/// `r`: the first press anchors a ROI at the cursor, the second closes it and starts its mean.
+fn roi_corner(s: &mut State) {
+    let cur = s.main.cursor;
+    match s.main.roi_anchor.take() {
+        None => {
+            s.main.roi_anchor = Some(cur);
+            s.main.roi = Some((cur, cur));
+            s.main.ov_version += 1;
+            s.status = "ROI: move to the opposite corner and press r".into();
+        }
+        Some(a0) => {
+            let (r0, r1) = (a0.0.min(cur.0), a0.0.max(cur.0));
+            let (c0, c1) = (a0.1.min(cur.1), a0.1.max(cur.1));
+            s.main.roi = Some(((r0, c0), (r1, c1)));
+            s.main.ov_version += 1;
+            s.status = format!("ROI rows {r0}..={r1}, cols {c0}..={c1}: mean diffraction");
+            s.start_roi_mean();
+        }
+    }
+}
+
+/// `c`: convert a `.mib` to EMD unless the EMD is there already.
+fn convert(s: &mut State) {
+    if !s.is_mib {
+        s.status = "already an EMD file".into();
+    } else if s.emd_path().exists() {
+        s.status = format!("{} exists already", s.emd_path().display());
+    } else {
+        s.start_convert(false);
+    }
+}
+
+/// Actions on the FFT explorer: its cursor, averaging region and view.
+fn fft_action(s: &mut State, a: Action) {
+    let f = &mut s.fft;
     match a {
-        Action::Move(dy, dx) => match s.screen {
-            Screen::Main => {
-                let r = (s.cursor.0 as i64 + dy as i64).clamp(0, sc.rows as i64 - 1) as usize;
-                let c = (s.cursor.1 as i64 + dx as i64).clamp(0, sc.cols as i64 - 1) as usize;
-                if (r, c) != s.cursor {
-                    s.cursor = (r, c);
-                    s.ov_version += 1;
-                    s.request_frame();
-                }
-            }
-            Screen::Fft => {
-                if let Some(src) = &s.fft {
-                    let [qr, qc, kr, kc] = src.shape();
-                    let st = &mut s.fft_state;
-                    let (p, (nr, nc)) = if st.reverse { (&mut st.k, (kr, kc)) } else { (&mut st.q, (qr, qc)) };
-                    p.0 = (p.0 as i64 + dy as i64).clamp(0, nr as i64 - 1) as usize;
-                    p.1 = (p.1 as i64 + dx as i64).clamp(0, nc as i64 - 1) as usize;
-                    s.refresh_fft();
-                }
-            }
-        },
-        Action::ClickOverview(col, row) => {
-            if let (Some(r), Screen::Main) = (s.prepared.overview_cells, s.screen)
-                && col >= r.x
-                && row >= r.y
-                && col < r.x + r.width
-                && row < r.y + r.height
-            {
-                let y = ((row - r.y) as usize * sc.rows / r.height as usize).min(sc.rows - 1);
-                let x = ((col - r.x) as usize * sc.cols / r.width as usize).min(sc.cols - 1);
-                s.cursor = (y, x);
-                s.ov_version += 1;
-                s.request_frame();
-            }
+        Action::Move(dy, dx) => f.move_cursor(dy, dx),
+        Action::FftRegion(d) => {
+            f.half = (f.half as i64 + d as i64).clamp(0, 16) as usize;
+            f.refresh();
         }
-        Action::MoveDetector(dy, dx) => {
-            s.geometry.center.0 += dy as f32;
-            s.geometry.center.1 += dx as f32;
-            s.clamp_geometry();
-            s.frame_version += 1;
-            s.auto_geometry = false;
-            s.geometry_changed = Some(Instant::now());
+        Action::FftReverse => {
+            f.reverse = !f.reverse;
+            f.refresh();
         }
-        Action::Radius(d) => {
-            if s.kind == DetectorKind::Adf {
-                s.geometry.adf_outer += d as f32;
-            } else {
-                s.geometry.bf_radius += d as f32;
-            }
-            s.clamp_geometry();
-            s.frame_version += 1;
-            s.auto_geometry = false;
-            s.geometry_changed = Some(Instant::now());
-        }
-        Action::InnerRadius(d) => {
-            s.geometry.adf_inner += d as f32;
-            s.clamp_geometry();
-            s.frame_version += 1;
-            s.auto_geometry = false;
-            s.geometry_changed = Some(Instant::now());
-        }
-        Action::CycleDetector => {
-            let c = DetectorKind::CYCLE;
-            let i = c.iter().position(|k| *k == s.kind).map(|i| (i + 1) % c.len()).unwrap_or(0);
-            s.kind = c[i];
-            s.ov_version += 1;
-            s.frame_version += 1;
-            s.status = format!("detector: {}", kind_label(s.kind));
-        }
+        _ => {}
+    }
+}
+
+/// Display settings shared by both screens: diffraction scale and colour map.
+fn display_action(s: &mut State, a: Action) {
+    let m = &mut s.main;
+    match a {
         Action::CycleScale => {
-            s.frame_display.scale = s.frame_display.scale.next();
-            s.frame_version += 1;
-            s.fft_state.version += 1;
-            s.status = format!("diffraction scale: {}", s.frame_display.scale.name());
+            m.frame_display.scale = m.frame_display.scale.next();
+            m.frame_version += 1;
+            s.fft.version += 1;
+            s.status = format!("diffraction scale: {}", m.frame_display.scale.name());
         }
         Action::CycleColormap => {
-            let c = s.overview_display.colormap.next();
+            let c = m.overview_display.colormap.next();
             let c = if c == Colormap::Twilight { c.next() } else { c };
-            s.overview_display.colormap = c;
-            s.frame_display.colormap = c;
-            s.ov_version += 1;
-            s.frame_version += 1;
-            s.fft_state.version += 1;
+            m.overview_display.colormap = c;
+            m.frame_display.colormap = c;
+            m.ov_version += 1;
+            m.frame_version += 1;
+            s.fft.version += 1;
             s.status = format!("colour map: {}", c.name());
         }
-        Action::Roi => match s.roi_anchor.take() {
-            None => {
-                s.roi_anchor = Some(s.cursor);
-                s.roi = Some((s.cursor, s.cursor));
-                s.ov_version += 1;
-                s.status = "ROI: move to the opposite corner and press r".into();
-            }
-            Some(a0) => {
-                let (r0, r1) = (a0.0.min(s.cursor.0), a0.0.max(s.cursor.0));
-                let (c0, c1) = (a0.1.min(s.cursor.1), a0.1.max(s.cursor.1));
-                s.roi = Some(((r0, c0), (r1, c1)));
-                s.ov_version += 1;
-                s.status = format!("ROI rows {r0}..={r1}, cols {c0}..={c1}: mean diffraction");
-                s.start_roi_mean();
-            }
-        },
-        Action::ClearRoi => {
-            s.roi = None;
-            s.roi_anchor = None;
-            s.roi_mean = None;
-            s.roi_gen += 1;
-            s.ov_version += 1;
-            s.frame_version += 1;
-        }
-        Action::Convert => {
-            if !s.is_mib {
-                s.status = "already an EMD file".into();
-            } else if s.emd_path().exists() {
-                s.status = format!("{} exists already", s.emd_path().display());
-            } else {
-                s.start_convert(false);
+        _ => {}
+    }
+}
+
+/// The jobs panel: cancel the selected job, select another.
+fn jobs_action(s: &mut State, a: Action) {
+    match a {
+        Action::CancelJob => {
+            s.status = match s.jobs.selected_job() {
+                Some(j) if !j.state().finished() => {
+                    j.cancel();
+                    format!("cancelling {}", j.name)
+                }
+                Some(j) => format!("{} is not running", j.name),
+                None => "no jobs".into(),
             }
         }
+        Action::SelectJob(d) => s.jobs.select(d),
+        _ => {}
+    }
+}
+
+/// FFT, screen switch, export, help and quit.
+fn shared_action(s: &mut State, a: Action) {
+    match a {
         Action::Fft => s.want_fft(true),
         Action::SwitchScreen => match s.screen {
             Screen::Fft => s.screen = Screen::Main,
             Screen::Main => s.want_fft(false),
         },
-        Action::CancelJob => {
-            let l = s.jobs.list();
-            match l.get(s.selected_job.min(l.len().saturating_sub(1))) {
-                Some(j) if !j.state().finished() => {
-                    j.cancel();
-                    s.status = format!("cancelling {}", j.name);
-                }
-                Some(j) => s.status = format!("{} is not running", j.name),
-                None => s.status = "no jobs".into(),
-            }
-        }
-        Action::SelectJob(d) => {
-            let n = s.jobs.list().len();
-            if n > 0 {
-                s.selected_job = (s.selected_job as i64 + d as i64).rem_euclid(n as i64) as usize;
-            }
-        }
         Action::Export => s.export(),
         Action::Help => s.popup = Popup::Help,
         Action::Quit => {
-            // only work the user started is worth a question; views are recomputed next time
-            let n = s
-                .jobs
-                .list()
-                .iter()
-                .filter(|j| !j.state().finished() && j.name != "overview" && j.name != "roi mean")
-                .count();
+            let n = s.jobs.user_jobs_running();
             if n > 0 {
                 s.popup = Popup::Confirm(
                     Confirm::Quit,
@@ -833,15 +1000,7 @@ pub fn update(s: &mut State, a: Action) {
                 s.quit = true;
             }
         }
-        Action::FftRegion(d) => {
-            s.fft_state.half = (s.fft_state.half as i64 + d as i64).clamp(0, 16) as usize;
-            s.refresh_fft();
-        }
-        Action::FftReverse => {
-            s.fft_state.reverse = !s.fft_state.reverse;
-            s.refresh_fft();
-        }
-        Action::Yes | Action::No => {}
+        _ => {}
     }
 }
 
@@ -850,31 +1009,21 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
     match e {
         AppEvent::Input(_) => false,
         AppEvent::FrameReady(p) => {
-            if p == s.pos() && s.frame.as_ref().is_none_or(|(fp, _)| *fp != p) {
-                if let Some(f) = s.loader.get(p) {
-                    s.frame = Some((p, f));
-                    s.frame_version += 1;
-                    return true;
-                }
+            if p == s.pos()
+                && s.main.frame.as_ref().is_none_or(|(fp, _)| *fp != p)
+                && let Some(f) = s.loader.get(p)
+            {
+                s.main.frame = Some((p, f));
+                s.main.frame_version += 1;
+                return true;
             }
             false
         }
-        AppEvent::Overview(g, o) => {
-            if g != s.overview_gen {
-                return false;
-            }
-            if s.auto_geometry && s.geometry != o.geometry {
-                s.geometry = o.geometry.clone();
-                s.frame_version += 1;
-            }
-            s.overviews = Some(*o);
-            s.ov_version += 1;
-            true
-        }
+        AppEvent::Overview(g, o) => s.main.apply_overview(g, *o),
         AppEvent::RoiMean(g, v, n) => {
-            if g == s.roi_gen {
-                s.roi_mean = Some((v, n));
-                s.frame_version += 1;
+            if g == s.main.roi_gen {
+                s.main.roi_mean = Some((v, n));
+                s.main.frame_version += 1;
             }
             true
         }
@@ -889,10 +1038,10 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         }
         AppEvent::Tick => {
             let mut redraw = s.any_running();
-            if let Some(t) = s.geometry_changed
+            if let Some(t) = s.main.geometry_changed
                 && t.elapsed() >= Duration::from_millis(300)
             {
-                s.geometry_changed = None;
+                s.main.geometry_changed = None;
                 s.start_overview();
                 redraw = true;
             }

@@ -81,8 +81,8 @@ impl<B: Backend> Harness<B> {
     /// Fire pending debounced work and wait until every job has finished and reported
     /// (at most `timeout`).
     pub fn settle(&mut self, timeout: Duration) {
-        if self.state.geometry_changed.is_some() {
-            self.state.geometry_changed = Some(Instant::now() - Duration::from_secs(10));
+        if self.state.main.geometry_changed.is_some() {
+            self.state.main.geometry_changed = Some(Instant::now() - Duration::from_secs(10));
             handle(&mut self.state, AppEvent::Tick);
         }
         let t0 = Instant::now();

@@ -201,7 +201,7 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
             render::prepare(&mut s, ratatui::layout::Rect::new(0, 0, size.width, size.height));
             term.draw(|f| render::render(&s, f))?;
             s.dirty = false;
-            if s.first_complete_draw.is_none() && s.frame.is_some() {
+            if s.first_complete_draw.is_none() && s.main.frame.is_some() {
                 let d = t0.elapsed();
                 s.first_complete_draw = Some(d);
                 log::info!("first complete draw (metadata + frame) after {:.1} ms", d.as_secs_f64() * 1e3);
@@ -215,7 +215,7 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
             break;
         }
         let timeout =
-            if s.geometry_changed.is_some() { Duration::from_millis(100) } else { Duration::from_millis(250) };
+            if s.main.geometry_changed.is_some() { Duration::from_millis(100) } else { Duration::from_millis(250) };
         let first = match rx.recv_timeout(timeout) {
             Ok(e) => Some(e),
             Err(mpsc::RecvTimeoutError::Timeout) => None,

@@ -82,17 +82,17 @@ pub fn prepare(s: &mut State, area: Rect) {
     match s.screen {
         Screen::Main => {
             let ov_area = inner(a.panes[0]);
-            let key = s.ov_version;
+            let key = s.main.ov_version;
             if s.prepared.overview.as_ref().is_none_or(|(k, r, _)| *k != key || *r != ov_area) {
                 s.prepared.overview = None;
                 s.prepared.overview_cells = None;
-                if let Some(o) = &s.overviews {
-                    let vals = o.image(s.kind);
-                    let mut d = s.overview_display;
-                    if matches!(s.kind, DetectorKind::DpcAngle) {
+                if let Some(o) = &s.main.overviews {
+                    let vals = o.image(s.main.kind);
+                    let mut d = s.main.overview_display;
+                    if matches!(s.main.kind, DetectorKind::DpcAngle) {
                         d.colormap = Colormap::Twilight;
                     }
-                    let (cur, roi) = (s.cursor, s.roi);
+                    let (cur, roi) = (s.main.cursor, s.main.roi);
                     if let Some((img, cells)) = pane(s, &vals, o.scan_cols, o.scan_rows, ov_area, &d, |r, m| {
                         if let Some((a, b)) = roi {
                             images::draw_rect(r, m, a, b, images::ROI);
@@ -105,19 +105,19 @@ pub fn prepare(s: &mut State, area: Rect) {
                 }
             }
             let fr_area = inner(a.panes[1]);
-            let key = s.frame_version;
+            let key = s.main.frame_version;
             if s.prepared.frame.as_ref().is_none_or(|(k, r, _)| *k != key || *r != fr_area) {
                 s.prepared.frame = None;
                 let (dr, dc) = s.ds.det();
-                let vals: Option<&[f32]> = match (&s.roi_mean, &s.frame) {
+                let vals: Option<&[f32]> = match (&s.main.roi_mean, &s.main.frame) {
                     (Some((v, _)), _) => Some(v),
                     (None, Some((_, f))) => Some(f),
                     _ => None,
                 };
                 if let Some(vals) = vals {
-                    let g = s.geometry.clone();
-                    let kind = s.kind;
-                    if let Some((img, _)) = pane(s, vals, dc, dr, fr_area, &s.frame_display, |r, m| match kind {
+                    let g = s.main.geometry.clone();
+                    let kind = s.main.kind;
+                    if let Some((img, _)) = pane(s, vals, dc, dr, fr_area, &s.main.frame_display, |r, m| match kind {
                         DetectorKind::Adf => {
                             images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
                             images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
@@ -131,24 +131,24 @@ pub fn prepare(s: &mut State, area: Rect) {
             }
         }
         Screen::Fft => {
-            let Some(src) = s.fft.clone() else {
+            let Some(src) = s.fft.source.clone() else {
                 s.prepared.fft = [None, None, None];
                 return;
             };
             let [qr, qc, kr, kc] = src.shape();
-            let st = &s.fft_state;
+            let st = &s.fft;
             let key = st.version;
             let (q, k, half, rev) = (st.q, st.k, st.half, st.reverse);
-            let mut dpow = s.frame_display;
+            let mut dpow = s.main.frame_display;
             dpow.scale = Scale::Log;
             let dphase = DisplayParams { scale: Scale::Linear, colormap: Colormap::Twilight, clip: (0.0, 100.0) };
             let (iw, ih) = if rev { (qc, qr) } else { (kc, kr) };
             // normal: power over Q (Q cursor), |G| and arg G over K at Q
             // reverse: |G| over K at Q (K cursor), |G| and arg G over Q at K
             let first =
-                if rev { (st.det_amp.clone(), kc, kr, s.frame_display) } else { (st.power.clone(), qc, qr, dpow) };
+                if rev { (st.det_amp.clone(), kc, kr, s.main.frame_display) } else { (st.power.clone(), qc, qr, dpow) };
             let specs: [(Vec<f32>, usize, usize, DisplayParams); 3] =
-                [first, (st.amp.clone(), iw, ih, s.frame_display), (st.phase.clone(), iw, ih, dphase)];
+                [first, (st.amp.clone(), iw, ih, s.main.frame_display), (st.phase.clone(), iw, ih, dphase)];
             for (i, (vals, w, h, d)) in specs.into_iter().enumerate() {
                 let ar = inner(a.panes[i]);
                 if s.prepared.fft[i].as_ref().is_some_and(|(kk, r, _)| *kk == key && *r == ar) {
@@ -258,7 +258,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         let val = if k == "file" { s.file_name.clone() } else { val.clone() };
         v.push(Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(val)]));
     }
-    let ov = match (&s.overviews, &s.overview_job) {
+    let ov = match (&s.main.overviews, &s.main.overview_job) {
         (Some(o), Some(j)) if o.complete && j.message() == "loaded from cache" => "complete (from cache)".to_string(),
         (Some(o), _) if o.complete => "complete".to_string(),
         (_, Some(j)) if !j.state().finished() => format!("computing {:.0}%", j.fraction() * 100.0),
@@ -274,14 +274,17 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     if let Some(n) = &s.cache_note {
         v.push(Line::from(vec![Span::styled("caches ".to_string(), key), Span::raw(n.clone())]));
     }
-    let fft = if s.fft.is_some() { "loaded" } else { "none" };
+    let fft = if s.fft.source.is_some() { "loaded" } else { "none" };
     v.push(Line::from(vec![Span::styled(format!("{} ", "FFT"), key), Span::raw(fft.to_string())]));
     for w in &s.info.warnings {
         v.push(Line::from(Span::styled(format!("! {w}"), Style::default().fg(Color::Red))));
     }
     v.push(Line::raw(""));
-    let g = &s.geometry;
-    v.push(Line::from(vec![Span::styled(format!("{} ", "detector"), key), Span::raw(kind_label(s.kind).to_string())]));
+    let g = &s.main.geometry;
+    v.push(Line::from(vec![
+        Span::styled(format!("{} ", "detector"), key),
+        Span::raw(kind_label(s.main.kind).to_string()),
+    ]));
     v.push(Line::from(vec![
         Span::styled(format!("{} ", "centre"), key),
         Span::raw(format!("{:.0}, {:.0}", g.center.0, g.center.1)),
@@ -292,7 +295,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     ]));
     v.push(Line::from(vec![
         Span::styled(format!("{} ", "display"), key),
-        Span::raw(format!("{} / {}", s.frame_display.scale.name(), s.frame_display.colormap.name())),
+        Span::raw(format!("{} / {}", s.main.frame_display.scale.name(), s.main.frame_display.colormap.name())),
     ]));
     v
 }
@@ -301,16 +304,16 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
     f.render_widget(Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())), a.meta);
     // overview
     let sc = s.ds.scan();
-    let val = s.overviews.as_ref().and_then(|o| {
+    let val = s.main.overviews.as_ref().and_then(|o| {
         let p = s.pos();
-        let v = o.image(s.kind).get(p).copied()?;
+        let v = o.image(s.main.kind).get(p).copied()?;
         v.is_finite().then_some(v)
     });
     let t = format!(
         " {} overview  ({}, {}){} ",
-        kind_label(s.kind),
-        s.cursor.0,
-        s.cursor.1,
+        kind_label(s.main.kind),
+        s.main.cursor.0,
+        s.main.cursor.1,
         val.map(|v| format!(" = {v:.4}")).unwrap_or_default()
     );
     f.render_widget(block(t), a.panes[0]);
@@ -320,7 +323,7 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
         None => f.render_widget(Paragraph::new(format!("computing overview of {} x {} ...", sc.rows, sc.cols)), ia),
     }
     // frame
-    let t = match (&s.roi_mean, &s.frame) {
+    let t = match (&s.main.roi_mean, &s.main.frame) {
         (Some((_, n)), _) => format!(" ROI mean diffraction ({n} positions) "),
         (None, Some((p, _))) => {
             let (r, c) = (p / sc.cols.max(1), p % sc.cols.max(1));
@@ -336,12 +339,12 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
 }
 
 fn render_fft(s: &State, f: &mut Frame, a: &Areas) {
-    let st = &s.fft_state;
-    let Some(src) = &s.fft else {
+    let st = &s.fft;
+    let Some(src) = &s.fft.source else {
         for p in &a.panes[..3] {
             f.render_widget(block(" FFT ".into()), *p);
         }
-        let msg = match &s.fft_job {
+        let msg = match &s.fft.job {
             Some(j) if !j.state().finished() => format!("computing the FFT: {:.0}%", j.fraction() * 100.0),
             _ if s.is_mib => "No FFT yet. Press F: 4D FFT requires conversion to EMD.".into(),
             _ => "No FFT yet. Press F to compute it.".into(),
@@ -364,8 +367,8 @@ fn render_fft(s: &State, f: &mut Frame, a: &Areas) {
             " arg G (cyclic) ".to_string(),
         ]
     };
-    for i in 0..3 {
-        f.render_widget(block(titles[i].clone()), a.panes[i]);
+    for (i, title) in titles.into_iter().enumerate() {
+        f.render_widget(block(title), a.panes[i]);
         if let Some((_, _, img)) = &s.prepared.fft[i] {
             images::render_pane(img, inner(a.panes[i]), f.buffer_mut());
         }
@@ -388,8 +391,8 @@ fn render_fft(s: &State, f: &mut Frame, a: &Areas) {
 }
 
 fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
-    let jobs = s.jobs.list();
-    f.render_widget(block(format!(" jobs ({} running) ", s.jobs.running())), area);
+    let jobs = s.jobs.table.list();
+    f.render_widget(block(format!(" jobs ({} running) ", s.jobs.table.running())), area);
     let ia = inner(area);
     // newest first, at most as many as fit
     let n = jobs.len();
@@ -397,7 +400,7 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
         jobs.iter().enumerate().rev().take(ia.height as usize).collect();
     for (row, (i, j)) in rows.iter().enumerate() {
         let y = ia.y + row as u16;
-        let sel = *i == s.selected_job.min(n.saturating_sub(1));
+        let sel = *i == s.jobs.selected.min(n.saturating_sub(1));
         let st = j.state();
         let name_w = 12u16.min(ia.width);
         let mark = if sel { "›" } else { " " };
