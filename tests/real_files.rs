@@ -1,17 +1,12 @@
 //! Every real Merlin file in ../shared/testdata/mib matches ground_truth.json bit for bit.
 
+mod common;
+
+use common::testdata;
 use emdtui::dataset::{Dataset, FrameBuf, MibDataset, OpenOptions, ReadScratch};
 use md5::{Digest, Md5};
 use serde_json::Value;
 use std::path::PathBuf;
-
-fn testdata() -> PathBuf {
-    let p = std::env::var_os("EMDTUI_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib"));
-    assert!(p.join("ground_truth.json").is_file(), "test data not found at {} (set EMDTUI_TESTDATA)", p.display());
-    p
-}
 
 fn ground_truth() -> (PathBuf, serde_json::Map<String, Value>) {
     let dir = testdata();
