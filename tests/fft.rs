@@ -52,7 +52,7 @@ fn fft_axis_shift(a: &mut [Complex64], shape: [usize; 4], axis: usize) {
     let mut line = vec![Complex64::default(); n];
     let total: usize = shape.iter().product();
     for base in 0..total {
-        if (base / stride) % n != 0 {
+        if !(base / stride).is_multiple_of(n) {
             continue;
         }
         for i in 0..n {
@@ -91,7 +91,8 @@ const SMALL_BUDGET: u64 = 8 << 20;
 fn chunked_equals_reference_fft() {
     let dir = tempfile::tempdir().unwrap();
     // (scan rows, cols, crop, bin, axes)
-    let cases: Vec<(usize, usize, Option<((f32, f32), f32)>, usize, FftAxes)> = vec![
+    type Case = (usize, usize, Option<((f32, f32), f32)>, usize, FftAxes);
+    let cases: Vec<Case> = vec![
         (6, 5, Some(((127.5, 127.5), 9.0)), 1, FftAxes::Scan), // even x odd, cropped
         (7, 9, Some(((120.0, 131.0), 12.3)), 2, FftAxes::Scan), // odd x odd, off-centre crop, binned
         (5, 7, None, 1, FftAxes::Scan),                        // full 256x256 detector

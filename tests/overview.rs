@@ -68,10 +68,10 @@ fn check_against_reference(
             continue;
         }
         let f = ds.frame_u32(p).unwrap();
-        if let Some(spec) = spec {
-            if p % 7 == 0 {
-                assert_eq!(f, synth::expected_frame(spec, p), "decoded synthetic frame {p}");
-            }
+        if let Some(spec) = spec
+            && p.is_multiple_of(7)
+        {
+            assert_eq!(f, synth::expected_frame(spec, p), "decoded synthetic frame {p}");
         }
         for (i, &v) in f.iter().enumerate() {
             dp_sum[i] += v as f64;

@@ -12,7 +12,7 @@ use emdtui::tui::harness::Harness;
 use emdtui::tui::images::Graphics;
 use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 use ratatui::style::Color;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ fn synth_scan(dir: &tempfile::TempDir) -> (PathBuf, SynthSpec) {
     (common::synth(dir.path(), "scan.mib", &spec), spec)
 }
 
-fn open(f: &PathBuf, w: u16, h: u16, g: Graphics) -> Harness {
+fn open(f: &Path, w: u16, h: u16, g: Graphics) -> Harness {
     let mut h = Harness::open(f, w, h, g).unwrap();
     h.settle(WAIT);
     h.draw();
