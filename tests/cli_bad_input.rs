@@ -1,13 +1,11 @@
 //! Bad input gets one clear error line naming the file and the problem, a non-zero exit code and
 //! no panic; `info` and `export` work on good files.
 
-use assert_cmd::Command;
+mod common;
+
+use common::emdtui;
 use emdtui::format::synth::{self, SynthSpec};
 use std::path::Path;
-
-fn emdtui() -> Command {
-    Command::cargo_bin("emdtui").unwrap()
-}
 
 /// Run and expect failure: returns stderr, checks it is one line naming `needle`s.
 fn fails(args: &[&str], needles: &[&str]) -> String {
@@ -22,9 +20,7 @@ fn fails(args: &[&str], needles: &[&str]) -> String {
 }
 
 fn good_file(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("good.mib");
-    synth::write(&p, &SynthSpec { rows: 2, cols: 3, depth: 12, ..Default::default() }, &|_, _| {}).unwrap();
-    p
+    common::synth(dir, "good.mib", &SynthSpec { rows: 2, cols: 3, depth: 12, ..Default::default() })
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! EMD conversion, reading, caches, crash safety, disk full and locking.
 //!
 //! Python checks use the interpreter from `EMDTUI_PYTHON` (default `.venv/bin/python` in the crate)
-//! and the checker from `EMD_CHECK` (default `../shared/tools/emd_check.py`). A missing interpreter is
-//! a test failure, not a skip.
+//! and the checker from `EMD_CHECK` (default `../shared/tools/emd_check.py`), found by
+//! `common::peer_python`. When either is missing, the Python part of a test is skipped with a
+//! printed reason (the Rust checks before it still run); `.ci/run` installs both.
+
+mod common;
 
 use emdtui::compute::convert::ConvertOptions;
 use emdtui::dataset::EmdDataset;
@@ -16,29 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
 
-fn python() -> PathBuf {
-    let p = std::env::var_os("EMDTUI_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        p.is_file(),
-        "python with py4DSTEM/hyperspy/h5py not found at {} (set EMDTUI_PYTHON, run bash .ci/run once or set EMDTUI_PYTHON)",
-        p.display()
-    );
-    p
-}
+use common::{command, peer_python, synth, testdata_dir};
 
-fn checker() -> PathBuf {
-    let p = std::env::var_os("EMD_CHECK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/emd_check.py"));
-    assert!(p.is_file(), "emd_check.py not found at {} (set EMD_CHECK)", p.display());
-    p
-}
-
-fn emd_check(file: &Path, shape: [usize; 4], dtype: &str) {
-    let out = Command::new(python())
-        .arg(checker())
+/// Run `emd_check.py` (the peer readers) on `file`, which must pass every check.
+fn emd_check(peer: &(PathBuf, PathBuf), file: &Path, shape: [usize; 4], dtype: &str) {
+    let (python, checker) = peer;
+    let out = Command::new(python)
+        .arg(checker)
         .arg(file)
         .arg("--expect-shape")
         .arg(format!("{},{},{},{}", shape[0], shape[1], shape[2], shape[3]))
@@ -51,17 +38,11 @@ fn emd_check(file: &Path, shape: [usize; 4], dtype: &str) {
     assert!(text.contains("0 failed"), "{text}");
 }
 
-fn run_py(code: &str, args: &[&Path]) -> String {
-    let out = Command::new(python()).arg("-c").arg(code).args(args).output().expect("run python");
+fn run_py(python: &Path, code: &str, args: &[&Path]) -> String {
+    let out = Command::new(python).arg("-c").arg(code).args(args).output().expect("run python");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "python failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     text
-}
-
-fn testdata() -> PathBuf {
-    std::env::var_os("EMDTUI_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib"))
 }
 
 fn all_frames(ds: &dyn Dataset) -> Vec<u32> {
@@ -80,12 +61,6 @@ fn convert_file(mib: &Path, out: &Path, o: &ConvertOptions) -> MibDataset {
     ds
 }
 
-fn synth(dir: &Path, name: &str, spec: &SynthSpec) -> PathBuf {
-    let p = dir.join(name);
-    synth::write(&p, spec, &|_, _| {}).unwrap();
-    p
-}
-
 fn find_mibs(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -100,7 +75,7 @@ fn find_mibs(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn real_files_round_trip_exactly() {
     let mut mibs = Vec::new();
-    find_mibs(&testdata(), &mut mibs);
+    find_mibs(&testdata_dir(), &mut mibs);
     mibs.sort();
     assert!(mibs.len() >= 20, "expected the real test files, found {}", mibs.len());
     let tmp = TempDir::new().unwrap();
@@ -120,9 +95,10 @@ fn real_files_round_trip_exactly() {
     assert!(done >= 20, "only {done} real files converted");
     // one real file through the external readers
     // (a 2-D scan: py4DSTEM cannot calibrate a length-1 scan axis, which emd_check flags)
+    let Some(peer) = peer_python() else { return };
     let q = mibs.iter().position(|p| p.ends_with("001_4x2_6bit.mib")).unwrap();
     let e = EmdDataset::open(&tmp.path().join(format!("r{q}.emd")), &OpenOptions::default()).unwrap();
-    emd_check(&tmp.path().join(format!("r{q}.emd")), e.shape, e.info().pixel_type.name());
+    emd_check(&peer, &tmp.path().join(format!("r{q}.emd")), e.shape, e.info().pixel_type.name());
 }
 
 #[test]
@@ -167,8 +143,9 @@ fn synthetic_every_depth_round_trips_and_passes_emd_check() {
             }
         }
     }
-    emd_check(&tmp.path().join("s256_12_false.emd"), [3, 5, 256, 256], "uint16");
-    emd_check(&tmp.path().join("s512_24_true.emd"), [3, 5, 512, 512], "uint32");
+    let Some(peer) = peer_python() else { return };
+    emd_check(&peer, &tmp.path().join("s256_12_false.emd"), [3, 5, 256, 256], "uint16");
+    emd_check(&peer, &tmp.path().join("s512_24_true.emd"), [3, 5, 512, 512], "uint32");
 }
 
 #[test]
@@ -278,7 +255,9 @@ fn caches_valid_then_stale_and_selectively_removed() {
     assert_eq!(f.source_matches(&MibDataset::open(&other, &OpenOptions::default()).unwrap()), Some(false));
 
     // a format-version bump on one entry: only that one is stale and removed
+    let Some(peer) = peer_python() else { return };
     run_py(
+        &peer.0,
         "import h5py,sys\nf=h5py.File(sys.argv[1],'r+')\nf['datacube_root/datacube/cached/dp_max'].attrs['emdtui_cache_format']=0\n",
         &[&out],
     );
@@ -297,6 +276,7 @@ fn caches_valid_then_stale_and_selectively_removed() {
 
     // the datacube changes: everything is stale
     run_py(
+        &peer.0,
         "import h5py,sys\nf=h5py.File(sys.argv[1],'r+')\nd=f['datacube_root/datacube/data']\nd[0,0,10,10]=d[0,0,10,10]+1\n",
         &[&out],
     );
@@ -324,7 +304,7 @@ fn caches_valid_then_stale_and_selectively_removed() {
     assert_eq!(f.log().unwrap().len(), 3, "{:?}", f.log().unwrap());
     // the reader still works after the in-process writer closed its handle
     assert_eq!(e.frame_u32(5).unwrap(), synth::expected_frame(&spec, 5));
-    emd_check(&out, [4, 6, 256, 256], "uint16");
+    emd_check(&peer, &out, [4, 6, 256, 256], "uint16");
 }
 
 #[test]
@@ -344,7 +324,8 @@ with h5py.File(sys.argv[2], 'w') as f:
         ds.attrs['name'] = 'R_x R_y Q_x Q_y'.split()[i]; ds.attrs['units'] = '[pix]'
 print('ok')
 "#;
-    run_py(code, &[&p4, &legacy]);
+    let Some((python, _)) = peer_python() else { return };
+    run_py(&python, code, &[&p4, &legacy]);
     let want: Vec<u32> = (0..3 * 4 * 16 * 12).map(|i| (i % 1000) as u32).collect();
     let a = dataset::open(&p4, &OpenOptions { scan: Some((2, 6)), ..Default::default() }).unwrap();
     assert_eq!((a.scan().rows, a.scan().cols, a.det()), (3, 4, (16, 12)));
@@ -394,7 +375,8 @@ with h5py.File(sys.argv[4], 'w') as f:
 "#;
     let names = ["empty.h5", "rank3.h5", "float.h5", "lying.h5"];
     let paths: Vec<PathBuf> = names.iter().map(|n| t.join(n)).collect();
-    run_py(code, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>());
+    let Some((python, _)) = peer_python() else { return };
+    run_py(&python, code, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>());
     let msgs: Vec<String> = paths
         .iter()
         .map(|p| EmdDataset::open(p, &OpenOptions::default()).err().expect("must fail").to_string())
@@ -405,10 +387,6 @@ with h5py.File(sys.argv[4], 'w') as f:
     assert!(msgs[3].contains("lying.h5") && msgs[3].contains("dim1 has 7 entries"), "{}", msgs[3]);
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_emdtui")
-}
-
 #[test]
 fn killed_conversion_never_looks_complete_and_rerun_works() {
     let tmp = TempDir::new().unwrap();
@@ -417,7 +395,7 @@ fn killed_conversion_never_looks_complete_and_rerun_works() {
     let mib = synth(tmp.path(), "k.mib", &spec);
     let out = tmp.path().join("k.emd");
     let part = convert::part_path(&out);
-    let mut child = Command::new(bin())
+    let mut child = command()
         .args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -437,13 +415,13 @@ fn killed_conversion_never_looks_complete_and_rerun_works() {
         // even renamed to .emd by hand, the partial file is refused
         let copy = tmp.path().join("renamed.emd");
         std::fs::copy(&part, &copy).unwrap();
-        let o = Command::new(bin()).args(["info", copy.to_str().unwrap()]).output().unwrap();
+        let o = command().args(["info", copy.to_str().unwrap()]).output().unwrap();
         assert!(!o.status.success());
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(err.contains("incomplete") || err.contains("HDF5"), "{err}");
     }
     // a second run replaces the partial file and produces a correct file
-    let o = Command::new(bin()).args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
+    let o = command().args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("MiB/s"));
     assert!(!part.exists());
@@ -451,7 +429,7 @@ fn killed_conversion_never_looks_complete_and_rerun_works() {
     for p in [0, 399, 799] {
         assert_eq!(e.frame_u32(p).unwrap(), synth::expected_frame(&spec, p), "position {p}");
     }
-    let o = Command::new(bin()).args(["info", out.to_str().unwrap(), "--json"]).output().unwrap();
+    let o = command().args(["info", out.to_str().unwrap(), "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["complete"], true);
     assert_eq!(v["caches"].as_array().unwrap().len(), 7);
@@ -465,7 +443,7 @@ fn disk_full_gives_clear_error_and_leaves_no_complete_file() {
     let mib = synth(tmp.path(), "d.mib", &spec);
     // injected write failure
     let out = tmp.path().join("d.emd");
-    let o = Command::new(bin())
+    let o = command()
         .env("EMDTUI_FAIL_WRITE_AFTER", "5000000")
         .args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .output()
@@ -476,7 +454,7 @@ fn disk_full_gives_clear_error_and_leaves_no_complete_file() {
     assert_eq!(err.lines().count(), 1, "one clear error line: {err}");
     assert!(!out.exists() && !convert::part_path(&out).exists());
     // the input is untouched and a normal run still works
-    let o = Command::new(bin()).args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
+    let o = command().args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // a real small filesystem (root only): refused up front, and a real ENOSPC mid-way
@@ -498,12 +476,12 @@ fn disk_full_gives_clear_error_and_leaves_no_complete_file() {
     }
     let _u = Umount(mnt.clone());
     let out = mnt.join("d.emd");
-    let o = Command::new(bin()).args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
+    let o = command().args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(err.contains("not enough free disk space") && err.contains("needs about"), "{err}");
     assert!(!out.exists());
-    let o = Command::new(bin())
+    let o = command()
         .env("EMDTUI_NO_SPACE_CHECK", "1")
         .args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .output()
@@ -561,10 +539,8 @@ fn two_processes_lock_and_read_while_writing() {
     let err = emdtui::format::h5::lock_exclusive(&out, std::time::Duration::ZERO, &|_| {}).err().unwrap().to_string();
     assert!(err.contains(&format!("pid {}", child.id())) && err.contains("another emdtui process"), "{err}");
     // a second conversion to the same output is refused with the same message
-    let o = Command::new(bin())
-        .args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"])
-        .output()
-        .unwrap();
+    let o =
+        command().args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"]).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("being written by another emdtui process"));
     // while the child writes caches, this process keeps browsing frames and listing caches
@@ -607,7 +583,8 @@ fn truncated_acquisition_converts_with_empty_positions() {
 fn emd_to_emd_conversion_keeps_scaled_calibration() {
     let tmp = TempDir::new().unwrap();
     let ex = tmp.path().join("ex.emd");
-    let o = Command::new(python()).arg(checker()).arg("--write-example").arg(&ex).output().unwrap();
+    let Some((python, checker)) = peer_python() else { return };
+    let o = Command::new(python).arg(checker).arg("--write-example").arg(&ex).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let src = dataset::open(&ex, &OpenOptions::default()).unwrap();
     let out = tmp.path().join("ex2.emd");

@@ -2,6 +2,9 @@
 //! read-only source, three processes on one EMD. Every test checks that the `.mib` it touched
 //! kept its bytes and mtime.
 
+mod common;
+
+use common::command;
 use emdtui::compute::fft;
 use emdtui::dataset;
 use emdtui::format::synth::{self, SynthSpec};
@@ -9,10 +12,6 @@ use emdtui::store::fft::FftCache;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_emdtui"))
-}
 
 /// The bytes (hash) and mtime of a file, checked again on drop.
 struct Untouched {
@@ -50,17 +49,11 @@ impl Drop for Untouched {
 
 fn synth(dir: &Path, name: &str, rows: usize, cols: usize) -> (PathBuf, SynthSpec) {
     let spec = SynthSpec { rows, cols, depth: 12, hdr: true, ..Default::default() };
-    let p = dir.join(name);
-    synth::write(&p, &spec, &|_, _| {}).unwrap();
-    (p, spec)
+    (common::synth(dir, name, &spec), spec)
 }
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .args(args)
-        .env("EMDTUI_CACHE_DIR", std::env::temp_dir().join("emdtui-faults-cache"))
-        .output()
-        .unwrap()
+    command().args(args).output().unwrap()
 }
 
 fn file_len(p: &Path) -> u64 {
@@ -77,7 +70,7 @@ fn sigkill_convert_at_several_points_then_restart() {
     let expected = (48 * 64 * 256 * 256 * 2) as u64;
     // kill when the partial output reaches these fractions of the datacube
     for frac in [0.0, 0.3, 0.8] {
-        let mut child = Command::new(bin())
+        let mut child = command()
             .args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap(), "--compress"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -155,7 +148,7 @@ fn sigkill_fft_at_several_points_then_resume_to_the_same_result() {
     };
     // kill: at once (pass 1), after 1 tile, after 5 tiles
     for at in [0u64, 1, 5] {
-        let mut child = Command::new(bin())
+        let mut child = command()
             .args([&["fft", emd.to_str().unwrap()][..], &args[..]].concat())
             .env("EMDTUI_FFT_GROUP_DELAY_MS", "100")
             .env("EMDTUI_FFT_SCRATCH_ON_DISK", "1")
@@ -275,7 +268,7 @@ fn read_only_source_file_and_directory() {
     perm.set_readonly(true);
     std::fs::set_permissions(&mib, perm).unwrap();
     let cache = d.path().join("cache");
-    let run_c = |args: &[&str]| Command::new(bin()).args(args).env("EMDTUI_CACHE_DIR", &cache).output().unwrap();
+    let run_c = |args: &[&str]| command().args(args).env("EMDTUI_CACHE_DIR", &cache).output().unwrap();
     assert!(run_c(&["info", m.to_str().unwrap()]).status.success());
     let npy = d.path().join("sum.npy");
     let o = run_c(&["overview", m.to_str().unwrap(), "-o", npy.to_str().unwrap()]);
@@ -319,7 +312,7 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
             .collect()
     };
     // A: the writer (slowed down)
-    let mut a = Command::new(bin())
+    let mut a = command()
         .args(args(&emd))
         .env("EMDTUI_FFT_GROUP_DELAY_MS", "150")
         .env("EMDTUI_FFT_SCRATCH_ON_DISK", "1")
@@ -334,7 +327,7 @@ fn one_process_writes_the_fft_while_another_reads_and_a_third_waits() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // C: a second writer, started while A holds the lock
-    let c = Command::new(bin()).args(args(&emd)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let c = command().args(args(&emd)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // B (this process): reads frames while A writes (frame reads take no lock) and never sees a
     // partial FFT as valid
     let ds = dataset::open(&emd, &Default::default()).unwrap();

@@ -1,18 +1,20 @@
 //! Chunked out-of-core 4D FFT: accuracy against an in-memory reference, cancel/kill + resume,
 //! cache validation and accessors.
 
+mod common;
+
+use common::command;
 use emdtui::compute::fft::{self, FftAxes, FftParams, Part, RunOptions};
 use emdtui::dataset::{Dataset, FrameBuf, MibDataset, OpenOptions, ReadScratch};
-use emdtui::format::synth::{self, SynthSpec};
+use emdtui::format::synth::SynthSpec;
 use emdtui::jobs::Progress;
 use emdtui::store::fft::{self as fft_cache, FftCache};
 use num_complex::{Complex32, Complex64};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn make(dir: &Path, name: &str, rows: usize, cols: usize) -> MibDataset {
-    let p = dir.join(format!("{name}.mib"));
     let spec = SynthSpec { rows, cols, seed: (rows * 31 + cols) as u64, ..Default::default() };
-    synth::write(&p, &spec, &|_, _| {}).unwrap();
+    let p = common::synth(dir, &format!("{name}.mib"), &spec);
     MibDataset::open(&p, &OpenOptions { scan: Some((rows, cols)), ..Default::default() }).unwrap()
 }
 
@@ -50,7 +52,7 @@ fn fft_axis_shift(a: &mut [Complex64], shape: [usize; 4], axis: usize) {
     let mut line = vec![Complex64::default(); n];
     let total: usize = shape.iter().product();
     for base in 0..total {
-        if (base / stride) % n != 0 {
+        if !(base / stride).is_multiple_of(n) {
             continue;
         }
         for i in 0..n {
@@ -90,7 +92,8 @@ const SMALL_BUDGET: u64 = 8 << 20;
 fn chunked_equals_reference_fft() {
     let dir = tempfile::tempdir().unwrap();
     // (scan rows, cols, crop, bin, axes)
-    let cases: Vec<(usize, usize, Option<((f32, f32), f32)>, usize, FftAxes)> = vec![
+    type Case = (usize, usize, Option<((f32, f32), f32)>, usize, FftAxes);
+    let cases: Vec<Case> = vec![
         (6, 5, Some(((127.5, 127.5), 9.0)), 1, FftAxes::Scan), // even x odd, cropped
         (7, 9, Some(((120.0, 131.0), 12.3)), 2, FftAxes::Scan), // odd x odd, off-centre crop, binned
         (5, 7, None, 1, FftAxes::Scan),                        // full 256x256 detector
@@ -282,10 +285,6 @@ fn stale_and_changed_parameters() {
     assert_eq!(f.member_names().unwrap(), vec!["emdtui".to_string()]);
 }
 
-fn emdtui() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_emdtui"))
-}
-
 #[test]
 fn sigkill_midway_then_resume_via_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -293,7 +292,7 @@ fn sigkill_midway_then_resume_via_cli() {
     let mib = dir.path().join("k.mib");
     let emd = dir.path().join("k.emd");
     let (_, state) = fft::scratch_paths(&emd);
-    let mut child = std::process::Command::new(emdtui())
+    let mut child = command()
         .args(["fft", mib.to_str().unwrap(), "--crop", "full", "--bin", "4", "--memory", "4M", "--scan", "12x10"])
         .env("EMDTUI_FFT_GROUP_DELAY_MS", "150")
         .env("EMDTUI_FFT_SCRATCH_ON_DISK", "1")
@@ -327,7 +326,7 @@ fn sigkill_midway_then_resume_via_cli() {
         }
         s => panic!("{s:?}"),
     };
-    let out = std::process::Command::new(emdtui())
+    let out = command()
         .args(["fft", mib.to_str().unwrap(), "--crop", "full", "--bin", "4", "--memory", "4M", "--scan", "12x10"])
         .output()
         .unwrap();
@@ -346,7 +345,7 @@ fn sigkill_midway_then_resume_via_cli() {
     assert!(err < 1e-4, "error after kill + resume {err}");
     // export a slice through the CLI
     let npy = dir.path().join("q.npy");
-    let st = std::process::Command::new(emdtui())
+    let st = command()
         .args(["export", emd.to_str().unwrap(), "--fft-q", "-1,2", "--part", "phase", "-o", npy.to_str().unwrap()])
         .status()
         .unwrap();
@@ -355,13 +354,13 @@ fn sigkill_midway_then_resume_via_cli() {
     let (oy, ox) = cache.q_origin();
     assert_eq!(arr.as_slice().unwrap(), cache.detector_image((oy - 1, ox + 2), 0, Part::Phase).unwrap().as_slice());
     let tif = dir.path().join("k.tiff");
-    let st = std::process::Command::new(emdtui())
+    let st = command()
         .args(["export", emd.to_str().unwrap(), "--fft-k", "3,4", "--part", "real", "-o", tif.to_str().unwrap()])
         .status()
         .unwrap();
     assert!(st.success() && tif.exists());
     let png = dir.path().join("k.png");
-    let st = std::process::Command::new(emdtui())
+    let st = command()
         .args(["export", emd.to_str().unwrap(), "--fft-q", "0,0", "--part", "phase", "-o", png.to_str().unwrap()])
         .status()
         .unwrap();
@@ -373,7 +372,7 @@ fn sigkill_midway_then_resume_via_cli() {
         (vec!["--fft-q", "0,0", "--part", "bogus"], "--part"),
     ] {
         let bad = dir.path().join("bad.npy");
-        let out = std::process::Command::new(emdtui())
+        let out = command()
             .args(["export", emd.to_str().unwrap()])
             .args(&args)
             .args(["-o", bad.to_str().unwrap()])
@@ -387,10 +386,9 @@ fn sigkill_midway_then_resume_via_cli() {
 
 #[test]
 fn real_files_match_reference() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib/rosettasciio");
-    let root = if root.exists() { root } else { PathBuf::from("/work/shared/testdata/mib/rosettasciio") };
+    let root = common::testdata_dir().join("rosettasciio");
     if !root.exists() {
-        eprintln!("real test files not found; skipped");
+        eprintln!("skipped: real test files not found at {} (set EMDTUI_TESTDATA)", root.display());
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -2,10 +2,11 @@
 //! `.hdr`), then their bytes and mtimes are compared. Also: processed 2x2G (514x514) and Nx1
 //! layouts decode as stored.
 
+mod common;
+
 use emdtui::dataset;
-use emdtui::format::synth::{self, SynthSpec};
+use emdtui::format::synth::SynthSpec;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn snapshot(paths: &[PathBuf]) -> Vec<(u64, std::time::SystemTime)> {
     paths
@@ -19,9 +20,8 @@ fn snapshot(paths: &[PathBuf]) -> Vec<(u64, std::time::SystemTime)> {
 #[test]
 fn no_command_and_no_ui_action_modifies_the_mib() {
     let d = tempfile::tempdir().unwrap();
-    let mib = d.path().join("u.mib");
-    synth::write(&mib, &SynthSpec { rows: 8, cols: 10, depth: 12, hdr: true, ..Default::default() }, &|_, _| {})
-        .unwrap();
+    let mib =
+        common::synth(d.path(), "u.mib", &SynthSpec { rows: 8, cols: 10, depth: 12, hdr: true, ..Default::default() });
     let files = vec![mib.clone(), mib.with_extension("hdr")];
     let before = snapshot(&files);
     // age the mtimes so that a rewrite with the same content would still show
@@ -41,8 +41,7 @@ fn no_command_and_no_ui_action_modifies_the_mib() {
         vec!["export".into(), o("u.emd"), "--fft-k".into(), "2,2".into(), "-o".into(), o("k.npy")],
     ];
     for args in &runs {
-        let out =
-            Command::new(env!("CARGO_BIN_EXE_emdtui")).args(args).env("EMDTUI_CACHE_DIR", &cache).output().unwrap();
+        let out = common::command().args(args).env("EMDTUI_CACHE_DIR", &cache).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     // the terminal UI: navigate, switch detectors, move the detector, ROI, export, convert

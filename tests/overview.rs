@@ -1,26 +1,14 @@
 //! Overview engine: real-file sums against ground truth, every detector on synthetic data
 //! against a direct per-pixel reference, progressive partials, cancellation, cache, CLI errors.
 
+mod common;
+
+use common::{emdtui, synth_file, testdata};
 use emdtui::compute::overview::{self, ComputeOptions, Geometry, Overviews};
 use emdtui::dataset::{Dataset, MibDataset, OpenOptions};
 use emdtui::format::synth::{self, SynthSpec};
 use emdtui::jobs::Progress;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-fn testdata() -> PathBuf {
-    let p = std::env::var_os("EMDTUI_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib"));
-    assert!(p.join("ground_truth.json").is_file(), "test data not found at {} (set EMDTUI_TESTDATA)", p.display());
-    p
-}
-
-fn synth_file(dir: &Path, name: &str, spec: &SynthSpec) -> MibDataset {
-    let p = dir.join(name);
-    synth::write(&p, spec, &|_, _| {}).unwrap();
-    MibDataset::open(&p, &OpenOptions::default()).unwrap()
-}
 
 fn opts(budget: u64, mask: Option<Arc<Vec<f32>>>, coarse: bool) -> ComputeOptions {
     ComputeOptions { memory_budget: budget, mask, coarse_first: coarse, ..Default::default() }
@@ -80,10 +68,10 @@ fn check_against_reference(
             continue;
         }
         let f = ds.frame_u32(p).unwrap();
-        if let Some(spec) = spec {
-            if p % 7 == 0 {
-                assert_eq!(f, synth::expected_frame(spec, p), "decoded synthetic frame {p}");
-            }
+        if let Some(spec) = spec
+            && p.is_multiple_of(7)
+        {
+            assert_eq!(f, synth::expected_frame(spec, p), "decoded synthetic frame {p}");
         }
         for (i, &v) in f.iter().enumerate() {
             dp_sum[i] += v as f64;
@@ -324,8 +312,7 @@ fn cache_hits_and_is_invalidated_by_a_changed_file() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let spec = SynthSpec { rows: 6, cols: 6, depth: 12, ..Default::default() };
-    let path = dir.path().join("k.mib");
-    synth::write(&path, &spec, &|_, _| {}).unwrap();
+    let path = common::synth(dir.path(), "k.mib", &spec);
     let before = std::fs::read_dir(dir.path()).unwrap().count();
     let ds = MibDataset::open(&path, &OpenOptions::default()).unwrap();
     let g = overview::default_geometry(256, 256);
@@ -355,12 +342,6 @@ fn cache_hits_and_is_invalidated_by_a_changed_file() {
 }
 
 // ---- CLI ----
-
-fn emdtui() -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("emdtui").unwrap();
-    c.env("EMDTUI_CACHE_DIR", std::env::temp_dir().join(format!("emdtui-test-cache-{}", std::process::id())));
-    c
-}
 
 #[test]
 fn cli_writes_float32_images_and_masks() {

@@ -2,7 +2,9 @@
 //! `m`, `c`, `q`; reads the screen with `tmux capture-pane -p`; checks the terminal is restored.
 //! Skipped (with a message) when tmux is not installed.
 
-use std::path::Path;
+mod common;
+
+use emdtui::format::synth::SynthSpec;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -55,11 +57,14 @@ fn tmux_arrows_detector_convert_quit() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("e2e.mib");
-    let spec = emdtui::format::synth::SynthSpec { rows: 16, cols: 20, det: 256, hdr: true, ..Default::default() };
-    emdtui::format::synth::write(&f, &spec, &|_, _| {}).unwrap();
-    let bin = env!("CARGO_BIN_EXE_emdtui");
-    assert!(Path::new(bin).exists());
+    let f = common::synth(
+        dir.path(),
+        "e2e.mib",
+        &SynthSpec { rows: 16, cols: 20, det: 256, hdr: true, ..Default::default() },
+    );
+    let bin = common::bin();
+    assert!(bin.exists());
+    let bin = bin.display();
     let name = format!("emdtui-e2e-{}", std::process::id());
     let s = Session(name.clone());
     let shell = format!("env PS1='E2E-PROMPT$ ' EMDTUI_CACHE_DIR={} sh", dir.path().join("cache").display());
@@ -113,10 +118,10 @@ fn tmux_panic_restores_terminal() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("p.mib");
-    let spec = emdtui::format::synth::SynthSpec { rows: 4, cols: 4, det: 256, hdr: true, ..Default::default() };
-    emdtui::format::synth::write(&f, &spec, &|_, _| {}).unwrap();
-    let bin = env!("CARGO_BIN_EXE_emdtui");
+    let f =
+        common::synth(dir.path(), "p.mib", &SynthSpec { rows: 4, cols: 4, det: 256, hdr: true, ..Default::default() });
+    let bin = common::bin();
+    let bin = bin.display();
     let name = format!("emdtui-e2e-panic-{}", std::process::id());
     let s = Session(name.clone());
     // no backtrace: symbolising one is slow on a loaded machine and not what is tested

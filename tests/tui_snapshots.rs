@@ -1,6 +1,8 @@
 //! Whole-screen snapshots of the terminal UI on a `TestBackend` (two sizes), and key sequences
 //! driving the app: move, switch detector, move the detector, start and cancel a job.
 
+mod common;
+
 use emdtui::compute::fft::MemFft;
 use emdtui::compute::overview::DetectorKind;
 use emdtui::format::synth::{self, SynthSpec};
@@ -10,21 +12,20 @@ use emdtui::tui::harness::Harness;
 use emdtui::tui::images::Graphics;
 use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 use ratatui::style::Color;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SIZES: [(u16, u16); 2] = [(100, 30), (160, 48)];
 const WAIT: Duration = Duration::from_secs(60);
 
-fn synth_file(dir: &tempfile::TempDir) -> (PathBuf, SynthSpec) {
+/// `scan.mib` in `dir`: 16x24 positions of 256x256 12-bit frames, with a `.hdr`.
+fn synth_scan(dir: &tempfile::TempDir) -> (PathBuf, SynthSpec) {
     let spec = SynthSpec { rows: 16, cols: 24, det: 256, depth: 12, hdr: true, ..Default::default() };
-    let f = dir.path().join("scan.mib");
-    synth::write(&f, &spec, &|_, _| {}).unwrap();
-    (f, spec)
+    (common::synth(dir.path(), "scan.mib", &spec), spec)
 }
 
-fn open(f: &PathBuf, w: u16, h: u16, g: Graphics) -> Harness {
+fn open(f: &Path, w: u16, h: u16, g: Graphics) -> Harness {
     let mut h = Harness::open(f, w, h, g).unwrap();
     h.settle(WAIT);
     h.draw();
@@ -34,7 +35,7 @@ fn open(f: &PathBuf, w: u16, h: u16, g: Graphics) -> Harness {
 #[test]
 fn main_screen_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     for (w, hh) in SIZES {
         let h = open(&f, w, hh, Graphics::Halfblocks);
         let o = h.state.main.overviews.as_ref().expect("overview computed");
@@ -50,7 +51,7 @@ fn main_screen_snapshots() {
 #[test]
 fn braille_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     let h = open(&f, 100, 30, Graphics::Braille);
     let t = h.text();
     assert!(t.chars().any(|c| ('\u{2801}'..='\u{28FF}').contains(&c)), "braille dots drawn");
@@ -60,7 +61,7 @@ fn braille_snapshot() {
 #[test]
 fn help_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     for (w, hh) in SIZES {
         let mut h = open(&f, w, hh, Graphics::Halfblocks);
         h.key(KeyCode::Char('?'));
@@ -77,7 +78,7 @@ fn help_snapshots() {
 #[test]
 fn fft_explorer_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     for (w, hh) in SIZES {
         let mut h = open(&f, w, hh, Graphics::Halfblocks);
         // a .mib without an FFT asks to convert first
@@ -113,7 +114,7 @@ fn fft_explorer_snapshots() {
 #[test]
 fn keys_move_switch_detector_and_geometry() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, spec) = synth_file(&dir);
+    let (f, spec) = synth_scan(&dir);
     let mut h = open(&f, 100, 30, Graphics::Halfblocks);
     assert_eq!(h.state.main.cursor, (8, 12));
     h.key(KeyCode::Right);
@@ -173,7 +174,7 @@ fn keys_move_switch_detector_and_geometry() {
 #[test]
 fn roi_mean_diffraction() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, spec) = synth_file(&dir);
+    let (f, spec) = synth_scan(&dir);
     let mut h = open(&f, 100, 30, Graphics::Halfblocks);
     h.key(KeyCode::Char('r'));
     h.key(KeyCode::Right);
@@ -198,7 +199,7 @@ fn roi_mean_diffraction() {
 #[test]
 fn running_job_snapshot_and_cancel() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     for (w, hh) in SIZES {
         let mut h = open(&f, w, hh, Graphics::Halfblocks);
         let p = Progress::new("convert", 100);
@@ -244,7 +245,7 @@ fn convert_job_reports_its_end() {
     // `c` starts the conversion as a background job; whatever the engine says (done or an
     // error) ends up in the jobs panel and the status line, and the app stays usable
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     let mut h = open(&f, 100, 30, Graphics::Halfblocks);
     h.key(KeyCode::Char('c'));
     assert!(h.state.jobs.table.list().iter().any(|j| j.name == "convert"));
@@ -265,7 +266,7 @@ fn convert_job_reports_its_end() {
 #[test]
 fn export_writes_png_next_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     let mut h = open(&f, 100, 30, Graphics::Halfblocks);
     h.key(KeyCode::Char('e'));
     let out = dir.path().join("scan_bf.png");
@@ -277,7 +278,7 @@ fn export_writes_png_next_to_the_file() {
 #[test]
 fn interrupted_conversion_is_offered_for_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     std::fs::write(dir.path().join("scan.emd.part"), b"partial").unwrap();
     let mut h = Harness::open(&f, 100, 30, Graphics::Halfblocks).unwrap();
     match &h.state.popup {
@@ -296,10 +297,9 @@ fn interrupted_conversion_is_offered_for_resume() {
 #[test]
 fn real_files_open_and_navigate_without_panics() {
     // every real test file (single/quad, raw, 1..24 bit, non-square ROI detectors, 1-frame scans)
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mib");
-    let root = if root.exists() { root } else { PathBuf::from("/work/shared/testdata/mib") };
+    let Some(root) = common::testdata_or_skip() else { return };
     let Ok(dirs) = std::fs::read_dir(&root) else {
-        eprintln!("no real test files: skipping");
+        eprintln!("skipped: cannot list the real test files in {}", root.display());
         return;
     };
     let mut n = 0;
@@ -336,7 +336,7 @@ fn real_files_open_and_navigate_without_panics() {
 #[test]
 fn emd_opens_with_its_cached_overviews_and_marks_stale_caches() {
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     let emd = dir.path().join("scan.emd");
     let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
     emdtui::ops::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();
@@ -377,7 +377,7 @@ fn interrupted_fft_is_offered_for_resume_and_completes() {
     use emdtui::compute::fft;
     use emdtui::store::fft as fft_cache;
     let dir = tempfile::tempdir().unwrap();
-    let (f, _) = synth_file(&dir);
+    let (f, _) = synth_scan(&dir);
     let emd = dir.path().join("scan.emd");
     let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
     emdtui::ops::convert::convert(ds.as_ref(), &emd, &Default::default(), &Progress::new("c", 0)).unwrap();

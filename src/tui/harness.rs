@@ -7,7 +7,7 @@ use super::{handle, render};
 use ratatui::backend::{Backend, TestBackend};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,12 @@ impl Harness<TestBackend> {
         Self::with_backend(path, TestBackend::new(w, h), graphics, true)
     }
 
+    /// [`Harness::open`], with complete overviews read from and stored in the overview cache in
+    /// `cache_dir` (as the app does with its cache directory). `open` uses no cache.
+    pub fn open_with_cache(path: &Path, w: u16, h: u16, graphics: Graphics, cache_dir: &Path) -> anyhow::Result<Self> {
+        Self::with_backend_and_cache(path, TestBackend::new(w, h), graphics, true, Some(cache_dir.to_path_buf()))
+    }
+
     /// The screen as text (symbols only), one line per row.
     pub fn text(&self) -> String {
         self.terminal.backend().to_string()
@@ -30,7 +36,19 @@ impl Harness<TestBackend> {
 }
 
 impl<B: Backend> Harness<B> {
+    /// The app on `backend`, without an overview cache.
     pub fn with_backend(path: &Path, backend: B, graphics: Graphics, deterministic: bool) -> anyhow::Result<Self> {
+        Self::with_backend_and_cache(path, backend, graphics, deterministic, None)
+    }
+
+    /// The app on `backend`; complete overviews are cached in `cache_dir` (None: no cache).
+    pub fn with_backend_and_cache(
+        path: &Path,
+        backend: B,
+        graphics: Graphics,
+        deterministic: bool,
+        cache_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         let ds = crate::dataset::open(path, &Default::default())?;
         let (tx, rx) = mpsc::channel();
         let mut picker = ratatui_image::picker::Picker::halfblocks();
@@ -48,7 +66,7 @@ impl<B: Backend> Harness<B> {
                 deterministic,
                 sync_loader: deterministic,
                 memory_budget: 1 << 30,
-                cache_dir: None,
+                cache_dir,
                 tuning: crate::Tuning::default(),
             },
         );
