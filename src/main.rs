@@ -26,7 +26,6 @@ fn tuning_from_env() -> Tuning {
         keys_file: var("EMDTUI_KEYS").map(PathBuf::from),
         trace_startup: flag("EMDTUI_TRACE_STARTUP"),
         test_panic: flag("EMDTUI_TEST_PANIC"),
-        ..Tuning::default()
     }
 }
 
@@ -42,6 +41,24 @@ fn term_env() -> emdtui::tui::images::TermEnv {
         avoid_kitty_sixel: set("WEZTERM_EXECUTABLE") || set("KONSOLE_VERSION"),
         iterm2_hint: ["iTerm", "WezTerm", "mintty"].iter().any(|p| term_program.contains(p)),
     }
+}
+
+/// The compute threads: `--threads N` (default one per core); in the viewer they run at low CPU
+/// and IO priority so that an acquisition on the same machine is not slowed down.
+fn worker_pool(cli: &Cli) -> anyhow::Result<()> {
+    if cli.threads == Some(0) {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = cli.threads {
+        b = b.num_threads(n);
+    }
+    if cli.command.is_none() {
+        b = b.start_handler(|_| {
+            emdtui::util::lower_thread_priority();
+        });
+    }
+    b.build_global().map_err(|e| anyhow::anyhow!("starting the worker threads: {e}"))
 }
 
 fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
@@ -73,6 +90,10 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let tuning = tuning_from_env();
+    if let Err(e) = worker_pool(&cli) {
+        eprintln!("emdtui: error: {e}");
+        std::process::exit(1);
+    }
     if let Err(e) = run(&cli, &tuning) {
         // one clear line: the chain of causes, each naming what failed
         let mut msg = e.to_string();

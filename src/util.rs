@@ -49,6 +49,29 @@ pub fn free_space_for(file: &Path) -> Option<u64> {
     free_space(file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
 }
 
+/// Run the calling thread at low priority: nice 10 and the idle IO class (Linux), so background
+/// work of the viewer does not slow down an acquisition writing to the same machine. Best effort:
+/// returns false when the system refuses.
+pub fn lower_thread_priority() -> bool {
+    // SAFETY: gettid has no arguments and cannot fail
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // SAFETY: setpriority on this thread's id (Linux nice values are per thread)
+    let cpu = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 10) } == 0;
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, tid, IDLE) takes three integers and touches no memory
+    let io = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            tid as libc::c_long,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        )
+    } == 0;
+    cpu && io
+}
+
 /// Peak resident set size of this process (VmHWM, Linux), bytes.
 pub fn peak_rss() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -42,7 +42,7 @@ fn overview_computed_in_the_tui_is_reused_by_the_cli() {
     let mut h = Harness::open_with_cache(&mib, 100, 30, Graphics::Halfblocks, &cache).unwrap();
     h.settle(Duration::from_secs(60));
     assert!(!h.state.any_running(), "the overview job did not finish");
-    let ov = h.state.overviews.clone().expect("the TUI has overviews");
+    let ov = h.state.main.overviews.clone().expect("the TUI has overviews");
     assert!(ov.complete, "the TUI's overviews are complete");
     assert_eq!((ov.scan_rows, ov.scan_cols), (6, 8));
     let bin = one_entry(&cache, "after the TUI");

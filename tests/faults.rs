@@ -84,6 +84,7 @@ fn sigkill_convert_at_several_points_then_restart() {
             }
             // compressed output is ~5x smaller than the datacube
             if part.exists() && (frac == 0.0 || file_len(&part) as f64 >= frac * expected as f64 / 8.0) {
+                // SAFETY: kill(2) on our own child's pid; no memory is involved
                 unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
                 killed = true;
                 break;
@@ -165,6 +166,7 @@ fn sigkill_fft_at_several_points_then_resume_to_the_same_result() {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        // SAFETY: kill(2) on our own child's pid; no memory is involved
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
         // the EMD stays readable, its datacube intact, and the partial FFT is never valid

@@ -315,6 +315,7 @@ fn sigkill_midway_then_resume_via_cli() {
         assert!(t0.elapsed().as_secs() < 120, "child made no progress");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // SAFETY: kill(2) on our own child's pid; no memory is involved
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     let e = FftCache::open(&emd).err().expect("killed run left a valid-looking cache");

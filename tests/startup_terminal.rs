@@ -12,6 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::tmux::{Tmux, exited, have_tmux, pane_cmd};
+
 const BIN: &str = env!("CARGO_BIN_EXE_emdtui");
 /// Fail only when the screen has not appeared by then (the machine may be loaded).
 const GIVE_UP: Duration = Duration::from_secs(10);
@@ -31,78 +34,6 @@ fn synth(dir: &Path, name: &str) -> PathBuf {
 
 fn report(what: &str, d: Duration) {
     eprintln!("{what}: {:.0} ms{}", d.as_secs_f64() * 1e3, if d > EXPECTED { " (slower than 2 s)" } else { "" });
-}
-
-fn have_tmux() -> bool {
-    if Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    eprintln!("tmux not installed: skipping");
-    false
-}
-
-/// A detached tmux session on its own server socket (tests do not collide); killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// Start `cmd` (a shell command line) in a new detached 120x40 session.
-    fn start(tag: &str, cmd: &str) -> (Tmux, Instant) {
-        let socket = format!("emdtui-start-{tag}-{}", std::process::id());
-        let t = Tmux { socket };
-        let _ = Command::new("tmux").args(["-L", &t.socket, "kill-server"]).output();
-        let t0 = Instant::now();
-        let o = Command::new("tmux")
-            .args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", cmd])
-            .env_remove("TMUX")
-            .output()
-            .expect("run tmux");
-        assert!(o.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&o.stderr));
-        (t, t0)
-    }
-    fn tmux(&self, args: &[&str]) -> String {
-        let mut a = vec!["-L", &self.socket];
-        a.extend_from_slice(args);
-        let o = Command::new("tmux").args(&a).output().expect("run tmux");
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
-    }
-    fn send(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys"];
-        a.extend_from_slice(keys);
-        self.tmux(&a);
-    }
-    /// Poll the screen until `f` holds; returns it and the time since `since`.
-    fn wait(&self, what: &str, since: Instant, limit: Duration, f: impl Fn(&str) -> bool) -> (String, Duration) {
-        loop {
-            let s = self.screen();
-            if f(&s) {
-                return (s, since.elapsed());
-            }
-            if since.elapsed() > limit {
-                panic!("no {what} after {:.1} s; screen:\n{s}", since.elapsed().as_secs_f64());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
-    }
-}
-
-/// The pane command: run emdtui with `args`, then print the exit status and stay open.
-fn pane_cmd(cache: &Path, args: &str) -> String {
-    format!("env EMDTUI_CACHE_DIR='{}' {BIN} {args}; echo EXITED rc=$?; sleep 600", cache.display())
-}
-
-fn exited(t: &str) -> Option<&str> {
-    t.lines().map(str::trim).find(|l| l.starts_with("EXITED rc="))
 }
 
 /// `q` ends the program with status 0 and the shell's marker shows no error.
@@ -190,6 +121,10 @@ impl Pty {
         // SAFETY: openpty fills two fds; the winsize is read only
         let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
         assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // the child must not inherit the master: it would keep its own terminal alive after the
+        // test (a hung-up terminal ends emdtui)
+        // SAFETY: fcntl on the fd openpty just returned
+        unsafe { libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC) };
         // SAFETY: fresh fds owned from here on
         let (master, slave) = unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
         let mut cmd = Command::new(BIN);

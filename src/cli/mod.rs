@@ -28,6 +28,10 @@ pub struct Cli {
     /// Memory budget for computations, e.g. 2G (default: a quarter of RAM, at most 80 %).
     #[arg(long, global = true)]
     pub memory: Option<String>,
+    /// Worker threads for computations (default: one per core). In the viewer they also run at
+    /// low CPU and IO priority, next to a running acquisition.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// How to interpret the source's scan.

@@ -907,7 +907,11 @@ fn run_tasks(
 enum Tasks<'a> {
     List(&'a [(usize, usize)]),
     /// Blocks of `block` positions covering `start..present`.
-    Blocks { start: usize, present: usize, block: usize },
+    Blocks {
+        start: usize,
+        present: usize,
+        block: usize,
+    },
 }
 
 impl Tasks<'_> {
@@ -1078,7 +1082,7 @@ pub fn extend(ds: &dyn Dataset, prev: Overviews, opts: &ComputeOptions, progress
     out.mean_dp = old_mean
         .iter()
         .zip(&acc.dp_sum)
-        .map(|(&m, &s)| ((m as f64 * n_old + s as f64) / (n_old + n_new).max(1.0)) as f32)
+        .map(|(&m, &s)| ((m as f64 * n_old + s) / (n_old + n_new).max(1.0)) as f32)
         .collect();
     out.max_dp = old_max.iter().zip(&acc.dp_max).map(|(&m, &x)| m.max(x as f32)).collect();
     out.positions_done = present;

@@ -124,6 +124,9 @@ impl Dataset for MibDataset {
         self.set.refresh();
         self.positions_present()
     }
+    fn replaced(&self) -> bool {
+        self.set.replaced()
+    }
     fn fingerprint(&self) -> String {
         self.set.fingerprint()
     }

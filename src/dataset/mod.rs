@@ -92,6 +92,10 @@ pub trait Dataset: Send + Sync {
     fn refresh(&self) -> usize {
         self.positions_present()
     }
+    /// Whether the file on disk is no longer the one open (replaced or deleted).
+    fn replaced(&self) -> bool {
+        false
+    }
     fn scan(&self) -> &ScanShape {
         &self.info().scan
     }

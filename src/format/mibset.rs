@@ -361,6 +361,16 @@ impl MibSet {
         self.n_frames()
     }
 
+    /// Whether a part's path now names another file than the one open (the acquisition was
+    /// restarted into the same name, or the file was deleted).
+    pub fn replaced(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.parts.iter().any(|p| match (std::fs::metadata(&p.path), p.file.metadata()) {
+            (Ok(now), Ok(open)) => (now.dev(), now.ino()) != (open.dev(), open.ino()),
+            _ => true,
+        })
+    }
+
     /// (part index, frame within part) of a global frame index.
     fn locate(&self, mut i: usize) -> Option<(usize, usize)> {
         for (k, p) in self.parts.iter().enumerate() {

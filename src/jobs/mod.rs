@@ -186,6 +186,8 @@ impl JobTable {
         std::thread::Builder::new()
             .name(format!("job-{}", p.name))
             .spawn(move || {
+                // background work yields to the acquisition and to the UI
+                crate::util::lower_thread_priority();
                 p.set_state(JobState::Running);
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&p)))
                     .unwrap_or_else(|_| Err(crate::Error::Invalid("job panicked".into())));

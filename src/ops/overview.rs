@@ -96,6 +96,20 @@ pub fn overview(
     Ok((o, Origin::Computed))
 }
 
+/// Extend complete-so-far overviews `prev` to the frames that arrived since (a running
+/// acquisition: only the new frames are read); stored in the cache directory once complete.
+pub fn extend(ds: &dyn Dataset, prev: Overviews, job: &OverviewJob, progress: &Progress) -> Result<Overviews> {
+    let o = overview::extend(ds, prev, &job.compute, progress)?;
+    if let Some(dir) = &job.cache_dir
+        && o.complete
+        && store::ovcache::applies(ds)
+        && let Err(e) = store::ovcache::store(dir, ds, &o, None)
+    {
+        log::warn!("overview cache: {e}");
+    }
+    Ok(o)
+}
+
 /// Mean diffraction pattern over a scan rectangle (half-open rows and columns), on the worker
 /// pool within the budget: the compute kernel is the whole workflow (nothing is cached).
 pub use crate::compute::overview::roi_mean;

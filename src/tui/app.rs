@@ -9,6 +9,7 @@
 //! runs as jobs in the [`JobTable`] and reports back as [`AppEvent`]s on the one channel the main
 //! loop reads; [`on_event`] applies them.
 
+use super::follow::{Follow, Poll};
 use super::images::{Graphics, PaneImage};
 use super::keys::Action;
 use super::loader::{Frame, Loader};
@@ -31,8 +32,10 @@ pub enum AppEvent {
     Input(ratatui::crossterm::event::Event),
     /// A requested frame is decoded (in the loader's cache).
     FrameReady(usize),
-    /// A (partial or final) overview for geometry generation `gen`.
+    /// A partial overview for geometry generation `gen`.
     Overview(u64, Box<Overviews>),
+    /// The exact overview of the positions present when its job ran (generation `gen`).
+    OverviewDone(u64, Box<Overviews>),
     RoiMean(u64, Vec<f32>, usize),
     FftReady(Arc<dyn FftSource>),
     /// A job ended: (its kind, message to show).
@@ -77,6 +80,9 @@ pub struct MainView {
     pub overviews: Option<Overviews>,
     pub overview_gen: u64,
     pub overview_job: Option<Arc<Progress>>,
+    /// The overviews on screen are a job's final result (exact for `positions_done` positions),
+    /// not a partial snapshot: they can be extended with new frames.
+    pub overview_exact: bool,
     /// When the geometry last changed by hand (the overview restarts after a pause).
     pub geometry_changed: Option<Instant>,
     /// The frame on screen (its position may lag the cursor while loading).
@@ -141,6 +147,8 @@ pub struct State {
     pub fft: FftView,
     pub jobs: JobsPanel,
     pub popup: Popup,
+    /// Following a growing `.mib` (a running acquisition).
+    pub follow: Follow,
     /// For EMD files: the state of the caches inside the file (valid / stale).
     pub cache_note: Option<String>,
     pub status: String,
@@ -188,6 +196,7 @@ impl MainView {
             overviews: None,
             overview_gen: 0,
             overview_job: None,
+            overview_exact: false,
             geometry_changed: None,
             frame: None,
             roi_anchor: None,
@@ -235,11 +244,12 @@ impl MainView {
         self.frame_version += 1;
     }
 
-    /// A (partial or final) overview of generation `gen_`; false when it is out of date.
-    fn apply_overview(&mut self, gen_: u64, o: Overviews) -> bool {
+    /// A partial or (`exact`) final overview of generation `gen_`; false when it is out of date.
+    fn apply_overview(&mut self, gen_: u64, o: Overviews, exact: bool) -> bool {
         if gen_ != self.overview_gen {
             return false;
         }
+        self.overview_exact = exact;
         if self.auto_geometry && self.geometry != o.geometry {
             self.geometry = o.geometry.clone();
             self.frame_version += 1;
@@ -369,7 +379,15 @@ impl State {
         let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let is_mib = info.kind == Kind::Mib;
         let sc = ds.scan();
-        let cursor = (sc.rows / 2, sc.cols / 2);
+        let (present, total) = (ds.positions_present().min(sc.positions()), sc.positions());
+        // a running acquisition: follow it, the cursor on the newest frame
+        let mut follow = Follow::new(present, total, is_mib && !o.demo);
+        follow.track = follow.active;
+        let cursor = if follow.active && present > 0 {
+            ((present - 1) / sc.cols.max(1), (present - 1) % sc.cols.max(1))
+        } else {
+            (sc.rows / 2, sc.cols / 2)
+        };
         let cache_note = if info.kind == Kind::Emd { emd_cache_note(&path) } else { None };
         let mut s = State {
             ds,
@@ -383,6 +401,7 @@ impl State {
             fft: FftView::new(),
             jobs: JobsPanel { table: JobTable::new(), selected: 0 },
             popup: Popup::None,
+            follow,
             cache_note,
             status: String::new(),
             hint: o.hint,
@@ -404,6 +423,31 @@ impl State {
         s.start_overview();
         s.offer_resume();
         s
+    }
+
+    /// Move the cursor to the newest of `present` positions.
+    fn track_newest(&mut self, present: usize) {
+        let cols = self.ds.scan().cols.max(1);
+        let p = present.saturating_sub(1);
+        let c = (p / cols, p % cols);
+        if c != self.main.cursor {
+            self.main.cursor = c;
+            self.main.ov_version += 1;
+            self.request_frame();
+        }
+    }
+
+    /// `f`: follow the acquisition (again), the cursor tracking the newest frame; again: stop tracking.
+    fn toggle_follow(&mut self) {
+        let total = self.ds.scan().positions();
+        let present = self.ds.refresh().min(total);
+        self.follow.toggle(present, total, self.is_mib && !self.demo);
+        if self.follow.track {
+            self.track_newest(present);
+            self.status = "following: the cursor tracks the newest frame (f to stop)".into();
+        } else {
+            self.status = "cursor no longer tracks the newest frame".into();
+        }
     }
 
     /// The scan position (flat index) under the cursor.
@@ -443,21 +487,7 @@ impl State {
         let gen_ = self.main.overview_gen;
         let p = Progress::job(JobKind::Overview, self.ds.positions_present() as u64);
         self.main.overview_job = Some(p.clone());
-        let t = &self.tuning;
-        let kernel = KernelTuning {
-            block_bytes: t.block_bytes.unwrap_or(KernelTuning::default().block_bytes),
-            raw_kernel: !t.no_raw_kernel,
-        };
-        let job = OverviewJob {
-            geometry: if self.main.auto_geometry {
-                GeometryChoice::Auto { fallback: self.main.geometry.clone() }
-            } else {
-                GeometryChoice::Fixed(self.main.geometry.clone())
-            },
-            compute: ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true, kernel },
-            cache_dir: self.cache_dir.clone(),
-            emd_cache: true,
-        };
+        let job = self.overview_job_spec();
         let (ds, tx) = (self.ds.clone(), self.tx.clone());
         let tx2 = tx.clone();
         self.jobs.table.spawn(
@@ -478,17 +508,52 @@ impl State {
                 }
                 Ok(o)
             },
-            move |p, r| match r {
-                Ok(o) => {
-                    let _ = tx2.send(AppEvent::Overview(gen_, Box::new(o)));
-                }
-                Err(crate::Error::Cancelled) => {}
-                Err(e) => {
-                    let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("overview failed: {e}")));
-                }
-            },
+            move |p, r| overview_ended(&tx2, gen_, p, r),
         );
         self.dirty = true;
+    }
+
+    /// The overview request of the UI: the detector follows the found disk until moved by hand.
+    fn overview_job_spec(&self) -> OverviewJob {
+        let t = &self.tuning;
+        let kernel = KernelTuning {
+            block_bytes: t.block_bytes.unwrap_or(KernelTuning::default().block_bytes),
+            raw_kernel: !t.no_raw_kernel,
+        };
+        OverviewJob {
+            geometry: if self.main.auto_geometry {
+                GeometryChoice::Auto { fallback: self.main.geometry.clone() }
+            } else {
+                GeometryChoice::Fixed(self.main.geometry.clone())
+            },
+            compute: ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true, kernel },
+            cache_dir: self.cache_dir.clone(),
+            emd_cache: true,
+        }
+    }
+
+    /// Run the frames that arrived since the last exact overview through the overview (a running
+    /// acquisition), unless an overview job is still running.
+    pub fn extend_overview(&mut self) {
+        let Some(prev) = self.main.overviews.clone() else { return };
+        let present = self.ds.positions_present().min(self.ds.scan().positions());
+        if !self.main.overview_exact
+            || prev.positions_done >= present
+            || prev.mask.is_some()
+            || self.main.overview_job.as_ref().is_some_and(|j| !j.state().finished())
+        {
+            return;
+        }
+        let gen_ = self.main.overview_gen;
+        let p = Progress::job(JobKind::Overview, (present - prev.positions_done) as u64);
+        self.main.overview_job = Some(p.clone());
+        let job = self.overview_job_spec();
+        let (ds, tx) = (self.ds.clone(), self.tx.clone());
+        self.jobs.table.spawn(
+            p,
+            move |p| crate::ops::overview::extend(ds.as_ref(), prev, &job, p),
+            move |p, r| overview_ended(&tx, gen_, p, r),
+        );
     }
 
     fn emd_path(&self) -> PathBuf {
@@ -790,7 +855,9 @@ pub fn update(s: &mut State, a: Action) {
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
         Action::CycleScale | Action::CycleColormap => display_action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
-        Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit => shared_action(s, a),
+        Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
+            shared_action(s, a)
+        }
         // answers outside a prompt
         Action::Yes | Action::No => {}
     }
@@ -988,6 +1055,7 @@ fn shared_action(s: &mut State, a: Action) {
             Screen::Main => s.want_fft(false),
         },
         Action::Export => s.export(),
+        Action::Follow => s.toggle_follow(),
         Action::Help => s.popup = Popup::Help,
         Action::Quit => {
             let n = s.jobs.user_jobs_running();
@@ -1002,6 +1070,43 @@ fn shared_action(s: &mut State, a: Action) {
         }
         _ => {}
     }
+}
+
+/// The end of an overview job: its exact result, or why it failed.
+fn overview_ended(tx: &Sender<AppEvent>, gen_: u64, p: &Progress, r: crate::Result<Overviews>) {
+    match r {
+        Ok(o) => {
+            let _ = tx.send(AppEvent::OverviewDone(gen_, Box::new(o)));
+        }
+        Err(crate::Error::Cancelled) => {}
+        Err(e) => {
+            let _ = tx.send(AppEvent::JobEnded(p.kind, format!("overview failed: {e}")));
+        }
+    }
+}
+
+/// Poll a growing file (when due): extend the dataset, move the cursor to the newest frame when
+/// tracking, run the new frames through the overview.
+fn follow_tick(s: &mut State) -> bool {
+    let now = Instant::now();
+    if !s.follow.due(now) {
+        return false;
+    }
+    let total = s.ds.scan().positions();
+    let replaced = s.ds.replaced();
+    let present = if replaced { s.follow.frames } else { s.ds.refresh().min(total) };
+    match s.follow.observe(present, total, replaced, now) {
+        Poll::Grew(n) => {
+            if s.follow.track {
+                s.track_newest(n);
+            }
+            s.extend_overview();
+        }
+        // also picks up the frames that arrived while the first pass ran
+        Poll::Same => s.extend_overview(),
+        Poll::Shrank(_) | Poll::Replaced | Poll::Idle => {}
+    }
+    true
 }
 
 /// Apply a background event. Returns true when the screen should be redrawn.
@@ -1019,7 +1124,8 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             }
             false
         }
-        AppEvent::Overview(g, o) => s.main.apply_overview(g, *o),
+        AppEvent::Overview(g, o) => s.main.apply_overview(g, *o, false),
+        AppEvent::OverviewDone(g, o) => s.main.apply_overview(g, *o, true),
         AppEvent::RoiMean(g, v, n) => {
             if g == s.main.roi_gen {
                 s.main.roi_mean = Some((v, n));
@@ -1037,7 +1143,7 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             true
         }
         AppEvent::Tick => {
-            let mut redraw = s.any_running();
+            let mut redraw = s.any_running() | follow_tick(s);
             if let Some(t) = s.main.geometry_changed
                 && t.elapsed() >= Duration::from_millis(300)
             {

@@ -444,6 +444,7 @@ pub mod query {
 
     /// Cell size in pixels from the terminal size ioctl, if the terminal reports pixels.
     pub fn cell_from_ioctl() -> Option<(u16, u16)> {
+        // SAFETY: winsize is plain integers; all-zero is a valid value
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
         // SAFETY: TIOCGWINSZ fills a winsize
         if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } != 0 {

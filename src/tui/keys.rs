@@ -31,6 +31,8 @@ pub enum Action {
     FftRegion(i32),
     /// FFT explorer: toggle between the Q view and the reverse (K) view.
     FftReverse,
+    /// Follow a running acquisition: the cursor tracks the newest frame (toggle).
+    Follow,
     ClickOverview(u16, u16),
 }
 
@@ -183,6 +185,14 @@ pub static KEYS: &[Binding] = &[
         Some("screen")
     ),
     b!(&[(Char('e'), N)], "e", Action::Export, Scope::Global, "export the current image (PNG)", Some("export")),
+    b!(
+        &[(Char('f'), N)],
+        "f",
+        Action::Follow,
+        Scope::Main,
+        "follow a running acquisition (cursor on the newest frame)",
+        None
+    ),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
@@ -211,6 +221,7 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("cancel_job", Action::CancelJob),
     ("switch_screen", Action::SwitchScreen),
     ("fft_reverse", Action::FftReverse),
+    ("follow", Action::Follow),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

@@ -206,8 +206,11 @@ pub fn render(s: &State, f: &mut Frame) {
         Span::styled(" emdtui ", Style::default().add_modifier(Modifier::BOLD).fg(Color::Black).bg(Color::Cyan)),
         Span::raw(format!(" {}{} ", s.file_name, if s.demo { " (demo)" } else { "" })),
         Span::styled(format!("[{screen}] "), Style::default().fg(Color::Yellow)),
-        Span::styled(format!("graphics: {} ", s.graphics.name()), Style::default().fg(Color::DarkGray)),
     ];
+    if let Some(l) = s.follow.line(s.ds.scan().positions()) {
+        t.push(Span::styled(format!("{l} "), Style::default().fg(Color::LightMagenta).add_modifier(Modifier::BOLD)));
+    }
+    t.push(Span::styled(format!("graphics: {} ", s.graphics.name()), Style::default().fg(Color::DarkGray)));
     if !s.status.is_empty() {
         t.push(Span::styled(format!("| {}", s.status), Style::default().fg(Color::Green)));
     } else if let Some(h) = &s.hint {

@@ -4,6 +4,8 @@
 //! Not every test binary uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use emdtui::dataset::{MibDataset, OpenOptions};
 use emdtui::format::synth::{self, SynthSpec};
 use std::path::{Path, PathBuf};
