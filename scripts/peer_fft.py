@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Peer for scripts/bench-fft: the 4D FFT a user would do with scipy in RAM.
+
+    peer_fft.py IN.mib SCAN_ROWS SCAN_COLS AXES      (AXES: scan or all)
+
+Loads the .mib's frames with numpy (processed U08/U16/U32, one header size) into a float32
+array (rows, cols, det_r, det_c), computes scipy.fft.fftn over the scan axes (scan) or all four
+(all) with all cores (workers=-1), fftshifts those axes and keeps complex64, as emdtui stores it.
+Writes nothing. Prints the seconds taken (load included) and the peak RSS.
+"""
+import resource
+import sys
+import time
+
+import numpy as np
+import scipy.fft
+
+mib, rows, cols, axes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+t0 = time.perf_counter()
+with open(mib, "rb") as f:
+    head = f.read(4096).decode("latin-1").split(",")
+hl, dc, dr, kind = int(head[2]), int(head[4]), int(head[5]), head[6]
+dt = {"U08": ">u1", "U16": ">u2", "U32": ">u4"}[kind]
+frame = np.dtype([("h", f"V{hl}"), ("d", dt, (dr, dc))])
+mm = np.memmap(mib, dtype=frame, mode="r", shape=(rows * cols,))
+a = mm["d"].astype(np.complex64).reshape(rows, cols, dr, dc)
+ax = (0, 1) if axes == "scan" else (0, 1, 2, 3)
+g = scipy.fft.fftn(a, axes=ax, workers=-1, overwrite_x=True)
+g = np.fft.fftshift(g, axes=ax)
+t = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{t:.3f} {rss:.0f}")
