@@ -14,22 +14,18 @@ import time
 
 import h5py
 import numpy as np
+from peer_mib import map_mib
 
 mib, out, rows, cols = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 t0 = time.perf_counter()
-with open(mib, "rb") as f:
-    head = f.read(4096).decode("latin-1").split(",")
-hl, dc, dr, kind = int(head[2]), int(head[4]), int(head[5]), head[6]
-dt = {"U08": ">u1", "U16": ">u2", "U32": ">u4"}[kind]
-frame = np.dtype([("h", f"V{hl}"), ("d", dt, (dr, dc))])
-mm = np.memmap(mib, dtype=frame, mode="r", shape=(rows * cols,))
+frames, dr, dc, dt = map_mib(mib, rows, cols)
 k = max(1, min(cols, (1 << 20) // (dr * dc * np.dtype(dt).itemsize)))
 with h5py.File(out, "w") as h:
     d = h.create_dataset("data", shape=(rows, cols, dr, dc), dtype=np.dtype(dt).newbyteorder("<"), chunks=(1, k, dr, dc))
     for r in range(rows):
         for c0 in range(0, cols, k):
             c1 = min(cols, c0 + k)
-            d[r, c0:c1] = mm["d"][r * cols + c0 : r * cols + c1].astype(d.dtype)
+            d[r, c0:c1] = frames[r * cols + c0 : r * cols + c1].astype(d.dtype)
 with open(out, "rb+") as f:
     os.fsync(f.fileno())
 print(f"{time.perf_counter() - t0:.3f}")

@@ -13,17 +13,13 @@ import sys
 import time
 
 import numpy as np
+from peer_mib import map_mib
 import scipy.fft
 
 mib, rows, cols, axes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
-with open(mib, "rb") as f:
-    head = f.read(4096).decode("latin-1").split(",")
-hl, dc, dr, kind = int(head[2]), int(head[4]), int(head[5]), head[6]
-dt = {"U08": ">u1", "U16": ">u2", "U32": ">u4"}[kind]
-frame = np.dtype([("h", f"V{hl}"), ("d", dt, (dr, dc))])
-mm = np.memmap(mib, dtype=frame, mode="r", shape=(rows * cols,))
-a = mm["d"].astype(np.complex64).reshape(rows, cols, dr, dc)
+frames, dr, dc, dt = map_mib(mib, rows, cols)
+a = frames.astype(np.complex64).reshape(rows, cols, dr, dc)
 ax = (0, 1) if axes == "scan" else (0, 1, 2, 3)
 g = scipy.fft.fftn(a, axes=ax, workers=-1, overwrite_x=True)
 g = np.fft.fftshift(g, axes=ax)
