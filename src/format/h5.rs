@@ -72,12 +72,97 @@ pub fn int_attr(loc: &hdf5::Location, k: &str) -> Option<i64> {
     str_attr(loc, k).and_then(|s| s.trim().parse().ok())
 }
 
+// ---------------------------------------------------------------------------------------------
+// filters emdtui provides to the HDF5 library
+
+/// Register emdtui's filters with the HDF5 library, once per process: bitshuffle + LZ4 (HDF5
+/// filter 32008, [`super::bitshuffle`]), so that HDF5 itself reads and writes datasets that use
+/// it. Called by every open and create below.
+pub fn register_filters() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        static NAME: &[u8] = b"bitshuffle + LZ4 (emdtui)\0";
+        let cls = hdf5_sys::h5z::H5Z_class2_t {
+            version: hdf5_sys::h5z::H5Z_CLASS_T_VERS as std::ffi::c_int,
+            id: super::bitshuffle::FILTER_ID as hdf5_sys::h5z::H5Z_filter_t,
+            encoder_present: 1,
+            decoder_present: 1,
+            name: NAME.as_ptr().cast(),
+            can_apply: None,
+            set_local: None,
+            filter: Some(bitshuffle_filter),
+        };
+        // SAFETY: H5Zregister copies the class; the name is a static NUL-terminated string and the
+        // filter function lives for the whole process
+        let rc = hdf5::sync::sync(|| unsafe {
+            hdf5_sys::h5z::H5Zregister((&cls as *const hdf5_sys::h5z::H5Z_class2_t).cast())
+        });
+        if rc < 0 {
+            log::warn!("could not register the bitshuffle filter with HDF5");
+        }
+    });
+}
+
+/// The HDF5 filter callback of bitshuffle + LZ4: replaces the buffer HDF5 owns with the
+/// (de)compressed bytes; returns their length, 0 on failure (HDF5 then reports an error).
+///
+/// # Safety
+/// Called by HDF5 only: `cd_values` holds `cd_nelmts` values, `*buf` holds `nbytes` valid bytes
+/// allocated by HDF5 (freed here and replaced by memory from `H5allocate_memory`).
+unsafe extern "C" fn bitshuffle_filter(
+    flags: std::ffi::c_uint,
+    cd_nelmts: libc::size_t,
+    cd_values: *const std::ffi::c_uint,
+    nbytes: libc::size_t,
+    buf_size: *mut libc::size_t,
+    buf: *mut *mut std::ffi::c_void,
+) -> libc::size_t {
+    let cd: &[std::ffi::c_uint] = if cd_values.is_null() {
+        &[]
+    } else {
+        // SAFETY: HDF5 passes cd_nelmts values at cd_values
+        unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
+    };
+    let elem = cd.get(2).copied().unwrap_or(1).max(1) as usize;
+    // SAFETY: *buf holds nbytes bytes that HDF5 owns until we replace it
+    let input: &[u8] = unsafe { std::slice::from_raw_parts((*buf).cast::<u8>(), nbytes) };
+    let reverse = flags & hdf5_sys::h5z::H5Z_FLAG_REVERSE != 0;
+    // no panic may cross into C
+    let out = std::panic::catch_unwind(|| -> Option<Vec<u8>> {
+        if reverse {
+            let total = u64::from_be_bytes(input.get(..8)?.try_into().ok()?) as usize;
+            let mut o = vec![0u8; total];
+            super::bitshuffle::decompress(Path::new("HDF5 filter 32008"), input, &mut o, elem).ok()?;
+            Some(o)
+        } else {
+            Some(super::bitshuffle::compress(input, elem))
+        }
+    });
+    let Ok(Some(out)) = out else { return 0 };
+    // SAFETY: memory for HDF5 to own and free; allocation checked below
+    let p = unsafe { hdf5_sys::h5::H5allocate_memory(out.len().max(1), 0) };
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: p has room for out.len() bytes; the old buffer is HDF5's and is not used after this;
+    // buf and buf_size are HDF5's out-parameters
+    unsafe {
+        std::ptr::copy_nonoverlapping(out.as_ptr(), p.cast::<u8>(), out.len());
+        hdf5_sys::h5::H5free_memory(*buf);
+        *buf = p;
+        *buf_size = out.len();
+    }
+    out.len()
+}
+
 /// Open options shared by every emdtui HDF5 open: no HDF5 file locking (see the module docs).
 pub fn open_rw(path: &Path) -> Result<hdf5::File> {
+    register_filters();
     hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).open_rw(path).map_err(err(path))
 }
 
 pub fn open_ro(path: &Path) -> Result<hdf5::File> {
+    register_filters();
     if !path.exists() {
         return Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
@@ -93,6 +178,7 @@ pub fn open_ro(path: &Path) -> Result<hdf5::File> {
 
 /// Create (truncating) with emdtui's open options.
 pub fn create_trunc(path: &Path) -> Result<hdf5::File> {
+    register_filters();
     hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).create(path).map_err(err(path))
 }
 
@@ -249,6 +335,7 @@ pub fn create_trunc_aligned(path: &Path) -> Result<hdf5::File> {
 /// chunk index is one block, so early-allocated chunks follow each other in chunk order (the 1.8
 /// B-tree index interleaves its nodes with them).
 pub fn open_rw_aligned(path: &Path) -> Result<hdf5::File> {
+    register_filters();
     let mut b = hdf5::File::with_options();
     let b = b.with_fapl(|p| {
         p.file_locking(false)

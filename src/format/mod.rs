@@ -1,6 +1,7 @@
 //! File formats: Merlin `.mib` (frames, acquisition sets), `.hdr`, the EMD layout, raw HDF5
 //! access (`h5`), image exports and the synthetic generator. No threads, no UI.
 
+pub mod bitshuffle;
 pub mod emd;
 pub mod export;
 pub mod frames;
