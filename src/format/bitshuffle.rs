@@ -112,7 +112,7 @@ pub fn decompress(path: &Path, data: &[u8], out: &mut [u8], elem: usize) -> Resu
     if total != out.len() {
         return Err(bad(format!("holds {total} bytes, the chunk has {}", out.len())));
     }
-    if elem == 0 || block_bytes == 0 || block_bytes % (8 * elem) != 0 {
+    if elem == 0 || block_bytes == 0 || !block_bytes.is_multiple_of(8 * elem) {
         return Err(bad(format!("block of {block_bytes} bytes for {elem}-byte elements")));
     }
     let (n, block) = (total / elem, block_bytes / elem);
