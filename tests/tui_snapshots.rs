@@ -397,3 +397,94 @@ fn interrupted_fft_is_offered_for_resume_and_completes() {
     assert_eq!(c.params, params, "resumed with the interrupted run's parameters");
     assert!(h.state.fft.source.is_some(), "the explorer has the FFT");
 }
+
+#[test]
+fn readouts_three_images_and_diffractogram_snapshots() {
+    use emdtui::compute::diffractogram::{self, Magnitude};
+    use emdtui::tui::app::ViewLayout;
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_scan(&dir);
+    for (w, hh) in SIZES {
+        let mut h = open(&f, w, hh, Graphics::Halfblocks);
+        // readouts: statistics in the bottom border, colour bar with its limits under the image
+        let bf = h.state.main.overviews.as_ref().unwrap().image(DetectorKind::Bf);
+        let st = emdtui::compute::display::stats(&bf).unwrap();
+        let shown = &h.state.prepared.views[0].as_ref().unwrap().2;
+        assert_eq!(shown.readout.stats, Some(st));
+        let (lo, hi) = shown.readout.range.unwrap();
+        assert!(st.min <= lo && lo < hi && hi <= st.max, "clipped range inside min..max");
+        // % cycles the clipping; min-max spans the whole range
+        h.keys("%%");
+        assert_eq!(h.state.main.overview_display.clip, (1.0, 99.0));
+        h.key(KeyCode::Char('%'));
+        assert_eq!(h.state.main.overview_display.clip, (0.0, 100.0));
+        h.draw();
+        let r = &h.state.prepared.views[0].as_ref().unwrap().2.readout;
+        assert_eq!(r.range, Some((st.min, st.max)));
+        let t = h.text();
+        assert!(t.contains("clipping: min-max"), "{t}");
+        assert!(t.contains(&emdtui::tui::images::num(st.max as f64)), "upper limit shown: {t}");
+        insta::assert_snapshot!(format!("readouts_minmax_{w}x{hh}"), t);
+        h.key(KeyCode::Char('%'));
+        assert_eq!(h.state.main.overview_display.clip, (0.5, 99.5));
+        // three virtual images side by side, all from the one overview pass
+        h.key(KeyCode::Char('o'));
+        assert_eq!(h.state.main.layout, ViewLayout::Three);
+        h.draw();
+        let t = h.text();
+        assert!(t.contains("▸BF") && t.contains(" ADF") && t.contains("DPC magnitude"), "{t}");
+        let cells: Vec<_> = h.state.prepared.views.iter().map(|v| v.as_ref().expect("three images").2.cells).collect();
+        // the same scan in panes of (about) the same size: the images fill them alike
+        assert!(cells.iter().all(|c| c.width.abs_diff(cells[0].width) <= 1 && c.height == cells[0].height));
+        for (_, area, v) in h.state.prepared.views.iter().flatten() {
+            // one side uses the whole pane (24x16 scan: scaled up, not only by whole factors)
+            assert!(v.cells.width == area.width || v.cells.height == area.height, "{:?} in {area:?}", v.cells);
+        }
+        insta::assert_snapshot!(format!("three_images_{w}x{hh}"), t);
+        // diffractogram of the current image instead of the frame
+        h.key(KeyCode::Char('t'));
+        assert_eq!(h.state.main.diffractogram, Some(Magnitude::Sqrt));
+        h.draw();
+        let o = h.state.main.overviews.as_ref().unwrap();
+        let d =
+            diffractogram::diffractogram(&bf, o.scan_cols, 0..o.scan_rows, 0..o.scan_cols, Magnitude::Sqrt).unwrap();
+        let r = &h.state.prepared.right.as_ref().unwrap().2.readout;
+        assert_eq!(r.stats, emdtui::compute::display::stats(&d.values));
+        let t = h.text();
+        assert!(t.contains(if w > 100 { "FFT of BF (Hann, |F|^0.5)" } else { "FFT BF" }), "{t}");
+        insta::assert_snapshot!(format!("diffractogram_{w}x{hh}"), t);
+        // of the ROI when one is set; log magnitude; t again: the frame
+        h.key(KeyCode::Char('r'));
+        h.keys("ll");
+        h.key(KeyCode::Char('j'));
+        h.key(KeyCode::Char('r'));
+        h.key(KeyCode::Char('t'));
+        assert_eq!(h.state.main.diffractogram, Some(Magnitude::Log));
+        h.draw();
+        let t = h.text();
+        assert!(t.contains(if w > 100 { "FFT of BF ROI 2x3 (Hann, log |F|)" } else { "FFT BF ROI 2x3" }), "{t}");
+        assert_eq!(h.state.prepared.right.as_ref().unwrap().2.readout.stats.unwrap().n, 6);
+        h.key(KeyCode::Char('t'));
+        assert_eq!(h.state.main.diffractogram, None);
+        h.settle(WAIT);
+        h.draw();
+        assert!(h.text().contains("ROI mean diffraction"));
+        // back to one image
+        h.key(KeyCode::Char('o'));
+        assert_eq!(h.state.main.layout, ViewLayout::Single);
+    }
+}
+
+#[test]
+fn three_images_fill_their_panes_in_braille() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = synth_scan(&dir);
+    let mut h = open(&f, 160, 48, Graphics::Braille);
+    h.key(KeyCode::Char('o'));
+    h.draw();
+    for v in &h.state.prepared.views {
+        let (_, area, s) = v.as_ref().expect("image");
+        // one side uses the whole pane (24x16 scan: the width)
+        assert_eq!(s.cells.width, area.width, "{:?} in {:?}", s.cells, area);
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod budget;
 pub mod convert;
+pub mod diffractogram;
 pub mod display;
 pub mod fft;
 pub mod kernel16;

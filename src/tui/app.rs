@@ -10,10 +10,11 @@
 //! loop reads; [`on_event`] applies them.
 
 use super::follow::{Follow, Poll};
-use super::images::{Graphics, PaneImage};
+use super::images::{Graphics, PaneImage, Readout};
 use super::keys::Action;
 use super::loader::{Frame, Loader};
-use crate::compute::display::{Colormap, DisplayParams, Scale};
+use crate::compute::diffractogram::Magnitude;
+use crate::compute::display::{Colormap, DisplayParams, Scale, clip_name, next_clip};
 use crate::compute::fft::{FftSource, MemFft, Part};
 use crate::compute::overview::{self, ComputeOptions, DetectorKind, Geometry, KernelTuning, Overviews};
 use crate::dataset::{Dataset, DatasetInfo, Kind};
@@ -66,6 +67,31 @@ pub enum Popup {
     Confirm(Confirm, String),
 }
 
+/// How the main screen arranges its images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewLayout {
+    /// Metadata, one virtual image, the diffraction pane.
+    Single,
+    /// Three virtual images side by side (the current detector, ADF, DPC magnitude) and the
+    /// diffraction pane; no metadata pane.
+    Three,
+}
+
+impl ViewLayout {
+    pub fn next(self) -> Self {
+        match self {
+            ViewLayout::Single => ViewLayout::Three,
+            ViewLayout::Three => ViewLayout::Single,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewLayout::Single => "one image + frame",
+            ViewLayout::Three => "three images + frame",
+        }
+    }
+}
+
 /// The main screen: scan cursor, detector geometry and kind, the overviews and the diffraction
 /// pane (frame at the cursor or ROI mean), with the versions that key their prepared images.
 pub struct MainView {
@@ -95,6 +121,12 @@ pub struct MainView {
     pub ov_version: u64,
     /// Bumped when the diffraction picture changes (frame, geometry, display, ROI mean).
     pub frame_version: u64,
+    pub layout: ViewLayout,
+    /// The right pane shows the diffractogram of the current virtual image (of the ROI when one
+    /// is set) instead of the diffraction frame, with this magnitude.
+    pub diffractogram: Option<Magnitude>,
+    /// Bumped when the diffractogram changes (overview data, detector, ROI, display, magnitude).
+    pub dgram_version: u64,
 }
 
 /// The FFT explorer: its source (None until computed or loaded), the cursors and the images
@@ -124,13 +156,23 @@ pub struct JobsPanel {
     pub selected: usize,
 }
 
-/// Images prepared outside `render` (see `render::prepare`), keyed by what they show.
+/// A prepared image, where it sits on screen (cells) and its readout.
+pub struct Shown {
+    pub img: PaneImage,
+    pub cells: Rect,
+    pub readout: Readout,
+}
+
+/// Images prepared outside `render` (see `render::prepare`), keyed by what they show and the
+/// area they were made for.
 #[derive(Default)]
 pub struct Prepared {
-    pub overview: Option<(u64, Rect, PaneImage)>,
-    pub frame: Option<(u64, Rect, PaneImage)>,
-    pub fft: [Option<(u64, Rect, PaneImage)>; 3],
-    /// Where the overview image sits on screen (cells) and its source size, for mouse clicks.
+    /// The virtual-image panes (one, or three in the three-image layout).
+    pub views: [Option<(u64, Rect, Shown)>; 3],
+    /// The right pane: the diffraction frame (or ROI mean), or the diffractogram.
+    pub right: Option<(u64, Rect, Shown)>,
+    pub fft: [Option<(u64, Rect, Shown)>; 3],
+    /// Where the first overview image sits on screen (cells), for mouse clicks.
     pub overview_cells: Option<Rect>,
 }
 
@@ -205,6 +247,33 @@ impl MainView {
             roi_gen: 0,
             ov_version: 0,
             frame_version: 0,
+            layout: ViewLayout::Single,
+            diffractogram: None,
+            dgram_version: 0,
+        }
+    }
+
+    /// The detectors of the virtual-image panes: the current one; in the three-image layout also
+    /// ADF and DPC magnitude (BF first when the current one is one of those).
+    pub fn view_kinds(&self) -> Vec<DetectorKind> {
+        match self.layout {
+            ViewLayout::Single => vec![self.kind],
+            ViewLayout::Three => {
+                let first = if matches!(self.kind, DetectorKind::Adf | DetectorKind::DpcMag) {
+                    DetectorKind::Bf
+                } else {
+                    self.kind
+                };
+                vec![first, DetectorKind::Adf, DetectorKind::DpcMag]
+            }
+        }
+    }
+
+    /// The closed ROI as scan row and column ranges (None while a corner is being chosen).
+    pub fn roi_ranges(&self) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+        match (self.roi, self.roi_anchor) {
+            (Some(((r0, c0), (r1, c1))), None) => Some((r0..r1 + 1, c0..c1 + 1)),
+            _ => None,
         }
     }
 
@@ -233,6 +302,7 @@ impl MainView {
         self.kind = c[i];
         self.ov_version += 1;
         self.frame_version += 1;
+        self.dgram_version += 1;
     }
 
     fn clear_roi(&mut self) {
@@ -242,6 +312,7 @@ impl MainView {
         self.roi_gen += 1;
         self.ov_version += 1;
         self.frame_version += 1;
+        self.dgram_version += 1;
     }
 
     /// A partial or (`exact`) final overview of generation `gen_`; false when it is out of date.
@@ -256,6 +327,7 @@ impl MainView {
         }
         self.overviews = Some(o);
         self.ov_version += 1;
+        self.dgram_version += 1;
         true
     }
 }
@@ -851,9 +923,11 @@ pub fn update(s: &mut State, a: Action) {
         | Action::CycleDetector
         | Action::Roi
         | Action::ClearRoi
-        | Action::Convert => main_action(s, a),
+        | Action::Convert
+        | Action::CycleLayout
+        | Action::Diffractogram => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
-        Action::CycleScale | Action::CycleColormap => display_action(s, a),
+        Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
@@ -939,16 +1013,33 @@ fn main_action(s: &mut State, a: Action) {
         Action::Roi => roi_corner(s),
         Action::ClearRoi => s.main.clear_roi(),
         Action::Convert => convert(s),
+        Action::CycleLayout => {
+            s.main.layout = s.main.layout.next();
+            s.main.ov_version += 1;
+            s.status = format!("layout: {}", s.main.layout.name());
+        }
+        Action::Diffractogram => {
+            s.main.diffractogram = match s.main.diffractogram {
+                None => Some(Magnitude::Sqrt),
+                Some(Magnitude::Sqrt) => Some(Magnitude::Log),
+                Some(Magnitude::Log) => None,
+            };
+            s.main.dgram_version += 1;
+            s.status = match s.main.diffractogram {
+                Some(m) => format!("diffractogram of the {} image ({})", kind_label(s.main.kind), m.name()),
+                None => "diffraction frame".into(),
+            };
+        }
         _ => {}
     }
 }
 
 /// A click on the overview image moves the scan cursor there.
 fn click_overview(s: &mut State, col: u16, row: u16) {
-    let Some(r) = s.prepared.overview_cells else { return };
-    if col < r.x || row < r.y || col >= r.x + r.width || row >= r.y + r.height {
-        return;
-    }
+    let hit = s.prepared.views.iter().flatten().map(|(_, _, v)| v.cells).find(|r| {
+        col >= r.x && row >= r.y && col < r.x + r.width && row < r.y + r.height && r.width > 0 && r.height > 0
+    });
+    let Some(r) = hit else { return };
     let (rows, cols) = (s.ds.scan().rows, s.ds.scan().cols);
     let y = ((row - r.y) as usize * rows / r.height as usize).min(rows - 1);
     let x = ((col - r.x) as usize * cols / r.width as usize).min(cols - 1);
@@ -970,6 +1061,7 @@ fn roi_corner(s: &mut State) {
             let (c0, c1) = (a0.1.min(cur.1), a0.1.max(cur.1));
             s.main.roi = Some(((r0, c0), (r1, c1)));
             s.main.ov_version += 1;
+            s.main.dgram_version += 1;
             s.status = format!("ROI rows {r0}..={r1}, cols {c0}..={c1}: mean diffraction");
             s.start_roi_mean();
         }
@@ -1004,7 +1096,7 @@ fn fft_action(s: &mut State, a: Action) {
     }
 }
 
-/// Display settings shared by both screens: diffraction scale and colour map.
+/// Display settings shared by both screens: diffraction scale, colour map, percentile clipping.
 fn display_action(s: &mut State, a: Action) {
     let m = &mut s.main;
     match a {
@@ -1021,8 +1113,19 @@ fn display_action(s: &mut State, a: Action) {
             m.frame_display.colormap = c;
             m.ov_version += 1;
             m.frame_version += 1;
+            m.dgram_version += 1;
             s.fft.version += 1;
             s.status = format!("colour map: {}", c.name());
+        }
+        Action::CycleClip => {
+            let c = next_clip(m.overview_display.clip);
+            m.overview_display.clip = c;
+            m.frame_display.clip = c;
+            m.ov_version += 1;
+            m.frame_version += 1;
+            m.dgram_version += 1;
+            s.fft.version += 1;
+            s.status = format!("clipping: {}", clip_name(c));
         }
         _ => {}
     }

@@ -3,7 +3,7 @@
 //! (two pixels per cell, drawn straight into the ratatui buffer), dithered braille dots, or a
 //! ratatui-image protocol (sixel / kitty / iTerm2) prepared outside `render`.
 
-use crate::compute::display::{DisplayParams, to_rgb};
+use crate::compute::display::{Colormap, DisplayParams, Stats, clip_name, scaled_range, to_rgb_in, unscaled};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Rect, Size};
 use ratatui::style::Color;
@@ -537,34 +537,48 @@ impl Raster {
     }
 }
 
-/// Fit a `sw`x`sh` image into at most `mw`x`mh` display pixels keeping the aspect ratio
-/// (scales down freely, up by whole factors).
+/// Fit a `sw`x`sh` image into at most `mw`x`mh` display pixels keeping the aspect ratio: the
+/// image fills the box in one direction (scaled up or down by any factor, nearest neighbour).
 pub fn fit(sw: usize, sh: usize, mw: usize, mh: usize) -> (usize, usize) {
     if sw == 0 || sh == 0 || mw == 0 || mh == 0 {
         return (0, 0);
     }
     let s = (mw as f64 / sw as f64).min(mh as f64 / sh as f64);
-    // upscale by whole factors only, so every source pixel gets the same size
-    let s = if s >= 1.0 { s.floor() } else { s };
-    (((sw as f64 * s).floor() as usize).max(1), ((sh as f64 * s).floor() as usize).max(1))
+    // the limiting side gets exactly its budget; the other is rounded down
+    let w = if mw as f64 / sw as f64 <= s { mw } else { (sw as f64 * s).floor() as usize };
+    let h = if mh as f64 / sh as f64 <= s { mh } else { (sh as f64 * s).floor() as usize };
+    (w.clamp(1, mw), h.clamp(1, mh))
 }
 
-/// Colour-map `v` (`sw`x`sh`) and resample (nearest) to `w`x`h`. When shrinking, the values are
-/// sampled first and only the displayed ones are colour-mapped (percentiles from that sample),
-/// which keeps a 512x512 frame step cheap.
+/// Colour-map `v` (`sw`x`sh`) and resample (nearest) to `w`x`h`. When shrinking, only the
+/// displayed values are colour-mapped, which keeps a 512x512 frame step cheap; the clip
+/// percentiles always come from the whole image.
 pub fn raster(v: &[f32], sw: usize, sh: usize, w: usize, h: usize, p: &DisplayParams) -> Raster {
+    raster_range(v, sw, sh, w, h, p).0
+}
+
+/// [`raster`], with the display range used (data units: the limits of the colour bar).
+pub fn raster_range(
+    v: &[f32],
+    sw: usize,
+    sh: usize,
+    w: usize,
+    h: usize,
+    p: &DisplayParams,
+) -> (Raster, Option<(f32, f32)>) {
     let idx = |x: usize, y: usize| {
         let sy = (y * sh / h.max(1)).min(sh - 1);
         let sx = (x * sw / w.max(1)).min(sw - 1);
         sy * sw + sx
     };
+    let range = scaled_range(v, p);
     let mut px = Vec::with_capacity(w * h);
     if w * h < sw * sh {
         let sampled: Vec<f32> = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| v[idx(x, y)]).collect();
-        let rgb = to_rgb(&sampled, p);
+        let rgb = to_rgb_in(&sampled, p, range);
         px.extend(rgb.chunks_exact(3).map(|c| [c[0], c[1], c[2]]));
     } else {
-        let rgb = to_rgb(v, p);
+        let rgb = to_rgb_in(v, p, range);
         for y in 0..h {
             for x in 0..w {
                 let i = idx(x, y) * 3;
@@ -572,7 +586,7 @@ pub fn raster(v: &[f32], sw: usize, sh: usize, w: usize, h: usize, p: &DisplayPa
             }
         }
     }
-    Raster { w, h, px }
+    (Raster { w, h, px }, range.map(|r| unscaled(p, r)))
 }
 
 /// Maps source-image coordinates to raster pixels.
@@ -703,6 +717,97 @@ impl Widget for Braille<'_> {
                 let ch = char::from_u32(0x2800 + bits).unwrap_or(' ');
                 buf[(area.x + cx, area.y + cy)].set_char(ch);
             }
+        }
+    }
+}
+
+/// What the readout strip and title of an image pane show: statistics of the values, the display
+/// range (percentile-clipped, data units) and the colour map it spans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readout {
+    pub stats: Option<Stats>,
+    pub range: Option<(f32, f32)>,
+    pub clip: (f32, f32),
+    pub colormap: Colormap,
+}
+
+/// A number in at most about 7 characters: 4 significant digits, exponent form outside
+/// 0.01..100000 ("217467" -> "2.17e5").
+pub fn num(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if a == 0.0 {
+        return "0".into();
+    }
+    if (1e-2..1e5).contains(&a) {
+        let decimals = (3 - a.log10().floor() as i32).clamp(0, 4) as usize;
+        return format!("{v:.decimals$}");
+    }
+    format!("{v:.2e}")
+}
+
+/// The statistics in `width` characters: "min A max B mean C std D"; else, with two lines to
+/// spare, "min A max B" and "mean C std D"; else a short form.
+pub fn stats_lines(st: &Stats, width: usize, lines: usize) -> Vec<String> {
+    let (lo, hi, m, sd) = (num(st.min as f64), num(st.max as f64), num(st.mean), num(st.std));
+    let long = format!("min {lo} max {hi} mean {m} std {sd}");
+    if long.chars().count() <= width {
+        vec![long]
+    } else if lines >= 2 {
+        vec![format!("min {lo} max {hi}"), format!("mean {m} std {sd}")]
+    } else {
+        vec![format!("{lo}..{hi} μ{m} σ{sd}")]
+    }
+}
+
+const RAMP: [&str; 8] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
+
+/// One-line colour bar: the low limit, the colour map as a rising ramp of blocks in its colours
+/// (readable in monochrome too), the high limit and, when there is room, the clipping.
+pub struct ColourBar<'a>(pub &'a Readout);
+
+impl Widget for ColourBar<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let Some((lo, hi)) = self.0.range else { return };
+        if area.width == 0 || area.height == 0 {
+            return;
+        }
+        let (l, h) = (num(lo as f64), num(hi as f64));
+        let clip = format!(" ({})", clip_name(self.0.clip));
+        let fixed = l.chars().count() + h.chars().count() + 2;
+        let width = area.width as usize;
+        let with_clip = width >= fixed + 8 + clip.chars().count();
+        let bar = width.saturating_sub(fixed + if with_clip { clip.chars().count() } else { 0 });
+        let mut x = area.x;
+        let end = area.x + area.width;
+        let mut put = |x: &mut u16, t: &str, fg: Option<Color>| {
+            for ch in t.chars() {
+                if *x >= end {
+                    return;
+                }
+                let cell = &mut buf[(*x, area.y)];
+                cell.set_char(ch);
+                if let Some(c) = fg {
+                    cell.set_fg(c);
+                }
+                *x += 1;
+            }
+        };
+        put(&mut x, &format!("{l} "), None);
+        if bar >= 3 {
+            let lut = self.0.colormap.lut();
+            for i in 0..bar {
+                let t = i as f64 / (bar - 1) as f64;
+                let c = lut[(t * 255.0).round() as usize];
+                put(&mut x, RAMP[(t * 7.0).round() as usize], Some(Color::Rgb(c[0], c[1], c[2])));
+            }
+            put(&mut x, " ", None);
+        }
+        put(&mut x, &h, None);
+        if with_clip {
+            put(&mut x, &clip, Some(Color::DarkGray));
         }
     }
 }
@@ -858,7 +963,43 @@ mod tests {
         assert_eq!(fit(64, 64, 40, 60), (40, 40));
         assert_eq!(fit(512, 256, 100, 100), (100, 50));
         assert_eq!(fit(16, 16, 64, 32), (32, 32));
-        assert_eq!(fit(48, 48, 58, 90), (48, 48));
+        // small images are scaled up to fill the box, not only by whole factors
+        assert_eq!(fit(48, 48, 58, 90), (58, 58));
+        assert_eq!(fit(24, 16, 35, 40), (35, 23));
+        assert_eq!(fit(3, 1000, 100, 100), (1, 100));
+    }
+
+    #[test]
+    fn numbers_and_colour_bar() {
+        assert_eq!(num(217467.0), "2.17e5");
+        assert_eq!(num(12.3456), "12.35");
+        assert_eq!(num(0.12345), "0.1235");
+        assert_eq!(num(-0.0005), "-5.00e-4");
+        assert_eq!(num(0.0), "0");
+        let st = Stats { min: 1.0, max: 200.0, mean: 50.0, std: 2.5, n: 4 };
+        assert_eq!(stats_lines(&st, 80, 1), vec!["min 1.000 max 200.0 mean 50.00 std 2.500"]);
+        assert_eq!(stats_lines(&st, 20, 1), vec!["1.000..200.0 μ50.00 σ2.500"]);
+        assert_eq!(stats_lines(&st, 20, 2), vec!["min 1.000 max 200.0", "mean 50.00 std 2.500"]);
+        let r = Readout { stats: Some(st), range: Some((1.0, 200.0)), clip: (0.5, 99.5), colormap: Colormap::Gray };
+        let mut buf = Buffer::empty(Rect::new(0, 0, 40, 1));
+        ColourBar(&r).render(buf.area, &mut buf);
+        let line: String = (0..40).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert!(line.starts_with("1.000 ▁") && line.contains("█ 200.0 (0.5-99.5 %)"), "{line}");
+        // narrow: no clipping label, still both limits
+        let mut buf = Buffer::empty(Rect::new(0, 0, 16, 1));
+        ColourBar(&r).render(buf.area, &mut buf);
+        let line: String = (0..16).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert!(line.starts_with("1.000 ") && line.trim_end().ends_with("200.0"), "{line}");
+    }
+
+    #[test]
+    fn shrunk_raster_clips_with_the_whole_image() {
+        let mut v = vec![1f32; 100];
+        v[55] = 1000.0; // not among the 2x2 displayed samples
+        let p = DisplayParams { clip: (0.0, 100.0), ..Default::default() };
+        let (r, range) = raster_range(&v, 10, 10, 2, 2, &p);
+        assert_eq!((r.w, r.h), (2, 2));
+        assert_eq!(range, Some((1.0, 1000.0)));
     }
 
     #[test]

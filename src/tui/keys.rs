@@ -33,6 +33,13 @@ pub enum Action {
     FftReverse,
     /// Follow a running acquisition: the cursor tracks the newest frame (toggle).
     Follow,
+    /// Main screen: one virtual image + frame, or three virtual images + frame.
+    CycleLayout,
+    /// Percentile clipping of the displayed images: 0.5-99.5, 0.1-99.9, 1-99 %, min-max.
+    CycleClip,
+    /// Main screen: the diffractogram (FFT) of the current virtual image instead of the frame:
+    /// |F|^0.5, log |F|, off.
+    Diffractogram,
     ClickOverview(u16, u16),
 }
 
@@ -156,6 +163,30 @@ pub static KEYS: &[Binding] = &[
     ),
     b!(&[(Char('p'), N)], "p", Action::CycleColormap, Scope::Global, "cycle colour map", Some("cmap")),
     b!(
+        &[(Char('%'), N), (Char('%'), S)],
+        "%",
+        Action::CycleClip,
+        Scope::Global,
+        "cycle clipping: 0.5-99.5, 0.1-99.9, 1-99 %, min-max",
+        None
+    ),
+    b!(
+        &[(Char('o'), N)],
+        "o",
+        Action::CycleLayout,
+        Scope::Main,
+        "layout: one image + frame / three images (BF, ADF, DPC) + frame",
+        None
+    ),
+    b!(
+        &[(Char('t'), N)],
+        "t",
+        Action::Diffractogram,
+        Scope::Main,
+        "diffractogram (FFT) of the image/ROI: |F|^0.5, log, off",
+        None
+    ),
+    b!(
         &[(Char('r'), N)],
         "r",
         Action::Roi,
@@ -222,6 +253,9 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("switch_screen", Action::SwitchScreen),
     ("fft_reverse", Action::FftReverse),
     ("follow", Action::Follow),
+    ("cycle_layout", Action::CycleLayout),
+    ("cycle_clip", Action::CycleClip),
+    ("diffractogram", Action::Diffractogram),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),
@@ -375,6 +409,9 @@ mod tests {
         assert_eq!(lookup(&k(Right, S), false), Some(Action::Move(0, 10)));
         assert_eq!(lookup(&k(Char('L'), S), false), Some(Action::Move(0, 10)));
         assert_eq!(lookup(&k(Char('+'), N), true), Some(Action::FftRegion(1)));
+        assert_eq!(lookup(&k(Char('o'), N), false), Some(Action::CycleLayout));
+        assert_eq!(lookup(&k(Char('t'), N), false), Some(Action::Diffractogram));
+        assert_eq!(lookup(&k(Char('%'), S), true), Some(Action::CycleClip));
         assert_eq!(lookup(&k(Char('c'), KeyModifiers::CONTROL), false), Some(Action::Quit));
     }
 }

@@ -1,9 +1,11 @@
 //! Layout, image preparation (`prepare`, may be slow, runs before a draw) and the pure
 //! `render(&State, &mut Frame)`.
 
-use super::app::{Popup, Screen, State, kind_label};
-use super::images::{self, Mapping, PaneImage};
+use super::app::{Popup, Screen, Shown, State, ViewLayout, kind_label};
+use super::images::{self, Mapping, Readout};
 use super::keys;
+use crate::compute::diffractogram;
+use crate::compute::display;
 use crate::compute::display::{Colormap, DisplayParams, Scale};
 use crate::compute::overview::DetectorKind;
 use crate::jobs::JobState;
@@ -16,36 +18,60 @@ use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Wrap};
 pub struct Areas {
     pub title: Rect,
     pub meta: Rect,
+    /// Main screen: the virtual-image panes (one, or three in the three-image layout).
+    pub views: [Rect; 3],
+    /// Main screen: the diffraction frame / diffractogram pane.
+    pub right: Rect,
+    /// FFT explorer: its three image panes.
     pub panes: [Rect; 3],
     pub info: Rect,
     pub jobs: Rect,
     pub footer: Rect,
 }
 
-pub fn layout(area: Rect, screen: Screen) -> Areas {
+pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
     let [title, body, jobs, footer] =
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)])
             .areas(area);
-    match screen {
-        Screen::Main => {
+    let none = Rect::default();
+    let mut a = Areas { title, meta: none, views: [none; 3], right: none, panes: [none; 3], info: none, jobs, footer };
+    match (screen, main) {
+        (Screen::Main, ViewLayout::Single) => {
             let mw = (area.width / 4).clamp(26, 40);
-            let [meta, a, b] =
+            let [meta, v, b] =
                 Layout::horizontal([Constraint::Length(mw), Constraint::Fill(1), Constraint::Fill(1)]).areas(body);
-            Areas { title, meta, panes: [a, b, Rect::default()], info: Rect::default(), jobs, footer }
+            (a.meta, a.views[0], a.right) = (meta, v, b);
         }
-        Screen::Fft => {
+        (Screen::Main, ViewLayout::Three) => {
+            let [v0, v1, v2, b] = Layout::horizontal([Constraint::Fill(1); 4]).areas(body);
+            (a.views, a.right) = ([v0, v1, v2], b);
+        }
+        (Screen::Fft, _) => {
             let [top, info] = Layout::vertical([Constraint::Fill(1), Constraint::Length(3)]).areas(body);
-            let [a, b, c] = Layout::horizontal([Constraint::Fill(1); 3]).areas(top);
-            Areas { title, meta: Rect::default(), panes: [a, b, c], info, jobs, footer }
+            a.panes = Layout::horizontal([Constraint::Fill(1); 3]).areas(top);
+            a.info = info;
         }
     }
+    a
 }
 
 fn inner(r: Rect) -> Rect {
     Block::default().borders(Borders::ALL).inner(r)
 }
 
-/// Build a pane image for `vals` (`sw`x`sh`) inside `area`, with overlays drawn by `ov`.
+/// An image pane's inside: the image area and, below it, the one-line colour-bar strip (none
+/// when the pane is too low for both).
+fn image_area(pane: Rect) -> (Rect, Rect) {
+    let i = inner(pane);
+    if i.height >= 3 {
+        (Rect { height: i.height - 1, ..i }, Rect { y: i.y + i.height - 1, height: 1, ..i })
+    } else {
+        (i, Rect::default())
+    }
+}
+
+/// Build a pane image for `vals` (`sw`x`sh`) inside `area`, with overlays drawn by `ov`, and its
+/// readout (statistics of all of `vals`, the display range the picture uses).
 fn pane(
     s: &State,
     vals: &[f32],
@@ -54,13 +80,13 @@ fn pane(
     area: Rect,
     d: &DisplayParams,
     ov: impl Fn(&mut images::Raster, &Mapping),
-) -> Option<(PaneImage, Rect)> {
+) -> Option<Shown> {
     if sw == 0 || sh == 0 || area.width == 0 || area.height == 0 || vals.len() != sw * sh {
         return None;
     }
     let (mw, mh) = images::pixel_box(s.graphics, Size::new(area.width, area.height), &s.picker);
     let (w, h) = images::fit(sw, sh, mw, mh);
-    let mut r = images::raster(vals, sw, sh, w, h, d);
+    let (mut r, range) = images::raster_range(vals, sw, sh, w, h, d);
     let m = Mapping { sw, sh, w, h };
     ov(&mut r, &m);
     // cells actually covered
@@ -73,106 +99,177 @@ fn pane(
         _ => (w, h.div_ceil(2)),
     };
     let cells = Rect::new(area.x, area.y, (cw as u16).min(area.width), (ch as u16).min(area.height));
-    images::finish(s.graphics, r, Size::new(cells.width, cells.height), &s.picker).map(|i| (i, cells))
+    let readout = Readout { stats: display::stats(vals), range, clip: d.clip, colormap: d.colormap };
+    images::finish(s.graphics, r, Size::new(cells.width, cells.height), &s.picker).map(|img| Shown {
+        img,
+        cells,
+        readout,
+    })
 }
 
 /// Prepare every image the next `render` needs (only those whose content or area changed).
 pub fn prepare(s: &mut State, area: Rect) {
-    let a = layout(area, s.screen);
+    let a = layout(area, s.screen, s.main.layout);
     match s.screen {
         Screen::Main => {
-            let ov_area = inner(a.panes[0]);
-            let key = s.main.ov_version;
-            if s.prepared.overview.as_ref().is_none_or(|(k, r, _)| *k != key || *r != ov_area) {
-                s.prepared.overview = None;
-                s.prepared.overview_cells = None;
-                if let Some(o) = &s.main.overviews {
-                    let vals = o.image(s.main.kind);
-                    let mut d = s.main.overview_display;
-                    if matches!(s.main.kind, DetectorKind::DpcAngle) {
-                        d.colormap = Colormap::Twilight;
-                    }
-                    let (cur, roi) = (s.main.cursor, s.main.roi);
-                    if let Some((img, cells)) = pane(s, &vals, o.scan_cols, o.scan_rows, ov_area, &d, |r, m| {
-                        if let Some((a, b)) = roi {
-                            images::draw_rect(r, m, a, b, images::ROI);
-                        }
-                        images::draw_cursor(r, m, cur.0, cur.1);
-                    }) {
-                        s.prepared.overview = Some((key, ov_area, img));
-                        s.prepared.overview_cells = Some(cells);
-                    }
-                }
-            }
-            let fr_area = inner(a.panes[1]);
-            let key = s.main.frame_version;
-            if s.prepared.frame.as_ref().is_none_or(|(k, r, _)| *k != key || *r != fr_area) {
-                s.prepared.frame = None;
-                let (dr, dc) = s.ds.det();
-                let vals: Option<&[f32]> = match (&s.main.roi_mean, &s.main.frame) {
-                    (Some((v, _)), _) => Some(v),
-                    (None, Some((_, f))) => Some(f),
-                    _ => None,
-                };
-                if let Some(vals) = vals {
-                    let g = s.main.geometry.clone();
-                    let kind = s.main.kind;
-                    if let Some((img, _)) = pane(s, vals, dc, dr, fr_area, &s.main.frame_display, |r, m| match kind {
-                        DetectorKind::Adf => {
-                            images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
-                            images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
-                        }
-                        DetectorKind::Sum => images::draw_circle(r, m, g.center, 0.0, images::BF_RING),
-                        _ => images::draw_circle(r, m, g.center, g.bf_radius, images::BF_RING),
-                    }) {
-                        s.prepared.frame = Some((key, fr_area, img));
-                    }
-                }
-            }
+            prepare_views(s, &a);
+            prepare_right(s, &a);
         }
-        Screen::Fft => {
-            let Some(src) = s.fft.source.clone() else {
-                s.prepared.fft = [None, None, None];
+        Screen::Fft => prepare_fft(s, &a),
+    }
+}
+
+/// The virtual-image panes, with the cursor and the ROI drawn on them.
+fn prepare_views(s: &mut State, a: &Areas) {
+    let kinds = s.main.view_kinds();
+    let key = s.main.ov_version;
+    for i in 0..3 {
+        let ar = image_area(a.views[i]).0;
+        if i >= kinds.len() || ar.is_empty() {
+            s.prepared.views[i] = None;
+            continue;
+        }
+        if s.prepared.views[i].as_ref().is_some_and(|(k, r, _)| *k == key && *r == ar) {
+            continue;
+        }
+        s.prepared.views[i] = None;
+        let Some(o) = &s.main.overviews else { continue };
+        let vals = o.image(kinds[i]);
+        let mut d = s.main.overview_display;
+        if matches!(kinds[i], DetectorKind::DpcAngle) {
+            d.colormap = Colormap::Twilight;
+        }
+        let (cur, roi) = (s.main.cursor, s.main.roi);
+        s.prepared.views[i] = pane(s, &vals, o.scan_cols, o.scan_rows, ar, &d, |r, m| {
+            if let Some((a, b)) = roi {
+                images::draw_rect(r, m, a, b, images::ROI);
+            }
+            images::draw_cursor(r, m, cur.0, cur.1);
+        })
+        .map(|sh| (key, ar, sh));
+    }
+    s.prepared.overview_cells = s.prepared.views[0].as_ref().map(|(_, _, v)| v.cells);
+}
+
+/// The right pane: the diffractogram of the current virtual image (or of its ROI), else the
+/// diffraction frame (or the ROI mean) with the detector drawn on it.
+fn prepare_right(s: &mut State, a: &Areas) {
+    let ar = image_area(a.right).0;
+    let key = match s.main.diffractogram {
+        Some(_) => s.main.dgram_version | 1 << 63,
+        None => s.main.frame_version,
+    };
+    if s.prepared.right.as_ref().is_some_and(|(k, r, _)| *k == key && *r == ar) {
+        return;
+    }
+    s.prepared.right = None;
+    if let Some(mag) = s.main.diffractogram {
+        let Some(o) = &s.main.overviews else { return };
+        let (rows, cols) = s.main.roi_ranges().unwrap_or((0..o.scan_rows, 0..o.scan_cols));
+        let img = o.image(s.main.kind);
+        let Some(dg) = diffractogram::diffractogram(&img, o.scan_cols, rows, cols, mag) else { return };
+        let d = DisplayParams { scale: Scale::Linear, ..s.main.overview_display };
+        s.prepared.right = pane(s, &dg.values, dg.cols, dg.rows, ar, &d, |_, _| {}).map(|sh| (key, ar, sh));
+        return;
+    }
+    let (dr, dc) = s.ds.det();
+    let vals: Option<&[f32]> = match (&s.main.roi_mean, &s.main.frame) {
+        (Some((v, _)), _) => Some(v),
+        (None, Some((_, f))) => Some(f),
+        _ => None,
+    };
+    let Some(vals) = vals else { return };
+    let g = s.main.geometry.clone();
+    let kind = s.main.kind;
+    s.prepared.right = pane(s, vals, dc, dr, ar, &s.main.frame_display, |r, m| match kind {
+        DetectorKind::Adf => {
+            images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
+            images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
+        }
+        DetectorKind::Sum => images::draw_circle(r, m, g.center, 0.0, images::BF_RING),
+        _ => images::draw_circle(r, m, g.center, g.bf_radius, images::BF_RING),
+    })
+    .map(|sh| (key, ar, sh));
+}
+
+/// The FFT explorer's three panes.
+fn prepare_fft(s: &mut State, a: &Areas) {
+    let Some(src) = s.fft.source.clone() else {
+        s.prepared.fft = [None, None, None];
+        return;
+    };
+    let [qr, qc, kr, kc] = src.shape();
+    let st = &s.fft;
+    let key = st.version;
+    let (q, k, half, rev) = (st.q, st.k, st.half, st.reverse);
+    let mut dpow = s.main.frame_display;
+    dpow.scale = Scale::Log;
+    let dphase = DisplayParams { scale: Scale::Linear, colormap: Colormap::Twilight, clip: (0.0, 100.0) };
+    let (iw, ih) = if rev { (qc, qr) } else { (kc, kr) };
+    // normal: power over Q (Q cursor), |G| and arg G over K at Q
+    // reverse: |G| over K at Q (K cursor), |G| and arg G over Q at K
+    let first = if rev { (st.det_amp.clone(), kc, kr, s.main.frame_display) } else { (st.power.clone(), qc, qr, dpow) };
+    let specs: [(Vec<f32>, usize, usize, DisplayParams); 3] =
+        [first, (st.amp.clone(), iw, ih, s.main.frame_display), (st.phase.clone(), iw, ih, dphase)];
+    for (i, (vals, w, h, d)) in specs.into_iter().enumerate() {
+        let ar = image_area(a.panes[i]).0;
+        if s.prepared.fft[i].as_ref().is_some_and(|(kk, r, _)| *kk == key && *r == ar) {
+            continue;
+        }
+        s.prepared.fft[i] = pane(s, &vals, w, h, ar, &d, |r, m| {
+            if i != 0 {
                 return;
-            };
-            let [qr, qc, kr, kc] = src.shape();
-            let st = &s.fft;
-            let key = st.version;
-            let (q, k, half, rev) = (st.q, st.k, st.half, st.reverse);
-            let mut dpow = s.main.frame_display;
-            dpow.scale = Scale::Log;
-            let dphase = DisplayParams { scale: Scale::Linear, colormap: Colormap::Twilight, clip: (0.0, 100.0) };
-            let (iw, ih) = if rev { (qc, qr) } else { (kc, kr) };
-            // normal: power over Q (Q cursor), |G| and arg G over K at Q
-            // reverse: |G| over K at Q (K cursor), |G| and arg G over Q at K
-            let first =
-                if rev { (st.det_amp.clone(), kc, kr, s.main.frame_display) } else { (st.power.clone(), qc, qr, dpow) };
-            let specs: [(Vec<f32>, usize, usize, DisplayParams); 3] =
-                [first, (st.amp.clone(), iw, ih, s.main.frame_display), (st.phase.clone(), iw, ih, dphase)];
-            for (i, (vals, w, h, d)) in specs.into_iter().enumerate() {
-                let ar = inner(a.panes[i]);
-                if s.prepared.fft[i].as_ref().is_some_and(|(kk, r, _)| *kk == key && *r == ar) {
-                    continue;
-                }
-                s.prepared.fft[i] = pane(s, &vals, w, h, ar, &d, |r, m| {
-                    if i != 0 {
-                        return;
-                    }
-                    let (c, (nr, nc)) = if rev { (k, (kr, kc)) } else { (q, (qr, qc)) };
-                    if half > 0 {
-                        images::draw_rect(
-                            r,
-                            m,
-                            (c.0.saturating_sub(half), c.1.saturating_sub(half)),
-                            ((c.0 + half).min(nr - 1), (c.1 + half).min(nc - 1)),
-                            images::ROI,
-                        );
-                    }
-                    images::draw_cursor(r, m, c.0, c.1);
-                })
-                .map(|(img, _)| (key, ar, img));
             }
+            let (c, (nr, nc)) = if rev { (k, (kr, kc)) } else { (q, (qr, qc)) };
+            if half > 0 {
+                images::draw_rect(
+                    r,
+                    m,
+                    (c.0.saturating_sub(half), c.1.saturating_sub(half)),
+                    ((c.0 + half).min(nr - 1), (c.1 + half).min(nc - 1)),
+                    images::ROI,
+                );
+            }
+            images::draw_cursor(r, m, c.0, c.1);
+        })
+        .map(|sh| (key, ar, sh));
+    }
+}
+
+/// An image pane: the border with `title`, the image (or `placeholder` while there is none), the
+/// colour bar right under it and the statistics under that (in the bottom border when the pane
+/// has no row to spare).
+fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
+    let (ia, strip) = image_area(pane);
+    let Some(v) = shown else {
+        f.render_widget(block(title), pane);
+        if let Some(p) = placeholder {
+            f.render_widget(Paragraph::new(p), ia);
         }
+        return;
+    };
+    // the bar directly under the image; then the statistics, if rows are left
+    let bar = if strip.height > 0 { Rect { y: v.cells.y + v.cells.height, ..strip } } else { strip };
+    let bottom = strip.y + strip.height;
+    let free = bottom.saturating_sub(bar.y + bar.height) as usize;
+    let mut b = block(title);
+    let mut stats_rows = Vec::new();
+    if let Some(st) = v.readout.stats.as_ref() {
+        let rows = images::stats_lines(st, ia.width as usize, free);
+        if rows.len() <= free && bar.height > 0 {
+            stats_rows = rows;
+        } else {
+            let w = pane.width.saturating_sub(4) as usize;
+            let line = images::stats_lines(st, w, 1).remove(0);
+            b = b.title_bottom(Line::from(format!(" {line} ")));
+        }
+    }
+    f.render_widget(b, pane);
+    images::render_pane(&v.img, ia, f.buffer_mut());
+    f.render_widget(images::ColourBar(&v.readout), bar);
+    for (i, l) in stats_rows.into_iter().enumerate() {
+        let r = Rect { y: bar.y + 1 + i as u16, height: 1, ..bar };
+        f.render_widget(Paragraph::new(Span::styled(l, Style::default().fg(Color::Gray))), r);
     }
 }
 
@@ -196,7 +293,7 @@ fn fmt_secs(s: f64) -> String {
 
 pub fn render(s: &State, f: &mut Frame) {
     let area = f.area();
-    let a = layout(area, s.screen);
+    let a = layout(area, s.screen, s.main.layout);
     // title
     let screen = match s.screen {
         Screen::Main => "main",
@@ -304,41 +401,62 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
 }
 
 fn render_main(s: &State, f: &mut Frame, a: &Areas) {
-    f.render_widget(Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())), a.meta);
-    // overview
-    let sc = s.ds.scan();
-    let val = s.main.overviews.as_ref().and_then(|o| {
-        let p = s.pos();
-        let v = o.image(s.main.kind).get(p).copied()?;
-        v.is_finite().then_some(v)
-    });
-    let t = format!(
-        " {} overview  ({}, {}){} ",
-        kind_label(s.main.kind),
-        s.main.cursor.0,
-        s.main.cursor.1,
-        val.map(|v| format!(" = {v:.4}")).unwrap_or_default()
-    );
-    f.render_widget(block(t), a.panes[0]);
-    let ia = inner(a.panes[0]);
-    match &s.prepared.overview {
-        Some((_, _, img)) => images::render_pane(img, ia, f.buffer_mut()),
-        None => f.render_widget(Paragraph::new(format!("computing overview of {} x {} ...", sc.rows, sc.cols)), ia),
+    if s.main.layout == ViewLayout::Single {
+        f.render_widget(
+            Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())),
+            a.meta,
+        );
     }
-    // frame
-    let t = match (&s.main.roi_mean, &s.main.frame) {
-        (Some((_, n)), _) => format!(" ROI mean diffraction ({n} positions) "),
-        (None, Some((p, _))) => {
+    let sc = s.ds.scan();
+    let kinds = s.main.view_kinds();
+    for (i, kind) in kinds.iter().enumerate() {
+        let val = s.main.overviews.as_ref().and_then(|o| {
+            let v = o.image(*kind).get(s.pos()).copied()?;
+            v.is_finite().then_some(v)
+        });
+        let t = if s.main.layout == ViewLayout::Single {
+            format!(
+                " {} overview  ({}, {}){} ",
+                kind_label(*kind),
+                s.main.cursor.0,
+                s.main.cursor.1,
+                val.map(|v| format!(" = {v:.4}")).unwrap_or_default()
+            )
+        } else {
+            let mark = if *kind == s.main.kind { "▸" } else { "" };
+            format!(
+                " {mark}{}{} ",
+                kind_label(*kind),
+                val.map(|v| format!(" = {}", images::num(v as f64))).unwrap_or_default()
+            )
+        };
+        let shown = s.prepared.views[i].as_ref().map(|(_, _, v)| v);
+        let wait = (i == 0).then(|| format!("computing overview of {} x {} ...", sc.rows, sc.cols));
+        image_pane(f, a.views[i], t, shown, wait);
+    }
+    // the right pane: diffractogram or frame
+    let t = match (s.main.diffractogram, &s.main.roi_mean, &s.main.frame) {
+        (Some(m), _, _) => {
+            let of = match s.main.roi_ranges() {
+                Some((r, c)) => format!(" ROI {}x{}", r.len(), c.len()),
+                None => String::new(),
+            };
+            let full = format!(" FFT of {}{of} (Hann, {}) ", kind_label(s.main.kind), m.name());
+            if full.chars().count() + 2 <= a.right.width as usize {
+                full
+            } else {
+                format!(" FFT {}{of} ", kind_label(s.main.kind))
+            }
+        }
+        (None, Some((_, n)), _) => format!(" ROI mean diffraction ({n} positions) "),
+        (None, None, Some((p, _))) => {
             let (r, c) = (p / sc.cols.max(1), p % sc.cols.max(1));
             let lag = if *p != s.pos() { " loading..." } else { "" };
             format!(" frame ({r}, {c}) #{p}{lag} ")
         }
         _ => " frame (loading...) ".into(),
     };
-    f.render_widget(block(t), a.panes[1]);
-    if let Some((_, _, img)) = &s.prepared.frame {
-        images::render_pane(img, inner(a.panes[1]), f.buffer_mut());
-    }
+    image_pane(f, a.right, t, s.prepared.right.as_ref().map(|(_, _, v)| v), None);
 }
 
 fn render_fft(s: &State, f: &mut Frame, a: &Areas) {
@@ -371,10 +489,7 @@ fn render_fft(s: &State, f: &mut Frame, a: &Areas) {
         ]
     };
     for (i, title) in titles.into_iter().enumerate() {
-        f.render_widget(block(title), a.panes[i]);
-        if let Some((_, _, img)) = &s.prepared.fft[i] {
-            images::render_pane(img, inner(a.panes[i]), f.buffer_mut());
-        }
+        image_pane(f, a.panes[i], title, s.prepared.fft[i].as_ref().map(|(_, _, v)| v), None);
     }
     let mut lines = vec![Line::from(format!(
         "{}   Q {}x{}, K {}x{}   region {}x{}   {}",
@@ -465,10 +580,19 @@ fn render_help(_s: &State, f: &mut Frame, area: Rect) {
             }
         }
     }
-    lines.push(Line::from("  mouse    click on the overview moves the cursor"));
+    // the mouse gets a line when there is room, else the bottom border
+    let mouse = " mouse: a click on an overview moves the cursor ";
+    let room = (lines.len() as u16 + 3) <= area.height;
+    if room {
+        lines.push(Line::from("  mouse    click on an overview moves the cursor"));
+    }
     let h = (lines.len() as u16 + 2).min(area.height);
     let w = 90.min(area.width);
     let r = centered(area, w, h);
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(block(" help (any key closes) ".into())), r);
+    let mut b = block(" help (any key closes) ".into());
+    if !room {
+        b = b.title_bottom(Line::from(mouse));
+    }
+    f.render_widget(Paragraph::new(lines).block(b), r);
 }
