@@ -50,8 +50,18 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
         return crate::cli::emd_info::run(file, json_out, &opts);
     }
     let ds = MibDataset::open(file, &opts)?;
+    let bad = if ds.positions_present() > 0 { Some(crate::ops::dpc::bad_pixels(&ds, &[])?.1) } else { None };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&mib_json(&ds))?);
+        let mut j = mib_json(&ds);
+        j["bad_pixels"] = match &bad {
+            Some(b) => json!({
+                "frames_sampled": crate::ops::dpc::BADPIX_SAMPLES.min(ds.positions_present()),
+                "hot": b.coords(&b.hot),
+                "dead": b.coords(&b.dead),
+            }),
+            None => serde_json::Value::Null,
+        };
+        println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
     let i = ds.info();
@@ -61,6 +71,18 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     let h = &ds.set.header;
     println!("{:>12}  {} bytes header + {} bytes pixels per frame", "frame", h.header_bytes, h.payload_bytes);
     println!("{:>12}  {}", "dtype", i.pixel_type.name());
+    if let Some(b) = &bad {
+        let hot = b.coords(&b.hot);
+        let shown: Vec<String> = hot.iter().take(20).map(|(r, c)| format!("({r},{c})")).collect();
+        println!(
+            "{:>12}  {} hot (row,col) {}{}; {} dead",
+            "bad pixels",
+            hot.len(),
+            shown.join(" "),
+            if hot.len() > 20 { " ..." } else { "" },
+            b.dead.len()
+        );
+    }
     for w in &i.warnings {
         println!("{:>12}  {w}", "warning");
     }

@@ -258,6 +258,7 @@ fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geo
 
 pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let t0 = Instant::now();
+    let given = cli.calib.given()?;
     let (rq, ds) = validate(a, cli)?;
     if t.timing {
         eprintln!("timing: open {:.3} s", t0.elapsed().as_secs_f64());
@@ -270,9 +271,15 @@ pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     });
     let (ov, roi_dp) = result?;
     write_outputs(a, &rq, ds.as_ref(), ov, roi_dp)?;
+    // radii as collection angles when the detector is calibrated (flags, EMD, remembered)
+    let cal = crate::ops::calib::resolve(ds.as_ref(), &given, t.cache_dir.as_deref())?;
     eprintln!(
-        "geometry: centre {:.1},{:.1}  BF r {:.1}  ADF {:.1}..{:.1}",
-        geom.center.0, geom.center.1, geom.bf_radius, geom.adf_inner, geom.adf_outer
+        "geometry: centre {:.1},{:.1}  BF r {}  ADF {} .. {}",
+        geom.center.0,
+        geom.center.1,
+        cal.describe_radius(geom.bf_radius),
+        cal.describe_radius(geom.adf_inner),
+        cal.describe_radius(geom.adf_outer)
     );
     Ok(())
 }
