@@ -109,7 +109,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let paths = [a.output.clone(), suffixed(&a.output, "comx"), suffixed(&a.output, "comy")];
     let images = [&r.phase, &r.com_x, &r.com_y];
     for (k, (p, img)) in paths.iter().zip(images).enumerate() {
-        if let Err(e) = crate::cli::info::write_f32(p, rows, cols, img, &disp) {
+        if let Err(e) = crate::cli::info::write_scan_image(p, rows, cols, img, &disp, cal.r.as_ref()) {
             for q in &paths[..k] {
                 let _ = std::fs::remove_file(q);
             }

@@ -130,6 +130,27 @@ pub fn display_params(cmap: &Option<String>, scale: &str, default: Colormap) -> 
     Ok(DisplayParams { scale, colormap, ..Default::default() })
 }
 
+/// Write a scan image like [`write_f32`]; a PNG gets a scale bar when `scan_step` (size, units)
+/// is known.
+pub fn write_scan_image(
+    out: &Path,
+    rows: usize,
+    cols: usize,
+    v: &[f32],
+    disp: &DisplayParams,
+    scan_step: Option<&(f64, String)>,
+) -> Result<()> {
+    match (export::format_of(out)?, scan_step) {
+        (ImageFormat::Png, Some((step, units))) => {
+            let mut rgb = crate::compute::display::to_rgb(v, disp);
+            crate::compute::calib::draw_scale_bar(&mut rgb, rows, cols, *step, units);
+            export::write_png_rgb(out, rows, cols, &rgb)?;
+            Ok(())
+        }
+        _ => write_f32(out, rows, cols, v, disp),
+    }
+}
+
 /// Write a float image in the format of `out` (PNG: scaled and colour-mapped).
 pub fn write_f32(out: &Path, rows: usize, cols: usize, v: &[f32], disp: &DisplayParams) -> Result<()> {
     match export::format_of(out)? {

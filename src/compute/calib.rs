@@ -126,6 +126,77 @@ pub fn nice_length(target: f64) -> f64 {
     }
 }
 
+/// 3x5 glyphs (rows of 3 bits, top first) for scale-bar labels.
+fn glyph(c: char) -> Option<[u8; 5]> {
+    Some(match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 7, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 1, 1],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '.' => [0, 0, 0, 0, 2],
+        'n' => [0, 6, 5, 5, 5],
+        'm' => [0, 7, 7, 5, 5],
+        'A' => [2, 5, 7, 5, 5],
+        ' ' => [0, 0, 0, 0, 0],
+        _ => return None,
+    })
+}
+
+/// Draw a scale bar of a "nice" length (about 1/5 of the width) with its label, white on a dark
+/// box, into the bottom-left corner of an RGB image (rows x cols) whose pixels are `step` `units`
+/// apart. Returns the bar's length in units (None when the image is too small for it).
+pub fn draw_scale_bar(rgb: &mut [u8], rows: usize, cols: usize, step: f64, units: &str) -> Option<f64> {
+    if !(step > 0.0) || rows < 12 || cols < 16 || rgb.len() != rows * cols * 3 {
+        return None;
+    }
+    let len = nice_length(cols as f64 * step / 5.0);
+    let px = ((len / step).round() as usize).clamp(2, cols.saturating_sub(4));
+    let label = format!("{} {units}", if len >= 1.0 { format!("{len:.0}") } else { format!("{len}") });
+    let glyphs: Vec<[u8; 5]> = label.chars().filter_map(glyph).collect();
+    let k = (rows.min(cols) / 64).max(1); // glyph scale
+    let text_w = glyphs.len() * 4 * k;
+    let (x0, y_bar) = (2usize, rows - 3 - k);
+    let box_w = (px.max(text_w) + 4).min(cols);
+    let box_top = y_bar.saturating_sub(5 * k + 3);
+    let mut put = |y: usize, x: usize, v: u8| {
+        if y < rows && x < cols {
+            let i = (y * cols + x) * 3;
+            rgb[i..i + 3].copy_from_slice(&[v, v, v]);
+        }
+    };
+    for y in box_top..rows {
+        for x in 0..box_w {
+            put(y, x, 0);
+        }
+    }
+    for y in y_bar..y_bar + k.max(1) + 1 {
+        for x in x0..x0 + px {
+            put(y, x, 255);
+        }
+    }
+    let ty = box_top + 1;
+    for (g, bits) in glyphs.iter().enumerate() {
+        for (r, row) in bits.iter().enumerate() {
+            for b in 0..3 {
+                if row & (4 >> b) != 0 {
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            put(ty + r * k + dy, x0 + (g * 4 + b) * k + dx, 255);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +218,16 @@ mod tests {
         assert_eq!(q_from_alpha(20.0, 10.0), Some(2.0));
         assert_eq!(nice_length(3.7), 5.0);
         assert_eq!(nice_length(0.13), 0.1);
+    }
+
+    #[test]
+    fn scale_bar_has_a_nice_length_and_is_drawn() {
+        let (r, c) = (40, 48);
+        let mut rgb = vec![128u8; r * c * 3];
+        let len = draw_scale_bar(&mut rgb, r, c, 0.5, "nm").unwrap();
+        assert_eq!(len, 5.0); // 48 * 0.5 / 5 = 4.8 -> 5 nm = 10 px
+        let white = rgb.chunks(3).filter(|p| p == &[255, 255, 255]).count();
+        assert!(white >= 10, "bar and label drawn: {white} white pixels");
+        assert!(draw_scale_bar(&mut vec![0u8; 8 * 8 * 3], 8, 8, 1.0, "nm").is_none());
     }
 }
