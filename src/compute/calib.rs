@@ -228,6 +228,6 @@ mod tests {
         assert_eq!(len, 5.0); // 48 * 0.5 / 5 = 4.8 -> 5 nm = 10 px
         let white = rgb.chunks(3).filter(|p| p == &[255, 255, 255]).count();
         assert!(white >= 10, "bar and label drawn: {white} white pixels");
-        assert!(draw_scale_bar(&mut vec![0u8; 8 * 8 * 3], 8, 8, 1.0, "nm").is_none());
+        assert!(draw_scale_bar(&mut [0u8; 8 * 8 * 3], 8, 8, 1.0, "nm").is_none());
     }
 }
