@@ -32,6 +32,7 @@ pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
 }
 
 pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    let given = cli.calib.given()?;
     let opts = cli.open.batch_options(cli.memory_budget()?)?;
     let ds = crate::dataset::open(&a.input, &opts)?;
     for w in &ds.info().warnings {
@@ -41,7 +42,9 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     if out == a.input {
         anyhow::bail!("{}: the output would overwrite the input; choose another -o", out.display());
     }
+    let calibration = crate::ops::calib::resolve(ds.as_ref(), &given, t.cache_dir.as_deref())?;
     let copts = ConvertOptions {
+        calibration: Some(calibration),
         compress: a.compress,
         bin_detector: a.bin_detector,
         bin_scan: a.bin_scan,

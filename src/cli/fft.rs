@@ -149,8 +149,12 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         eprintln!("4D FFT requires the EMD: converting {} -> {} first", a.file.display(), emd.display());
     }
     // an EMD of the same name that is not a conversion of this data is replaced
-    let copts =
-        crate::compute::convert::ConvertOptions { force: true, ..crate::cli::convert::convert_options(budget, t) };
+    let calibration = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
+    let copts = crate::compute::convert::ConvertOptions {
+        force: true,
+        calibration: Some(calibration),
+        ..crate::cli::convert::convert_options(budget, t)
+    };
     let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
     let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
         crate::ops::fft::ensure_emd(src, &emd, &copts, &progress)

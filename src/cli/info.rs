@@ -50,8 +50,18 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
         return crate::cli::emd_info::run(file, json_out, &opts);
     }
     let ds = MibDataset::open(file, &opts)?;
+    let bad = if ds.positions_present() > 0 { Some(crate::ops::dpc::bad_pixels(&ds, &[])?.1) } else { None };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&mib_json(&ds))?);
+        let mut j = mib_json(&ds);
+        j["bad_pixels"] = match &bad {
+            Some(b) => json!({
+                "frames_sampled": crate::ops::dpc::BADPIX_SAMPLES.min(ds.positions_present()),
+                "hot": b.coords(&b.hot),
+                "dead": b.coords(&b.dead),
+            }),
+            None => serde_json::Value::Null,
+        };
+        println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
     let i = ds.info();
@@ -61,6 +71,18 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     let h = &ds.set.header;
     println!("{:>12}  {} bytes header + {} bytes pixels per frame", "frame", h.header_bytes, h.payload_bytes);
     println!("{:>12}  {}", "dtype", i.pixel_type.name());
+    if let Some(b) = &bad {
+        let hot = b.coords(&b.hot);
+        let shown: Vec<String> = hot.iter().take(20).map(|(r, c)| format!("({r},{c})")).collect();
+        println!(
+            "{:>12}  {} hot (row,col) {}{}; {} dead",
+            "bad pixels",
+            hot.len(),
+            shown.join(" "),
+            if hot.len() > 20 { " ..." } else { "" },
+            b.dead.len()
+        );
+    }
     for w in &i.warnings {
         println!("{:>12}  {w}", "warning");
     }
@@ -106,6 +128,27 @@ pub fn display_params(cmap: &Option<String>, scale: &str, default: Colormap) -> 
         s => bail!("--scale {s:?}: use linear, log or sqrt"),
     };
     Ok(DisplayParams { scale, colormap, ..Default::default() })
+}
+
+/// Write a scan image like [`write_f32`]; a PNG gets a scale bar when `scan_step` (size, units)
+/// is known.
+pub fn write_scan_image(
+    out: &Path,
+    rows: usize,
+    cols: usize,
+    v: &[f32],
+    disp: &DisplayParams,
+    scan_step: Option<&(f64, String)>,
+) -> Result<()> {
+    match (export::format_of(out)?, scan_step) {
+        (ImageFormat::Png, Some((step, units))) => {
+            let mut rgb = crate::compute::display::to_rgb(v, disp);
+            crate::compute::calib::draw_scale_bar(&mut rgb, rows, cols, *step, units);
+            export::write_png_rgb(out, rows, cols, &rgb)?;
+            Ok(())
+        }
+        _ => write_f32(out, rows, cols, v, disp),
+    }
 }
 
 /// Write a float image in the format of `out` (PNG: scaled and colour-mapped).

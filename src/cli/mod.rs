@@ -1,6 +1,7 @@
 //! Command-line interface (clap). `emdtui FILE` opens the terminal UI; subcommands run headless.
 
 pub mod convert;
+pub mod dpc;
 pub mod emd_info;
 pub mod fft;
 pub mod info;
@@ -32,6 +33,42 @@ pub struct Cli {
     /// low CPU and IO priority, next to a running acquisition.
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub calib: CalibArgs,
+    /// Leave hot and dead detector pixels in (default: replaced by the median of their
+    /// neighbours in the CoM and DPC).
+    #[arg(long, global = true)]
+    pub keep_bad_pixels: bool,
+}
+
+/// Calibration given on the command line (remembered for a `.mib`, written into EMD output).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CalibArgs {
+    /// Real-space step per scan pixel with units, e.g. 0.5nm or 5A.
+    #[arg(long, global = true, value_name = "STEP")]
+    pub scan_step: Option<String>,
+    /// Convergence semi-angle with units, e.g. 20mrad: the detector step becomes alpha / r_BF.
+    #[arg(long, global = true, value_name = "ANGLE")]
+    pub alpha: Option<String>,
+    /// Detector step per pixel with units, e.g. 0.25mrad or 0.01A^-1.
+    #[arg(long, global = true, value_name = "STEP")]
+    pub q_pixel: Option<String>,
+}
+
+impl CalibArgs {
+    /// The calibration given (empty when no flag), units checked.
+    pub fn given(&self) -> anyhow::Result<crate::compute::calib::Calibration> {
+        use crate::compute::calib;
+        if self.alpha.is_some() && self.q_pixel.is_some() {
+            anyhow::bail!("give either --alpha or --q-pixel, not both");
+        }
+        let e = |m: String| anyhow::anyhow!(m);
+        Ok(calib::Calibration {
+            r: self.scan_step.as_deref().map(|s| calib::parse_length("--scan-step", s)).transpose().map_err(e)?,
+            q: self.q_pixel.as_deref().map(|s| calib::parse_q("--q-pixel", s)).transpose().map_err(e)?,
+            alpha_mrad: self.alpha.as_deref().map(|s| calib::parse_angle("--alpha", s)).transpose().map_err(e)?,
+        })
+    }
 }
 
 /// How to interpret the source's scan.
@@ -75,6 +112,44 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Compute the 4D FFT into the EMD cache (converting a .mib first).
     Fft(FftArgs),
+    /// Differential phase contrast: corrected CoM field and integrated CoM (iCoM) phase image.
+    Dpc(DpcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DpcArgs {
+    pub file: PathBuf,
+    /// Output .npy / .tiff (float32 iCoM, scan rows x cols) or .png; OUT_comx / OUT_comy hold the
+    /// corrected CoM field.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Scan rotation in degrees, or auto (minimum curl).
+    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
+    pub rotation: String,
+    /// Detector x mirrored: auto, yes or no.
+    #[arg(long, default_value = "auto")]
+    pub flip: String,
+    /// Descan removal: plane (least squares over the scan) or none.
+    #[arg(long, default_value = "plane")]
+    pub descan: String,
+    /// CoM mask: bf (around the bright-field disk), annulus:R1,R2 (pixels), or a .png/.npy file.
+    #[arg(long, default_value = "bf")]
+    pub mask: String,
+    /// File of bad detector pixels (.png/.npy, detector shape, non-zero = bad) added to the found ones.
+    #[arg(long, value_name = "PATH")]
+    pub bad_pixels: Option<PathBuf>,
+    /// Print rotation_deg, flip, descan, curl_ratio (and more) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Ignore and do not write the cache directory.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// PNG colour map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
 }
 
 #[derive(Args, Debug)]

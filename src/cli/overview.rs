@@ -258,6 +258,7 @@ fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geo
 
 pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let t0 = Instant::now();
+    let given = cli.calib.given()?;
     let (rq, ds) = validate(a, cli)?;
     if t.timing {
         eprintln!("timing: open {:.3} s", t0.elapsed().as_secs_f64());
@@ -269,10 +270,16 @@ pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         compute(a, &rq, &geom, ds.as_ref(), &progress, t, t0)
     });
     let (ov, roi_dp) = result?;
-    write_outputs(a, &rq, ds.as_ref(), ov, roi_dp)?;
+    // scale bars and radii as collection angles when calibrated (flags, EMD, remembered)
+    let cal = crate::ops::calib::resolve(ds.as_ref(), &given, t.cache_dir.as_deref())?;
+    write_outputs(a, &rq, ds.as_ref(), ov, roi_dp, cal.r.as_ref())?;
     eprintln!(
-        "geometry: centre {:.1},{:.1}  BF r {:.1}  ADF {:.1}..{:.1}",
-        geom.center.0, geom.center.1, geom.bf_radius, geom.adf_inner, geom.adf_outer
+        "geometry: centre {:.1},{:.1}  BF r {}  ADF {} .. {}",
+        geom.center.0,
+        geom.center.1,
+        cal.describe_radius(geom.bf_radius),
+        cal.describe_radius(geom.adf_inner),
+        cal.describe_radius(geom.adf_outer)
     );
     Ok(())
 }
@@ -346,6 +353,7 @@ fn write_outputs(
     ds: &dyn Dataset,
     ov: Option<Overviews>,
     roi_dp: Option<Vec<f32>>,
+    scan_step: Option<&(f64, String)>,
 ) -> Result<()> {
     let (dr, dc) = ds.det();
     let (sr, sc) = (ds.scan().rows, ds.scan().cols);
@@ -366,15 +374,16 @@ fn write_outputs(
         }
         (Want::Com, Some(o), _) => {
             let (px, py) = (with_suffix(&a.output, "comx"), with_suffix(&a.output, "comy"));
-            write(&px, sr, sc, &o.com_x, disp)?;
-            if let Err(e) = write(&py, sr, sc, &o.com_y, disp) {
+            let scan = |p: &Path, v: &[f32]| crate::cli::info::write_scan_image(p, sr, sc, v, disp, scan_step);
+            scan(&px, &o.com_x)?;
+            if let Err(e) = scan(&py, &o.com_y) {
                 let _ = std::fs::remove_file(&px);
                 return Err(e);
             }
             vec![px, py]
         }
         (Want::Image(k), Some(o), _) => {
-            write(&a.output, sr, sc, &o.image(*k), disp)?;
+            crate::cli::info::write_scan_image(&a.output, sr, sc, &o.image(*k), disp, scan_step)?;
             vec![a.output.clone()]
         }
         _ => bail!("internal: nothing computed"),

@@ -39,6 +39,9 @@ pub struct ConvertOptions {
     pub fail_write_after: Option<u64>,
     /// Print phase timings on stderr.
     pub timing: bool,
+    /// Calibration of the source (flags or remembered for a `.mib`); its known parts replace the
+    /// EMD source's. Written into the output scaled by the binning.
+    pub calibration: Option<crate::compute::calib::Calibration>,
 }
 
 impl Default for ConvertOptions {
@@ -54,6 +57,7 @@ impl Default for ConvertOptions {
             no_space_check: false,
             fail_write_after: None,
             timing: false,
+            calibration: None,
         }
     }
 }
@@ -354,11 +358,19 @@ pub fn write_datacube(
 /// The layout of the new file: shape, type, compression, calibration (carried over from an EMD
 /// source, pixels for a `.mib`; scaled by the binning) and the acquisition metadata.
 fn datacube_spec(ds: &dyn Dataset, plan: &Plan, opts: &ConvertOptions) -> DatacubeSpec {
-    let (r_size, r_units, q_size, q_units) = if ds.info().kind == Kind::Emd {
+    let (mut r_size, mut r_units, mut q_size, mut q_units) = if ds.info().kind == Kind::Emd {
         emd::calibration(&ds.info().path).unwrap_or((1.0, "pixels".into(), 1.0, "pixels".into()))
     } else {
         (1.0, "pixels".into(), 1.0, "pixels".into())
     };
+    if let Some(c) = &opts.calibration {
+        if let Some((s, u)) = &c.r {
+            (r_size, r_units) = (*s, u.clone());
+        }
+        if let Some((s, u)) = &c.q {
+            (q_size, q_units) = (*s, u.clone());
+        }
+    }
     DatacubeSpec {
         shape: plan.out,
         pixel_type: plan.out_type,

@@ -434,6 +434,46 @@ pub fn write(out: &Path, spec: &SynthSpec, progress: &(dyn Fn(u64, u64) + Sync))
     Ok(paths)
 }
 
+/// Write a processed (not raw) single-file `.mib` whose frame `i` (`spec.det` x `spec.det`
+/// pixels, clipped to the counter depth) is given by `frame`, with the headers (and `.hdr`) of
+/// `spec`: a way to feed any model through the real Merlin layout and read path (tests, e.g. a
+/// phase object for DPC). `spec.det` may be any size here.
+pub fn write_with(out: &Path, spec: &SynthSpec, frame: &(dyn Fn(usize, &mut [u32]) + Sync)) -> Result<()> {
+    if spec.raw || ![1, 6, 12, 24].contains(&spec.depth) || spec.det == 0 {
+        return Err(Error::Invalid("write_with: processed frames of depth 1, 6, 12 or 24 only".into()));
+    }
+    let n = spec.frames.unwrap_or(spec.rows * spec.cols);
+    let max = match spec.depth {
+        1 => 1,
+        6 => 63,
+        12 => 4095,
+        _ => (1 << 24) - 1,
+    };
+    let bufs: Vec<Vec<u8>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut f = vec![0u32; spec.det * spec.det];
+            frame(i, &mut f);
+            for v in f.iter_mut() {
+                *v = (*v).min(max);
+            }
+            let mut b = header(spec, i, frame_time(spec, i));
+            encode_payload(spec, &f, &mut b);
+            b
+        })
+        .collect();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| Error::io(out, e))?);
+    for b in &bufs {
+        w.write_all(b).map_err(|e| Error::io(out, e))?;
+    }
+    w.flush().map_err(|e| Error::io(out, e))?;
+    if spec.hdr {
+        let hp = out.with_extension("hdr");
+        std::fs::write(&hp, hdr_text(spec, spec.rows * spec.cols)).map_err(|e| Error::io(&hp, e))?;
+    }
+    Ok(())
+}
+
 fn payload_len(spec: &SynthSpec) -> usize {
     let npx = spec.det * spec.det;
     if spec.raw {

@@ -1,8 +1,11 @@
 //! Workflows, each written once and used by both front ends: overviews (EMD cache, else the cache
 //! directory, else compute and store), conversion, the FFT (ensure the EMD, then load, resume or
-//! compute), the ROI mean, and the interrupted jobs found next to a file.
+//! compute), the ROI mean, DPC (bad pixels, masked CoM, rotation, iCoM), calibration, and the
+//! interrupted jobs found next to a file.
 
+pub mod calib;
 pub mod convert;
+pub mod dpc;
 pub mod fft;
 pub mod overview;
 pub mod resume;

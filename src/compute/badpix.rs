@@ -1,0 +1,191 @@
+//! Bad detector pixels: hot pixels found in the mean pattern and dead pixels that stay at zero,
+//! and their repair (the median of the good 3x3 neighbours).
+//!
+//! Hot: the pixel's mean exceeds the median `m` of its 3x3 neighbours by more than `k` robust
+//! sigmas, and by more than twice the largest neighbour's excess (an isolated spike, not the edge
+//! of the bright-field disk). The robust sigma is `max(1.4826 MAD, sqrt((m + 1) / n))`: the MAD of
+//! the neighbours, floored at the Poisson noise of a mean over `n` frames of at least one count,
+//! so on sparse data (most pixels zero, MAD = 0) a pixel needs several counts per frame more than
+//! its neighbours, not just one count, to be flagged. Dead: zero in all `n` sampled frames where
+//! the neighbours' median predicts at least [`DEAD_MIN_COUNTS`] counts (so a dark region of a
+//! sparse pattern is not dead).
+
+/// Expected counts (neighbour median x frames) above which a pixel that stayed at zero is dead.
+pub const DEAD_MIN_COUNTS: f64 = 10.0;
+/// Default threshold in robust sigmas.
+pub const DEFAULT_K: f64 = 5.0;
+
+/// Bad pixels of a detector, as sorted flat indices (row * cols + col).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BadPixels {
+    pub rows: usize,
+    pub cols: usize,
+    pub hot: Vec<usize>,
+    pub dead: Vec<usize>,
+    /// Pixels given by the user (a mask file).
+    pub user: Vec<usize>,
+}
+
+impl BadPixels {
+    /// Every bad pixel, sorted, without duplicates.
+    pub fn all(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.hot.iter().chain(&self.dead).chain(&self.user).copied().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    /// (row, col) of flat indices.
+    pub fn coords(&self, idx: &[usize]) -> Vec<(usize, usize)> {
+        idx.iter().map(|&i| (i / self.cols.max(1), i % self.cols.max(1))).collect()
+    }
+    /// A per-pixel flag image (true = bad).
+    pub fn flags(&self) -> Vec<bool> {
+        let mut f = vec![false; self.rows * self.cols];
+        for i in self.all() {
+            if i < f.len() {
+                f[i] = true;
+            }
+        }
+        f
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// The values of the (up to 8) 3x3 neighbours of (y, x).
+fn neighbours(img: &[f32], rows: usize, cols: usize, y: usize, x: usize, out: &mut Vec<f64>) {
+    out.clear();
+    for dy in -1i64..=1 {
+        for dx in -1i64..=1 {
+            let (yy, xx) = (y as i64 + dy, x as i64 + dx);
+            if (dy, dx) == (0, 0) || yy < 0 || xx < 0 || yy >= rows as i64 || xx >= cols as i64 {
+                continue;
+            }
+            out.push(img[yy as usize * cols + xx as usize] as f64);
+        }
+    }
+}
+
+/// Hot and dead pixels of a mean pattern `mean` (rows x cols) averaged over `frames` frames.
+pub fn detect(mean: &[f32], rows: usize, cols: usize, frames: usize, k: f64) -> BadPixels {
+    let mut bad = BadPixels { rows, cols, ..Default::default() };
+    if mean.len() != rows * cols || frames == 0 {
+        return bad;
+    }
+    let n = frames as f64;
+    let mut nb = Vec::with_capacity(8);
+    let mut dev = Vec::with_capacity(8);
+    for y in 0..rows {
+        for x in 0..cols {
+            let v = mean[y * cols + x] as f64;
+            neighbours(mean, rows, cols, y, x, &mut nb);
+            if nb.is_empty() {
+                continue;
+            }
+            let top = nb.iter().copied().fold(f64::MIN, f64::max);
+            let m = median(&mut nb);
+            dev.clear();
+            dev.extend(nb.iter().map(|a| (a - m).abs()));
+            let mad = median(&mut dev);
+            let sigma = (1.4826 * mad).max(((m.max(0.0) + 1.0) / n).sqrt());
+            if v > m + k * sigma && v - m > 2.0 * (top - m) {
+                bad.hot.push(y * cols + x);
+            } else if v == 0.0 && m * n >= DEAD_MIN_COUNTS {
+                bad.dead.push(y * cols + x);
+            }
+        }
+    }
+    bad
+}
+
+/// Bad pixels from a user mask (same shape as the detector; non-zero = bad).
+pub fn from_mask(mask: &[f32], rows: usize, cols: usize) -> Vec<usize> {
+    debug_assert_eq!(mask.len(), rows * cols);
+    mask.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, _)| i).collect()
+}
+
+/// Replace each bad pixel of `frame` by the median of its good 3x3 neighbours (left as is when
+/// it has none). `flags` marks the bad pixels (rows x cols).
+pub fn repair(frame: &mut [f32], rows: usize, cols: usize, bad: &[usize], flags: &[bool]) {
+    let mut nb = Vec::with_capacity(8);
+    for &i in bad {
+        let (y, x) = (i / cols, i % cols);
+        nb.clear();
+        for dy in -1i64..=1 {
+            for dx in -1i64..=1 {
+                let (yy, xx) = (y as i64 + dy, x as i64 + dx);
+                if yy < 0 || xx < 0 || yy >= rows as i64 || xx >= cols as i64 {
+                    continue;
+                }
+                let j = yy as usize * cols + xx as usize;
+                if !flags[j] {
+                    nb.push(frame[j] as f64);
+                }
+            }
+        }
+        if !nb.is_empty() {
+            frame[i] = median(&mut nb) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_pattern_with_mad_zero_flags_only_the_spike() {
+        // mostly zero, a few pixels with a count or two (MAD of every neighbourhood is 0)
+        let (r, c, n) = (32, 40, 8);
+        let mut m = vec![0f32; r * c];
+        m[3 * c + 4] = 0.125;
+        m[10 * c + 20] = 0.25;
+        m[20 * c + 7] = 1.0;
+        m[17 * c + 33] = 7.75; // the hot pixel
+        let b = detect(&m, r, c, n, DEFAULT_K);
+        assert_eq!(b.hot, vec![17 * c + 33]);
+        assert!(b.dead.is_empty(), "zeros of a sparse pattern are not dead: {:?}", b.dead);
+    }
+
+    #[test]
+    fn flat_background_finds_hot_and_dead_but_not_the_disk_edge() {
+        let (r, c, n) = (48, 48, 64);
+        let mut m = vec![50f32; r * c];
+        for y in 0..r {
+            for x in 0..c {
+                let d = ((y as f32 - 24.0).powi(2) + (x as f32 - 24.0).powi(2)).sqrt();
+                if d < 10.0 {
+                    m[y * c + x] = 400.0;
+                }
+                // mild texture
+                m[y * c + x] += ((y * 7 + x * 3) % 5) as f32;
+            }
+        }
+        m[5 * c + 5] = 900.0;
+        m[24 * c + 24] = 2000.0; // hot inside the disk
+        m[40 * c + 10] = 0.0; // dead
+        let b = detect(&m, r, c, n, DEFAULT_K);
+        assert_eq!(b.hot, vec![5 * c + 5, 24 * c + 24]);
+        assert_eq!(b.dead, vec![40 * c + 10]);
+    }
+
+    #[test]
+    fn repair_uses_the_median_of_good_neighbours() {
+        let (r, c) = (3, 3);
+        let mut f = vec![1.0, 2.0, 3.0, 4.0, 1000.0, 6.0, 7.0, 8.0, 0.0];
+        let bad = vec![4, 8];
+        let mut flags = vec![false; 9];
+        flags[4] = true;
+        flags[8] = true;
+        repair(&mut f, r, c, &bad, &flags);
+        assert_eq!(f[4], 4.0); // median of 1, 2, 3, 4, 6, 7, 8
+        assert_eq!(f[8], 7.0); // median of 6, 8 (the centre is bad)
+    }
+}

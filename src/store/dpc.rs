@@ -1,0 +1,93 @@
+//! The mask-restricted centre of mass behind a DPC result, cached in the cache directory for a
+//! `.mib` (the expensive pass over the data; the DPC step on it takes milliseconds).
+//!
+//! Key: dataset fingerprint, scan interpretation, hash of the detector weights, the CoM origin and
+//! the bad pixels replaced. Entry `dpc/<hash>.bin`: `b"EMDTUIDP"`, u32 version, u32 key length,
+//! key, u64 positions, then f32 com_x and com_y; a `.json` sidecar holds the provenance.
+
+use crate::dataset::{Dataset, Kind};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"EMDTUIDP";
+const VERSION: u32 = 1;
+
+/// Cache key of a masked CoM.
+pub fn key(ds: &dyn Dataset, weights: &[f32], origin: (f32, f32), bad: &[usize]) -> String {
+    let wb: Vec<u8> = weights.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bb: Vec<u8> = bad.iter().flat_map(|v| (*v as u64).to_le_bytes()).collect();
+    let s = ds.scan();
+    format!(
+        "{}|scan={}x{}+{}+{}|w={:016x}|o={},{}|bad={:016x}|v{VERSION}",
+        ds.fingerprint(),
+        s.rows,
+        s.cols,
+        s.skip,
+        s.flyback,
+        xxhash_rust::xxh3::xxh3_64(&wb),
+        origin.0,
+        origin.1,
+        xxhash_rust::xxh3::xxh3_64(&bb)
+    )
+}
+
+fn path(dir: &Path, key: &str) -> PathBuf {
+    dir.join("dpc").join(format!("{:016x}.bin", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
+}
+
+/// Cached (com_x, com_y) for this key, if present and intact.
+pub fn load(dir: &Path, ds: &dyn Dataset, key: &str) -> Option<(Vec<f32>, Vec<f32>)> {
+    if ds.info().kind != Kind::Mib {
+        return None;
+    }
+    let b = std::fs::read(path(dir, key)).ok()?;
+    let mut p = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = b.get(p..p + n)?;
+        p += n;
+        Some(s)
+    };
+    if take(8)? != MAGIC || u32::from_le_bytes(take(4)?.try_into().ok()?) != VERSION {
+        return None;
+    }
+    let kl = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    if take(kl)? != key.as_bytes() {
+        return None;
+    }
+    let n = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+    if n != ds.scan().positions() {
+        return None;
+    }
+    let mut arr = || -> Option<Vec<f32>> {
+        Some(take(n.checked_mul(4)?)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    };
+    let x = arr()?;
+    let y = arr()?;
+    Some((x, y))
+}
+
+/// Store a complete masked CoM of a `.mib`.
+pub fn store(dir: &Path, ds: &dyn Dataset, key: &str, cx: &[f32], cy: &[f32]) -> Result<PathBuf> {
+    let p = path(dir, key);
+    let sub = p.parent().expect("entry has a directory");
+    std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
+    let mut b = Vec::with_capacity(32 + key.len() + 8 * cx.len());
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&VERSION.to_le_bytes());
+    b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(&(cx.len() as u64).to_le_bytes());
+    for v in cx.iter().chain(cy) {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    let tmp = p.with_extension(format!("bin.part{}", std::process::id()));
+    std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
+    let side = serde_json::json!({
+        "tool": "emdtui", "tool_version": crate::VERSION, "format_version": VERSION,
+        "source": ds.info().path, "key": key, "what": "mask-restricted centre of mass (com_x, com_y)",
+    });
+    let jp = p.with_extension("json");
+    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    Ok(p)
+}
