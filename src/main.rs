@@ -52,6 +52,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
         Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli, t),
         Some(Command::Convert(a)) => emdtui::cli::convert::run(a, cli, t),
         Some(Command::Fft(a)) => emdtui::cli::fft::run(a, cli, t),
+        Some(Command::Eels(a)) => emdtui::cli::eels::run(a, cli, t),
         None => {
             let launch = emdtui::tui::Launch {
                 file: cli.file.clone(),

@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod convert;
 pub mod display;
+pub mod eels;
 pub mod fft;
 pub mod kernel16;
 pub mod overview;

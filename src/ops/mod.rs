@@ -3,6 +3,7 @@
 //! compute), the ROI mean, and the interrupted jobs found next to a file.
 
 pub mod convert;
+pub mod eels;
 pub mod fft;
 pub mod overview;
 pub mod resume;

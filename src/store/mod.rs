@@ -4,6 +4,7 @@
 //! overviews and the cache listing, [`fft`] for the 4D FFT), stamped with the datacube fingerprint
 //! they were computed from.
 
+pub mod eelscache;
 pub mod emd;
 pub mod fft;
 pub mod ovcache;
