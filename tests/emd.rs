@@ -401,8 +401,10 @@ fn killed_conversion_never_looks_complete_and_rerun_works() {
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while !part.exists() && t0.elapsed().as_secs() < 20 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    // the layout is flushed (the file then has its full allocated size) before any chunk
+    let laid_out = || std::fs::metadata(&part).is_ok_and(|m| m.len() > 1 << 20);
+    while !laid_out() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     assert!(part.exists(), "the conversion never created its temporary file");
     std::thread::sleep(std::time::Duration::from_millis(30));

@@ -31,6 +31,20 @@ pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
     }
 }
 
+/// `--compress`: None = uncompressed, Some(level) = shuffle + gzip at that level (`gzip` alone:
+/// the tuned level, 1 by default).
+pub fn parse_compress(s: Option<&str>, t: &Tuning) -> Result<Option<u32>> {
+    match s.map(|x| x.trim().to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(x) if x == "none" => Ok(None),
+        Some(x) if x == "gzip" => Ok(Some(t.deflate_level())),
+        Some(x) => {
+            let l = x.strip_prefix("gzip:").and_then(|l| l.parse::<u32>().ok()).filter(|l| (1..=9).contains(l));
+            l.map(Some).ok_or_else(|| anyhow!("--compress {x:?}: use gzip:1 .. gzip:9 or none"))
+        }
+    }
+}
+
 pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let given = cli.calib.given()?;
     let opts = cli.open.batch_options(cli.memory_budget()?)?;
@@ -42,16 +56,43 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     if out == a.input {
         anyhow::bail!("{}: the output would overwrite the input; choose another -o", out.display());
     }
+    let level = parse_compress(a.compress.as_deref(), t)?;
+    let mean = match a.bin_mode.as_str() {
+        "sum" => false,
+        "mean" => true,
+        m => anyhow::bail!("--bin-mode {m:?}: use sum or mean"),
+    };
+    if a.sum_short_axis || ds.info().mode.mode == crate::dataset::Mode::Eels {
+        return run_spectra(a, ds.as_ref(), &out, level, mean, cli, t);
+    }
+    if mean {
+        anyhow::bail!(
+            "{}: --bin-mode mean (float32) is only written for spectrum images so far; 4-D datacubes are binned by sum",
+            a.input.display()
+        );
+    }
+    let (energy_given, e) = (a.energy.dispersion.is_some() || a.energy.reverse_energy, &a.energy);
+    if energy_given {
+        anyhow::bail!(
+            "{}: --reverse-energy/--dispersion{} apply to spectra; this is diffraction data ({})",
+            a.input.display(),
+            if e.offset.is_some() { "/--offset" } else { "" },
+            ds.info().mode.reason
+        );
+    }
+    estimate((ds.positions_present() * ds.frame_pixels() * ds.info().pixel_type.bytes()) as u64, None, level.is_some());
     let calibration = crate::ops::calib::resolve(ds.as_ref(), &given, t.cache_dir.as_deref())?;
     let copts = ConvertOptions {
         calibration: Some(calibration),
-        compress: a.compress,
+        compress: level.is_some(),
+        deflate_level: level.unwrap_or(1),
         bin_detector: a.bin_detector,
         bin_scan: a.bin_scan,
         crop: a.crop.as_deref().map(parse_crop).transpose()?,
         force: a.force,
         ..convert_options(cli.memory_budget()?, t)
     };
+    let copts = ConvertOptions { deflate_level: level.unwrap_or(copts.deflate_level), ..copts };
     let (r, positions) =
         convert_with_bar(ds.as_ref(), &out, &copts).with_context(|| format!("converting {}", a.input.display()))?;
     let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);
@@ -78,4 +119,81 @@ pub fn convert_with_bar(
     progress.set_state(crate::jobs::JobState::Running);
     let r = crate::cli::progress::with_frames_bar(&progress, "convert", || convert::convert(ds, out, copts, &progress));
     r.map(|r| (r, progress.done()))
+}
+
+/// Print the size and time estimate before a conversion starts: bytes read, bytes written
+/// (when known) and the time at 1 GB/s of reads (a warm page cache reads faster, a cold disk
+/// slower; gzip costs more).
+fn estimate(read: u64, written: Option<u64>, compressed: bool) {
+    let secs = read as f64 / 1e9 * if compressed { 2.0 } else { 1.0 };
+    // on stdout: stderr carries the progress bar and, on failure, the one error line
+    println!(
+        "estimate: reads {}, writes {}{}; about {:.0} s at 1 GB/s",
+        hs(read),
+        written.map(hs).unwrap_or_else(|| "about as much".into()),
+        if compressed { " before compression" } else { "" },
+        secs.max(1.0)
+    );
+}
+
+/// `convert --sum-short-axis` (automatic in EELS mode): the 3-D spectrum image.
+fn run_spectra(
+    a: &ConvertArgs,
+    ds: &dyn crate::dataset::Dataset,
+    out: &std::path::Path,
+    level: Option<u32>,
+    mean: bool,
+    cli: &Cli,
+    t: &Tuning,
+) -> Result<()> {
+    let i = ds.info();
+    let (dr, dc) = ds.det();
+    if i.mode.mode != crate::dataset::Mode::Eels && dr == dc {
+        anyhow::bail!(
+            "{}: --sum-short-axis needs spectra: the {dr}x{dc} detector is square ({}); add --mode eels to sum its rows anyway",
+            i.path.display(),
+            i.mode.reason
+        );
+    }
+    if a.bin_scan != 1 || a.crop.is_some() {
+        anyhow::bail!("{}: --bin-scan and --crop are not supported for spectrum images yet", i.path.display());
+    }
+    let energy = crate::cli::eels::energy_options(&a.energy)?;
+    let job = crate::ops::eels::EelsJob {
+        energy: energy.clone(),
+        memory_budget: cli.memory_budget()?,
+        cache_dir: t.cache_dir.clone(),
+    };
+    let sopts = crate::compute::convert::SpectraOptions {
+        bin: a.bin_detector,
+        mean,
+        reverse: energy.reverse,
+        energy: crate::ops::eels::calibration(ds, &job),
+        deflate_level: level,
+        memory_budget: cli.memory_budget()?,
+        force: a.force,
+        no_space_check: t.no_space_check,
+    };
+    let plan = crate::compute::convert::spectra_plan(ds, &sopts)
+        .with_context(|| format!("converting {}", a.input.display()))?;
+    println!("spectrum image: {} x {} x {} channels (float32), {}", plan.rows, plan.cols, plan.channels, i.mode.reason);
+    estimate(plan.in_bytes(ds), Some(plan.out_bytes()), level.is_some());
+    let progress = Progress::job(crate::jobs::JobKind::Convert, ds.scan().positions() as u64);
+    progress.set_state(crate::jobs::JobState::Running);
+    let r = crate::cli::progress::with_frames_bar(&progress, "convert", || {
+        convert::convert_spectra(ds, out, &sopts, &progress)
+    })
+    .with_context(|| format!("converting {}", a.input.display()))?;
+    println!(
+        "wrote {}: spectrum image {} x {} x {}, {} read, {} written in {:.2} s ({:.0} MiB/s read)",
+        r.output.display(),
+        plan.rows,
+        plan.cols,
+        plan.channels,
+        hs(r.bytes_read),
+        hs(r.bytes_written),
+        r.seconds,
+        r.bytes_read as f64 / r.seconds.max(1e-9) / (1024.0 * 1024.0)
+    );
+    Ok(())
 }

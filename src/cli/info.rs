@@ -40,6 +40,7 @@ pub fn mib_json(ds: &MibDataset) -> serde_json::Value {
         "thresholds_kev": h.thresholds_kev,
         "header": h,
         "hdr": ds.set.acq.as_ref().map(|a| a.fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()),
+        "mode": i.mode,
         "warnings": i.warnings,
     })
 }
@@ -47,6 +48,9 @@ pub fn mib_json(ds: &MibDataset) -> serde_json::Value {
 pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     let opts = open.options()?;
     if is_emd(file) {
+        if let Some(si) = crate::format::emd::read_spectrum_image(file)? {
+            return spectrum_emd_info(file, &si, json_out);
+        }
         return crate::cli::emd_info::run(file, json_out, &opts);
     }
     let ds = MibDataset::open(file, &opts)?;
@@ -68,6 +72,11 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     for (k, v) in &i.metadata {
         println!("{k:>12}  {v}");
     }
+    let mode = match i.mode.mode {
+        dataset::Mode::Eels => "EELS spectra",
+        dataset::Mode::Diffraction => "diffraction",
+    };
+    println!("{:>12}  {mode} ({})", "mode", i.mode.reason);
     let h = &ds.set.header;
     println!("{:>12}  {} bytes header + {} bytes pixels per frame", "frame", h.header_bytes, h.payload_bytes);
     println!("{:>12}  {}", "dtype", i.pixel_type.name());
@@ -89,6 +98,34 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     Ok(())
 }
 
+/// `emdtui info` of a 3-D spectrum-image EMD (emdtui's or mib-viewer's layout).
+fn spectrum_emd_info(file: &Path, si: &crate::format::emd::SpectrumImageData, json_out: bool) -> Result<()> {
+    let [r, c, e] = si.shape;
+    let reason = format!("3-D spectrum-image EMD ({:?} layout)", si.layout);
+    if json_out {
+        let v = json!({
+            "path": file,
+            "kind": "emd",
+            "layout": si.layout,
+            "spectrum_image": format!("/{}/data", si.group),
+            "shape": si.shape,
+            "dtype": si.dtype,
+            "size_bytes": std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+            "scan": {"rows": r, "cols": c},
+            "energy": {"channels": e, "offset": si.energy_offset, "step": si.energy_step, "units": si.energy_units},
+            "mode": {"mode": "eels", "reason": reason},
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{:>12}  {}", "file", file.display());
+    println!("{:>12}  /{}/data ({:?} layout)", "spectra", si.group, si.layout);
+    println!("{:>12}  {r} x {c} scan, {e} channels ({})", "shape", si.dtype);
+    println!("{:>12}  {} + {} per channel, {}", "energy", si.energy_offset, si.energy_step, si.energy_units);
+    println!("{:>12}  EELS spectra ({reason})", "mode");
+    Ok(())
+}
+
 pub fn run_synth(a: &SynthArgs) -> Result<()> {
     let (rows, cols) = dataset::scan::parse_rxc(&a.scan_shape)
         .with_context(|| format!("--scan {:?}: expected ROWSxCOLS", a.scan_shape))?;
@@ -102,6 +139,7 @@ pub fn run_synth(a: &SynthArgs) -> Result<()> {
         frames: a.frames,
         images_per_file: a.images_per_file,
         seed: a.seed,
+        nx1: a.nx1,
         ..Default::default()
     };
     let total = spec.frames.unwrap_or(rows * cols) as u64;

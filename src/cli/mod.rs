@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod dpc;
+pub mod eels;
 pub mod emd_info;
 pub mod fft;
 pub mod info;
@@ -91,6 +92,10 @@ pub struct OpenArgs {
     /// Read .mib files with positional reads (pread) only, never memory-mapped.
     #[arg(long, global = true)]
     pub no_mmap: bool,
+    /// How frames are read: auto (an Nx1 detector holds spectra, anything else diffraction
+    /// patterns), eels (sum the short axis of every frame into a spectrum) or diffraction.
+    #[arg(long, global = true, default_value = "auto", value_name = "auto|eels|diffraction")]
+    pub mode: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,6 +119,9 @@ pub enum Command {
     Fft(FftArgs),
     /// Differential phase contrast: corrected CoM field and integrated CoM (iCoM) phase image.
     Dpc(DpcArgs),
+    /// EELS: energy-window map or mean spectrum of spectrum data (Nx1 detector, `--mode eels`,
+    /// or a 3-D spectrum-image EMD).
+    Eels(EelsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +158,51 @@ pub struct DpcArgs {
     /// PNG scaling: linear, log, sqrt.
     #[arg(long, default_value = "linear")]
     pub scale: String,
+}
+
+/// Energy axis of spectra: orientation and calibration.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EnergyArgs {
+    /// Reverse the channel order of the spectra (channel 0 = the last stored channel).
+    #[arg(long)]
+    pub reverse_energy: bool,
+    /// Energy calibration: eV per channel (remembered for the file with --offset).
+    #[arg(long, value_name = "EV_PER_CH")]
+    pub dispersion: Option<f64>,
+    /// Energy calibration: energy of channel 0 in eV.
+    #[arg(long, value_name = "EV", allow_hyphen_values = true)]
+    pub offset: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct EelsArgs {
+    pub file: PathBuf,
+    /// Energy-window map: sum over channels [E0, E1) per scan position; `E0:E1eV` in calibrated eV.
+    #[arg(long, value_name = "E0:E1[eV]", allow_hyphen_values = true)]
+    pub window: Option<String>,
+    /// Mean spectrum over --roi or --at (default: the whole scan).
+    #[arg(long)]
+    pub spectrum: bool,
+    /// Scan region R0:R1,C0:C1 (half-open) for --spectrum.
+    #[arg(long, value_name = "R0:R1,C0:C1")]
+    pub roi: Option<String>,
+    /// One scan position ROW,COL for --spectrum.
+    #[arg(long, value_name = "ROW,COL")]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub energy: EnergyArgs,
+    /// Output: map .npy/.tiff/.png (float32, scan row x col); spectrum .npy/.csv/.png.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// PNG colour map of a map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+    /// Ignore and do not write the cache directory.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +264,9 @@ pub struct SynthArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// A Merlin Nx1 spectrometer detector (256 x 1024 EELS spectra; --detector is ignored).
+    #[arg(long)]
+    pub nx1: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -262,12 +318,21 @@ pub struct ConvertArgs {
     /// Output .emd (default: next to the input with the .emd extension).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Shuffle + gzip level 1 chunks.
-    #[arg(long)]
-    pub compress: bool,
-    /// Bin the detector by 2, 4 or 8.
+    /// Compress chunks: `gzip:1`..`gzip:9` (shuffle + deflate; `--compress` alone is gzip:1) or none.
+    #[arg(long, num_args = 0..=1, default_missing_value = "gzip", value_name = "gzip:LEVEL|none")]
+    pub compress: Option<String>,
+    /// Bin the detector by 2..16 (a factor that divides both detector axes).
     #[arg(long, default_value_t = 1)]
     pub bin_detector: usize,
+    /// Detector binning: sum (integer counts) or mean (float32; spectrum images only for now).
+    #[arg(long, default_value = "sum", value_name = "sum|mean")]
+    pub bin_mode: String,
+    /// Write a 3-D spectrum image (scan, scan, energy): every frame summed over its short axis.
+    /// Automatic in EELS mode.
+    #[arg(long)]
+    pub sum_short_axis: bool,
+    #[command(flatten)]
+    pub energy: EnergyArgs,
     /// Bin the scan by N.
     #[arg(long, default_value_t = 1)]
     pub bin_scan: usize,
@@ -317,6 +382,12 @@ impl OpenArgs {
             flyback: self.flyback,
             mmap: self.mmap,
             map_window: 0,
+            mode: match self.mode.as_str() {
+                "auto" => crate::dataset::ModeChoice::Auto,
+                "eels" => crate::dataset::ModeChoice::Eels,
+                "diffraction" => crate::dataset::ModeChoice::Diffraction,
+                m => anyhow::bail!("--mode {m:?}: use auto, eels or diffraction"),
+            },
         })
     }
 

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod diffractogram;
 pub mod display;
 pub mod dpc;
+pub mod eels;
 pub mod fft;
 pub mod kernel16;
 pub mod overview;

@@ -129,6 +129,7 @@ impl EmdDataset {
         let info = DatasetInfo {
             path: path.to_path_buf(),
             kind: Kind::Emd,
+            mode: super::detect_mode("EMD datacube", shape[2], shape[3], opts.mode),
             scan: ScanShape::new(shape[0], shape[1], "from the EMD datacube shape"),
             det_rows: shape[2],
             det_cols: shape[3],

@@ -98,9 +98,11 @@ impl MibDataset {
                 md.push(("trigger".into(), v.clone()));
             }
         }
+        let mode = super::detect_mode(&h.layout, h.rows, h.cols, opts.mode);
         let info = DatasetInfo {
             path: path.to_path_buf(),
             kind: Kind::Mib,
+            mode,
             det_rows: h.rows,
             det_cols: h.cols,
             pixel_type: h.pixel_type,

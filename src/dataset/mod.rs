@@ -25,6 +25,64 @@ pub enum Kind {
     Emd,
 }
 
+/// How a dataset's frames are read: diffraction patterns (4D-STEM) or spectra (EELS: a
+/// spectrometer's Merlin Nx1 detector records one spectrum per scan position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Diffraction,
+    Eels,
+}
+
+/// The mode asked for on the command line (`--mode`); `Auto` detects it from the detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModeChoice {
+    #[default]
+    Auto,
+    Diffraction,
+    Eels,
+}
+
+/// The mode of a dataset and why.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct ModeInfo {
+    pub mode: Mode,
+    pub reason: String,
+}
+
+impl ModeInfo {
+    /// Channels of a spectrum and whether they run along the frame's columns (the long axis;
+    /// columns when the frame is square). The other axis is summed.
+    pub fn spectrum_axis(det_rows: usize, det_cols: usize) -> (usize, bool) {
+        if det_rows > det_cols { (det_rows, false) } else { (det_cols, true) }
+    }
+}
+
+/// The mode of a `layout` detector with `rows` x `cols` frames: an Nx1 detector (the
+/// spectrometer layout) holds spectra; any other detector (square, or a row-ROI read of a
+/// diffraction detector) holds diffraction patterns unless `choice` says otherwise.
+pub fn detect_mode(layout: &str, rows: usize, cols: usize, choice: ModeChoice) -> ModeInfo {
+    let (ch, along_cols) = ModeInfo::spectrum_axis(rows, cols);
+    let axis =
+        if along_cols { "rows summed, channels along the columns" } else { "columns summed, channels along the rows" };
+    let eels = |why: String| ModeInfo { mode: Mode::Eels, reason: format!("{why}: {ch}-channel spectra ({axis})") };
+    let diff = |why: String| ModeInfo { mode: Mode::Diffraction, reason: why };
+    let nx1 = layout.trim().to_ascii_lowercase().starts_with("nx1");
+    match choice {
+        ModeChoice::Eels => eels("--mode eels".into()),
+        ModeChoice::Diffraction => diff(format!("--mode diffraction ({rows}x{cols} frames)")),
+        ModeChoice::Auto if nx1 => {
+            eels(format!("Merlin {} detector (spectrometer layout), {rows}x{cols} frames", layout.trim()))
+        }
+        ModeChoice::Auto if rows != cols => diff(format!(
+            "{rows}x{cols} frames of a {} detector (a row-ROI read of a diffraction detector); --mode eels reads them as spectra",
+            layout.trim()
+        )),
+        ModeChoice::Auto => diff(format!("{rows}x{cols} detector")),
+    }
+}
+
 /// Per-worker reusable state for reads.
 #[derive(Default)]
 pub struct ReadScratch {
@@ -59,6 +117,8 @@ pub struct DatasetInfo {
     pub det_cols: usize,
     pub pixel_type: PixelType,
     pub bytes_on_disk: u64,
+    /// Diffraction patterns or spectra, and why.
+    pub mode: ModeInfo,
     /// Ordered key/value metadata for display.
     pub metadata: Vec<(String, String)>,
     pub warnings: Vec<String>,
@@ -123,6 +183,8 @@ pub struct OpenOptions {
     pub mmap: bool,
     /// Bytes per map window (per reading thread); 0 = [`crate::format::mibset::MAP_WINDOW`].
     pub map_window: usize,
+    /// Diffraction or EELS (`--mode`; detected when `Auto`).
+    pub mode: ModeChoice,
 }
 
 /// Helper so generic code can name the pixel type of a typed slice.

@@ -433,6 +433,183 @@ pub fn calibration(path: &Path) -> Option<(f64, String, f64, String)> {
     Some((rs, ru, qs, qu))
 }
 
+/// Group of the 3-D spectrum image emdtui writes (an EMD 1.0 `Array`: py4DSTEM reads it as an
+/// `Array` with its dims, HyperSpy as a signal with the energy axis named).
+pub const SI_ROOT: &str = "spectrum_root";
+pub const SPECTRUM_IMAGE: &str = "spectrum_root/spectrum_image";
+
+/// Everything needed to lay out a new spectrum-image EMD file.
+#[derive(Debug, Clone)]
+pub struct SpectrumSpec {
+    /// (scan rows, scan cols, energy channels).
+    pub shape: [usize; 3],
+    /// gzip level 1..=9 (with shuffle), None: uncompressed.
+    pub deflate_level: Option<u32>,
+    /// Energy of channel 0 and per channel; units `eV` when calibrated, else `channels`.
+    pub energy_offset: f64,
+    pub energy_step: f64,
+    pub energy_units: String,
+    /// What the values are (e.g. `counts`, `mean counts per detector bin`).
+    pub value_units: String,
+    pub acquisition: Vec<(String, MdValue)>,
+    pub source_fingerprint: String,
+    pub source_path: String,
+    /// How the spectra were made (JSON: summed axis, reversed, binning).
+    pub params: String,
+}
+
+/// Scan columns per chunk of a spectrum image: whole spectra, about 1 MiB per chunk.
+pub fn spectrum_chunk_cols(shape: [usize; 3]) -> usize {
+    ((1usize << 20) / (shape[2] * 4).max(1)).clamp(1, shape[1].max(1))
+}
+
+/// Create a new spectrum-image EMD file at `path` (truncating) with an empty float32 `data` of
+/// shape (scan rows, scan cols, energy); `/emdtui@complete` is 0 until [`mark_complete`].
+pub fn create_spectrum_skeleton(path: &Path, spec: &SpectrumSpec) -> Result<(hdf5::File, hdf5::Dataset)> {
+    let e = h5::err(path);
+    let f = h5::create_trunc(path)?;
+    set_str_attr(&f, "emd_group_type", "file").map_err(&e)?;
+    set_int_attr(&f, "version_major", 1).map_err(&e)?;
+    set_int_attr(&f, "version_minor", 0).map_err(&e)?;
+    set_str_attr(&f, "UUID", &uuid4()).map_err(&e)?;
+    set_str_attr(&f, "authoring_program", &format!("emdtui {}", crate::VERSION)).map_err(&e)?;
+    set_str_attr(&f, "authoring_user", "").map_err(&e)?;
+    let root = f.create_group(SI_ROOT).map_err(&e)?;
+    set_str_attr(&root, "emd_group_type", "root").map_err(&e)?;
+    set_str_attr(&root, "python_class", "Root").map_err(&e)?;
+    let si = root.create_group("spectrum_image").map_err(&e)?;
+    set_str_attr(&si, "emd_group_type", "array").map_err(&e)?;
+    set_str_attr(&si, "python_class", "Array").map_err(&e)?;
+    set_str_attr(&si, "emdtui_kind", "spectrum_image").map_err(&e)?;
+    set_str_attr(&si, "emdtui_source_fingerprint", &spec.source_fingerprint).map_err(&e)?;
+    set_str_attr(&si, "emdtui_source_path", &spec.source_path).map_err(&e)?;
+    set_str_attr(&si, "emdtui_params", &spec.params).map_err(&e)?;
+    let sh = spec.shape;
+    let b = si.new_dataset::<f32>().shape(sh).chunk([1, spectrum_chunk_cols(sh), sh[2]]);
+    let b = match spec.deflate_level {
+        Some(l) => b.shuffle().deflate(l.clamp(1, 9) as u8),
+        None => b,
+    };
+    let data = b.create("data").map_err(&e)?;
+    set_str_attr(&data, "units", &spec.value_units).map_err(&e)?;
+    write_dim(&si, 0, "R_y", "pixels", 0.0, 1.0).map_err(&e)?;
+    write_dim(&si, 1, "R_x", "pixels", 0.0, 1.0).map_err(&e)?;
+    write_dim(&si, 2, "energy", &spec.energy_units, spec.energy_offset, spec.energy_step).map_err(&e)?;
+    let mb = si.create_group("metadatabundle").map_err(&e)?;
+    set_str_attr(&mb, "emd_group_type", "metadatabundle").map_err(&e)?;
+    let acq = mb.create_group("acquisition").map_err(&e)?;
+    set_str_attr(&acq, "emd_group_type", "metadata").map_err(&e)?;
+    set_str_attr(&acq, "python_class", "Metadata").map_err(&e)?;
+    let mut seen = std::collections::HashSet::new();
+    for (key, v) in &spec.acquisition {
+        let mut k = safe_key(key);
+        while !seen.insert(k.clone()) {
+            k.push('_');
+        }
+        match v {
+            MdValue::Str(s) => md_string(&acq, &k, s),
+            MdValue::Num(x) => md_number(&acq, &k, *x),
+        }
+        .map_err(&e)?;
+    }
+    let app = f.create_group(APP).map_err(&e)?;
+    set_str_attr(&app, "format_version", EMDTUI_FORMAT_VERSION).map_err(&e)?;
+    set_int_attr(&app, "complete", 0).map_err(&e)?;
+    f.flush().map_err(&e)?;
+    Ok((f, data))
+}
+
+/// Which spectrum-image layout a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum SpectrumLayoutKind {
+    /// emdtui's `spectrum_root/spectrum_image` (3-D `Array`, `dim0..dim2`).
+    Emdtui,
+    /// mib-viewer's "Save EELS as EMD": `version_1/data/datacubes/datacube_000` with
+    /// `data_type='EELS'`, data (scan_y, scan_x, 1, energy), dim groups `dim1..dim4`.
+    MibViewer,
+}
+
+/// A 3-D spectrum image read from an EMD file.
+#[derive(Debug, Clone)]
+pub struct SpectrumImageData {
+    pub group: String,
+    pub layout: SpectrumLayoutKind,
+    /// (scan rows, scan cols, energy channels).
+    pub shape: [usize; 3],
+    /// Position-major spectra.
+    pub data: Vec<f32>,
+    pub energy_offset: f64,
+    pub energy_step: f64,
+    pub energy_units: String,
+    pub dtype: String,
+}
+
+/// The spectrum-image group of `f`, if it holds one.
+pub fn find_spectrum_image(f: &hdf5::File) -> Option<(String, SpectrumLayoutKind)> {
+    if let Ok(d) = f.dataset(&format!("{SPECTRUM_IMAGE}/data"))
+        && d.ndim() == 3
+    {
+        return Some((SPECTRUM_IMAGE.to_string(), SpectrumLayoutKind::Emdtui));
+    }
+    let mv = "version_1/data/datacubes/datacube_000";
+    if let Ok(g) = f.group(mv)
+        && str_attr(&g, "data_type").is_some_and(|t| t.eq_ignore_ascii_case("eels"))
+        && let Ok(d) = g.dataset("data")
+        && d.ndim() == 4
+        && d.shape()[2] == 1
+    {
+        return Some((mv.to_string(), SpectrumLayoutKind::MibViewer));
+    }
+    None
+}
+
+/// The energy axis (first value, step, units) of a mib-viewer dim group (`dim4/dim4` values).
+fn mib_viewer_axis(g: &hdf5::Group) -> Option<(f64, f64, String)> {
+    let dg = g.group("dim4").ok()?;
+    let units = str_attr(&dg, "units").unwrap_or_else(|| "channels".into());
+    let v: Vec<f64> = dg.dataset("dim4").ok()?.read_raw::<f64>().ok()?;
+    let step = if v.len() >= 2 { v[1] - v[0] } else { 1.0 };
+    Some((v.first().copied().unwrap_or(0.0), step, units))
+}
+
+/// Read the spectrum image of an EMD file: Ok(None) when the file holds none (a 4-D datacube).
+pub fn read_spectrum_image(path: &Path) -> Result<Option<SpectrumImageData>> {
+    let f = h5::open_ro(path)?;
+    let Some((group, layout)) = find_spectrum_image(&f) else { return Ok(None) };
+    if let Ok(app) = f.group(APP)
+        && int_attr(&app, "complete") == Some(0)
+    {
+        return Err(Error::format(path, "incomplete EMD file: its conversion was interrupted; convert again"));
+    }
+    let e = h5::err(path);
+    let g = f.group(&group).map_err(&e)?;
+    let d = g.dataset("data").map_err(&e)?;
+    let sh = d.shape();
+    let shape = [sh[0], sh[1], *sh.last().unwrap_or(&0)];
+    if shape.contains(&0) {
+        return Err(Error::format(path, format!("{group}/data has shape {sh:?}: empty axis")));
+    }
+    let dtype = match d.dtype().and_then(|t| t.to_descriptor()).map_err(&e)? {
+        TypeDescriptor::Float(hdf5::types::FloatSize::U4) => "float32".to_string(),
+        TypeDescriptor::Float(hdf5::types::FloatSize::U8) => "float64".to_string(),
+        TypeDescriptor::Unsigned(s) => format!("uint{}", s as usize * 8),
+        TypeDescriptor::Integer(s) => format!("int{}", s as usize * 8),
+        other => format!("{other:?}"),
+    };
+    let data: Vec<f32> = d.read_raw::<f32>().map_err(|x| Error::format(path, format!("{group}/data: {x}")))?;
+    if data.len() != shape.iter().product::<usize>() {
+        return Err(Error::format(path, format!("{group}/data: {} values for shape {sh:?}", data.len())));
+    }
+    let (energy_offset, energy_step, energy_units) = match layout {
+        SpectrumLayoutKind::Emdtui => match dim_info(&g, 2, shape[2], path, &group)? {
+            Some((o, s, _, u)) => (o, s, u),
+            None => (0.0, 1.0, "channels".into()),
+        },
+        SpectrumLayoutKind::MibViewer => mib_viewer_axis(&g).unwrap_or((0.0, 1.0, "channels".into())),
+    };
+    Ok(Some(SpectrumImageData { group, layout, shape, data, energy_offset, energy_step, energy_units, dtype }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,25 @@ pub struct SynthSpec {
     pub images_per_file: Option<usize>,
     pub exposure_s: f64,
     pub seed: u64,
+    /// A Merlin Nx1 spectrometer detector (256 x 1024 frames, layout `Nx1`, processed only):
+    /// each frame is an EELS spectrum along the columns spread over the rows (a zero-loss peak,
+    /// a plasmon, a power-law background and a core-loss edge whose strength varies over the
+    /// scan), with counting noise. `det` is ignored.
+    pub nx1: bool,
 }
+
+/// Frame shape (rows, cols) of a synthetic spec.
+pub fn det_shape(spec: &SynthSpec) -> (usize, usize) {
+    if spec.nx1 { (NX1_ROWS, NX1_COLS) } else { (spec.det, spec.det) }
+}
+
+const NX1_ROWS: usize = 256;
+const NX1_COLS: usize = 1024;
+/// Edge strengths of the Nx1 model (quantised so per-pixel levels are precomputed).
+const EDGE_STEPS: usize = 16;
+/// Channel of the zero-loss peak and of the core-loss edge (stored order).
+pub const NX1_ZLP: usize = 80;
+pub const NX1_EDGE: usize = 620;
 
 impl Default for SynthSpec {
     fn default() -> Self {
@@ -41,6 +59,7 @@ impl Default for SynthSpec {
             images_per_file: None,
             exposure_s: 0.001,
             seed: 1,
+            nx1: false,
         }
     }
 }
@@ -55,6 +74,8 @@ struct Model {
     lambdas: Vec<f32>,
     max: u32,
     scale: f32,
+    /// Nx1 model: level per pixel for each of `EDGE_STEPS` edge strengths (empty otherwise).
+    nx1_levels: Vec<u8>,
 }
 
 const LEVELS: usize = 192;
@@ -110,7 +131,56 @@ impl Model {
                 tables[li * 256 + q] = poisson_quantile(lam as f64, u).min(max as u64) as u32;
             }
         }
-        Model { det, margin: MARGIN, labels, tables, lambdas, max, scale }
+        let mut m = Model { det, margin: MARGIN, labels, tables, lambdas, max, scale, nx1_levels: Vec::new() };
+        if spec.nx1 {
+            m.nx1_levels = m.nx1_level_table();
+        }
+        m
+    }
+
+    /// Mean counts of Nx1 pixel (y, c) for edge strength `edge` in 0..=1.
+    fn nx1_lambda(&self, y: usize, c: usize, edge: f32) -> f32 {
+        let s = self.scale;
+        let g = |x: f32, mu: f32, sig: f32| (-0.5 * ((x - mu) / sig).powi(2)).exp();
+        let cf = c as f32;
+        let zlp = s * g(cf, NX1_ZLP as f32, 3.0);
+        let plasmon = 0.08 * s * g(cf, NX1_ZLP as f32 + 220.0, 30.0);
+        let tail = if c > NX1_ZLP { 0.02 * s * (60.0 / (cf - NX1_ZLP as f32 + 60.0)).powi(2) } else { 0.0 };
+        let e = if c >= NX1_EDGE { edge * 0.03 * s * (NX1_EDGE as f32 / cf).powi(3) } else { 0.0 };
+        // the spectrometer focuses the spectrum onto a band of rows
+        let w = 0.03 + g(y as f32, NX1_ROWS as f32 / 2.0, 40.0);
+        w * (zlp + plasmon + tail + e)
+    }
+
+    fn nx1_level_table(&self) -> Vec<u8> {
+        let npx = NX1_ROWS * NX1_COLS;
+        let mut v = vec![0u8; EDGE_STEPS * npx];
+        v.par_chunks_mut(npx).enumerate().for_each(|(k, t)| {
+            let edge = k as f32 / (EDGE_STEPS - 1) as f32;
+            for (i, o) in t.iter_mut().enumerate() {
+                *o = self.level(self.nx1_lambda(i / NX1_COLS, i % NX1_COLS, edge));
+            }
+        });
+        v
+    }
+
+    /// Generate the Nx1 spectrum frame of scan position `p`.
+    fn frame_nx1(&self, spec: &SynthSpec, p: usize, out: &mut [u32]) {
+        let npx = NX1_ROWS * NX1_COLS;
+        let step = nx1_edge_step(spec, p);
+        let lv = &self.nx1_levels[step * npx..(step + 1) * npx];
+        let mut rng =
+            spec.seed.wrapping_mul(0x9E3779B97F4A7C15) ^ (p as u64).wrapping_mul(0xD1B54A32D192ED03) ^ 0x5DEECE66D;
+        for (o8, l8) in out[..npx].chunks_mut(8).zip(lv.chunks(8)) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut bits = rng;
+            for (o, &l) in o8.iter_mut().zip(l8) {
+                *o = self.tables[l as usize * 256 + (bits & 0xff) as usize];
+                bits >>= 8;
+            }
+        }
     }
 
     /// Level index of a mean value.
@@ -149,6 +219,9 @@ impl Model {
 
     /// Generate the frame of scan position `p` (row-major) as u32 values.
     fn frame(&self, spec: &SynthSpec, p: usize, out: &mut [u32]) {
+        if spec.nx1 {
+            return self.frame_nx1(spec, p, out);
+        }
         let (r, c) = (p / spec.cols, p % spec.cols);
         let (lv, dy, dx) = self.frame_params(spec, r, c);
         let w = self.det + 2 * self.margin;
@@ -179,6 +252,16 @@ impl Model {
         }
         let _ = (self.max, &self.lambdas);
     }
+}
+
+/// Edge strength step (0..EDGE_STEPS) of scan position `p` of an Nx1 spec: a smooth pattern
+/// over the scan, from no edge to full strength.
+pub fn nx1_edge_step(spec: &SynthSpec, p: usize) -> usize {
+    let tau = std::f32::consts::TAU;
+    let (r, c) = (p / spec.cols.max(1), p % spec.cols.max(1));
+    let (fr, fc) = (r as f32 / spec.rows.max(1) as f32, c as f32 / spec.cols.max(1) as f32);
+    let s = 0.5 + 0.5 * (tau * fr).sin() * (tau * fc).cos();
+    ((s * (EDGE_STEPS - 1) as f32).round() as usize).min(EDGE_STEPS - 1)
 }
 
 fn poisson_quantile(lam: f64, u: f64) -> u64 {
@@ -267,7 +350,13 @@ fn iso(ns: i128) -> (String, String) {
 /// The frame header for frame `i` (0-based) in the real Merlin layout.
 pub fn header(spec: &SynthSpec, i: usize, t_ns: i128) -> Vec<u8> {
     let quad = spec.det == 512;
-    let (hl, chips, sel, layout) = if quad { (768, 4, "0F", "   2x2") } else { (384, 1, "01", "   1x1") };
+    let (hl, chips, sel, layout) = if spec.nx1 {
+        (768, 4, "0F", "   Nx1")
+    } else if quad {
+        (768, 4, "0F", "   2x2")
+    } else {
+        (384, 1, "01", "   1x1")
+    };
     let (w, h, pd) = if spec.raw {
         let rw = if quad { 1024 } else { 256 };
         let rh = 256;
@@ -278,7 +367,8 @@ pub fn header(spec: &SynthSpec, i: usize, t_ns: i128) -> Vec<u8> {
             12 => "U16",
             _ => "U32",
         };
-        (spec.det, spec.det, pd)
+        let (r, c) = det_shape(spec);
+        (c, r, pd)
     };
     let th: Vec<String> = [20.0, 511.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0].iter().map(|&v| sci(v)).collect();
     let dacs = vec![DACS; chips].join(",");
@@ -305,7 +395,16 @@ pub fn hdr_text(spec: &SynthSpec, n_frames: usize) -> Vec<u8> {
         "Time and Date Stamp (day, mnth, yr, hr, min, s):\t14/11/2023 22:13:20".into(),
         format!("Chip ID:\tW559_G11{}", if quad { ",W559_H11,W559_I11,W559_J11" } else { ", - , - , - " }),
         "Chip Type (Medipix 3.0, Medipix 3.1, Medipix 3RX):\tMedipix 3RX".into(),
-        format!("Assembly Size (NX1, 2X2):\t{}", if quad { "   2x2" } else { "   1x1" }),
+        format!(
+            "Assembly Size (NX1, 2X2):\t{}",
+            if spec.nx1 {
+                "   Nx1"
+            } else if quad {
+                "   2x2"
+            } else {
+                "   1x1"
+            }
+        ),
         "Chip Mode  (SPM, CSM, CM, CSCM):\tSPM".into(),
         format!("Counter Depth (number):\t{}", spec.depth),
         "Gain:\tSLGM".into(),
@@ -342,7 +441,8 @@ fn frame_time(spec: &SynthSpec, i: usize) -> i128 {
 /// Expected decoded frame at scan position `p` (for tests).
 pub fn expected_frame(spec: &SynthSpec, p: usize) -> Vec<u32> {
     let m = Model::new(spec);
-    let mut out = vec![0u32; spec.det * spec.det];
+    let (r, c) = det_shape(spec);
+    let mut out = vec![0u32; r * c];
     m.frame(spec, p, &mut out);
     out
 }
@@ -363,7 +463,10 @@ pub fn write(out: &Path, spec: &SynthSpec, progress: &(dyn Fn(u64, u64) + Sync))
     if ![1, 6, 12, 24].contains(&spec.depth) {
         return Err(Error::Invalid(format!("--depth {} must be 1, 6, 12 or 24", spec.depth)));
     }
-    if spec.det != 256 && spec.det != 512 {
+    if spec.nx1 && spec.raw {
+        return Err(Error::Invalid("--nx1 writes processed frames only (no raw Nx1 decoder exists)".into()));
+    }
+    if !spec.nx1 && spec.det != 256 && spec.det != 512 {
         return Err(Error::Invalid(format!("--detector {} must be 256 or 512", spec.det)));
     }
     if spec.rows == 0 || spec.cols == 0 {
@@ -373,7 +476,7 @@ pub fn write(out: &Path, spec: &SynthSpec, progress: &(dyn Fn(u64, u64) + Sync))
     let total = spec.frames.unwrap_or(spec.rows * spec.cols);
     let paths = output_paths(out, spec, total);
     let per_file = spec.images_per_file.filter(|&k| k > 0 && k < total).unwrap_or(total);
-    let npx = spec.det * spec.det;
+    let npx = det_shape(spec).0 * det_shape(spec).1;
     let frame_len = header(spec, 0, EPOCH_NS).len() + payload_len(spec);
     let block = (32 << 20) / frame_len.max(1);
     let block = block.clamp(1, 4096);
@@ -475,7 +578,7 @@ pub fn write_with(out: &Path, spec: &SynthSpec, frame: &(dyn Fn(usize, &mut [u32
 }
 
 fn payload_len(spec: &SynthSpec) -> usize {
-    let npx = spec.det * spec.det;
+    let npx = det_shape(spec).0 * det_shape(spec).1;
     if spec.raw {
         match spec.depth {
             1 => npx / 8,

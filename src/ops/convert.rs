@@ -128,6 +128,77 @@ fn write_complete(
     Ok((w.bytes_read, size))
 }
 
+/// Convert a dataset in EELS mode (or any non-square one when asked) into a 3-D spectrum-image
+/// EMD `out` (scan rows, scan cols, energy): every frame summed over its short axis, written as
+/// `OUT.emd.part` under the writer lock and renamed when complete, like [`convert`].
+pub fn convert_spectra(
+    ds: &dyn Dataset,
+    out: &Path,
+    opts: &convert::SpectraOptions,
+    progress: &Progress,
+) -> Result<ConvertReport> {
+    let t0 = std::time::Instant::now();
+    let plan = convert::spectra_plan(ds, opts)?;
+    if out.exists() && !opts.force {
+        return Err(Error::Invalid(format!("{} already exists (use --force to overwrite it)", out.display())));
+    }
+    let _lock = h5::lock_exclusive(out, std::time::Duration::ZERO, &|_| {})?;
+    let part = part_path(out);
+    if part.exists() {
+        std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
+    }
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let needed = plan.out_bytes() + (1 << 20);
+    if !opts.no_space_check
+        && let Some(free) = free_space(dir)
+        && free < needed
+    {
+        return Err(Error::Invalid(format!(
+            "{}: not enough free disk space: the spectrum image needs about {}, {} has {} free",
+            out.display(),
+            hs(needed),
+            dir.display(),
+            hs(free)
+        )));
+    }
+    let write = || -> Result<(u64, u64)> {
+        let (file, read, _) = convert::write_spectra(ds, &part, &plan, opts, progress)?;
+        emd::append_log(
+            &file,
+            &part,
+            &format!(
+                "spectrum image from {} (short axis summed, reversed {}, bin {} {}, compress {:?})",
+                ds.info().path.display(),
+                opts.reverse,
+                opts.bin,
+                if opts.mean { "mean" } else { "sum" },
+                opts.deflate_level
+            ),
+        )?;
+        file.flush().map_err(h5::err(&part))?;
+        emd::mark_complete(&file, &part)?;
+        drop(file);
+        let f = std::fs::File::open(&part).map_err(|x| Error::io(&part, x))?;
+        f.sync_all().map_err(|x| Error::io(&part, x))?;
+        Ok((read, f.metadata().map(|m| m.len()).unwrap_or(0)))
+    };
+    match write() {
+        Ok((read, written)) => {
+            std::fs::rename(&part, out).map_err(|e| Error::io(out, e))?;
+            Ok(ConvertReport {
+                output: out.to_path_buf(),
+                bytes_read: read,
+                bytes_written: written,
+                seconds: t0.elapsed().as_secs_f64(),
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
+
 /// True when `emd` is a complete emdtui conversion of `source` (same source fingerprint), so it
 /// can be used instead of converting again.
 pub fn is_converted_from(emd: &Path, source: &dyn Dataset) -> bool {

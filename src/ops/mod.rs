@@ -6,6 +6,7 @@
 pub mod calib;
 pub mod convert;
 pub mod dpc;
+pub mod eels;
 pub mod fft;
 pub mod overview;
 pub mod resume;

@@ -6,6 +6,7 @@
 
 pub mod calib;
 pub mod dpc;
+pub mod eelscache;
 pub mod emd;
 pub mod fft;
 pub mod ovcache;
