@@ -64,3 +64,42 @@ fn bitshuffle_lz4_chunks_read_back_in_emdtui_and_hdf5plugin() {
     assert_eq!(a.shape(), &[3, 5, 64, 64]);
     assert_eq!(a.iter().copied().collect::<Vec<u16>>(), v, "h5py + hdf5plugin read other values");
 }
+
+#[test]
+fn convert_compress_lz4_is_lossless_smaller_and_read_by_the_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = emdtui::format::synth::SynthSpec { rows: 6, cols: 7, ..Default::default() };
+    let mib = common::synth(dir.path(), "s.mib", &spec);
+    let (raw, lz) = (dir.path().join("raw.emd"), dir.path().join("lz4.emd"));
+    for (out, extra) in [(&raw, None), (&lz, Some("lz4"))] {
+        let mut c = common::command();
+        c.args(["convert", mib.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        if let Some(x) = extra {
+            c.args(["--compress", x]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&lz) * 3 < size(&raw), "lz4 output {} bytes vs {} uncompressed", size(&lz), size(&raw));
+    // emdtui reads every frame back exactly (parallel decode path)
+    let a = emdtui::dataset::open(&raw, &Default::default()).unwrap();
+    let b = emdtui::dataset::open(&lz, &Default::default()).unwrap();
+    for p in 0..42 {
+        assert_eq!(a.frame_u32(p).unwrap(), b.frame_u32(p).unwrap(), "frame {p}");
+        assert_eq!(b.frame_u32(p).unwrap(), emdtui::format::synth::expected_frame(&spec, p), "frame {p}");
+    }
+    let Some((py, _)) = common::peer_python() else { return };
+    let code = "import sys, h5py, hdf5plugin, numpy as np\n\
+                a = h5py.File(sys.argv[1], 'r')['datacube_root/datacube/data'][:]\n\
+                b = h5py.File(sys.argv[2], 'r')['datacube_root/datacube/data'][:]\n\
+                assert a.dtype == b.dtype and np.array_equal(a, b), 'datacubes differ'\n\
+                import py4DSTEM\n\
+                d = py4DSTEM.read(sys.argv[2], datapath='datacube_root/datacube')\n\
+                assert np.array_equal(np.asarray(d.data), a), 'py4DSTEM read other values'\n";
+    let o = std::process::Command::new(py)
+        .args(["-c", code, raw.to_str().unwrap(), lz.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "python: {}", String::from_utf8_lossy(&o.stderr));
+}

@@ -31,8 +31,14 @@ pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
     }
 }
 
+/// `--compress lz4` (also `bslz4`, `bitshuffle`): bitshuffle + LZ4, HDF5 filter 32008.
+fn wants_bitshuffle(s: Option<&str>) -> bool {
+    s.is_some_and(|x| matches!(x.trim().to_ascii_lowercase().as_str(), "lz4" | "bslz4" | "bitshuffle"))
+}
+
 /// `--compress`: None = uncompressed, Some(level) = shuffle + gzip at that level (`gzip` alone:
-/// the tuned level, 1 by default).
+/// the tuned level, 1 by default). `lz4` is handled by the 4-D conversion (see
+/// [`wants_bitshuffle`]) and refused here.
 pub fn parse_compress(s: Option<&str>, t: &Tuning) -> Result<Option<u32>> {
     match s.map(|x| x.trim().to_ascii_lowercase()) {
         None => Ok(None),
@@ -40,7 +46,7 @@ pub fn parse_compress(s: Option<&str>, t: &Tuning) -> Result<Option<u32>> {
         Some(x) if x == "gzip" => Ok(Some(t.deflate_level())),
         Some(x) => {
             let l = x.strip_prefix("gzip:").and_then(|l| l.parse::<u32>().ok()).filter(|l| (1..=9).contains(l));
-            l.map(Some).ok_or_else(|| anyhow!("--compress {x:?}: use gzip:1 .. gzip:9 or none"))
+            l.map(Some).ok_or_else(|| anyhow!("--compress {x:?}: use gzip:1 .. gzip:9, lz4 (4-D datacubes) or none"))
         }
     }
 }
@@ -56,13 +62,20 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     if out == a.input {
         anyhow::bail!("{}: the output would overwrite the input; choose another -o", out.display());
     }
-    let level = parse_compress(a.compress.as_deref(), t)?;
+    let bitshuffle = wants_bitshuffle(a.compress.as_deref());
+    let level = if bitshuffle { Some(1) } else { parse_compress(a.compress.as_deref(), t)? };
     let mean = match a.bin_mode.as_str() {
         "sum" => false,
         "mean" => true,
         m => anyhow::bail!("--bin-mode {m:?}: use sum or mean"),
     };
     if a.sum_short_axis || ds.info().mode.mode == crate::dataset::Mode::Eels {
+        if bitshuffle {
+            anyhow::bail!(
+                "{}: --compress lz4 applies to 4-D datacubes; use gzip:N for spectrum images",
+                a.input.display()
+            );
+        }
         return run_spectra(a, ds.as_ref(), &out, level, mean, cli, t);
     }
     if mean {
@@ -92,7 +105,7 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         force: a.force,
         ..convert_options(cli.memory_budget()?, t)
     };
-    let copts = ConvertOptions { deflate_level: level.unwrap_or(copts.deflate_level), ..copts };
+    let copts = ConvertOptions { deflate_level: level.unwrap_or(copts.deflate_level), bitshuffle, ..copts };
     let (r, positions) =
         convert_with_bar(ds.as_ref(), &out, &copts).with_context(|| format!("converting {}", a.input.display()))?;
     let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);

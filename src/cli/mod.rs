@@ -318,7 +318,9 @@ pub struct ConvertArgs {
     /// Output .emd (default: next to the input with the .emd extension).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Compress chunks: `gzip:1`..`gzip:9` (shuffle + deflate; `--compress` alone is gzip:1) or none.
+    /// Compress chunks: `gzip:1`..`gzip:9` (shuffle + deflate; `--compress` alone is gzip:1),
+    /// `lz4` (bitshuffle + LZ4, HDF5 filter 32008: several times faster; Python readers need
+    /// `import hdf5plugin`) or none.
     #[arg(long, num_args = 0..=1, default_missing_value = "gzip", value_name = "gzip:LEVEL|none")]
     pub compress: Option<String>,
     /// Bin the detector by 2..16 (a factor that divides both detector axes).

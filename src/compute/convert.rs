@@ -33,6 +33,9 @@ pub struct ConvertOptions {
     pub force: bool,
     /// Deflate level of compressed datacubes.
     pub deflate_level: u32,
+    /// With `compress`: bitshuffle + LZ4 (HDF5 filter 32008; readers need hdf5plugin) instead of
+    /// shuffle + gzip.
+    pub bitshuffle: bool,
     /// Skip the up-front free-space check (tests that fill a small filesystem).
     pub no_space_check: bool,
     /// Fail the writes after this many bytes (fault tests).
@@ -54,6 +57,7 @@ impl Default for ConvertOptions {
             memory_budget: crate::compute::budget::default_budget(),
             force: false,
             deflate_level: 1,
+            bitshuffle: false,
             no_space_check: false,
             fail_write_after: None,
             timing: false,
@@ -376,6 +380,7 @@ fn datacube_spec(ds: &dyn Dataset, plan: &Plan, opts: &ConvertOptions) -> Datacu
         pixel_type: plan.out_type,
         compress: opts.compress,
         deflate_level: opts.deflate_level,
+        bitshuffle: opts.bitshuffle,
         r_pixel_size: r_size * plan.bs as f64,
         r_pixel_units: r_units,
         q_pixel_size: q_size * plan.bd as f64,
@@ -465,7 +470,11 @@ fn worker(
             acc.add(r * plan.out[1] + c0, &buf, &mut ov);
             buf.resize(plan.k * plan.out_npx()); // pad the last chunk of a row with zeros
             let raw = buf.as_le_bytes();
-            let bytes = if opts.compress { h5::compress_chunk(raw, elem, opts.deflate_level) } else { raw.to_vec() };
+            let bytes = match (opts.compress, opts.bitshuffle) {
+                (false, _) => raw.to_vec(),
+                (true, false) => h5::compress_chunk(raw, elem, opts.deflate_level),
+                (true, true) => crate::format::bitshuffle::compress(raw, elem),
+            };
             Chunk { row: r, col: c0, bytes }
         });
         let failed = res.is_err();

@@ -31,6 +31,8 @@ struct Direct {
     k: usize,
     shuffle: bool,
     deflate: bool,
+    /// Bitshuffle + LZ4 (HDF5 filter 32008).
+    bitshuffle: bool,
 }
 
 impl EmdDataset {
@@ -88,12 +90,18 @@ impl EmdDataset {
                     [hdf5::filters::Filter::Shuffle, hdf5::filters::Filter::Deflate(_)] => (true, true),
                     _ => (false, false),
                 };
+                let bitshuffle = matches!(fl, [hdf5::filters::Filter::User(id, _)] if *id as u32 == crate::format::bitshuffle::FILTER_ID);
                 // uncompressed chunks are read fine by HDF5 itself; only compressed ones benefit
                 // (and the raw chunk bytes must be in the native type: unsigned only)
                 let little = h5::is_little_endian(&d);
                 let native =
                     little && matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Unsigned(_)));
-                (deflate && native && (fl.len() == 1 || shuffle)).then_some(Direct { k: c[1], shuffle, deflate })
+                ((bitshuffle || (deflate && (fl.len() == 1 || shuffle))) && native).then_some(Direct {
+                    k: c[1],
+                    shuffle,
+                    deflate,
+                    bitshuffle,
+                })
             }
             _ => None,
         };
@@ -234,7 +242,11 @@ impl Dataset for EmdDataset {
                 let c0 = c - c % dr.k;
                 let n = (c0 + dr.k).min(ry).min(c + (start + count - p)) - c;
                 if self.read_raw_chunk(r, c0, &mut raw)? {
-                    h5::decode_chunk(&self.path, &raw, &mut chunk, elem, dr.shuffle && elem > 1, dr.deflate)?;
+                    if dr.bitshuffle {
+                        crate::format::bitshuffle::decompress(&self.path, &raw, &mut chunk, elem)?;
+                    } else {
+                        h5::decode_chunk(&self.path, &raw, &mut chunk, elem, dr.shuffle && elem > 1, dr.deflate)?;
+                    }
                 } else {
                     chunk.fill(0); // never written: fill value
                 }

@@ -86,6 +86,8 @@ pub struct DatacubeSpec {
     pub compress: bool,
     /// Deflate level when `compress` (the declared filter level always matches the level used).
     pub deflate_level: u32,
+    /// With `compress`: bitshuffle + LZ4 (filter 32008) instead of shuffle + deflate.
+    pub bitshuffle: bool,
     pub r_pixel_size: f64,
     pub r_pixel_units: String,
     pub q_pixel_size: f64,
@@ -160,7 +162,10 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     macro_rules! mk {
         ($t:ty) => {{
             let b = dc.new_dataset::<$t>().shape(sh).chunk([1, k, sh[2], sh[3]]);
-            let b = if spec.compress {
+            let b = if spec.compress && spec.bitshuffle {
+                let elem = spec.pixel_type.bytes();
+                b.add_filter(super::bitshuffle::FILTER_ID as _, &super::bitshuffle::cd_values(elem))
+            } else if spec.compress {
                 b.shuffle().deflate(spec.deflate_level as u8)
             } else {
                 b.alloc_time(Some(hdf5::dataset::AllocTime::Early)).fill_time(hdf5::dataset::FillTime::Never)
