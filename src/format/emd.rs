@@ -184,23 +184,7 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     write_dim(&dc, 2, "Qx", &spec.q_pixel_units, 0.0, spec.q_pixel_size).map_err(&e)?;
     write_dim(&dc, 3, "Qy", &spec.q_pixel_units, 0.0, spec.q_pixel_size).map_err(&e)?;
 
-    let dmb = dc.create_group("metadatabundle").map_err(&e)?;
-    set_str_attr(&dmb, "emd_group_type", "metadatabundle").map_err(&e)?;
-    let acq = dmb.create_group("acquisition").map_err(&e)?;
-    set_str_attr(&acq, "emd_group_type", "metadata").map_err(&e)?;
-    set_str_attr(&acq, "python_class", "Metadata").map_err(&e)?;
-    let mut seen = std::collections::HashSet::new();
-    for (key, v) in &spec.acquisition {
-        let mut k = safe_key(key);
-        while !seen.insert(k.clone()) {
-            k.push('_');
-        }
-        match v {
-            MdValue::Str(s) => md_string(&acq, &k, s),
-            MdValue::Num(x) => md_number(&acq, &k, *x),
-        }
-        .map_err(&e)?;
-    }
+    write_acquisition(&dc, &spec.acquisition).map_err(&e)?;
 
     let cached = dc.create_group("cached").map_err(&e)?;
     set_str_attr(&cached, "emd_group_type", "node").map_err(&e)?;
@@ -214,6 +198,28 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     // file that says it is incomplete
     f.flush().map_err(&e)?;
     Ok((f, data))
+}
+
+/// The `metadatabundle/acquisition` group of an array (keys made safe with [`safe_key`], repeats
+/// suffixed with `_`).
+fn write_acquisition(array: &hdf5::Group, acquisition: &[(String, MdValue)]) -> hdf5::Result<()> {
+    let mb = array.create_group("metadatabundle")?;
+    set_str_attr(&mb, "emd_group_type", "metadatabundle")?;
+    let acq = mb.create_group("acquisition")?;
+    set_str_attr(&acq, "emd_group_type", "metadata")?;
+    set_str_attr(&acq, "python_class", "Metadata")?;
+    let mut seen = std::collections::HashSet::new();
+    for (key, v) in acquisition {
+        let mut k = safe_key(key);
+        while !seen.insert(k.clone()) {
+            k.push('_');
+        }
+        match v {
+            MdValue::Str(s) => md_string(&acq, &k, s),
+            MdValue::Num(x) => md_number(&acq, &k, *x),
+        }?;
+    }
+    Ok(())
 }
 
 /// Mark the conversion complete (the last write before closing and renaming).
@@ -500,23 +506,7 @@ pub fn create_spectrum_skeleton(path: &Path, spec: &SpectrumSpec) -> Result<(hdf
     write_dim(&si, 0, "R_y", "pixels", 0.0, 1.0).map_err(&e)?;
     write_dim(&si, 1, "R_x", "pixels", 0.0, 1.0).map_err(&e)?;
     write_dim(&si, 2, "energy", &spec.energy_units, spec.energy_offset, spec.energy_step).map_err(&e)?;
-    let mb = si.create_group("metadatabundle").map_err(&e)?;
-    set_str_attr(&mb, "emd_group_type", "metadatabundle").map_err(&e)?;
-    let acq = mb.create_group("acquisition").map_err(&e)?;
-    set_str_attr(&acq, "emd_group_type", "metadata").map_err(&e)?;
-    set_str_attr(&acq, "python_class", "Metadata").map_err(&e)?;
-    let mut seen = std::collections::HashSet::new();
-    for (key, v) in &spec.acquisition {
-        let mut k = safe_key(key);
-        while !seen.insert(k.clone()) {
-            k.push('_');
-        }
-        match v {
-            MdValue::Str(s) => md_string(&acq, &k, s),
-            MdValue::Num(x) => md_number(&acq, &k, *x),
-        }
-        .map_err(&e)?;
-    }
+    write_acquisition(&si, &spec.acquisition).map_err(&e)?;
     let app = f.create_group(APP).map_err(&e)?;
     set_str_attr(&app, "format_version", EMDTUI_FORMAT_VERSION).map_err(&e)?;
     set_int_attr(&app, "complete", 0).map_err(&e)?;
