@@ -32,19 +32,26 @@ pub fn part_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Start writing `out`: refused when it exists (unless `force`); the writer lock is taken and a
+/// `.part` file left by an interrupted run is removed (we hold the lock, so nobody is writing it).
+/// Returns the lock (held while writing) and the temporary path.
+fn begin_output(out: &Path, force: bool) -> Result<(h5::EmdLock, PathBuf)> {
+    if out.exists() && !force {
+        return Err(Error::Invalid(format!("{} already exists (use --force to overwrite it)", out.display())));
+    }
+    let lock = h5::lock_exclusive(out, std::time::Duration::ZERO, &|_| {})?;
+    let part = part_path(out);
+    if part.exists() {
+        std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
+    }
+    Ok((lock, part))
+}
+
 /// Convert `ds` into the EMD file `out` (written under a temporary name, renamed when complete).
 pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &Progress) -> Result<ConvertReport> {
     let t0 = std::time::Instant::now();
     let plan = convert::make_plan(ds, out, opts)?;
-    if out.exists() && !opts.force {
-        return Err(Error::Invalid(format!("{} already exists (use --force to overwrite it)", out.display())));
-    }
-    let _lock = h5::lock_exclusive(out, std::time::Duration::ZERO, &|_| {})?;
-    let part = part_path(out);
-    if part.exists() {
-        // left by an interrupted run (we hold the lock, so nobody is writing it)
-        std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
-    }
+    let (_lock, part) = begin_output(out, opts.force)?;
     // whole chunks are stored: the last chunk of a scan row is padded to k frames
     let raw_bytes = (plan.out[0] * plan.chunks_per_row() * plan.k * plan.out_npx() * plan.out_type.bytes()) as u64;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -139,14 +146,7 @@ pub fn convert_spectra(
 ) -> Result<ConvertReport> {
     let t0 = std::time::Instant::now();
     let plan = convert::spectra_plan(ds, opts)?;
-    if out.exists() && !opts.force {
-        return Err(Error::Invalid(format!("{} already exists (use --force to overwrite it)", out.display())));
-    }
-    let _lock = h5::lock_exclusive(out, std::time::Duration::ZERO, &|_| {})?;
-    let part = part_path(out);
-    if part.exists() {
-        std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
-    }
+    let (_lock, part) = begin_output(out, opts.force)?;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let needed = plan.out_bytes() + (1 << 20);
     if !opts.no_space_check
