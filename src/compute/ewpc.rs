@@ -35,7 +35,11 @@ impl Default for EwpcOptions {
 /// empty pattern or one with no positive pixel (no floor to take the log of).
 pub fn ewpc(pattern: &[f32], rows: usize, cols: usize, opts: &EwpcOptions) -> Result<Vec<f32>> {
     if rows == 0 || cols == 0 || pattern.len() != rows * cols {
-        return Err(Error::Invalid(format!("EWPC: a {rows}x{cols} pattern needs {} values, got {}", rows * cols, pattern.len())));
+        return Err(Error::Invalid(format!(
+            "EWPC: a {rows}x{cols} pattern needs {} values, got {}",
+            rows * cols,
+            pattern.len()
+        )));
     }
     let max = pattern.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
     let eps = opts.eps_abs.unwrap_or(max * opts.eps_rel);
