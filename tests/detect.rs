@@ -221,3 +221,144 @@ fn cli_ewpc_of_a_pattern_and_of_the_mean() {
     assert!(!o.status.success() && err.contains("outside the 4x5 scan"), "{err}");
     assert!(!dir.path().join("x.npy").exists());
 }
+
+/// A multi-file acquisition still running (issue 12): the viewer, with no flags in a detached tmux
+/// session, opens the first file; the next files of the set appear one by one and, without a
+/// key, the frame count grows to the complete scan.
+#[test]
+fn multi_file_acquisition_is_followed_as_new_files_appear() {
+    use common::tmux::{Tmux, exited, have_tmux, pane_cmd};
+    use std::time::{Duration, Instant};
+    if !have_tmux() {
+        return;
+    }
+    const GIVE_UP: Duration = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let o = common::command()
+        .args(["synth", dir.path().join("acq.mib").to_str().unwrap(), "--scan", "16x16", "--hdr"])
+        .args(["--images-per-file", "64"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let later = dir.path().join("later");
+    std::fs::create_dir(&later).unwrap();
+    for k in 2..=4 {
+        std::fs::rename(dir.path().join(format!("acq{k}.mib")), later.join(format!("acq{k}.mib"))).unwrap();
+    }
+    let cache = dir.path().join("cache");
+    let first = dir.path().join("acq1.mib");
+    let (t, t0) = Tmux::start("multifollow", &pane_cmd(&cache, first.to_str().unwrap()));
+    let (s, _) = t.wait("the acquiring line", t0, GIVE_UP, |s| s.contains("acquiring") && s.contains("of 256 frames"));
+    assert!(s.contains("64 of 256 frames"), "first state:\n{s}");
+    for k in 2..=4 {
+        // the detector finishes a file elsewhere and moves it in (a whole file appears at once)
+        std::fs::rename(later.join(format!("acq{k}.mib")), dir.path().join(format!("acq{k}.mib"))).unwrap();
+        if k < 4 {
+            let want = format!("{} of 256 frames", 64 * k);
+            t.wait(&want, Instant::now(), GIVE_UP, |s| s.contains(&want));
+        }
+    }
+    let (s, d) = t.wait("the completed acquisition", t0, GIVE_UP, |s| {
+        s.contains("acquisition complete: 256 frames") && s.contains("overview complete")
+    });
+    eprintln!("multi-file acquisition followed to completion after {:.1} s", d.as_secs_f64());
+    assert!(!s.contains("error"), "screen:\n{s}");
+    t.send(&["q"]);
+    let (s, _) = t.wait("exit", Instant::now(), GIVE_UP, |s| exited(s).is_some());
+    assert_eq!(exited(&s), Some("EXITED rc=0"), "screen:\n{s}");
+}
+
+// ---- the TUI: custom detector views and the EWPC pane (snapshots at two sizes) ----
+
+const SIZES: [(u16, u16); 2] = [(100, 30), (160, 48)];
+
+fn tui(f: &std::path::Path, w: u16, h: u16) -> emdtui::tui::harness::Harness {
+    let mut h = emdtui::tui::harness::Harness::open(f, w, h, emdtui::tui::images::Graphics::Halfblocks).unwrap();
+    h.settle(std::time::Duration::from_secs(60));
+    h.draw();
+    h
+}
+
+fn key(h: &mut emdtui::tui::harness::Harness, c: char) {
+    h.key(ratatui::crossterm::event::KeyCode::Char(c));
+    h.settle(std::time::Duration::from_secs(60));
+    h.draw();
+}
+
+#[test]
+fn tui_custom_detector_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec { rows: 16, cols: 24, hdr: true, ..Default::default() };
+    let f = synth(dir.path(), "scan.mib", &spec);
+    for (w, hh) in SIZES {
+        let mut h = tui(&f, w, hh);
+        // u: a point detector at the detector centre, its image in the first pane
+        key(&mut h, 'u');
+        let det = h.state.main.detect.det.clone().expect("a custom detector");
+        assert!(matches!(det.region, Region::Point { radius: 0.0, .. }), "{det:?}");
+        let img = h.state.main.detect.image.clone().expect("the point image");
+        assert!(same(&img, &reference(&spec, &det, 256, 256)));
+        let t = h.text();
+        assert!(t.contains(" custom point "), "{t}");
+        insta::assert_snapshot!(format!("custom_point_{w}x{hh}"), t);
+        // u: a rectangle; U: its maximum response
+        key(&mut h, 'u');
+        key(&mut h, 'U');
+        let det = h.state.main.detect.det.clone().unwrap();
+        assert!(matches!(det.region, Region::Rect { .. }) && det.response == Response::Max, "{det:?}");
+        assert!(same(h.state.main.detect.image.as_ref().unwrap(), &reference(&spec, &det, 256, 256)));
+        // in the three-image layout the custom image takes the first pane
+        key(&mut h, 'o');
+        let t = h.text();
+        assert!(t.contains("┌ custom rect max = "), "{t}");
+        insta::assert_snapshot!(format!("custom_rect_max_three_{w}x{hh}"), t);
+        // u: the mask from the frame on screen (pixels >= half its maximum)
+        key(&mut h, 'u');
+        let det = h.state.main.detect.det.clone().unwrap();
+        let Region::Weights(m) = &det.region else { panic!("{det:?}") };
+        let p = h.state.pos();
+        let frame: Vec<f32> = expected_frame(&spec, p).iter().map(|&v| v as f32).collect();
+        assert_eq!(m, &mask_from_pattern(&frame, 0.5).unwrap());
+        assert!(same(h.state.main.detect.image.as_ref().unwrap(), &reference(&spec, &det, 256, 256)));
+        // moving the detector centre moves the BF disk of the custom detector
+        key(&mut h, 'u');
+        let before = h.state.main.detect.det.clone().unwrap();
+        h.key(ratatui::crossterm::event::KeyCode::Char('d'));
+        h.settle(std::time::Duration::from_secs(60));
+        let after = h.state.main.detect.det.clone().unwrap();
+        match (&before.region, &after.region) {
+            (Region::Disk(a), Region::Disk(b)) => assert_eq!(b.center.1, a.center.1 + 1.0),
+            r => panic!("{r:?}"),
+        }
+        assert!(same(h.state.main.detect.image.as_ref().unwrap(), &reference(&spec, &after, 256, 256)));
+        // ADF, then off: the pane shows the overview again
+        key(&mut h, 'u');
+        key(&mut h, 'u');
+        assert!(h.state.main.detect.det.is_none());
+        assert!(!h.text().contains("┌ custom"), "{}", h.text());
+    }
+}
+
+#[test]
+fn tui_ewpc_pane() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec { rows: 16, cols: 24, hdr: true, ..Default::default() };
+    let f = synth(dir.path(), "scan.mib", &spec);
+    for (w, hh) in SIZES {
+        let mut h = tui(&f, w, hh);
+        key(&mut h, 'i');
+        assert!(h.state.main.detect.ewpc);
+        let t = h.text();
+        let (r, c) = h.state.main.cursor;
+        assert!(t.contains(&format!(" EWPC of frame ({r}, {c}) ")), "{t}");
+        // the pane holds the EWPC of the frame: its readout maximum is the EWPC maximum
+        let frame: Vec<f32> = expected_frame(&spec, h.state.pos()).iter().map(|&v| v as f32).collect();
+        let e = emdtui::compute::ewpc::ewpc(&frame, 256, 256, &Default::default()).unwrap();
+        let shown = h.state.prepared.right.as_ref().expect("the EWPC pane").2.readout.stats.expect("stats");
+        let emax = e.iter().copied().fold(0f32, f32::max);
+        assert!((shown.max - emax).abs() <= 1e-3 * emax, "{} vs {emax}", shown.max);
+        insta::assert_snapshot!(format!("ewpc_{w}x{hh}"), t);
+        key(&mut h, 'i');
+        assert!(!h.text().contains("EWPC"));
+    }
+}

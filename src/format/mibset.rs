@@ -376,7 +376,9 @@ impl MibSet {
     fn part_ref(&self, k: usize) -> &MibPart {
         match self.parts.get(k) {
             Some(p) => p,
-            None => self.more.get().and_then(|m| m.get(k - self.parts.len())).and_then(|s| s.get()).expect("a located part"),
+            None => {
+                self.more.get().and_then(|m| m.get(k - self.parts.len())).and_then(|s| s.get()).expect("a located part")
+            }
         }
     }
 
