@@ -198,7 +198,7 @@ pub static KEYS: &[Binding] = &[
         "u",
         Action::CycleCustom,
         Scope::Main,
-        "custom detector: point, rectangle, mask from this pattern, BF, ADF, off",
+        "custom detector: point, rect, mask from this pattern, BF, ADF, off",
         None
     ),
     b!(
