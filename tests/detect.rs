@@ -312,6 +312,12 @@ fn tui_custom_detector_views() {
         let t = h.text();
         assert!(t.contains("┌ custom rect max = "), "{t}");
         insta::assert_snapshot!(format!("custom_rect_max_three_{w}x{hh}"), t);
+        // e exports the custom image shown
+        let png = dir.path().join("scan_custom.png");
+        let _ = std::fs::remove_file(&png);
+        h.key(ratatui::crossterm::event::KeyCode::Char('e'));
+        let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e} ({})", png.display(), h.state.status));
+        assert_eq!((img.width(), img.height()), (24, 16));
         // u: the mask from the frame on screen (pixels >= half its maximum)
         key(&mut h, 'u');
         let det = h.state.main.detect.det.clone().unwrap();

@@ -849,6 +849,10 @@ impl State {
             Screen::Main => {
                 let m = &self.main;
                 let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
+                // the custom detector's image when one is shown in the first pane
+                if let (Some(_), Some(v)) = (&m.detect.det, &m.detect.image) {
+                    return Ok((v.clone(), o.scan_cols, o.scan_rows, "custom".into(), m.overview_display));
+                }
                 Ok((o.image(m.kind), o.scan_cols, o.scan_rows, m.kind.name().to_string(), m.overview_display))
             }
             Screen::Fft => {
