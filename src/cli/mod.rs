@@ -1,9 +1,11 @@
 //! Command-line interface (clap). `emdtui FILE` opens the terminal UI; subcommands run headless.
 
 pub mod convert;
+pub mod detectors;
 pub mod dpc;
 pub mod eels;
 pub mod emd_info;
+pub mod ewpc;
 pub mod fft;
 pub mod info;
 pub mod overview;
@@ -122,6 +124,34 @@ pub enum Command {
     /// EELS: energy-window map or mean spectrum of spectrum data (Nx1 detector, `--mode eels`,
     /// or a 3-D spectrum-image EMD).
     Eels(EelsArgs),
+    /// EWPC (|FFT(log max(DP, eps))|) of the mean pattern or of the pattern at --at.
+    Ewpc(EwpcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EwpcArgs {
+    pub file: PathBuf,
+    /// Scan position ROW,COL (default: the mean pattern over the scan).
+    #[arg(long, value_name = "ROW,COL")]
+    pub at: Option<String>,
+    /// Output .npy / .tiff (float32, detector rows x cols, zero quefrency at the centre) or .png.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Floor before the log, in counts (default: 1e-3 of the pattern maximum).
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// No Hann window on the log pattern.
+    #[arg(long)]
+    pub no_window: bool,
+    /// PNG colour map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "log")]
+    pub scale: String,
+    /// Ignore and do not write the cache directory.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Args, Debug)]
@@ -272,7 +302,9 @@ pub struct SynthArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DetectorArgs {
     /// Detector: sum, bf, adf, comx, comy, dpc (magnitude), dpc-angle, com (writes comx and comy), mask:PATH,
-    /// mean / max (diffraction patterns; mean with --roi)
+    /// mean / max (diffraction patterns; mean with --roi), point:R,C[,RAD] (one detector pixel or a
+    /// disk of radius <= 1), rect:R0:R1,C0:C1 (half-open), pattern:R,C[,FRAC] (pixels of the frame at
+    /// scan position R,C at or above FRAC of its maximum, default 0.5)
     #[arg(long, default_value = "sum")]
     pub detector: String,
     /// Inner radius (pixels); BF radius for bf.
@@ -284,6 +316,10 @@ pub struct DetectorArgs {
     /// Detector centre CY,CX (default: found from the mean pattern).
     #[arg(long, value_name = "CY,CX")]
     pub center: Option<String>,
+    /// Response over the detector pixels: sum, or max (the largest pixel value; for bf, adf,
+    /// mask:PATH, point:, rect: and pattern:).
+    #[arg(long, default_value = "sum")]
+    pub response: String,
 }
 
 #[derive(Args, Debug)]

@@ -27,9 +27,26 @@ pub enum Want {
     Com,
     MeanDp,
     MaxDp,
+    /// A custom detector (point, rectangle, pattern mask; bf/adf/mask with `--response max`).
+    Custom(crate::cli::detectors::Spec),
+}
+
+impl Want {
+    /// The detector whose geometry checks and radius flags apply (a custom BF/ADF is a BF/ADF).
+    fn geometry_kind(&self) -> Want {
+        use crate::cli::detectors::Spec;
+        match self {
+            Want::Custom(Spec::Bf) => Want::Image(DetectorKind::Bf),
+            Want::Custom(Spec::Adf) => Want::Image(DetectorKind::Adf),
+            w => w.clone(),
+        }
+    }
 }
 
 pub fn parse_detector(s: &str) -> Result<(Want, Option<PathBuf>)> {
+    if let Some(spec) = crate::cli::detectors::parse(s)? {
+        return Ok((Want::Custom(spec), None));
+    }
     if let Some(p) = s.strip_prefix("mask:") {
         if p.is_empty() {
             bail!("--detector mask:PATH needs a mask file (.png or .npy)");
@@ -47,7 +64,10 @@ pub fn parse_detector(s: &str) -> Result<(Want, Option<PathBuf>)> {
         "com" => Want::Com,
         "mean" => Want::MeanDp,
         "max" => Want::MaxDp,
-        _ => bail!("--detector {s:?}: use sum, bf, adf, comx, comy, com, dpc, dpc-angle, mask:PATH, mean or max"),
+        _ => bail!(
+            "--detector {s:?}: use sum, bf, adf, comx, comy, com, dpc, dpc-angle, mask:PATH, mean, max, \
+             point:R,C[,RAD], rect:R0:R1,C0:C1 or pattern:R,C[,FRAC]"
+        ),
     };
     Ok((w, None))
 }
@@ -174,6 +194,7 @@ struct Request {
     roi: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     center: Option<(f32, f32)>,
     mask: Option<Arc<Vec<f32>>>,
+    response: crate::compute::detectors::Response,
 }
 
 /// Validate the arguments against the dataset (cheap checks first, before opening it).
@@ -181,6 +202,8 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
     let (want, mask_path) = parse_detector(&a.det.detector)?;
+    let response = crate::cli::detectors::parse_response(&a.det.response)?;
+    let want = with_response(want, response, &a.det.detector)?;
     let kind_default_cmap =
         if want == Want::Image(DetectorKind::DpcAngle) { Colormap::Twilight } else { Colormap::Viridis };
     let disp = crate::cli::info::display_params(&a.cmap, &a.scale, kind_default_cmap)?;
@@ -194,9 +217,18 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
     let (dr, dc) = ds.det();
     let scan = ds.scan().clone();
-    let mask = match &mask_path {
+    let mut mask = match &mask_path {
         Some(p) => Some(Arc::new(load_mask(p, dr, dc)?)),
         None => None,
+    };
+    let want = match (want, mask.take()) {
+        (Want::Custom(crate::cli::detectors::Spec::Mask(_)), Some(m)) => {
+            Want::Custom(crate::cli::detectors::Spec::Mask(m.as_ref().clone()))
+        }
+        (w, m) => {
+            mask = m;
+            w
+        }
     };
     if let Some((r, c)) = &roi {
         if r.is_empty() || c.is_empty() {
@@ -214,15 +246,31 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     if ds.positions_present() == 0 {
         bail!("{}: no frames to compute from", a.file.display());
     }
-    Ok((Request { want, disp, budget, roi, center, mask }, ds))
+    Ok((Request { want, response, disp, budget, roi, center, mask }, ds))
+}
+
+/// `--response max` turns bf, adf and mask:PATH into custom detectors; it applies to those and
+/// to the custom forms only.
+fn with_response(want: Want, response: crate::compute::detectors::Response, det: &str) -> Result<Want> {
+    use crate::cli::detectors::Spec;
+    use crate::compute::detectors::Response;
+    Ok(match (want, response) {
+        (w, Response::Sum) => w,
+        (Want::Image(DetectorKind::Bf), _) => Want::Custom(Spec::Bf),
+        (Want::Image(DetectorKind::Adf), _) => Want::Custom(Spec::Adf),
+        (Want::Image(DetectorKind::Mask), _) => Want::Custom(Spec::Mask(Vec::new())),
+        (w @ Want::Custom(_), _) => w,
+        _ => bail!("--response max applies to bf, adf, mask:PATH, point:, rect: and pattern:, not --detector {det}"),
+    })
 }
 
 /// The detector geometry: the found disk (from a sample of frames) unless given.
 fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geometry> {
     let (dr, dc) = ds.det();
     let quiet = Progress::new("geometry", 0);
+    let want = rq.want.geometry_kind();
     let mut geom = match rq.center {
-        Some(c) if a.det.inner.is_some() && (a.det.outer.is_some() || rq.want != Want::Image(DetectorKind::Adf)) => {
+        Some(c) if a.det.inner.is_some() && (a.det.outer.is_some() || want != Want::Image(DetectorKind::Adf)) => {
             overview::geometry_from_disk(c, a.det.inner.unwrap_or(1.0), dr, dc)
         }
         _ => {
@@ -237,7 +285,7 @@ fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geo
             }
         }
     };
-    match rq.want {
+    match want {
         Want::Image(DetectorKind::Bf) => {
             if let Some(r) = a.det.inner {
                 geom.bf_radius = r;
@@ -252,7 +300,7 @@ fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geo
             }
         }
     }
-    check_geometry(&geom, dr, dc, &rq.want)?;
+    check_geometry(&geom, dr, dc, &want)?;
     Ok(geom)
 }
 
@@ -266,6 +314,9 @@ pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let geom = pick_geometry(a, &rq, ds.as_ref())?;
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
     progress.set_state(crate::jobs::JobState::Running);
+    if let Want::Custom(spec) = &rq.want {
+        return run_custom(a, cli, t, &rq, spec, &geom, ds.as_ref(), &progress);
+    }
     let result = crate::cli::progress::with_frames_bar(&progress, "overview", || {
         compute(a, &rq, &geom, ds.as_ref(), &progress, t, t0)
     });
@@ -281,6 +332,40 @@ pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         cal.describe_radius(geom.adf_inner),
         cal.describe_radius(geom.adf_outer)
     );
+    Ok(())
+}
+
+/// A custom detector image (cached or computed), written like any virtual image.
+#[allow(clippy::too_many_arguments)]
+fn run_custom(
+    a: &OverviewArgs,
+    cli: &Cli,
+    t: &Tuning,
+    rq: &Request,
+    spec: &crate::cli::detectors::Spec,
+    geom: &Geometry,
+    ds: &dyn Dataset,
+    progress: &Progress,
+) -> Result<()> {
+    let det = crate::cli::detectors::build(spec, rq.response, geom, ds)?;
+    let cache = if a.no_cache { None } else { t.cache_dir.as_deref() };
+    let t0 = Instant::now();
+    let (img, origin) = crate::cli::progress::with_frames_bar(progress, "detector", || {
+        crate::ops::detectors::custom_image(ds, &det, rq.budget, cache, progress)
+    })?;
+    if t.timing {
+        eprintln!(
+            "timing: custom detector {} {:.3} s ({})",
+            det.label(),
+            t0.elapsed().as_secs_f64(),
+            origin.describe()
+        );
+    }
+    let cal = crate::ops::calib::resolve(ds, &cli.calib.given()?, t.cache_dir.as_deref())?;
+    let (sr, sc) = (ds.scan().rows, ds.scan().cols);
+    crate::cli::info::write_scan_image(&a.output, sr, sc, &img, &rq.disp, cal.r.as_ref())?;
+    eprintln!("detector: {} ({})", det.label(), origin.describe());
+    eprintln!("wrote {}", a.output.display());
     Ok(())
 }
 

@@ -95,7 +95,17 @@ pub struct MibSet {
     window: usize,
     /// Mapping failed once (e.g. a filesystem without mmap): read with `pread` instead.
     map_failed: std::sync::atomic::AtomicBool,
+    /// Parts that appeared after opening (a multi-file acquisition still running), appended by
+    /// [`refresh`](MibSet::refresh): slots filled once, never moved, so readers need no lock.
+    more: std::sync::OnceLock<Box<[std::sync::OnceLock<MibPart>]>>,
+    /// Filled slots of `more`.
+    n_more: AtomicUsize,
+    /// One refresh at a time appends parts.
+    grow: std::sync::Mutex<()>,
 }
+
+/// Parts a running multi-file acquisition may add after opening (slots allocated on the first).
+const MORE_PARTS: usize = 1 << 16;
 
 fn read_head(path: &Path, file: &File, len: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
@@ -158,7 +168,7 @@ impl MibSet {
     ) -> Result<Option<&'a [u8]>> {
         let stride = self.header.stride();
         let Some((k, local)) = self.locate(start) else { return Ok(None) };
-        let part = &self.parts[k];
+        let part = self.part_ref(k);
         if !part.mapped || local + count > part.frames() || self.map_failed.load(Ordering::Relaxed) {
             return Ok(None);
         }
@@ -273,7 +283,17 @@ impl MibSet {
                 None
             }
         };
-        let set = MibSet { parts, header, acq, warnings, window: MAP_WINDOW, map_failed: Default::default() };
+        let set = MibSet {
+            parts,
+            header,
+            acq,
+            warnings,
+            window: MAP_WINDOW,
+            map_failed: Default::default(),
+            more: Default::default(),
+            n_more: AtomicUsize::new(0),
+            grow: Default::default(),
+        };
         Ok(set)
     }
 
@@ -342,30 +362,81 @@ impl MibSet {
     }
 
     pub fn n_frames(&self) -> usize {
-        self.parts.iter().map(|p| p.frames()).sum()
+        self.all_parts().map(|p| p.frames()).sum()
+    }
+
+    /// Every part: those found at open, then those picked up since by [`refresh`](Self::refresh).
+    pub fn all_parts(&self) -> impl Iterator<Item = &MibPart> {
+        let n = self.n_more.load(Ordering::Acquire);
+        let more = self.more.get().map(|m| &m[..n]).unwrap_or(&[]);
+        self.parts.iter().chain(more.iter().filter_map(|s| s.get()))
+    }
+
+    /// Part `k` of [`all_parts`](Self::all_parts).
+    fn part_ref(&self, k: usize) -> &MibPart {
+        match self.parts.get(k) {
+            Some(p) => p,
+            None => {
+                self.more.get().and_then(|m| m.get(k - self.parts.len())).and_then(|s| s.get()).expect("a located part")
+            }
+        }
     }
 
     pub fn total_bytes(&self) -> u64 {
         (self.n_frames() * self.header.stride()) as u64
     }
 
-    /// Re-read file sizes (a running acquisition appends frames; a truncated file loses them).
-    /// Returns the new frame count.
+    /// Re-read file sizes (a running acquisition appends frames; a truncated file loses them)
+    /// and pick up new files of a multi-file set (same name pattern) that continue the
+    /// acquisition. Returns the new frame count.
     pub fn refresh(&self) -> usize {
         let stride = self.header.stride();
-        for p in &self.parts {
+        for p in self.all_parts() {
             if let Ok(md) = p.file.metadata() {
                 p.frames.store(md.len() as usize / stride, Ordering::Relaxed);
             }
         }
+        self.pick_up_new_parts();
         self.n_frames()
+    }
+
+    /// Append the files of the name pattern whose first sequence number follows the last part's
+    /// last frame (as [`open`](Self::open) chains them); a file without one whole frame yet, or
+    /// of another geometry, is left for a later refresh.
+    fn pick_up_new_parts(&self) {
+        let Ok(_one) = self.grow.try_lock() else { return };
+        let Some(sibs) = sibling_files(&self.parts[0].path) else { return };
+        let known: std::collections::HashSet<PathBuf> = self.all_parts().map(|p| p.path.clone()).collect();
+        let mut cand: Vec<MibPart> = sibs
+            .into_iter()
+            .filter(|p| !known.contains(p))
+            .filter_map(|p| {
+                let f = File::open(&p).ok()?;
+                let h = first_header(&p, &f).ok()?;
+                h.same_geometry(&self.header).then_some(())?;
+                Self::part(&p, f, &h, &mut Vec::new()).ok()
+            })
+            .collect();
+        while !cand.is_empty() {
+            let last = self.all_parts().last().expect("a set has a part");
+            let next = last.first_sequence + last.frames() as u64;
+            let Some(i) = cand.iter().position(|p| p.first_sequence == next) else { break };
+            // positional reads for late parts (SIGBUS protection is set up per mapped open)
+            let p = cand.swap_remove(i);
+            let slots = self.more.get_or_init(|| (0..MORE_PARTS).map(|_| std::sync::OnceLock::new()).collect());
+            let n = self.n_more.load(Ordering::Acquire);
+            let Some(slot) = slots.get(n) else { break };
+            log::info!("{}: new part of the acquisition", p.path.display());
+            let _ = slot.set(p);
+            self.n_more.store(n + 1, Ordering::Release);
+        }
     }
 
     /// Whether a part's path now names another file than the one open (the acquisition was
     /// restarted into the same name, or the file was deleted).
     pub fn replaced(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
-        self.parts.iter().any(|p| match (std::fs::metadata(&p.path), p.file.metadata()) {
+        self.all_parts().any(|p| match (std::fs::metadata(&p.path), p.file.metadata()) {
             (Ok(now), Ok(open)) => (now.dev(), now.ino()) != (open.dev(), open.ino()),
             _ => true,
         })
@@ -373,7 +444,7 @@ impl MibSet {
 
     /// (part index, frame within part) of a global frame index.
     fn locate(&self, mut i: usize) -> Option<(usize, usize)> {
-        for (k, p) in self.parts.iter().enumerate() {
+        for (k, p) in self.all_parts().enumerate() {
             let n = p.frames();
             if i < n {
                 return Some((k, i));
@@ -388,7 +459,7 @@ impl MibSet {
     pub fn prefetch(&self, i: usize) {
         if let Some((k, local)) = self.locate(i) {
             let stride = self.header.stride();
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&self.parts[k].file);
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&self.part_ref(k).file);
             // SAFETY: plain advice on an open descriptor
             unsafe { libc::posix_fadvise(fd, (local * stride) as i64, stride as i64, libc::POSIX_FADV_WILLNEED) };
         }
@@ -403,7 +474,7 @@ impl MibSet {
             let (k, local) = self.locate(start + done).ok_or_else(|| {
                 Error::format(self.path(), format!("frame {} is beyond the end of the data", start + done))
             })?;
-            let part = &self.parts[k];
+            let part = self.part_ref(k);
             let n = (part.frames() - local).min(count - done);
             let dst = &mut buf[done * stride..(done + n) * stride];
             part.file.read_exact_at(dst, (local * stride) as u64).map_err(|e| {
@@ -511,7 +582,7 @@ impl MibSet {
         let (k, local) = self
             .locate(i)
             .ok_or_else(|| Error::format(self.path(), format!("frame {i} is beyond the end of the data")))?;
-        let p = &self.parts[k];
+        let p = self.part_ref(k);
         let mut b = vec![0u8; self.header.header_bytes];
         p.file.read_exact_at(&mut b, (local * self.header.stride()) as u64).map_err(|e| Error::io(&p.path, e))?;
         mib::parse_header(&p.path, &b)
@@ -522,13 +593,13 @@ impl MibSet {
         let n = self.n_frames().min(max);
         let mut out = Vec::with_capacity(n);
         // scattered small reads: no readahead of the pixel data in between
-        for p in &self.parts {
+        for p in self.all_parts() {
             // SAFETY: a valid open fd; fadvise is only a hint and touches no memory of ours
             unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&p.file), 0, 0, libc::POSIX_FADV_RANDOM) };
         }
         let out_ref = &mut out;
         let r = self.timestamps_into(n, out_ref);
-        for p in &self.parts {
+        for p in self.all_parts() {
             // SAFETY: as above
             unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&p.file), 0, 0, libc::POSIX_FADV_NORMAL) };
         }
@@ -540,7 +611,7 @@ impl MibSet {
         let stride = self.header.stride();
         for i in 0..n {
             let (k, local) = self.locate(i)?;
-            self.parts[k].file.read_exact_at(&mut b, (local * stride) as u64).ok()?;
+            self.part_ref(k).file.read_exact_at(&mut b, (local * stride) as u64).ok()?;
             let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
             let t = std::str::from_utf8(&b[..end]).ok()?;
             let f: Vec<&str> = t.split(',').collect();
@@ -553,7 +624,7 @@ impl MibSet {
     /// Identity of the source for cache keys: paths, sizes, mtimes and a hash of a few frames.
     pub fn fingerprint(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for p in &self.parts {
+        for p in self.all_parts() {
             h.update(p.path.to_string_lossy().as_bytes());
             if let Ok(md) = p.file.metadata() {
                 h.update(&md.len().to_le_bytes());
@@ -578,6 +649,12 @@ impl MibSet {
 /// Other `.mib` files that may belong to the same multi-file acquisition: same directory, same
 /// stem with only the trailing digits different. None when the stem does not end in digits.
 pub fn multi_file_siblings(path: &Path) -> Option<Vec<PathBuf>> {
+    sibling_files(path).filter(|v| v.len() > 1)
+}
+
+/// Every `.mib` of the name pattern of `path` (itself included); None when the stem does not end
+/// in digits.
+fn sibling_files(path: &Path) -> Option<Vec<PathBuf>> {
     let stem = path.file_stem()?.to_str()?;
     let prefix = stem.trim_end_matches(|c: char| c.is_ascii_digit());
     if prefix.len() == stem.len() {
@@ -604,11 +681,58 @@ pub fn multi_file_siblings(path: &Path) -> Option<Vec<PathBuf>> {
             });
         }
     }
-    (out.len() > 1).then_some(out)
+    Some(out)
 }
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as usize } else { 4096 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::synth::{self, SynthSpec};
+
+    #[test]
+    fn refresh_picks_up_new_files_of_a_multi_file_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SynthSpec { rows: 4, cols: 6, images_per_file: Some(8), ..Default::default() };
+        let paths = synth::write(&dir.path().join("acq.mib"), &spec, &|_, _| {}).unwrap();
+        assert_eq!(paths.len(), 3);
+        // the acquisition so far: the first file only; the others arrive later
+        let later = dir.path().join("later");
+        std::fs::create_dir(&later).unwrap();
+        for p in &paths[1..] {
+            std::fs::rename(p, later.join(p.file_name().unwrap())).unwrap();
+        }
+        let set = MibSet::open(&paths[0]).unwrap();
+        assert_eq!((set.n_frames(), set.refresh()), (8, 8));
+        // the second file appears, first less than one frame, then whole
+        let two = std::fs::read(later.join("acq2.mib")).unwrap();
+        std::fs::write(&paths[1], &two[..100]).unwrap();
+        assert_eq!(set.refresh(), 8, "a part without one whole frame waits");
+        std::fs::write(&paths[1], &two[..two.len() / 2]).unwrap();
+        assert_eq!(set.refresh(), 12, "half of the second file");
+        std::fs::write(&paths[1], &two).unwrap();
+        // a file of the pattern that does not continue the acquisition is ignored
+        std::fs::copy(&paths[0], dir.path().join("acq7.mib")).unwrap();
+        assert_eq!(set.refresh(), 16);
+        std::fs::rename(later.join("acq3.mib"), &paths[2]).unwrap();
+        assert_eq!(set.refresh(), 24);
+        assert_eq!(set.all_parts().count(), 3);
+        // frames read across the parts are the written ones
+        for i in [7usize, 8, 15, 16, 23] {
+            let mut buf = AlignedBytes::default();
+            set.read_raw(i, 1, &mut buf).unwrap();
+            let h = mib::parse_header(&paths[0], buf.as_slice()).unwrap();
+            assert_eq!(h.sequence as usize, i + 1, "frame {i}");
+        }
+        // a part that is replaced is reported
+        assert!(!set.replaced());
+        std::fs::remove_file(&paths[2]).unwrap();
+        std::fs::write(&paths[2], &two).unwrap();
+        assert!(set.replaced());
+    }
 }

@@ -5,8 +5,10 @@
 
 pub mod calib;
 pub mod convert;
+pub mod detectors;
 pub mod dpc;
 pub mod eels;
+pub mod ewpc;
 pub mod fft;
 pub mod overview;
 pub mod resume;

@@ -186,3 +186,78 @@ fn decode(b: &[u8], key: &str, geometry: &Geometry) -> Option<Overviews> {
         complete: complete != 0,
     })
 }
+
+/// Magic of a custom-detector image entry (`overviews/<key hash>.bin` as well, its own key).
+const CUSTOM_MAGIC: &[u8; 8] = b"EMDTUICD";
+
+/// Cache key of a custom-detector image: the dataset fingerprint, the scan interpretation and the
+/// detector definition ([`CustomDetector::key`](crate::compute::detectors::CustomDetector::key)).
+pub fn custom_key(ds: &dyn Dataset, det: &crate::compute::detectors::CustomDetector) -> String {
+    let s = ds.scan();
+    format!(
+        "{}|scan={}x{}+{}+{}|custom={}|v{FORMAT_VERSION}",
+        ds.fingerprint(),
+        s.rows,
+        s.cols,
+        s.skip,
+        s.flyback,
+        det.key()
+    )
+}
+
+/// A cached custom-detector image of `ds` (one value per scan position), if present and valid.
+pub fn load_custom(dir: &Path, ds: &dyn Dataset, det: &crate::compute::detectors::CustomDetector) -> Option<Vec<f32>> {
+    if !applies(ds) {
+        return None;
+    }
+    let k = custom_key(ds, det);
+    let b = std::fs::read(entry_path(dir, &k)).ok()?;
+    let rest = b.strip_prefix(CUSTOM_MAGIC.as_slice())?;
+    let (kl, rest) = rest.split_first_chunk::<4>()?;
+    let kl = u32::from_le_bytes(*kl) as usize;
+    let (kb, rest) = (rest.get(..kl)?, rest.get(kl..)?);
+    let n = ds.scan().positions();
+    if kb != k.as_bytes() || rest.len() != n.checked_mul(4)? {
+        return None;
+    }
+    Some(rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+}
+
+/// Store a complete custom-detector image (written atomically, with a `.json` sidecar).
+pub fn store_custom(
+    dir: &Path,
+    ds: &dyn Dataset,
+    det: &crate::compute::detectors::CustomDetector,
+    image: &[f32],
+) -> Result<PathBuf> {
+    if !applies(ds) {
+        return Err(Error::Invalid("only .mib results are cached outside the file".into()));
+    }
+    let k = custom_key(ds, det);
+    let path = entry_path(dir, &k);
+    let sub = path.parent().expect("entry paths have a directory");
+    std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
+    let mut b = Vec::with_capacity(16 + k.len() + image.len() * 4);
+    b.extend_from_slice(CUSTOM_MAGIC);
+    b.extend_from_slice(&(k.len() as u32).to_le_bytes());
+    b.extend_from_slice(k.as_bytes());
+    for v in image {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    let tmp = path.with_extension(format!("bin.part{}", std::process::id()));
+    std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    let side = serde_json::json!({
+        "tool": "emdtui",
+        "tool_version": env!("CARGO_PKG_VERSION"),
+        "format_version": FORMAT_VERSION,
+        "source": ds.info().path,
+        "key": k,
+        "custom_detector": det.label(),
+        "scan": [ds.scan().rows, ds.scan().cols],
+        "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    });
+    let jp = path.with_extension("json");
+    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    Ok(path)
+}

@@ -41,6 +41,8 @@ pub enum AppEvent {
     FftReady(Arc<dyn FftSource>),
     /// A job ended: (its kind, message to show).
     JobEnded(JobKind, String),
+    /// The custom-detector image of generation `gen` (or why there is none).
+    Custom(u64, Result<Vec<f32>, String>),
     Tick,
 }
 
@@ -127,6 +129,8 @@ pub struct MainView {
     pub diffractogram: Option<Magnitude>,
     /// Bumped when the diffractogram changes (overview data, detector, ROI, display, magnitude).
     pub dgram_version: u64,
+    /// The custom detector (first image pane) and the EWPC frame pane.
+    pub detect: super::custom::DetectView,
 }
 
 /// The FFT explorer: its source (None until computed or loaded), the cursors and the images
@@ -250,6 +254,7 @@ impl MainView {
             layout: ViewLayout::Single,
             diffractogram: None,
             dgram_version: 0,
+            detect: Default::default(),
         }
     }
 
@@ -844,6 +849,10 @@ impl State {
             Screen::Main => {
                 let m = &self.main;
                 let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
+                // the custom detector's image when one is shown in the first pane
+                if let (Some(_), Some(v)) = (&m.detect.det, &m.detect.image) {
+                    return Ok((v.clone(), o.scan_cols, o.scan_rows, "custom".into(), m.overview_display));
+                }
                 Ok((o.image(m.kind), o.scan_cols, o.scan_rows, m.kind.name().to_string(), m.overview_display))
             }
             Screen::Fft => {
@@ -925,7 +934,10 @@ pub fn update(s: &mut State, a: Action) {
         | Action::ClearRoi
         | Action::Convert
         | Action::CycleLayout
-        | Action::Diffractogram => main_action(s, a),
+        | Action::Diffractogram
+        | Action::CycleCustom
+        | Action::CustomResponse
+        | Action::Ewpc => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
@@ -1010,6 +1022,9 @@ fn main_action(s: &mut State, a: Action) {
             s.main.cycle_kind();
             s.status = format!("detector: {}", kind_label(s.main.kind));
         }
+        Action::CycleCustom => s.cycle_custom(),
+        Action::CustomResponse => s.toggle_response(),
+        Action::Ewpc => s.toggle_ewpc(),
         Action::Roi => roi_corner(s),
         Action::ClearRoi => s.main.clear_roi(),
         Action::Convert => convert(s),
@@ -1241,6 +1256,7 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             s.status = "FFT ready".into();
             true
         }
+        AppEvent::Custom(g, r) => s.custom_ready(g, r),
         AppEvent::JobEnded(_, msg) => {
             s.status = msg;
             true
@@ -1252,6 +1268,7 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             {
                 s.main.geometry_changed = None;
                 s.start_overview();
+                s.start_custom();
                 redraw = true;
             }
             redraw

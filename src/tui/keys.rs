@@ -40,6 +40,13 @@ pub enum Action {
     /// Main screen: the diffractogram (FFT) of the current virtual image instead of the frame:
     /// |F|^0.5, log |F|, off.
     Diffractogram,
+    /// Main screen: custom detector in the first image pane: off, point, rectangle, mask from
+    /// the pattern, BF disk, ADF annulus.
+    CycleCustom,
+    /// Custom detector response: sum / maximum.
+    CustomResponse,
+    /// The frame pane shows the EWPC of its pattern (toggle).
+    Ewpc,
     ClickOverview(u16, u16),
 }
 
@@ -187,6 +194,23 @@ pub static KEYS: &[Binding] = &[
         None
     ),
     b!(
+        &[(Char('u'), N)],
+        "u",
+        Action::CycleCustom,
+        Scope::Main,
+        "custom detector: point, rect, mask from this pattern, BF, ADF, off",
+        None
+    ),
+    b!(
+        &[(Char('U'), S), (Char('U'), N)],
+        "U",
+        Action::CustomResponse,
+        Scope::Main,
+        "custom detector response: sum / maximum",
+        None
+    ),
+    b!(&[(Char('i'), N)], "i", Action::Ewpc, Scope::Main, "EWPC of the pattern in the frame pane", None),
+    b!(
         &[(Char('r'), N)],
         "r",
         Action::Roi,
@@ -256,6 +280,9 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("cycle_layout", Action::CycleLayout),
     ("cycle_clip", Action::CycleClip),
     ("diffractogram", Action::Diffractogram),
+    ("custom_detector", Action::CycleCustom),
+    ("custom_response", Action::CustomResponse),
+    ("ewpc", Action::Ewpc),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

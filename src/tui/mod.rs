@@ -7,6 +7,7 @@
 //! bursts (held arrow keys, slow SSH links): only the latest frame is ever sent.
 
 pub mod app;
+pub mod custom;
 pub mod follow;
 pub mod harness;
 pub mod images;

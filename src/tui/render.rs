@@ -134,7 +134,12 @@ fn prepare_views(s: &mut State, a: &Areas) {
         }
         s.prepared.views[i] = None;
         let Some(o) = &s.main.overviews else { continue };
-        let vals = o.image(kinds[i]);
+        // the custom detector, when one is picked, takes the first pane
+        let vals = match (i, &s.main.detect.det, &s.main.detect.image) {
+            (0, Some(_), Some(v)) => v.clone(),
+            (0, Some(_), None) => continue,
+            _ => o.image(kinds[i]),
+        };
         let mut d = s.main.overview_display;
         if matches!(kinds[i], DetectorKind::DpcAngle) {
             d.colormap = Colormap::Twilight;
@@ -155,9 +160,10 @@ fn prepare_views(s: &mut State, a: &Areas) {
 /// diffraction frame (or the ROI mean) with the detector drawn on it.
 fn prepare_right(s: &mut State, a: &Areas) {
     let ar = image_area(a.right).0;
-    let key = match s.main.diffractogram {
-        Some(_) => s.main.dgram_version | 1 << 63,
-        None => s.main.frame_version,
+    let key = match (s.main.diffractogram, s.main.detect.ewpc) {
+        (Some(_), _) => s.main.dgram_version | 1 << 63,
+        (None, true) => s.main.frame_version | 1 << 62,
+        (None, false) => s.main.frame_version,
     };
     if s.prepared.right.as_ref().is_some_and(|(k, r, _)| *k == key && *r == ar) {
         return;
@@ -179,9 +185,18 @@ fn prepare_right(s: &mut State, a: &Areas) {
         _ => None,
     };
     let Some(vals) = vals else { return };
+    if s.main.detect.ewpc {
+        let Ok(e) = crate::compute::ewpc::ewpc(vals, dr, dc, &Default::default()) else { return };
+        let d = DisplayParams { scale: Scale::Log, ..s.main.frame_display };
+        s.prepared.right = pane(s, &e, dc, dr, ar, &d, |_, _| {}).map(|sh| (key, ar, sh));
+        return;
+    }
     let g = s.main.geometry.clone();
     let kind = s.main.kind;
+    let custom = s.main.detect.det.as_ref().map(|d| d.region.clone());
     s.prepared.right = pane(s, vals, dc, dr, ar, &s.main.frame_display, |r, m| match kind {
+        _ if custom.is_some() => draw_custom(r, m, custom.as_ref()),
+
         DetectorKind::Adf => {
             images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
             images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
@@ -190,6 +205,24 @@ fn prepare_right(s: &mut State, a: &Areas) {
         _ => images::draw_circle(r, m, g.center, g.bf_radius, images::BF_RING),
     })
     .map(|sh| (key, ar, sh));
+}
+
+/// The outline of a custom detector on the frame (a mask from a pattern has none).
+fn draw_custom(r: &mut images::Raster, m: &images::Mapping, region: Option<&crate::compute::detectors::Region>) {
+    use crate::compute::detectors::Region;
+    match region {
+        Some(Region::Point { row, col, radius }) => {
+            let (a, b) = (radius.floor() as usize, radius.floor() as usize);
+            images::draw_rect(r, m, (row.saturating_sub(a), col.saturating_sub(b)), (row + a, col + b), images::CURSOR)
+        }
+        Some(Region::Rect { r0, r1, c0, c1 }) => images::draw_rect(r, m, (*r0, *c0), (r1 - 1, c1 - 1), images::BF_RING),
+        Some(Region::Disk(g)) => images::draw_circle(r, m, g.center, g.bf_radius, images::BF_RING),
+        Some(Region::Annulus(g)) => {
+            images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
+            images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
+        }
+        Some(Region::Weights(_)) | None => {}
+    }
 }
 
 /// The FFT explorer's three panes.
@@ -414,7 +447,15 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
             let v = o.image(*kind).get(s.pos()).copied()?;
             v.is_finite().then_some(v)
         });
-        let t = if s.main.layout == ViewLayout::Single {
+        let custom = (i == 0).then(|| s.main.detect.title(s.main.layout != ViewLayout::Single)).flatten();
+        let val = match (&custom, &s.main.detect.image) {
+            (Some(_), Some(img)) => img.get(s.pos()).copied().filter(|v| v.is_finite()),
+            (Some(_), None) => None,
+            _ => val,
+        };
+        let t = if let Some(c) = &custom {
+            format!(" {c}{} ", val.map(|v| format!(" = {}", images::num(v as f64))).unwrap_or_default())
+        } else if s.main.layout == ViewLayout::Single {
             format!(
                 " {} overview  ({}, {}){} ",
                 kind_label(*kind),
@@ -431,7 +472,11 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
             )
         };
         let shown = s.prepared.views[i].as_ref().map(|(_, _, v)| v);
-        let wait = (i == 0).then(|| format!("computing overview of {} x {} ...", sc.rows, sc.cols));
+        let wait = (i == 0).then(|| match (&custom, &s.main.detect.error) {
+            (Some(_), Some(e)) => e.clone(),
+            (Some(c), None) => format!("computing {c} ..."),
+            _ => format!("computing overview of {} x {} ...", sc.rows, sc.cols),
+        });
         image_pane(f, a.views[i], t, shown, wait);
     }
     // the right pane: diffractogram or frame
@@ -447,6 +492,10 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
             } else {
                 format!(" FFT {}{of} ", kind_label(s.main.kind))
             }
+        }
+        (None, Some((_, n)), _) if s.main.detect.ewpc => format!(" EWPC of the ROI mean ({n} positions) "),
+        (None, None, Some((p, _))) if s.main.detect.ewpc => {
+            format!(" EWPC of frame ({}, {}) ", p / sc.cols.max(1), p % sc.cols.max(1))
         }
         (None, Some((_, n)), _) => format!(" ROI mean diffraction ({n} positions) "),
         (None, None, Some((p, _))) => {
