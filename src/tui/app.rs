@@ -39,6 +39,8 @@ pub enum AppEvent {
     OverviewDone(u64, Box<Overviews>),
     RoiMean(u64, Vec<f32>, usize),
     FftReady(Arc<dyn FftSource>),
+    /// The masked centre of mass behind the DPC view.
+    DpcCom(Box<crate::ops::dpc::DpcCom>),
     /// A job ended: (its kind, message to show).
     JobEnded(JobKind, String),
     Tick,
@@ -75,19 +77,22 @@ pub enum ViewLayout {
     /// Three virtual images side by side (the current detector, ADF, DPC magnitude) and the
     /// diffraction pane; no metadata pane.
     Three,
+    /// DPC: metadata with the orientation, the iCoM image, the CoM field as a colour wheel.
+    Dpc,
 }
 
 impl ViewLayout {
     pub fn next(self) -> Self {
         match self {
             ViewLayout::Single => ViewLayout::Three,
-            ViewLayout::Three => ViewLayout::Single,
+            ViewLayout::Three | ViewLayout::Dpc => ViewLayout::Single,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             ViewLayout::Single => "one image + frame",
             ViewLayout::Three => "three images + frame",
+            ViewLayout::Dpc => "DPC: iCoM + CoM colour wheel",
         }
     }
 }
@@ -189,6 +194,10 @@ pub struct State {
     pub fft: FftView,
     pub jobs: JobsPanel,
     pub popup: Popup,
+    /// The DPC view (`i`).
+    pub dpc: super::dpc::DpcView,
+    /// Calibration (scale bars, collection angles) and bad pixels (masked in the frame view).
+    pub quant: super::dpc::Quant,
     /// Following a growing `.mib` (a running acquisition).
     pub follow: Follow,
     /// For EMD files: the state of the caches inside the file (valid / stale).
@@ -257,7 +266,7 @@ impl MainView {
     /// ADF and DPC magnitude (BF first when the current one is one of those).
     pub fn view_kinds(&self) -> Vec<DetectorKind> {
         match self.layout {
-            ViewLayout::Single => vec![self.kind],
+            ViewLayout::Single | ViewLayout::Dpc => vec![self.kind],
             ViewLayout::Three => {
                 let first = if matches!(self.kind, DetectorKind::Adf | DetectorKind::DpcMag) {
                     DetectorKind::Bf
@@ -461,6 +470,8 @@ impl State {
             (sc.rows / 2, sc.cols / 2)
         };
         let cache_note = if info.kind == Kind::Emd { emd_cache_note(&path) } else { None };
+        let calibration =
+            if o.demo { Default::default() } else { crate::ops::calib::stored(ds.as_ref(), o.cache_dir.as_deref()) };
         let mut s = State {
             ds,
             info,
@@ -473,6 +484,8 @@ impl State {
             fft: FftView::new(),
             jobs: JobsPanel { table: JobTable::new(), selected: 0 },
             popup: Popup::None,
+            dpc: Default::default(),
+            quant: super::dpc::Quant { calibration, ..Default::default() },
             follow,
             cache_note,
             status: String::new(),
@@ -841,6 +854,11 @@ impl State {
     /// The image on screen as (values, width, height, name, display), or why there is none.
     fn export_image(&self) -> Result<(Vec<f32>, usize, usize, String, DisplayParams), &'static str> {
         match self.screen {
+            Screen::Main if self.main.layout == ViewLayout::Dpc => {
+                let o = self.dpc.outcome.as_ref().ok_or("no DPC result to export yet")?;
+                let r = &o.result;
+                Ok((r.phase.clone(), r.cols, r.rows, "icom".into(), self.main.overview_display))
+            }
             Screen::Main => {
                 let m = &self.main;
                 let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
@@ -867,7 +885,12 @@ impl State {
         };
         let stem = self.path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or("emdtui".into());
         let fname = format!("{stem}_{name}.png");
-        let rgb = crate::compute::display::to_rgb(&vals, &disp);
+        let mut rgb = crate::compute::display::to_rgb(&vals, &disp);
+        if self.screen == Screen::Main
+            && let Some((step, units)) = &self.quant.calibration.r
+        {
+            crate::compute::calib::draw_scale_bar(&mut rgb, h, w, *step, units);
+        }
         let mut tries = vec![self.path.with_file_name(&fname)];
         if let Ok(cwd) = std::env::current_dir() {
             tries.push(cwd.join(&fname));
@@ -928,6 +951,7 @@ pub fn update(s: &mut State, a: Action) {
         | Action::Diffractogram => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
+        Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto => super::dpc::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
@@ -1228,7 +1252,17 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             false
         }
         AppEvent::Overview(g, o) => s.main.apply_overview(g, *o, false),
-        AppEvent::OverviewDone(g, o) => s.main.apply_overview(g, *o, true),
+        AppEvent::OverviewDone(g, o) => {
+            if o.complete && g == s.main.overview_gen {
+                s.quant.set_mean(&o.mean_dp, s.ds.det(), o.positions_done);
+                s.main.frame_version += 1;
+            }
+            s.main.apply_overview(g, *o, true)
+        }
+        AppEvent::DpcCom(c) => {
+            super::dpc::on_com(s, *c);
+            true
+        }
         AppEvent::RoiMean(g, v, n) => {
             if g == s.main.roi_gen {
                 s.main.roi_mean = Some((v, n));

@@ -41,6 +41,14 @@ pub enum Action {
     /// |F|^0.5, log |F|, off.
     Diffractogram,
     ClickOverview(u16, u16),
+    /// Main screen: the DPC view (iCoM + CoM colour wheel) on / off.
+    DpcView,
+    /// DPC view: turn the rotation by this many degrees (then fixed, with the flip).
+    DpcRotate(i32),
+    /// DPC view: mirror (flip) the detector x axis.
+    DpcFlip,
+    /// DPC view: back to the rotation and flip found from the curl.
+    DpcAuto,
 }
 
 /// Which screen a binding applies to.
@@ -194,6 +202,13 @@ pub static KEYS: &[Binding] = &[
         "scan ROI: mark a corner, move, r again = mean diffraction",
         Some("ROI")
     ),
+    b!(&[(Char('i'), N)], "i", Action::DpcView, Scope::Main, "DPC view: iCoM + CoM colour wheel (on/off)", Some("DPC")),
+    b!(&[(Char('.'), N)], ",/.", Action::DpcRotate(1), Scope::Main, "DPC: rotation +/- 1 degree", None),
+    b!(&[(Char(','), N)], "", Action::DpcRotate(-1), Scope::Main, "", None),
+    b!(&[(Char('>'), N), (Char('>'), S)], "</>", Action::DpcRotate(15), Scope::Main, "DPC: rotation +/- 15 degrees", None),
+    b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
+    b!(&[(Char('/'), N)], "/", Action::DpcFlip, Scope::Main, "DPC: flip the detector x axis", None),
+    b!(&[(Char('0'), N)], "0", Action::DpcAuto, Scope::Main, "DPC: back to the found rotation and flip", None),
     b!(&[(Esc, N)], "Esc", Action::ClearRoi, Scope::Main, "clear the ROI / close popups", None),
     b!(&[(Char('c'), N)], "c", Action::Convert, Scope::Main, "convert to EMD (background job)", Some("convert")),
     b!(
@@ -256,6 +271,9 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("cycle_layout", Action::CycleLayout),
     ("cycle_clip", Action::CycleClip),
     ("diffractogram", Action::Diffractogram),
+    ("dpc_view", Action::DpcView),
+    ("dpc_flip", Action::DpcFlip),
+    ("dpc_found", Action::DpcAuto),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

@@ -36,7 +36,7 @@ pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
     let none = Rect::default();
     let mut a = Areas { title, meta: none, views: [none; 3], right: none, panes: [none; 3], info: none, jobs, footer };
     match (screen, main) {
-        (Screen::Main, ViewLayout::Single) => {
+        (Screen::Main, ViewLayout::Single | ViewLayout::Dpc) => {
             let mw = (area.width / 4).clamp(26, 40);
             let [meta, v, b] =
                 Layout::horizontal([Constraint::Length(mw), Constraint::Fill(1), Constraint::Fill(1)]).areas(body);
@@ -61,7 +61,7 @@ fn inner(r: Rect) -> Rect {
 
 /// An image pane's inside: the image area and, below it, the one-line colour-bar strip (none
 /// when the pane is too low for both).
-fn image_area(pane: Rect) -> (Rect, Rect) {
+pub(super) fn image_area(pane: Rect) -> (Rect, Rect) {
     let i = inner(pane);
     if i.height >= 3 {
         (Rect { height: i.height - 1, ..i }, Rect { y: i.y + i.height - 1, height: 1, ..i })
@@ -72,7 +72,7 @@ fn image_area(pane: Rect) -> (Rect, Rect) {
 
 /// Build a pane image for `vals` (`sw`x`sh`) inside `area`, with overlays drawn by `ov`, and its
 /// readout (statistics of all of `vals`, the display range the picture uses).
-fn pane(
+pub(super) fn pane(
     s: &State,
     vals: &[f32],
     sw: usize,
@@ -89,6 +89,13 @@ fn pane(
     let (mut r, range) = images::raster_range(vals, sw, sh, w, h, d);
     let m = Mapping { sw, sh, w, h };
     ov(&mut r, &m);
+    let readout = Readout { stats: display::stats(vals), range, clip: d.clip, colormap: d.colormap };
+    shown(s, r, area, readout)
+}
+
+/// A pane image for the overlaid raster `r` inside `area`, with its readout.
+pub(super) fn shown(s: &State, r: images::Raster, area: Rect, readout: Readout) -> Option<Shown> {
+    let (w, h) = (r.w, r.h);
     // cells actually covered
     let (cw, ch) = match s.graphics {
         images::Graphics::Braille => (w.div_ceil(2), h.div_ceil(4)),
@@ -99,7 +106,6 @@ fn pane(
         _ => (w, h.div_ceil(2)),
     };
     let cells = Rect::new(area.x, area.y, (cw as u16).min(area.width), (ch as u16).min(area.height));
-    let readout = Readout { stats: display::stats(vals), range, clip: d.clip, colormap: d.colormap };
     images::finish(s.graphics, r, Size::new(cells.width, cells.height), &s.picker).map(|img| Shown {
         img,
         cells,
@@ -111,6 +117,7 @@ fn pane(
 pub fn prepare(s: &mut State, area: Rect) {
     let a = layout(area, s.screen, s.main.layout);
     match s.screen {
+        Screen::Main if s.main.layout == ViewLayout::Dpc => super::dpc::prepare(s, &a),
         Screen::Main => {
             prepare_views(s, &a);
             prepare_right(s, &a);
@@ -179,9 +186,10 @@ fn prepare_right(s: &mut State, a: &Areas) {
         _ => None,
     };
     let Some(vals) = vals else { return };
+    let vals = super::dpc::masked_frame(&s.quant, vals, (dr, dc));
     let g = s.main.geometry.clone();
     let kind = s.main.kind;
-    s.prepared.right = pane(s, vals, dc, dr, ar, &s.main.frame_display, |r, m| match kind {
+    s.prepared.right = pane(s, &vals, dc, dr, ar, &s.main.frame_display, |r, m| match kind {
         DetectorKind::Adf => {
             images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
             images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
@@ -239,7 +247,7 @@ fn prepare_fft(s: &mut State, a: &Areas) {
 /// An image pane: the border with `title`, the image (or `placeholder` while there is none), the
 /// colour bar right under it and the statistics under that (in the bottom border when the pane
 /// has no row to spare).
-fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
+pub(super) fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
     let (ia, strip) = image_area(pane);
     let Some(v) = shown else {
         f.render_widget(block(title), pane);
@@ -273,7 +281,7 @@ fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, p
     }
 }
 
-fn block(title: String) -> Block<'static> {
+pub(super) fn block(title: String) -> Block<'static> {
     Block::default().borders(Borders::ALL).title(title)
 }
 
@@ -391,8 +399,10 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     ]));
     v.push(Line::from(vec![
         Span::styled(format!("{} ", "radii"), key),
-        Span::raw(format!("BF {:.0}  ADF {:.0}-{:.0}", g.bf_radius, g.adf_inner, g.adf_outer)),
+        Span::raw(super::dpc::radii_text(s)),
     ]));
+    v.extend(super::dpc::calib_lines(s));
+    v.extend(super::dpc::bad_line(s));
     v.push(Line::from(vec![
         Span::styled(format!("{} ", "display"), key),
         Span::raw(format!("{} / {}", s.main.frame_display.scale.name(), s.main.frame_display.colormap.name())),
@@ -401,6 +411,9 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
 }
 
 fn render_main(s: &State, f: &mut Frame, a: &Areas) {
+    if s.main.layout == ViewLayout::Dpc {
+        return super::dpc::render(s, f, a);
+    }
     if s.main.layout == ViewLayout::Single {
         f.render_widget(
             Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())),
@@ -433,6 +446,9 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
         let shown = s.prepared.views[i].as_ref().map(|(_, _, v)| v);
         let wait = (i == 0).then(|| format!("computing overview of {} x {} ...", sc.rows, sc.cols));
         image_pane(f, a.views[i], t, shown, wait);
+        if let Some(v) = shown {
+            super::dpc::draw_scale_bar(s, f, v.cells, sc.cols);
+        }
     }
     // the right pane: diffractogram or frame
     let t = match (s.main.diffractogram, &s.main.roi_mean, &s.main.frame) {
