@@ -174,6 +174,9 @@ struct Request {
     roi: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     center: Option<(f32, f32)>,
     mask: Option<Arc<Vec<f32>>>,
+    /// `--keep-bad-pixels`, `--bad-pixels PATH` (flat indices).
+    keep_bad: bool,
+    user_bad: Vec<usize>,
 }
 
 /// Validate the arguments against the dataset (cheap checks first, before opening it).
@@ -194,6 +197,10 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
     let (dr, dc) = ds.det();
     let scan = ds.scan().clone();
+    let user_bad = match &cli.bad_pixels {
+        Some(p) => crate::compute::badpix::from_mask(&load_mask(p, dr, dc)?, dr, dc),
+        None => Vec::new(),
+    };
     let mask = match &mask_path {
         Some(p) => Some(Arc::new(load_mask(p, dr, dc)?)),
         None => None,
@@ -214,7 +221,7 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     if ds.positions_present() == 0 {
         bail!("{}: no frames to compute from", a.file.display());
     }
-    Ok((Request { want, disp, budget, roi, center, mask }, ds))
+    Ok((Request { want, disp, budget, roi, center, mask, keep_bad: cli.keep_bad_pixels, user_bad }, ds))
 }
 
 /// The detector geometry: the found disk (from a sample of frames) unless given.
@@ -308,9 +315,12 @@ fn compute(
             mask: rq.mask.clone(),
             coarse_first: a.coarse_first,
             kernel,
+            bad_pixels: None,
         },
         cache_dir: if a.no_cache { None } else { t.cache_dir.clone() },
         emd_cache: !a.no_cache,
+        keep_bad_pixels: rq.keep_bad,
+        user_bad: rq.user_bad.clone(),
     };
     let first_partial: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
     let tc = Instant::now();

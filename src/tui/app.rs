@@ -39,6 +39,8 @@ pub enum AppEvent {
     OverviewDone(u64, Box<Overviews>),
     RoiMean(u64, Vec<f32>, usize),
     FftReady(Arc<dyn FftSource>),
+    /// Hot and dead pixels found in the sampled frames (plus the user's).
+    BadPixels(Box<crate::compute::badpix::BadPixels>),
     /// The masked centre of mass behind the DPC view.
     DpcCom(Box<crate::ops::dpc::DpcCom>),
     /// A job ended: (its kind, message to show).
@@ -575,9 +577,14 @@ impl State {
         let job = self.overview_job_spec();
         let (ds, tx) = (self.ds.clone(), self.tx.clone());
         let tx2 = tx.clone();
+        // the bad pixels the frame view masks: the sample the overview uses, found once
+        let find_bad = self.quant.bad.is_none() && ds.positions_present() > 0;
         self.jobs.table.spawn(
             p,
             move |p| {
+                if find_bad && let Ok((_, b)) = crate::ops::dpc::bad_pixels(ds.as_ref(), &job.user_bad) {
+                    let _ = tx.send(AppEvent::BadPixels(Box::new(b)));
+                }
                 let last = Mutex::new(Instant::now() - Duration::from_secs(1));
                 let txp = Mutex::new(tx.clone());
                 let on_partial = |o: &Overviews| {
@@ -611,9 +618,18 @@ impl State {
             } else {
                 GeometryChoice::Fixed(self.main.geometry.clone())
             },
-            compute: ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true, kernel },
+            compute: ComputeOptions {
+                memory_budget: self.memory_budget,
+                mask: None,
+                coarse_first: true,
+                kernel,
+                // the list the first pass used (found by the same sample), for `extend`
+                bad_pixels: Some(Arc::new(self.quant.replaced())).filter(|b| !b.is_empty()),
+            },
             cache_dir: self.cache_dir.clone(),
             emd_cache: true,
+            keep_bad_pixels: self.quant.keep_bad,
+            user_bad: self.quant.user_bad.clone(),
         }
     }
 
@@ -1252,12 +1268,11 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             false
         }
         AppEvent::Overview(g, o) => s.main.apply_overview(g, *o, false),
-        AppEvent::OverviewDone(g, o) => {
-            if o.complete && g == s.main.overview_gen {
-                s.quant.set_mean(&o.mean_dp, s.ds.det(), o.positions_done);
-                s.main.frame_version += 1;
-            }
-            s.main.apply_overview(g, *o, true)
+        AppEvent::OverviewDone(g, o) => s.main.apply_overview(g, *o, true),
+        AppEvent::BadPixels(b) => {
+            s.quant.bad = Some(*b);
+            s.main.frame_version += 1;
+            true
         }
         AppEvent::DpcCom(c) => {
             super::dpc::on_com(s, *c);

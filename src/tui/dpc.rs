@@ -13,7 +13,7 @@ use super::render;
 use crate::compute::badpix::{self, BadPixels};
 use crate::compute::calib::{self, Calibration};
 use crate::compute::dpc::DpcOptions;
-use crate::jobs::{JobKind, Progress};
+use crate::jobs::Progress;
 use crate::ops::dpc::{DpcCom, DpcJob, DpcOutcome, MaskChoice};
 use ratatui::Frame;
 use ratatui::layout::{Rect, Size};
@@ -96,7 +96,7 @@ pub fn start(s: &mut State) {
     if s.dpc.com.is_some() || s.dpc.job.as_ref().is_some_and(|j| !j.state().finished()) {
         return;
     }
-    let p = Progress::job(JobKind::Overview, s.ds.positions_present() as u64);
+    let p = Progress::new("dpc", s.ds.positions_present() as u64);
     s.dpc.job = Some(p.clone());
     s.dpc.error = None;
     let job = DpcJob {
@@ -292,11 +292,9 @@ pub fn calib_lines(s: &State) -> Vec<Line<'static>> {
     let key = Style::default().fg(Color::Cyan);
     let c = &s.quant.calibration;
     let mut v = Vec::new();
-    let r = match &c.r {
-        Some((st, u)) => format!("{} {u}/px", images::num(*st)),
-        None => "uncalibrated (px)".into(),
-    };
-    v.push(Line::from(vec![Span::styled("scan step ".to_string(), key), Span::raw(r)]));
+    if let Some((st, u)) = &c.r {
+        v.push(Line::from(vec![Span::styled("scan step ".to_string(), key), Span::raw(format!("{} {u}/px", images::num(*st)))]));
+    }
     if let Some((st, u)) = &c.q {
         let a = c.alpha_mrad.map(|a| format!(" (alpha {} mrad)", images::num(a))).unwrap_or_default();
         v.push(Line::from(vec![Span::styled("detector ".to_string(), key), Span::raw(format!("{} {u}/px{a}", images::num(*st)))]));
@@ -318,7 +316,7 @@ pub fn radii_text(s: &State) -> String {
 
 /// The bad-pixel line of the metadata pane.
 pub fn bad_line(s: &State) -> Option<Line<'static>> {
-    let b = s.quant.bad.as_ref()?;
+    let b = s.quant.bad.as_ref().filter(|b| !b.all().is_empty())?;
     let what = if s.quant.keep_bad { "kept (--keep-bad-pixels)" } else { "masked" };
     Some(Line::from(vec![
         Span::styled("bad px ".to_string(), Style::default().fg(Color::Cyan)),
