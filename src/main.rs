@@ -63,7 +63,9 @@ fn worker_pool(cli: &Cli) -> anyhow::Result<()> {
 
 fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
     match &cli.command {
-        Some(Command::Info { file, json }) => emdtui::cli::info::run_info(file, *json, &cli.open, t.cache_dir.as_deref()),
+        Some(Command::Info { file, json }) => {
+            emdtui::cli::info::run_info(file, *json, &cli.open, t.cache_dir.as_deref())
+        }
         Some(Command::Export(a)) => emdtui::cli::info::run_export(a, &cli.open),
         Some(Command::Synth(a)) => emdtui::cli::info::run_synth(a),
         Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli, t),

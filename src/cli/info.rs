@@ -47,7 +47,8 @@ pub fn mib_json(ds: &MibDataset) -> serde_json::Value {
 
 /// The calibration as one line: scan step and detector step (or "uncalibrated").
 pub fn calib_text(c: &crate::compute::calib::Calibration) -> String {
-    let r = c.r.as_ref().map(|(s, u)| format!("scan step {s} {u}/px")).unwrap_or_else(|| "scan step uncalibrated".into());
+    let r =
+        c.r.as_ref().map(|(s, u)| format!("scan step {s} {u}/px")).unwrap_or_else(|| "scan step uncalibrated".into());
     let q = c.q.as_ref().map(|(s, u)| format!("detector {s} {u}/px")).unwrap_or_else(|| "detector uncalibrated".into());
     let a = c.alpha_mrad.map(|a| format!(" (alpha {a} mrad)")).unwrap_or_default();
     format!("{r}; {q}{a}")

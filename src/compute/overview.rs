@@ -1132,8 +1132,19 @@ pub fn extend(ds: &dyn Dataset, prev: Overviews, opts: &ComputeOptions, progress
     let (old_mean, old_max) = (prev.mean_dp.clone(), prev.max_dp.clone());
     let shared = Mutex::new(Shared { out: prev, last_partial: Instant::now() });
     let fix = bad_fix(opts, &geometry, dr, dc);
-    let acc =
-        run_tasks(ds, &geometry, None, tasks, &shared, true, progress, None, None, opts.kernel.raw_kernel, fix.as_ref())?;
+    let acc = run_tasks(
+        ds,
+        &geometry,
+        None,
+        tasks,
+        &shared,
+        true,
+        progress,
+        None,
+        None,
+        opts.kernel.raw_kernel,
+        fix.as_ref(),
+    )?;
     let mut out = shared.into_inner().expect("no worker panicked").out;
     let (n_old, n_new) = (start as f64, acc.frames as f64);
     out.mean_dp = old_mean

@@ -4,10 +4,10 @@
 
 use crate::compute::badpix;
 use crate::compute::overview::{self, ComputeOptions, Geometry, Overviews};
-use crate::ops::dpc::BADPIX_SAMPLES;
 use crate::dataset::{Dataset, Kind};
 use crate::error::Result;
 use crate::jobs::Progress;
+use crate::ops::dpc::BADPIX_SAMPLES;
 use crate::store;
 use std::path::PathBuf;
 

@@ -102,7 +102,13 @@ pub fn store(dir: &Path, ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>) 
 }
 
 /// [`store`] of overviews computed with the bad pixels `bad` masked.
-pub fn store_with_bad(dir: &Path, ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>, bad: &[usize]) -> Result<PathBuf> {
+pub fn store_with_bad(
+    dir: &Path,
+    ds: &dyn Dataset,
+    o: &Overviews,
+    mask: Option<&[f32]>,
+    bad: &[usize],
+) -> Result<PathBuf> {
     if !applies(ds) {
         return Err(Error::Invalid("only .mib results are cached outside the file".into()));
     }

@@ -135,6 +135,15 @@ pub fn on_com(s: &mut State, c: DpcCom) {
     s.dpc.com = Some(Arc::new(c));
     s.dpc.found = None;
     reorient(s);
+    if let Some(o) = &s.dpc.outcome {
+        s.status = format!(
+            "DPC ({}): rotation {:.1} deg, flip {}, curl ratio {:.3}",
+            o.origin.describe(),
+            o.result.rotation_deg,
+            yes_no(o.result.flip),
+            o.result.curl_ratio
+        );
+    }
 }
 
 /// Recompute the result from the masked CoM with the current overrides.
@@ -277,7 +286,8 @@ pub fn prepare(s: &mut State, a: &render::Areas) {
             None
         } else {
             let r = wheel_raster(&o.result.com_x, &o.result.com_y, cols, rows, w, h);
-            let readout = Readout { stats: None, range: None, clip: d_clip(s), colormap: s.main.overview_display.colormap };
+            let readout =
+                Readout { stats: None, range: None, clip: d_clip(s), colormap: s.main.overview_display.colormap };
             render::shown(s, r, ar, readout).map(|sh| (key, ar, sh))
         };
     }
@@ -293,11 +303,17 @@ pub fn calib_lines(s: &State) -> Vec<Line<'static>> {
     let c = &s.quant.calibration;
     let mut v = Vec::new();
     if let Some((st, u)) = &c.r {
-        v.push(Line::from(vec![Span::styled("scan step ".to_string(), key), Span::raw(format!("{} {u}/px", images::num(*st)))]));
+        v.push(Line::from(vec![
+            Span::styled("scan step ".to_string(), key),
+            Span::raw(format!("{} {u}/px", images::num(*st))),
+        ]));
     }
     if let Some((st, u)) = &c.q {
         let a = c.alpha_mrad.map(|a| format!(" (alpha {} mrad)", images::num(a))).unwrap_or_default();
-        v.push(Line::from(vec![Span::styled("detector ".to_string(), key), Span::raw(format!("{} {u}/px{a}", images::num(*st)))]));
+        v.push(Line::from(vec![
+            Span::styled("detector ".to_string(), key),
+            Span::raw(format!("{} {u}/px{a}", images::num(*st))),
+        ]));
     }
     v
 }
@@ -372,7 +388,9 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
             }
             v.push(kv("mask", format!("BF disk, {} px", o.mask_pixels)));
         }
-        (None, Some(j)) if !j.state().finished() => v.push(kv("DPC", format!("computing {:.0}%", j.fraction() * 100.0))),
+        (None, Some(j)) if !j.state().finished() => {
+            v.push(kv("DPC", format!("computing {:.0}%", j.fraction() * 100.0)))
+        }
         _ => v.push(kv("DPC", "none".into())),
     }
     if let Some(e) = &s.dpc.error {
@@ -387,14 +405,22 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
 
 /// The DPC layout: metadata, iCoM, colour wheel.
 pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
-    f.render_widget(Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(render::block(" DPC ".into())), a.meta);
+    f.render_widget(
+        Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(render::block(" DPC ".into())),
+        a.meta,
+    );
     let wait = match &s.dpc.job {
         Some(j) if !j.state().finished() => format!("computing the masked CoM: {:.0}%", j.fraction() * 100.0),
         _ => s.dpc.error.clone().unwrap_or_else(|| "no DPC result".into()),
     };
     let (cur, p) = (s.main.cursor, s.pos());
     let val = s.dpc.outcome.as_ref().and_then(|o| o.result.phase.get(p).copied()).filter(|v| v.is_finite());
-    let t = format!(" iCoM phase ({}, {}){} ", cur.0, cur.1, val.map(|v| format!(" = {}", images::num(v as f64))).unwrap_or_default());
+    let t = format!(
+        " iCoM phase ({}, {}){} ",
+        cur.0,
+        cur.1,
+        val.map(|v| format!(" = {}", images::num(v as f64))).unwrap_or_default()
+    );
     let shown = s.dpc.prepared[0].as_ref().map(|(_, _, v)| v);
     render::image_pane(f, a.views[0], t, shown, Some(wait.clone()));
     let cols = s.dpc.outcome.as_ref().map(|o| o.result.cols).unwrap_or(0);
@@ -402,7 +428,8 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
         draw_scale_bar(s, f, v.cells, cols);
     }
     let shown = s.dpc.prepared[1].as_ref().map(|(_, _, v)| v);
-    let t = if a.right.width >= 44 { " CoM field (hue = direction, brightness = |CoM|) " } else { " CoM colour wheel " };
+    let t =
+        if a.right.width >= 44 { " CoM field (hue = direction, brightness = |CoM|) " } else { " CoM colour wheel " };
     render::image_pane(f, a.right, t.into(), shown, Some(wait));
     if let Some(v) = shown {
         draw_scale_bar(s, f, v.cells, cols);
@@ -416,7 +443,7 @@ mod tests {
     #[test]
     fn wheel_colours_follow_the_direction_and_magnitude() {
         assert_eq!(wheel_colour(0.0, 1.0), [255, 0, 0]); // +x: red
-        assert_eq!(wheel_colour(std::f64::consts::FRAC_PI_2 * 2.0 / 3.0 * 3.0, 1.0), [0, 255, 255]); // -x: cyan
+        assert_eq!(wheel_colour(std::f64::consts::PI, 1.0), [0, 255, 255]); // -x: cyan
         assert_eq!(wheel_colour(0.0, 0.0), [0, 0, 0]);
         // a field pointing right on the left half, down on the right half, stronger on the right
         let (vx, vy) = (vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 2.0, 0.0, 2.0]);

@@ -202,10 +202,17 @@ pub static KEYS: &[Binding] = &[
         "scan ROI: mark a corner, move, r again = mean diffraction",
         Some("ROI")
     ),
-    b!(&[(Char('i'), N)], "i", Action::DpcView, Scope::Main, "DPC view: iCoM + CoM colour wheel (on/off)", Some("DPC")),
+    b!(&[(Char('i'), N)], "i", Action::DpcView, Scope::Main, "DPC view: iCoM + CoM colour wheel (on/off)", None),
     b!(&[(Char('.'), N)], ",/.", Action::DpcRotate(1), Scope::Main, "DPC: rotation +/- 1 degree", None),
     b!(&[(Char(','), N)], "", Action::DpcRotate(-1), Scope::Main, "", None),
-    b!(&[(Char('>'), N), (Char('>'), S)], "</>", Action::DpcRotate(15), Scope::Main, "DPC: rotation +/- 15 degrees", None),
+    b!(
+        &[(Char('>'), N), (Char('>'), S)],
+        "</>",
+        Action::DpcRotate(15),
+        Scope::Main,
+        "DPC: rotation +/- 15 degrees",
+        None
+    ),
     b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
     b!(&[(Char('/'), N)], "/", Action::DpcFlip, Scope::Main, "DPC: flip the detector x axis", None),
     b!(&[(Char('0'), N)], "0", Action::DpcAuto, Scope::Main, "DPC: back to the found rotation and flip", None),

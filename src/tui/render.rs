@@ -365,6 +365,10 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     for (k, val) in &s.info.metadata {
         let val = if k == "file" { s.file_name.clone() } else { val.clone() };
         v.push(Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(val)]));
+        if k == "file" {
+            // calibrated: right under the file name, where a small pane still shows it
+            v.extend(super::dpc::calib_lines(s));
+        }
     }
     let ov = match (&s.main.overviews, &s.main.overview_job) {
         (Some(o), Some(j)) if o.complete && j.message() == "loaded from cache" => "complete (from cache)".to_string(),
@@ -397,11 +401,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         Span::styled(format!("{} ", "centre"), key),
         Span::raw(format!("{:.0}, {:.0}", g.center.0, g.center.1)),
     ]));
-    v.push(Line::from(vec![
-        Span::styled(format!("{} ", "radii"), key),
-        Span::raw(super::dpc::radii_text(s)),
-    ]));
-    v.extend(super::dpc::calib_lines(s));
+    v.push(Line::from(vec![Span::styled(format!("{} ", "radii"), key), Span::raw(super::dpc::radii_text(s))]));
     v.extend(super::dpc::bad_line(s));
     v.push(Line::from(vec![
         Span::styled(format!("{} ", "display"), key),
