@@ -171,7 +171,7 @@ fn hot_pixel_does_not_dominate_the_frame_view_or_the_overview() {
         // the frame view: the readout of the masked frame stays below the raw hot value
         let raw = h.state.main.frame.as_ref().expect("frame").1.clone();
         assert_eq!(raw.len(), dr * dc);
-        let stats = |h: &Harness| h.state.prepared.right.as_ref().unwrap().2.readout.stats.clone().unwrap();
+        let stats = |h: &Harness| h.state.prepared.right.as_ref().unwrap().2.readout.stats.unwrap();
         let masked_max = stats(&h).max;
         let raw_max = raw.iter().copied().fold(0f32, f32::max);
         assert!(raw[hot] >= raw_max && raw[hot] > 2.0, "the raw frame is dominated by the hot pixel: {}", raw[hot]);

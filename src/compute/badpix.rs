@@ -209,7 +209,7 @@ impl BadFix {
             for (k, &j) in p.nb.iter().enumerate() {
                 nb[k] = px(j);
             }
-            let e = (median(&mut nb[..p.nb.len()]) - px(p.i)) as f64;
+            let e = median(&mut nb[..p.nb.len()]) - px(p.i);
             d[0] += e;
             d[1] += e * p.y;
             d[2] += e * p.x;
