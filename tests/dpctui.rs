@@ -261,6 +261,22 @@ fn calibrated_metadata_and_scale_bar_snapshots() {
         // 24 scan px of 0.5 nm: a bar of 2 nm (about 1/5 of 12 nm)
         assert!(t.contains("━ 2 nm"), "scale bar on the image: {t}");
         insta::assert_snapshot!(format!("scalebar_{w}x{hh}"), t);
+        // `e` burns the bar into the PNG: white pixels in the bottom-left corner, none without it
+        let png = dir.path().join("scan_bf.png");
+        let white_corner = |h: &mut Harness| {
+            h.key(KeyCode::Char('e'));
+            let img = image::open(&png).unwrap().to_rgb8();
+            let (iw, ih) = img.dimensions();
+            assert_eq!((iw, ih), (24, 16));
+            (0..iw / 2)
+                .flat_map(|x| (0..ih).map(move |y| (x, y)))
+                .filter(|&(x, y)| img.get_pixel(x, y).0 == [255; 3])
+                .count()
+        };
+        let with_bar = white_corner(&mut h);
+        h.state.quant.calibration = Calibration::default();
+        let without = white_corner(&mut h);
+        assert!(with_bar >= without + 10, "scale bar burned into the export: {with_bar} vs {without} white pixels");
     }
 }
 
