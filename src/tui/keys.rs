@@ -202,20 +202,6 @@ pub static KEYS: &[Binding] = &[
         "scan ROI: mark a corner, move, r again = mean diffraction",
         Some("ROI")
     ),
-    b!(&[(Char('i'), N)], "i", Action::DpcView, Scope::Main, "DPC view: iCoM + CoM colour wheel (on/off)", None),
-    b!(&[(Char('.'), N)], ",/.", Action::DpcRotate(1), Scope::Main, "DPC: rotation +/- 1 degree", None),
-    b!(&[(Char(','), N)], "", Action::DpcRotate(-1), Scope::Main, "", None),
-    b!(
-        &[(Char('>'), N), (Char('>'), S)],
-        "</>",
-        Action::DpcRotate(15),
-        Scope::Main,
-        "DPC: rotation +/- 15 degrees",
-        None
-    ),
-    b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
-    b!(&[(Char('/'), N)], "/", Action::DpcFlip, Scope::Main, "DPC: flip the detector x axis", None),
-    b!(&[(Char('0'), N)], "0", Action::DpcAuto, Scope::Main, "DPC: back to the found rotation and flip", None),
     b!(&[(Esc, N)], "Esc", Action::ClearRoi, Scope::Main, "clear the ROI / close popups", None),
     b!(&[(Char('c'), N)], "c", Action::Convert, Scope::Main, "convert to EMD (background job)", Some("convert")),
     b!(
@@ -246,6 +232,20 @@ pub static KEYS: &[Binding] = &[
         "follow a running acquisition (cursor on the newest frame)",
         None
     ),
+    b!(&[(Char('i'), N)], "i", Action::DpcView, Scope::Main, "DPC view: iCoM + CoM colour wheel (on/off)", None),
+    b!(
+        &[(Char('.'), N)],
+        ", . < > / 0",
+        Action::DpcRotate(1),
+        Scope::Main,
+        "DPC: rotation -1/+1/-15/+15 deg, flip, back to found",
+        None
+    ),
+    b!(&[(Char(','), N)], "", Action::DpcRotate(-1), Scope::Main, "", None),
+    b!(&[(Char('>'), N), (Char('>'), S)], "", Action::DpcRotate(15), Scope::Main, "", None),
+    b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
+    b!(&[(Char('/'), N)], "", Action::DpcFlip, Scope::Main, "", None),
+    b!(&[(Char('0'), N)], "", Action::DpcAuto, Scope::Main, "", None),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
