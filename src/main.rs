@@ -63,7 +63,9 @@ fn worker_pool(cli: &Cli) -> anyhow::Result<()> {
 
 fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
     match &cli.command {
-        Some(Command::Info { file, json }) => emdtui::cli::info::run_info(file, *json, &cli.open),
+        Some(Command::Info { file, json }) => {
+            emdtui::cli::info::run_info(file, *json, &cli.open, t.cache_dir.as_deref())
+        }
         Some(Command::Export(a)) => emdtui::cli::info::run_export(a, &cli.open),
         Some(Command::Synth(a)) => emdtui::cli::info::run_synth(a),
         Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli, t),
@@ -73,13 +75,24 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
         Some(Command::Eels(a)) => emdtui::cli::eels::run(a, cli, t),
         Some(Command::Ewpc(a)) => emdtui::cli::ewpc::run(a, cli, t),
         None => {
+            let open = cli.open.options()?;
+            let user_bad = match (&cli.bad_pixels, &cli.file) {
+                (Some(p), Some(f)) => {
+                    let (dr, dc) = emdtui::dataset::open(f, &open)?.det();
+                    emdtui::compute::badpix::from_mask(&emdtui::cli::overview::load_mask(p, dr, dc)?, dr, dc)
+                }
+                _ => Vec::new(),
+            };
             let launch = emdtui::tui::Launch {
                 file: cli.file.clone(),
-                open: cli.open.options()?,
+                open,
                 memory_budget: cli.memory_budget()?,
                 graphics: cli.graphics.clone(),
                 no_query: cli.no_query,
                 term: term_env(),
+                calibration: cli.calib.given()?,
+                keep_bad_pixels: cli.keep_bad_pixels,
+                user_bad,
             };
             emdtui::tui::run(&launch, t)
         }

@@ -352,7 +352,7 @@ fn tui_ewpc_pane() {
     let f = synth(dir.path(), "scan.mib", &spec);
     for (w, hh) in SIZES {
         let mut h = tui(&f, w, hh);
-        key(&mut h, 'i');
+        key(&mut h, 'E');
         assert!(h.state.main.detect.ewpc);
         let t = h.text();
         let (r, c) = h.state.main.cursor;
@@ -364,7 +364,7 @@ fn tui_ewpc_pane() {
         let emax = e.iter().copied().fold(0f32, f32::max);
         assert!((shown.max - emax).abs() <= 1e-3 * emax, "{} vs {emax}", shown.max);
         insta::assert_snapshot!(format!("ewpc_{w}x{hh}"), t);
-        key(&mut h, 'i');
+        key(&mut h, 'E');
         assert!(!h.text().contains("EWPC"));
     }
 }

@@ -65,11 +65,22 @@ fn help_snapshots() {
     for (w, hh) in SIZES {
         let mut h = open(&f, w, hh, Graphics::Halfblocks);
         h.key(KeyCode::Char('?'));
-        assert_eq!(h.state.popup, Popup::Help);
+        assert_eq!(h.state.popup, Popup::Help(0));
         h.draw();
         let t = h.text();
         assert!(t.contains("cycle detector"), "help lists the key table");
         insta::assert_snapshot!(format!("help_{w}x{hh}"), t);
+        // a help longer than the terminal scrolls: its last line (the mouse) comes into view
+        let fits = !t.contains("up/down scroll");
+        assert_eq!(fits, t.contains("a click on an overview moves the cursor"), "{t}");
+        for _ in 0..60 {
+            h.key(KeyCode::Down);
+        }
+        h.draw();
+        let end = h.text();
+        assert!(end.contains("a click on an overview moves the cursor"), "{end}");
+        assert!(end.contains("FFT explorer"), "{end}");
+        assert!(matches!(h.state.popup, Popup::Help(_)), "scrolling keeps the help open");
         h.key(KeyCode::Char('z'));
         assert_eq!(h.state.popup, Popup::None, "any key closes help");
     }

@@ -87,10 +87,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         (None, Some(p)) => MaskChoice::Weights(crate::cli::overview::load_mask(&p, dr, dc)?),
         (None, None) => unreachable!("parse_mask gives one"),
     };
-    let user_bad = match &a.bad_pixels {
-        Some(p) => crate::compute::badpix::from_mask(&crate::cli::overview::load_mask(p, dr, dc)?, dr, dc),
-        None => Vec::new(),
-    };
+    let user_bad = crate::cli::overview::user_bad_pixels(cli, dr, dc)?;
     let cache_dir = if a.no_cache { None } else { t.cache_dir.clone() };
     let cal = crate::ops::calib::resolve(ds.as_ref(), &given, cache_dir.as_deref())?;
     let job = DpcJob {
@@ -100,6 +97,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         user_bad,
         memory_budget: budget,
         cache_dir,
+        emd_cache: !a.no_cache,
     };
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
     progress.set_state(crate::jobs::JobState::Running);

@@ -14,6 +14,7 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
     let log = ef.log()?;
     let i = ds.info();
     let changed = ef.converted_fingerprint.as_ref().map(|c| *c != ef.fingerprint);
+    let cal = crate::ops::calib::stored(&ds, None);
     if json_out {
         let v = json!({
             "path": i.path,
@@ -33,6 +34,7 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
             "source": {"path": ef.source_path, "fingerprint": ef.source_fingerprint},
             "metadata": i.metadata.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "caches": caches,
+            "calibration": cal,
             "log": log,
             "warnings": i.warnings,
         });
@@ -45,6 +47,7 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
         o!("{k:>12}  {v}");
     }
     o!("{:>12}  {}", "fingerprint", ef.fingerprint);
+    o!("{:>12}  {}", "calibration", crate::cli::info::calib_text(&cal));
     if let Some(fp) = &ef.source_fingerprint {
         o!("{:>12}  {fp}", "source fp");
     }

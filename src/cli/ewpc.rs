@@ -37,6 +37,8 @@ pub fn run(a: &EwpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         compute: ComputeOptions { memory_budget: budget, coarse_first: false, ..Default::default() },
         cache_dir: if a.no_cache { None } else { t.cache_dir.clone() },
         emd_cache: !a.no_cache,
+        keep_bad_pixels: cli.keep_bad_pixels,
+        user_bad: crate::cli::overview::user_bad_pixels(cli, dr, dc)?,
     };
     let opts = EwpcOptions { eps_abs: a.eps, window: !a.no_window, ..Default::default() };
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);

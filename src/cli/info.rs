@@ -45,7 +45,17 @@ pub fn mib_json(ds: &MibDataset) -> serde_json::Value {
     })
 }
 
-pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
+/// The calibration as one line: scan step and detector step (or "uncalibrated").
+pub fn calib_text(c: &crate::compute::calib::Calibration) -> String {
+    let r =
+        c.r.as_ref().map(|(s, u)| format!("scan step {s} {u}/px")).unwrap_or_else(|| "scan step uncalibrated".into());
+    let q = c.q.as_ref().map(|(s, u)| format!("detector {s} {u}/px")).unwrap_or_else(|| "detector uncalibrated".into());
+    let a = c.alpha_mrad.map(|a| format!(" (alpha {a} mrad)")).unwrap_or_default();
+    format!("{r}; {q}{a}")
+}
+
+/// `emdtui info FILE`: a `.mib` (with its bad pixels and remembered calibration) or an EMD.
+pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs, cache_dir: Option<&Path>) -> Result<()> {
     let opts = open.options()?;
     if is_emd(file) {
         if let Some(si) = crate::format::emd::read_spectrum_image(file)? {
@@ -55,8 +65,10 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     }
     let ds = MibDataset::open(file, &opts)?;
     let bad = if ds.positions_present() > 0 { Some(crate::ops::dpc::bad_pixels(&ds, &[])?.1) } else { None };
+    let cal = crate::ops::calib::stored(&ds, cache_dir);
     if json_out {
         let mut j = mib_json(&ds);
+        j["calibration"] = json!(cal);
         j["bad_pixels"] = match &bad {
             Some(b) => json!({
                 "frames_sampled": crate::ops::dpc::BADPIX_SAMPLES.min(ds.positions_present()),
@@ -80,6 +92,7 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs) -> Result<()> {
     let h = &ds.set.header;
     println!("{:>12}  {} bytes header + {} bytes pixels per frame", "frame", h.header_bytes, h.payload_bytes);
     println!("{:>12}  {}", "dtype", i.pixel_type.name());
+    println!("{:>12}  {}", "calibration", calib_text(&cal));
     if let Some(b) = &bad {
         let hot = b.coords(&b.hot);
         let shown: Vec<String> = hot.iter().take(20).map(|(r, c)| format!("({r},{c})")).collect();

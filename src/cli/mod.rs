@@ -42,6 +42,10 @@ pub struct Cli {
     /// neighbours in the CoM and DPC).
     #[arg(long, global = true)]
     pub keep_bad_pixels: bool,
+    /// Your own bad-pixel mask (.npy bool/uint8 or .png of the detector shape, non-zero = bad),
+    /// masked like the found hot and dead pixels.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub bad_pixels: Option<PathBuf>,
 }
 
 /// Calibration given on the command line (remembered for a `.mib`, written into EMD output).
@@ -173,9 +177,6 @@ pub struct DpcArgs {
     /// CoM mask: bf (around the bright-field disk), annulus:R1,R2 (pixels), or a .png/.npy file.
     #[arg(long, default_value = "bf")]
     pub mask: String,
-    /// File of bad detector pixels (.png/.npy, detector shape, non-zero = bad) added to the found ones.
-    #[arg(long, value_name = "PATH")]
-    pub bad_pixels: Option<PathBuf>,
     /// Print rotation_deg, flip, descan, curl_ratio (and more) as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -74,6 +74,14 @@ pub fn parse_detector(s: &str) -> Result<(Want, Option<PathBuf>)> {
 
 /// Load a mask: PNG (grey level / max, so a 0/255 mask gives 0/1) or `.npy` (float, int or bool)
 /// of exactly the detector shape.
+/// The detector pixels of the global `--bad-pixels PATH` mask (flat indices; none without it).
+pub fn user_bad_pixels(cli: &Cli, rows: usize, cols: usize) -> Result<Vec<usize>> {
+    Ok(match &cli.bad_pixels {
+        Some(p) => crate::compute::badpix::from_mask(&load_mask(p, rows, cols)?, rows, cols),
+        None => Vec::new(),
+    })
+}
+
 pub fn load_mask(path: &Path, rows: usize, cols: usize) -> Result<Vec<f32>> {
     let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     let (shape, v): ((usize, usize), Vec<f32>) = match ext.as_str() {
@@ -195,6 +203,9 @@ struct Request {
     center: Option<(f32, f32)>,
     mask: Option<Arc<Vec<f32>>>,
     response: crate::compute::detectors::Response,
+    /// `--keep-bad-pixels`, `--bad-pixels PATH` (flat indices).
+    keep_bad: bool,
+    user_bad: Vec<usize>,
 }
 
 /// Validate the arguments against the dataset (cheap checks first, before opening it).
@@ -217,6 +228,7 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
     let (dr, dc) = ds.det();
     let scan = ds.scan().clone();
+    let user_bad = user_bad_pixels(cli, dr, dc)?;
     let mut mask = match &mask_path {
         Some(p) => Some(Arc::new(load_mask(p, dr, dc)?)),
         None => None,
@@ -246,7 +258,7 @@ fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> 
     if ds.positions_present() == 0 {
         bail!("{}: no frames to compute from", a.file.display());
     }
-    Ok((Request { want, response, disp, budget, roi, center, mask }, ds))
+    Ok((Request { want, response, disp, budget, roi, center, mask, keep_bad: cli.keep_bad_pixels, user_bad }, ds))
 }
 
 /// `--response max` turns bf, adf and mask:PATH into custom detectors; it applies to those and
@@ -393,9 +405,12 @@ fn compute(
             mask: rq.mask.clone(),
             coarse_first: a.coarse_first,
             kernel,
+            bad_pixels: None,
         },
         cache_dir: if a.no_cache { None } else { t.cache_dir.clone() },
         emd_cache: !a.no_cache,
+        keep_bad_pixels: rq.keep_bad,
+        user_bad: rq.user_bad.clone(),
     };
     let first_partial: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
     let tc = Instant::now();

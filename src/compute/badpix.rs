@@ -136,6 +136,107 @@ pub fn repair(frame: &mut [f32], rows: usize, cols: usize, bad: &[usize], flags:
     }
 }
 
+/// One bad pixel as the overview kernel corrects it.
+#[derive(Debug, Clone)]
+struct FixPx {
+    i: usize,
+    y: f64,
+    x: f64,
+    /// Inside the BF disk / the ADF annulus of the geometry.
+    bf: bool,
+    adf: bool,
+    /// Its good 3x3 neighbours (flat indices).
+    nb: Vec<usize>,
+}
+
+/// Bad pixels prepared for the overview kernel: instead of copying and repairing every frame,
+/// the per-frame sums (total, row and column moments, BF, ADF) are corrected by
+/// `median(good neighbours) - value` of each bad pixel (the list is short).
+#[derive(Debug, Clone)]
+pub struct BadFix {
+    px: Vec<FixPx>,
+    rows: usize,
+    cols: usize,
+}
+
+impl BadFix {
+    /// `bad`: flat indices; `in_bf`, `in_adf`: the detectors' membership of a pixel (y, x).
+    pub fn new(
+        bad: &[usize],
+        rows: usize,
+        cols: usize,
+        in_bf: impl Fn(usize, usize) -> bool,
+        in_adf: impl Fn(usize, usize) -> bool,
+    ) -> BadFix {
+        let mut flags = vec![false; rows * cols];
+        for &i in bad.iter().filter(|&&i| i < rows * cols) {
+            flags[i] = true;
+        }
+        let px = bad
+            .iter()
+            .filter(|&&i| i < rows * cols)
+            .map(|&i| {
+                let (y, x) = (i / cols, i % cols);
+                let mut nb = Vec::with_capacity(8);
+                for yy in y.saturating_sub(1)..(y + 2).min(rows) {
+                    for xx in x.saturating_sub(1)..(x + 2).min(cols) {
+                        let j = yy * cols + xx;
+                        if !flags[j] {
+                            nb.push(j);
+                        }
+                    }
+                }
+                FixPx { i, y: y as f64, x: x as f64, bf: in_bf(y, x), adf: in_adf(y, x), nb }
+            })
+            .collect();
+        BadFix { px, rows, cols }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.px.is_empty()
+    }
+
+    /// Corrections of one frame's (sum, row moment, column moment, BF, ADF), `px(i)` giving the
+    /// frame's value at flat index `i`.
+    #[inline]
+    pub fn delta(&self, px: impl Fn(usize) -> f64) -> [f64; 5] {
+        let mut d = [0f64; 5];
+        let mut nb = [0f64; 8];
+        for p in &self.px {
+            if p.nb.is_empty() {
+                continue;
+            }
+            for (k, &j) in p.nb.iter().enumerate() {
+                nb[k] = px(j);
+            }
+            let e = median(&mut nb[..p.nb.len()]) - px(p.i);
+            d[0] += e;
+            d[1] += e * p.y;
+            d[2] += e * p.x;
+            if p.bf {
+                d[3] += e;
+            }
+            if p.adf {
+                d[4] += e;
+            }
+        }
+        d
+    }
+
+    /// Repair a pattern (mean or maximum) in place.
+    pub fn repair(&self, pattern: &mut [f32]) {
+        if pattern.len() != self.rows * self.cols {
+            return;
+        }
+        let idx: Vec<usize> = self.px.iter().map(|p| p.i).collect();
+        let mut flags = vec![false; pattern.len()];
+        for &i in &idx {
+            flags[i] = true;
+        }
+        repair(pattern, self.rows, self.cols, &idx, &flags);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +288,39 @@ mod tests {
         repair(&mut f, r, c, &bad, &flags);
         assert_eq!(f[4], 4.0); // median of 1, 2, 3, 4, 6, 7, 8
         assert_eq!(f[8], 7.0); // median of 6, 8 (the centre is bad)
+    }
+
+    #[test]
+    fn sum_corrections_equal_those_of_a_repaired_frame() {
+        let (r, c) = (6, 7);
+        let f: Vec<f32> = (0..r * c).map(|i| ((i * 37) % 11) as f32).collect();
+        let mut g = f.clone();
+        g[2 * c + 3] = 5000.0; // hot
+        g[5 * c + 6] = 777.0; // hot in the corner
+        let bad = vec![2 * c + 3, 5 * c + 6];
+        let in_bf = |y: usize, x: usize| y < 3 && x < 4;
+        let fix = BadFix::new(&bad, r, c, in_bf, |_, _| true);
+        let d = fix.delta(|i| g[i] as f64);
+        let mut rep = g.clone();
+        fix.repair(&mut rep);
+        let sums = |v: &[f32]| {
+            let mut s = [0f64; 5];
+            for (i, &p) in v.iter().enumerate() {
+                let (y, x) = (i / c, i % c);
+                s[0] += p as f64;
+                s[1] += p as f64 * y as f64;
+                s[2] += p as f64 * x as f64;
+                if in_bf(y, x) {
+                    s[3] += p as f64;
+                }
+                s[4] += p as f64;
+            }
+            s
+        };
+        let (a, b) = (sums(&g), sums(&rep));
+        for k in 0..5 {
+            assert!((a[k] + d[k] - b[k]).abs() < 1e-6, "sum {k}: {} + {} != {}", a[k], d[k], b[k]);
+        }
+        assert!(d[0] < -5000.0, "the hot pixels are taken out: {}", d[0]);
     }
 }

@@ -5,6 +5,7 @@
 //! Engine: parallel over position blocks on the rayon pool (one worker per thread, each reusing
 //! its buffers), memory bounded by the budget, all detectors in one pass, coarse pass first.
 
+use super::badpix::BadFix;
 use super::kernel16;
 use crate::dataset::{Dataset, FrameBuf, RawFrames, ReadScratch};
 use crate::error::{Error, Result};
@@ -116,6 +117,9 @@ pub struct ComputeOptions {
     pub coarse_first: bool,
     /// Block size and kernel choice (experiments and benchmarks).
     pub kernel: KernelTuning,
+    /// Bad detector pixels (flat indices) counted as the median of their good neighbours in
+    /// every per-frame value and in the mean and maximum patterns (the custom-mask value excepted).
+    pub bad_pixels: Option<Arc<Vec<usize>>>,
 }
 
 impl Default for ComputeOptions {
@@ -125,6 +129,7 @@ impl Default for ComputeOptions {
             mask: None,
             coarse_first: true,
             kernel: KernelTuning::default(),
+            bad_pixels: None,
         }
     }
 }
@@ -375,6 +380,8 @@ pub struct Accumulator {
     /// Runs (row, x0, x1) of annular dark-field pixels.
     adf_runs: Vec<(u32, u32, u32)>,
     mask: Option<Arc<Vec<f32>>>,
+    /// Bad pixels whose per-frame values are corrected (see [`BadFix`]).
+    bad: Option<Arc<BadFix>>,
     origin: (f32, f32),
     ks: KScratch,
     vals: Vals,
@@ -431,12 +438,39 @@ impl Accumulator {
             bf_runs: runs_of(det_rows, det_cols, |y, x| in_bf(geometry, y, x)),
             adf_runs: runs_of(det_rows, det_cols, |y, x| in_adf(geometry, y, x)),
             mask,
+            bad: None,
             origin: geometry.com_origin,
             ks: KScratch::default(),
             vals: Vals::default(),
             dp_sum: vec![0.0; det_rows * det_cols],
             dp_max: vec![0; det_rows * det_cols],
             frames: 0,
+        }
+    }
+
+    /// Correct every per-frame value for these bad pixels.
+    pub fn with_bad(mut self, bad: Option<Arc<BadFix>>) -> Self {
+        self.bad = bad.filter(|b| !b.is_empty());
+        self
+    }
+
+    /// Correct the values of frame `k` for the bad pixels (`px`: the frame's value at an index).
+    #[cold]
+    fn fix_vals(&mut self, k: usize, px: impl Fn(usize) -> f64) {
+        let Some(b) = &self.bad else { return };
+        let d = b.delta(px);
+        let v = &mut self.vals;
+        let s0 = v.sum[k] as f64;
+        let (cx, cy) = (v.com_x[k] as f64 + self.origin.1 as f64, v.com_y[k] as f64 + self.origin.0 as f64);
+        let s = s0 + d[0];
+        v.sum[k] = s as f32;
+        v.bf[k] = (v.bf[k] as f64 + d[3]) as f32;
+        v.adf[k] = (v.adf[k] as f64 + d[4]) as f32;
+        if s > 0.0 {
+            // moments back from the stored centre of mass, corrected, divided again
+            let (mx, my) = if s0 > 0.0 { (cx * s0, cy * s0) } else { (0.0, 0.0) };
+            v.com_x[k] = ((mx + d[2]) / s - self.origin.1 as f64) as f32;
+            v.com_y[k] = ((my + d[1]) / s - self.origin.0 as f64) as f32;
         }
     }
 
@@ -566,6 +600,9 @@ impl Accumulator {
                 self.ks.pending += 1;
             }
             self.set_vals(k, s, my, mx, bf, adf);
+            if self.bad.is_some() {
+                self.fix_vals(k, |i| fr[i].f32() as f64);
+            }
             if let Some(m) = &self.mask {
                 let mut t = 0f64;
                 for (pr, mr) in fr.chunks(cols).zip(m.chunks(cols)) {
@@ -663,6 +700,10 @@ impl Accumulator {
                     kernel16::frame_sums_scalar(frames[j], rows, cols, &self.bf_runs, &self.adf_runs)
                 };
                 self.set_vals(k + j, f.sum, f.my as u128, f.mx as u128, f.bf, f.adf);
+                if self.bad.is_some() {
+                    let b = frames[j];
+                    self.fix_vals(k + j, |i| u16::from_be_bytes([b[2 * i], b[2 * i + 1]]) as f64);
+                }
             }
             self.ks.pending += g as u64;
             self.frames += g as u64;
@@ -758,6 +799,10 @@ impl Overviews {
     fn set_patterns(&mut self, acc: &Accumulator) {
         self.mean_dp = acc.mean_pattern();
         self.max_dp = acc.dp_max.iter().map(|&v| v as f32).collect();
+        if let Some(b) = &acc.bad {
+            b.repair(&mut self.mean_dp);
+            b.repair(&mut self.max_dp);
+        }
     }
 }
 
@@ -821,6 +866,7 @@ fn run_tasks(
     on_partial: Option<&(dyn Fn(&Overviews) + Sync)>,
     io_threads: Option<usize>,
     raw_kernel: bool,
+    bad: Option<&Arc<BadFix>>,
 ) -> Result<Accumulator> {
     let (dr, dc) = ds.det();
     let pt = ds.info().pixel_type;
@@ -835,7 +881,7 @@ fn run_tasks(
         let mut buf = FrameBuf::new(pt);
         let mut scratch = ReadScratch::default();
         scratch.mib.scattered = matches!(tasks, Tasks::List(_));
-        let mut acc = Accumulator::new(geometry, dr, dc, mask.clone());
+        let mut acc = Accumulator::new(geometry, dr, dc, mask.clone()).with_bad(bad.cloned());
         let raw_ok = acc.takes_raw(pt) && raw_kernel;
         let r = (|| -> Result<()> {
             loop {
@@ -895,7 +941,7 @@ fn run_tasks(
         return Err(e);
     }
     let mut accs = accs.into_inner().unwrap().into_iter();
-    let mut total = accs.next().unwrap_or_else(|| Accumulator::new(geometry, dr, dc, None));
+    let mut total = accs.next().unwrap_or_else(|| Accumulator::new(geometry, dr, dc, None).with_bad(bad.cloned()));
     for a in accs {
         total.merge_patterns(&a);
     }
@@ -1015,6 +1061,7 @@ pub fn compute(
         Vec::new()
     };
     progress.set_total((present + coarse.len()) as u64);
+    let fix = bad_fix(opts, geometry, dr, dc);
     let shared =
         Mutex::new(Shared { out: Overviews::empty(ds, geometry, mask.is_some()), last_partial: Instant::now() });
     if !coarse.is_empty() {
@@ -1029,6 +1076,7 @@ pub fn compute(
             None,
             Some(IO_THREADS),
             opts.kernel.raw_kernel,
+            fix.as_ref(),
         )?;
         let mut sh = shared.lock().unwrap();
         fill_coarse(&mut sh.out, present, k);
@@ -1047,6 +1095,7 @@ pub fn compute(
         Some(on_partial),
         None,
         opts.kernel.raw_kernel,
+        fix.as_ref(),
     )?;
     let mut out = shared.into_inner().unwrap().out;
     out.set_patterns(&acc);
@@ -1054,6 +1103,12 @@ pub fn compute(
     out.complete = present == ds.scan().positions();
     on_partial(&out);
     Ok(out)
+}
+
+/// The bad-pixel correction of `opts` for this geometry (None when there are no bad pixels).
+fn bad_fix(opts: &ComputeOptions, g: &Geometry, dr: usize, dc: usize) -> Option<Arc<BadFix>> {
+    let b = opts.bad_pixels.as_ref().filter(|b| !b.is_empty())?;
+    Some(Arc::new(BadFix::new(b, dr, dc, |y, x| in_bf(g, y, x), |y, x| in_adf(g, y, x))))
 }
 
 /// Extend complete-so-far results `prev` (exact for positions `0..prev.positions_done`, computed
@@ -1076,7 +1131,20 @@ pub fn extend(ds: &dyn Dataset, prev: Overviews, opts: &ComputeOptions, progress
     progress.set_total((present - start) as u64);
     let (old_mean, old_max) = (prev.mean_dp.clone(), prev.max_dp.clone());
     let shared = Mutex::new(Shared { out: prev, last_partial: Instant::now() });
-    let acc = run_tasks(ds, &geometry, None, tasks, &shared, true, progress, None, None, opts.kernel.raw_kernel)?;
+    let fix = bad_fix(opts, &geometry, dr, dc);
+    let acc = run_tasks(
+        ds,
+        &geometry,
+        None,
+        tasks,
+        &shared,
+        true,
+        progress,
+        None,
+        None,
+        opts.kernel.raw_kernel,
+        fix.as_ref(),
+    )?;
     let mut out = shared.into_inner().expect("no worker panicked").out;
     let (n_old, n_new) = (start as f64, acc.frames as f64);
     out.mean_dp = old_mean
@@ -1085,6 +1153,10 @@ pub fn extend(ds: &dyn Dataset, prev: Overviews, opts: &ComputeOptions, progress
         .map(|(&m, &s)| ((m as f64 * n_old + s) / (n_old + n_new).max(1.0)) as f32)
         .collect();
     out.max_dp = old_max.iter().zip(&acc.dp_max).map(|(&m, &x)| m.max(x as f32)).collect();
+    if let Some(f) = &fix {
+        f.repair(&mut out.mean_dp);
+        f.repair(&mut out.max_dp);
+    }
     out.positions_done = present;
     out.complete = present == ds.scan().positions();
     Ok(out)
@@ -1126,7 +1198,7 @@ pub fn roi_mean(
     progress.set_total(tasks.iter().map(|t| t.1 as u64).sum());
     let g = default_geometry(ds.det().0, ds.det().1);
     let shared = Mutex::new(Shared { out: Overviews::empty(ds, &g, false), last_partial: Instant::now() });
-    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None, true)?;
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None, true, None)?;
     Ok(acc.mean_pattern())
 }
 
@@ -1149,7 +1221,7 @@ pub fn estimate_geometry(ds: &dyn Dataset, samples: usize, progress: &Progress) 
     for &(p, _) in &tasks {
         ds.prefetch(p);
     }
-    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None, true)?;
+    let acc = run_tasks(ds, &g, None, Tasks::List(&tasks), &shared, false, progress, None, None, true, None)?;
     let mean = acc.mean_pattern();
     Ok((auto_geometry(&mean, dr, dc), mean))
 }

@@ -1,10 +1,11 @@
 //! DPC workflow: bad pixels from a sample of frames, the mask-restricted centre of mass (cache
-//! directory for a `.mib`, else one pass over the data), then descan, rotation, flip and iCoM.
+//! directory for a `.mib` or inside an EMD, else one pass over the data), then descan, rotation,
+//! flip and iCoM.
 
 use crate::compute::badpix::{self, BadPixels};
 use crate::compute::dpc::{self, DpcOptions, DpcResult};
 use crate::compute::overview::{self, Geometry};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, Kind};
 use crate::error::{Error, Result};
 use crate::jobs::Progress;
 use crate::ops::overview::Origin;
@@ -38,6 +39,8 @@ pub struct DpcJob {
     pub memory_budget: u64,
     /// The cache directory for `.mib` results (None: neither read nor written).
     pub cache_dir: Option<PathBuf>,
+    /// Read and write the cache inside an EMD source (`/emdtui/cache/dpc_com`).
+    pub emd_cache: bool,
 }
 
 /// A DPC result with what it was computed from.
@@ -85,9 +88,27 @@ pub fn weights(mask: &MaskChoice, g: &Geometry, det: (usize, usize)) -> Result<V
     Ok(w)
 }
 
-/// DPC of `ds`: the cached masked CoM of a `.mib` when there is one, else a pass over the data
-/// (stored for a `.mib` when complete); then the DPC step.
-pub fn run(ds: &dyn Dataset, job: &DpcJob, progress: &Progress) -> Result<DpcOutcome> {
+/// The mask-restricted centre of mass behind a DPC result (the expensive pass over the data),
+/// with what it was computed from; [`orient`] turns it into a result in milliseconds.
+#[derive(Debug, Clone)]
+pub struct DpcCom {
+    pub rows: usize,
+    pub cols: usize,
+    /// Detector CoM (px from the found centre; NaN where no frame).
+    pub com_x: Vec<f32>,
+    pub com_y: Vec<f32>,
+    pub origin: Origin,
+    pub geometry: Geometry,
+    pub bad: BadPixels,
+    /// Bad pixels replaced by their neighbours' median (0 with `keep_bad_pixels`).
+    pub bad_replaced: usize,
+    /// Detector pixels inside the mask.
+    pub mask_pixels: usize,
+}
+
+/// The masked CoM of `ds`: cached inside an EMD source (`/emdtui/cache/dpc_com`) or in the cache
+/// directory for a `.mib`, else one pass over the data (stored when complete).
+pub fn com(ds: &dyn Dataset, job: &DpcJob, progress: &Progress) -> Result<DpcCom> {
     let (rows, cols) = (ds.scan().rows, ds.scan().cols);
     if rows < 2 || cols < 2 {
         return Err(Error::Invalid(format!(
@@ -109,25 +130,51 @@ pub fn run(ds: &dyn Dataset, job: &DpcJob, progress: &Progress) -> Result<DpcOut
         f
     });
     let key = store::dpc::key(ds, &w, geometry.center, &replaced);
-    let cached = job.cache_dir.as_ref().and_then(|d| store::dpc::load(d, ds, &key));
-    let (origin, (cx, cy)) = match cached {
+    let is_emd = ds.info().kind == Kind::Emd;
+    let cached = if is_emd {
+        job.emd_cache.then(|| store::dpc::load_emd(ds, &key)).flatten().map(|c| (Origin::EmdCache, c))
+    } else {
+        job.cache_dir.as_ref().and_then(|d| store::dpc::load(d, ds, &key)).map(|c| (Origin::CacheDir, c))
+    };
+    let (origin, (com_x, com_y)) = match cached {
         Some(c) => {
             progress.set_done(progress.total());
-            (Origin::CacheDir, c)
+            c
         }
         None => {
             let c = dpc::masked_com(ds, &w, flags.as_deref(), geometry.center, job.memory_budget, progress)?;
-            if let Some(d) = &job.cache_dir
-                && store::ovcache::applies(ds)
-                && ds.positions_present() >= ds.scan().positions()
-                && let Err(e) = store::dpc::store(d, ds, &key, &c.0, &c.1)
-            {
-                log::warn!("dpc cache: {e}");
+            if ds.positions_present() >= ds.scan().positions() {
+                let stored = if is_emd && job.emd_cache {
+                    store::dpc::store_emd(ds, &key, &c.0, &c.1).map(|_| ())
+                } else if let Some(d) = job.cache_dir.as_ref().filter(|_| store::ovcache::applies(ds)) {
+                    store::dpc::store(d, ds, &key, &c.0, &c.1).map(|_| ())
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = stored {
+                    log::warn!("dpc cache: {e}");
+                }
             }
             (Origin::Computed, c)
         }
     };
-    let result = dpc::dpc(&cx, &cy, rows, cols, &job.dpc)?;
     let mask_pixels = w.iter().filter(|&&v| v != 0.0).count();
-    Ok(DpcOutcome { result, origin, geometry, bad, mask_pixels })
+    Ok(DpcCom { rows, cols, com_x, com_y, origin, geometry, bad, bad_replaced: replaced.len(), mask_pixels })
+}
+
+/// Descan, rotation, flip and iCoM of a masked CoM (milliseconds: the UI's overrides use it).
+pub fn orient(c: &DpcCom, opts: &DpcOptions) -> Result<DpcOutcome> {
+    let result = dpc::dpc(&c.com_x, &c.com_y, c.rows, c.cols, opts)?;
+    Ok(DpcOutcome {
+        result,
+        origin: c.origin,
+        geometry: c.geometry.clone(),
+        bad: c.bad.clone(),
+        mask_pixels: c.mask_pixels,
+    })
+}
+
+/// DPC of `ds`: [`com`] (cached or computed), then [`orient`] with the job's options.
+pub fn run(ds: &dyn Dataset, job: &DpcJob, progress: &Progress) -> Result<DpcOutcome> {
+    orient(&com(ds, job, progress)?, &job.dpc)
 }

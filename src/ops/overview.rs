@@ -2,10 +2,12 @@
 //! workflow for `emdtui overview` and the TUI, so a `.mib` opened in the viewer and then given to
 //! `emdtui overview` (or the other way round) reuses the same cached result.
 
+use crate::compute::badpix;
 use crate::compute::overview::{self, ComputeOptions, Geometry, Overviews};
 use crate::dataset::{Dataset, Kind};
 use crate::error::Result;
 use crate::jobs::Progress;
+use crate::ops::dpc::BADPIX_SAMPLES;
 use crate::store;
 use std::path::PathBuf;
 
@@ -48,6 +50,11 @@ pub struct OverviewJob {
     pub cache_dir: Option<PathBuf>,
     /// Use overviews cached inside an EMD source.
     pub emd_cache: bool,
+    /// Leave hot and dead pixels in (default: found in a sample of frames, as `emdtui info` and
+    /// DPC do, and masked by the median of their neighbours).
+    pub keep_bad_pixels: bool,
+    /// The user's bad pixels (flat indices; masked unless `keep_bad_pixels`).
+    pub user_bad: Vec<usize>,
 }
 
 /// The overviews of `ds` and where they came from. `on_partial` sees partial results while they
@@ -73,37 +80,60 @@ pub fn overview(
         progress.set_done(progress.total());
         return Ok((o, Origin::EmdCache));
     }
-    let geometry = match &job.geometry {
-        GeometryChoice::Fixed(g) => g.clone(),
-        GeometryChoice::Auto { fallback } => overview::estimate_geometry(ds, 64, &Progress::new("geometry", 0))
-            .map(|(g, _)| g)
-            .unwrap_or_else(|_| fallback.clone()),
+    let auto = matches!(job.geometry, GeometryChoice::Auto { .. });
+    let sample = (auto || !job.keep_bad_pixels)
+        .then(|| overview::estimate_geometry(ds, BADPIX_SAMPLES, &Progress::new("geometry", 0)).ok())
+        .flatten();
+    let geometry = match (&job.geometry, &sample) {
+        (GeometryChoice::Fixed(g), _) => g.clone(),
+        (GeometryChoice::Auto { .. }, Some((g, _))) => g.clone(),
+        (GeometryChoice::Auto { fallback }, None) => fallback.clone(),
     };
+    let bad = bad_list(ds, job, sample.as_ref().map(|s| s.1.as_slice()));
+    let mut compute = job.compute.clone();
+    compute.bad_pixels = (!bad.is_empty()).then(|| std::sync::Arc::new(bad.clone()));
     if let Some(dir) = &job.cache_dir
-        && let Some(o) = store::ovcache::load(dir, ds, &geometry, mask)
+        && let Some(o) = store::ovcache::load_with_bad(dir, ds, &geometry, mask, &bad)
     {
         progress.set_done(progress.total());
         return Ok((o, Origin::CacheDir));
     }
-    let o = overview::compute(ds, &geometry, &job.compute, progress, on_partial)?;
+    let o = overview::compute(ds, &geometry, &compute, progress, on_partial)?;
     if let Some(dir) = &job.cache_dir
         && o.complete
         && store::ovcache::applies(ds)
-        && let Err(e) = store::ovcache::store(dir, ds, &o, mask)
+        && let Err(e) = store::ovcache::store_with_bad(dir, ds, &o, mask, &bad)
     {
         log::warn!("overview cache: {e}");
     }
     Ok((o, Origin::Computed))
 }
 
+/// The bad pixels to mask (sorted): hot and dead ones found in the sampled mean pattern `mean`
+/// and the user's; none with `keep_bad_pixels`.
+fn bad_list(ds: &dyn Dataset, job: &OverviewJob, mean: Option<&[f32]>) -> Vec<usize> {
+    if job.keep_bad_pixels {
+        return Vec::new();
+    }
+    let (dr, dc) = ds.det();
+    let n = BADPIX_SAMPLES.clamp(1, ds.positions_present().max(1));
+    let mut v = mean.map(|m| badpix::detect(m, dr, dc, n, badpix::DEFAULT_K).all()).unwrap_or_default();
+    v.extend(job.user_bad.iter().filter(|&&i| i < dr * dc));
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// Extend complete-so-far overviews `prev` to the frames that arrived since (a running
-/// acquisition: only the new frames are read); stored in the cache directory once complete.
+/// acquisition: only the new frames are read), masking `job.compute.bad_pixels` (the list the
+/// first pass used); stored in the cache directory once complete.
 pub fn extend(ds: &dyn Dataset, prev: Overviews, job: &OverviewJob, progress: &Progress) -> Result<Overviews> {
     let o = overview::extend(ds, prev, &job.compute, progress)?;
+    let bad = job.compute.bad_pixels.as_deref().map(|v| v.as_slice()).unwrap_or(&[]);
     if let Some(dir) = &job.cache_dir
         && o.complete
         && store::ovcache::applies(ds)
-        && let Err(e) = store::ovcache::store(dir, ds, &o, None)
+        && let Err(e) = store::ovcache::store_with_bad(dir, ds, &o, None, bad)
     {
         log::warn!("overview cache: {e}");
     }

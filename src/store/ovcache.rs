@@ -4,7 +4,8 @@
 //! Nothing is ever written next to or into the `.mib`.
 //!
 //! Key: the dataset fingerprint (paths, sizes, mtimes, hash of a few frames), the scan
-//! interpretation (rows, cols, skip, flyback), the geometry and a hash of the custom mask. Each
+//! interpretation (rows, cols, skip, flyback), the geometry, a hash of the custom mask and, when
+//! bad pixels were masked, a hash of their list (`|bad=...`). Each
 //! entry is `overviews/<key hash>.bin` (little-endian binary, below) plus a `.json` sidecar with
 //! provenance (tool version, format version, key, geometry, time). A changed file changes the
 //! fingerprint, so stale entries are never returned.
@@ -29,6 +30,20 @@ pub fn applies(ds: &dyn Dataset) -> bool {
 
 /// Cache key of a dataset + geometry + mask.
 pub fn key(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> String {
+    key_with_bad(ds, geometry, mask, &[])
+}
+
+/// [`key`] of overviews computed with the bad pixels `bad` (flat indices) masked.
+pub fn key_with_bad(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>, bad: &[usize]) -> String {
+    let k = key_unmasked(ds, geometry, mask);
+    if bad.is_empty() {
+        return k;
+    }
+    let b: Vec<u8> = bad.iter().flat_map(|v| (*v as u64).to_le_bytes()).collect();
+    format!("{k}|bad={:016x}", xxhash_rust::xxh3::xxh3_64(&b))
+}
+
+fn key_unmasked(ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> String {
     let s = ds.scan();
     let g = serde_json::to_string(geometry).unwrap_or_default();
     let mh = match mask {
@@ -54,10 +69,21 @@ fn entry_path(dir: &Path, key: &str) -> PathBuf {
 
 /// Cached results for `ds` with exactly this geometry and mask, if present and valid.
 pub fn load(dir: &Path, ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f32]>) -> Option<Overviews> {
+    load_with_bad(dir, ds, geometry, mask, &[])
+}
+
+/// [`load`] of overviews computed with the bad pixels `bad` masked.
+pub fn load_with_bad(
+    dir: &Path,
+    ds: &dyn Dataset,
+    geometry: &Geometry,
+    mask: Option<&[f32]>,
+    bad: &[usize],
+) -> Option<Overviews> {
     if !applies(ds) {
         return None;
     }
-    let k = key(ds, geometry, mask);
+    let k = key_with_bad(ds, geometry, mask, bad);
     let b = std::fs::read(entry_path(dir, &k)).ok()?;
     let o = decode(&b, &k, geometry)?;
     let (dr, dc) = ds.det();
@@ -72,10 +98,21 @@ pub fn load(dir: &Path, ds: &dyn Dataset, geometry: &Geometry, mask: Option<&[f3
 
 /// Store results (only complete passes should be stored; the caller decides). Returns the path.
 pub fn store(dir: &Path, ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>) -> Result<PathBuf> {
+    store_with_bad(dir, ds, o, mask, &[])
+}
+
+/// [`store`] of overviews computed with the bad pixels `bad` masked.
+pub fn store_with_bad(
+    dir: &Path,
+    ds: &dyn Dataset,
+    o: &Overviews,
+    mask: Option<&[f32]>,
+    bad: &[usize],
+) -> Result<PathBuf> {
     if !applies(ds) {
         return Err(Error::Invalid("only .mib results are cached outside the file".into()));
     }
-    let k = key(ds, &o.geometry, mask);
+    let k = key_with_bad(ds, &o.geometry, mask, bad);
     let path = entry_path(dir, &k);
     let sub = path.parent().expect("entry paths have a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
@@ -95,6 +132,7 @@ pub fn store(dir: &Path, ds: &dyn Dataset, o: &Overviews, mask: Option<&[f32]>) 
         "positions_done": o.positions_done,
         "complete": o.complete,
         "has_mask": o.mask.is_some(),
+        "bad_pixels_masked": bad,
         "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     });
     let jp = path.with_extension("json");

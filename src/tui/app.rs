@@ -39,6 +39,10 @@ pub enum AppEvent {
     OverviewDone(u64, Box<Overviews>),
     RoiMean(u64, Vec<f32>, usize),
     FftReady(Arc<dyn FftSource>),
+    /// Hot and dead pixels found in the sampled frames (plus the user's).
+    BadPixels(Box<crate::compute::badpix::BadPixels>),
+    /// The masked centre of mass behind the DPC view.
+    DpcCom(Box<crate::ops::dpc::DpcCom>),
     /// A job ended: (its kind, message to show).
     JobEnded(JobKind, String),
     /// The custom-detector image of generation `gen` (or why there is none).
@@ -65,7 +69,8 @@ pub enum Confirm {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Popup {
     None,
-    Help,
+    /// The key help, scrolled down this many lines (when it does not fit the terminal).
+    Help(usize),
     Confirm(Confirm, String),
 }
 
@@ -77,19 +82,22 @@ pub enum ViewLayout {
     /// Three virtual images side by side (the current detector, ADF, DPC magnitude) and the
     /// diffraction pane; no metadata pane.
     Three,
+    /// DPC: metadata with the orientation, the iCoM image, the CoM field as a colour wheel.
+    Dpc,
 }
 
 impl ViewLayout {
     pub fn next(self) -> Self {
         match self {
             ViewLayout::Single => ViewLayout::Three,
-            ViewLayout::Three => ViewLayout::Single,
+            ViewLayout::Three | ViewLayout::Dpc => ViewLayout::Single,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             ViewLayout::Single => "one image + frame",
             ViewLayout::Three => "three images + frame",
+            ViewLayout::Dpc => "DPC: iCoM + CoM colour wheel",
         }
     }
 }
@@ -193,6 +201,10 @@ pub struct State {
     pub fft: FftView,
     pub jobs: JobsPanel,
     pub popup: Popup,
+    /// The DPC view (`i`).
+    pub dpc: super::dpc::DpcView,
+    /// Calibration (scale bars, collection angles) and bad pixels (masked in the frame view).
+    pub quant: super::dpc::Quant,
     /// Following a growing `.mib` (a running acquisition).
     pub follow: Follow,
     /// For EMD files: the state of the caches inside the file (valid / stale).
@@ -262,7 +274,7 @@ impl MainView {
     /// ADF and DPC magnitude (BF first when the current one is one of those).
     pub fn view_kinds(&self) -> Vec<DetectorKind> {
         match self.layout {
-            ViewLayout::Single => vec![self.kind],
+            ViewLayout::Single | ViewLayout::Dpc => vec![self.kind],
             ViewLayout::Three => {
                 let first = if matches!(self.kind, DetectorKind::Adf | DetectorKind::DpcMag) {
                     DetectorKind::Bf
@@ -466,6 +478,8 @@ impl State {
             (sc.rows / 2, sc.cols / 2)
         };
         let cache_note = if info.kind == Kind::Emd { emd_cache_note(&path) } else { None };
+        let calibration =
+            if o.demo { Default::default() } else { crate::ops::calib::stored(ds.as_ref(), o.cache_dir.as_deref()) };
         let mut s = State {
             ds,
             info,
@@ -478,6 +492,8 @@ impl State {
             fft: FftView::new(),
             jobs: JobsPanel { table: JobTable::new(), selected: 0 },
             popup: Popup::None,
+            dpc: Default::default(),
+            quant: super::dpc::Quant { calibration, ..Default::default() },
             follow,
             cache_note,
             status: String::new(),
@@ -567,9 +583,14 @@ impl State {
         let job = self.overview_job_spec();
         let (ds, tx) = (self.ds.clone(), self.tx.clone());
         let tx2 = tx.clone();
+        // the bad pixels the frame view masks: the sample the overview uses, found once
+        let find_bad = self.quant.bad.is_none() && ds.positions_present() > 0;
         self.jobs.table.spawn(
             p,
             move |p| {
+                if find_bad && let Ok((_, b)) = crate::ops::dpc::bad_pixels(ds.as_ref(), &job.user_bad) {
+                    let _ = tx.send(AppEvent::BadPixels(Box::new(b)));
+                }
                 let last = Mutex::new(Instant::now() - Duration::from_secs(1));
                 let txp = Mutex::new(tx.clone());
                 let on_partial = |o: &Overviews| {
@@ -603,9 +624,18 @@ impl State {
             } else {
                 GeometryChoice::Fixed(self.main.geometry.clone())
             },
-            compute: ComputeOptions { memory_budget: self.memory_budget, mask: None, coarse_first: true, kernel },
+            compute: ComputeOptions {
+                memory_budget: self.memory_budget,
+                mask: None,
+                coarse_first: true,
+                kernel,
+                // the list the first pass used (found by the same sample), for `extend`
+                bad_pixels: Some(Arc::new(self.quant.replaced())).filter(|b| !b.is_empty()),
+            },
             cache_dir: self.cache_dir.clone(),
             emd_cache: true,
+            keep_bad_pixels: self.quant.keep_bad,
+            user_bad: self.quant.user_bad.clone(),
         }
     }
 
@@ -846,6 +876,11 @@ impl State {
     /// The image on screen as (values, width, height, name, display), or why there is none.
     fn export_image(&self) -> Result<(Vec<f32>, usize, usize, String, DisplayParams), &'static str> {
         match self.screen {
+            Screen::Main if self.main.layout == ViewLayout::Dpc => {
+                let o = self.dpc.outcome.as_ref().ok_or("no DPC result to export yet")?;
+                let r = &o.result;
+                Ok((r.phase.clone(), r.cols, r.rows, "icom".into(), self.main.overview_display))
+            }
             Screen::Main => {
                 let m = &self.main;
                 let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
@@ -876,7 +911,12 @@ impl State {
         };
         let stem = self.path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or("emdtui".into());
         let fname = format!("{stem}_{name}.png");
-        let rgb = crate::compute::display::to_rgb(&vals, &disp);
+        let mut rgb = crate::compute::display::to_rgb(&vals, &disp);
+        if self.screen == Screen::Main
+            && let Some((step, units)) = &self.quant.calibration.r
+        {
+            crate::compute::calib::draw_scale_bar(&mut rgb, h, w, *step, units);
+        }
         let mut tries = vec![self.path.with_file_name(&fname)];
         if let Ok(cwd) = std::env::current_dir() {
             tries.push(cwd.join(&fname));
@@ -940,6 +980,7 @@ pub fn update(s: &mut State, a: Action) {
         | Action::Ewpc => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
+        Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto => super::dpc::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
@@ -954,11 +995,15 @@ pub fn update(s: &mut State, a: Action) {
 fn popup_action(s: &mut State, a: Action) -> bool {
     match (&s.popup, a) {
         (Popup::None, _) => false,
-        (Popup::Help, Action::Help | Action::ClearRoi | Action::No | Action::Quit) => {
+        (Popup::Help(_), Action::Help | Action::ClearRoi | Action::No | Action::Quit) => {
             s.popup = Popup::None;
             true
         }
-        (Popup::Help, _) => {
+        (Popup::Help(top), Action::Move(dr, 0)) => {
+            s.popup = Popup::Help(top.saturating_add_signed(dr as isize));
+            true
+        }
+        (Popup::Help(_), _) => {
             s.popup = Popup::None;
             false
         }
@@ -1174,7 +1219,7 @@ fn shared_action(s: &mut State, a: Action) {
         },
         Action::Export => s.export(),
         Action::Follow => s.toggle_follow(),
-        Action::Help => s.popup = Popup::Help,
+        Action::Help => s.popup = Popup::Help(0),
         Action::Quit => {
             let n = s.jobs.user_jobs_running();
             if n > 0 {
@@ -1244,6 +1289,15 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         }
         AppEvent::Overview(g, o) => s.main.apply_overview(g, *o, false),
         AppEvent::OverviewDone(g, o) => s.main.apply_overview(g, *o, true),
+        AppEvent::BadPixels(b) => {
+            s.quant.bad = Some(*b);
+            s.main.frame_version += 1;
+            true
+        }
+        AppEvent::DpcCom(c) => {
+            super::dpc::on_com(s, *c);
+            true
+        }
         AppEvent::RoiMean(g, v, n) => {
             if g == s.main.roi_gen {
                 s.main.roi_mean = Some((v, n));

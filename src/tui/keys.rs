@@ -48,6 +48,14 @@ pub enum Action {
     /// The frame pane shows the EWPC of its pattern (toggle).
     Ewpc,
     ClickOverview(u16, u16),
+    /// Main screen: the DPC view (iCoM + CoM colour wheel) on / off.
+    DpcView,
+    /// DPC view: turn the rotation by this many degrees (then fixed, with the flip).
+    DpcRotate(i32),
+    /// DPC view: mirror (flip) the detector x axis.
+    DpcFlip,
+    /// DPC view: back to the rotation and flip found from the curl.
+    DpcAuto,
 }
 
 /// Which screen a binding applies to.
@@ -209,7 +217,7 @@ pub static KEYS: &[Binding] = &[
         "custom detector response: sum / maximum",
         None
     ),
-    b!(&[(Char('i'), N)], "i", Action::Ewpc, Scope::Main, "EWPC of the pattern in the frame pane", None),
+    b!(&[(Char('E'), S), (Char('E'), N)], "E", Action::Ewpc, Scope::Main, "EWPC of the pattern in the frame pane", None),
     b!(
         &[(Char('r'), N)],
         "r",
@@ -248,6 +256,20 @@ pub static KEYS: &[Binding] = &[
         "follow a running acquisition (cursor on the newest frame)",
         None
     ),
+    b!(&[(Char('i'), N)], "i", Action::DpcView, Scope::Main, "DPC view: iCoM + CoM colour wheel (on/off)", None),
+    b!(
+        &[(Char('.'), N)],
+        ", . < > / 0",
+        Action::DpcRotate(1),
+        Scope::Main,
+        "DPC: rotation -1/+1/-15/+15 deg, flip, back to found",
+        None
+    ),
+    b!(&[(Char(','), N)], "", Action::DpcRotate(-1), Scope::Main, "", None),
+    b!(&[(Char('>'), N), (Char('>'), S)], "", Action::DpcRotate(15), Scope::Main, "", None),
+    b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
+    b!(&[(Char('/'), N)], "", Action::DpcFlip, Scope::Main, "", None),
+    b!(&[(Char('0'), N)], "", Action::DpcAuto, Scope::Main, "", None),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
@@ -283,6 +305,9 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("custom_detector", Action::CycleCustom),
     ("custom_response", Action::CustomResponse),
     ("ewpc", Action::Ewpc),
+    ("dpc_view", Action::DpcView),
+    ("dpc_flip", Action::DpcFlip),
+    ("dpc_found", Action::DpcAuto),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

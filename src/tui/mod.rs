@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod custom;
+pub mod dpc;
 pub mod follow;
 pub mod harness;
 pub mod images;
@@ -39,6 +40,12 @@ pub struct Launch {
     pub no_query: bool,
     /// What the environment says about the terminal (multiplexer, image protocols).
     pub term: images::TermEnv,
+    /// Calibration given on the command line (on top of the stored one; remembered for a `.mib`).
+    pub calibration: crate::compute::calib::Calibration,
+    /// `--keep-bad-pixels`.
+    pub keep_bad_pixels: bool,
+    /// `--bad-pixels PATH` as flat detector indices.
+    pub user_bad: Vec<usize>,
 }
 
 /// The cache directory (from the tuning; `./.emdtui-cache` when none could be found).
@@ -196,6 +203,14 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
             tuning: tuning.clone(),
         },
     );
+    s.quant.keep_bad = cli.keep_bad_pixels;
+    s.quant.user_bad = cli.user_bad.clone();
+    if cli.calibration != Default::default() && !demo {
+        match crate::ops::calib::resolve(s.ds.as_ref(), &cli.calibration, Some(&cache)) {
+            Ok(c) => s.quant.calibration = c,
+            Err(e) => s.status = format!("calibration: {e}"),
+        }
+    }
     let mut last_tick = Instant::now();
     loop {
         if s.dirty {
@@ -259,7 +274,7 @@ pub fn handle(s: &mut State, e: AppEvent) {
             };
             match a {
                 Some(a) => app::update(s, a),
-                None if matches!(s.popup, app::Popup::Help) => {
+                None if matches!(s.popup, app::Popup::Help(_)) => {
                     s.popup = app::Popup::None;
                     s.dirty = true;
                 }

@@ -36,7 +36,7 @@ pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
     let none = Rect::default();
     let mut a = Areas { title, meta: none, views: [none; 3], right: none, panes: [none; 3], info: none, jobs, footer };
     match (screen, main) {
-        (Screen::Main, ViewLayout::Single) => {
+        (Screen::Main, ViewLayout::Single | ViewLayout::Dpc) => {
             let mw = (area.width / 4).clamp(26, 40);
             let [meta, v, b] =
                 Layout::horizontal([Constraint::Length(mw), Constraint::Fill(1), Constraint::Fill(1)]).areas(body);
@@ -61,7 +61,7 @@ fn inner(r: Rect) -> Rect {
 
 /// An image pane's inside: the image area and, below it, the one-line colour-bar strip (none
 /// when the pane is too low for both).
-fn image_area(pane: Rect) -> (Rect, Rect) {
+pub(super) fn image_area(pane: Rect) -> (Rect, Rect) {
     let i = inner(pane);
     if i.height >= 3 {
         (Rect { height: i.height - 1, ..i }, Rect { y: i.y + i.height - 1, height: 1, ..i })
@@ -72,7 +72,7 @@ fn image_area(pane: Rect) -> (Rect, Rect) {
 
 /// Build a pane image for `vals` (`sw`x`sh`) inside `area`, with overlays drawn by `ov`, and its
 /// readout (statistics of all of `vals`, the display range the picture uses).
-fn pane(
+pub(super) fn pane(
     s: &State,
     vals: &[f32],
     sw: usize,
@@ -89,6 +89,13 @@ fn pane(
     let (mut r, range) = images::raster_range(vals, sw, sh, w, h, d);
     let m = Mapping { sw, sh, w, h };
     ov(&mut r, &m);
+    let readout = Readout { stats: display::stats(vals), range, clip: d.clip, colormap: d.colormap };
+    shown(s, r, area, readout)
+}
+
+/// A pane image for the overlaid raster `r` inside `area`, with its readout.
+pub(super) fn shown(s: &State, r: images::Raster, area: Rect, readout: Readout) -> Option<Shown> {
+    let (w, h) = (r.w, r.h);
     // cells actually covered
     let (cw, ch) = match s.graphics {
         images::Graphics::Braille => (w.div_ceil(2), h.div_ceil(4)),
@@ -99,7 +106,6 @@ fn pane(
         _ => (w, h.div_ceil(2)),
     };
     let cells = Rect::new(area.x, area.y, (cw as u16).min(area.width), (ch as u16).min(area.height));
-    let readout = Readout { stats: display::stats(vals), range, clip: d.clip, colormap: d.colormap };
     images::finish(s.graphics, r, Size::new(cells.width, cells.height), &s.picker).map(|img| Shown {
         img,
         cells,
@@ -111,6 +117,7 @@ fn pane(
 pub fn prepare(s: &mut State, area: Rect) {
     let a = layout(area, s.screen, s.main.layout);
     match s.screen {
+        Screen::Main if s.main.layout == ViewLayout::Dpc => super::dpc::prepare(s, &a),
         Screen::Main => {
             prepare_views(s, &a);
             prepare_right(s, &a);
@@ -185,8 +192,9 @@ fn prepare_right(s: &mut State, a: &Areas) {
         _ => None,
     };
     let Some(vals) = vals else { return };
+    let vals = super::dpc::masked_frame(&s.quant, vals, (dr, dc));
     if s.main.detect.ewpc {
-        let Ok(e) = crate::compute::ewpc::ewpc(vals, dr, dc, &Default::default()) else { return };
+        let Ok(e) = crate::compute::ewpc::ewpc(&vals, dr, dc, &Default::default()) else { return };
         let d = DisplayParams { scale: Scale::Log, ..s.main.frame_display };
         s.prepared.right = pane(s, &e, dc, dr, ar, &d, |_, _| {}).map(|sh| (key, ar, sh));
         return;
@@ -194,9 +202,8 @@ fn prepare_right(s: &mut State, a: &Areas) {
     let g = s.main.geometry.clone();
     let kind = s.main.kind;
     let custom = s.main.detect.det.as_ref().map(|d| d.region.clone());
-    s.prepared.right = pane(s, vals, dc, dr, ar, &s.main.frame_display, |r, m| match kind {
+    s.prepared.right = pane(s, &vals, dc, dr, ar, &s.main.frame_display, |r, m| match kind {
         _ if custom.is_some() => draw_custom(r, m, custom.as_ref()),
-
         DetectorKind::Adf => {
             images::draw_circle(r, m, g.center, g.adf_inner, images::ADF_RING);
             images::draw_circle(r, m, g.center, g.adf_outer, images::ADF_RING);
@@ -272,7 +279,7 @@ fn prepare_fft(s: &mut State, a: &Areas) {
 /// An image pane: the border with `title`, the image (or `placeholder` while there is none), the
 /// colour bar right under it and the statistics under that (in the bottom border when the pane
 /// has no row to spare).
-fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
+pub(super) fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
     let (ia, strip) = image_area(pane);
     let Some(v) = shown else {
         f.render_widget(block(title), pane);
@@ -306,7 +313,7 @@ fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, p
     }
 }
 
-fn block(title: String) -> Block<'static> {
+pub(super) fn block(title: String) -> Block<'static> {
     Block::default().borders(Borders::ALL).title(title)
 }
 
@@ -361,7 +368,7 @@ pub fn render(s: &State, f: &mut Frame) {
     f.render_widget(Paragraph::new(Line::from(spans)), a.footer);
     match &s.popup {
         Popup::None => {}
-        Popup::Help => render_help(s, f, area),
+        Popup::Help(top) => render_help(*top, f, area),
         Popup::Confirm(_, text) => {
             let lines: Vec<Line> = text.lines().map(|l| Line::from(l.to_string())).collect();
             let w = (lines.iter().map(|l| l.width()).max().unwrap_or(20) as u16 + 4).min(area.width.saturating_sub(2));
@@ -390,6 +397,10 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     for (k, val) in &s.info.metadata {
         let val = if k == "file" { s.file_name.clone() } else { val.clone() };
         v.push(Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(val)]));
+        if k == "file" {
+            // calibrated: right under the file name, where a small pane still shows it
+            v.extend(super::dpc::calib_lines(s));
+        }
     }
     let ov = match (&s.main.overviews, &s.main.overview_job) {
         (Some(o), Some(j)) if o.complete && j.message() == "loaded from cache" => "complete (from cache)".to_string(),
@@ -422,10 +433,8 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         Span::styled(format!("{} ", "centre"), key),
         Span::raw(format!("{:.0}, {:.0}", g.center.0, g.center.1)),
     ]));
-    v.push(Line::from(vec![
-        Span::styled(format!("{} ", "radii"), key),
-        Span::raw(format!("BF {:.0}  ADF {:.0}-{:.0}", g.bf_radius, g.adf_inner, g.adf_outer)),
-    ]));
+    v.push(Line::from(vec![Span::styled(format!("{} ", "radii"), key), Span::raw(super::dpc::radii_text(s))]));
+    v.extend(super::dpc::bad_line(s));
     v.push(Line::from(vec![
         Span::styled(format!("{} ", "display"), key),
         Span::raw(format!("{} / {}", s.main.frame_display.scale.name(), s.main.frame_display.colormap.name())),
@@ -434,6 +443,9 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
 }
 
 fn render_main(s: &State, f: &mut Frame, a: &Areas) {
+    if s.main.layout == ViewLayout::Dpc {
+        return super::dpc::render(s, f, a);
+    }
     if s.main.layout == ViewLayout::Single {
         f.render_widget(
             Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())),
@@ -478,6 +490,9 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
             _ => format!("computing overview of {} x {} ...", sc.rows, sc.cols),
         });
         image_pane(f, a.views[i], t, shown, wait);
+        if let Some(v) = shown {
+            super::dpc::draw_scale_bar(s, f, v.cells, sc.cols);
+        }
     }
     // the right pane: diffractogram or frame
     let t = match (s.main.diffractogram, &s.main.roi_mean, &s.main.frame) {
@@ -614,7 +629,7 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
     }
 }
 
-fn render_help(_s: &State, f: &mut Frame, area: Rect) {
+fn render_help(top: usize, f: &mut Frame, area: Rect) {
     let mut lines = vec![];
     for (scope, title) in
         [(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")]
@@ -629,19 +644,20 @@ fn render_help(_s: &State, f: &mut Frame, area: Rect) {
             }
         }
     }
-    // the mouse gets a line when there is room, else the bottom border
-    let mouse = " mouse: a click on an overview moves the cursor ";
-    let room = (lines.len() as u16 + 3) <= area.height;
-    if room {
-        lines.push(Line::from("  mouse    click on an overview moves the cursor"));
-    }
-    let h = (lines.len() as u16 + 2).min(area.height);
+    lines.push(Line::from("  mouse              a click on an overview moves the cursor"));
+    // what does not fit scrolls (up/down), the bottom border says where
+    let rows = (area.height as usize).saturating_sub(2);
+    let top = top.min(lines.len().saturating_sub(rows));
+    let more = lines.len() > rows;
+    let shown: Vec<Line> = lines.iter().skip(top).take(rows).cloned().collect();
+    let h = (shown.len() as u16 + 2).min(area.height);
     let w = 90.min(area.width);
     let r = centered(area, w, h);
     f.render_widget(Clear, r);
     let mut b = block(" help (any key closes) ".into());
-    if !room {
-        b = b.title_bottom(Line::from(mouse));
+    if more {
+        let end = (top + rows).min(lines.len());
+        b = b.title_bottom(Line::from(format!(" lines {}-{end} of {}: up/down scroll ", top + 1, lines.len())));
     }
-    f.render_widget(Paragraph::new(lines).block(b), r);
+    f.render_widget(Paragraph::new(shown).block(b), r);
 }
