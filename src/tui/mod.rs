@@ -7,6 +7,7 @@
 //! bursts (held arrow keys, slow SSH links): only the latest frame is ever sent.
 
 pub mod app;
+pub mod eels;
 pub mod follow;
 pub mod harness;
 pub mod images;
@@ -254,7 +255,7 @@ pub fn handle(s: &mut State, e: AppEvent) {
             let a = if matches!(s.popup, app::Popup::Confirm(..)) {
                 keys::prompt_answer(&k)
             } else {
-                keys::lookup(&k, s.screen == app::Screen::Fft)
+                keys::lookup_in(&k, s.key_context())
             };
             match a {
                 Some(a) => app::update(s, a),

@@ -61,7 +61,7 @@ fn inner(r: Rect) -> Rect {
 
 /// An image pane's inside: the image area and, below it, the one-line colour-bar strip (none
 /// when the pane is too low for both).
-fn image_area(pane: Rect) -> (Rect, Rect) {
+pub(super) fn image_area(pane: Rect) -> (Rect, Rect) {
     let i = inner(pane);
     if i.height >= 3 {
         (Rect { height: i.height - 1, ..i }, Rect { y: i.y + i.height - 1, height: 1, ..i })
@@ -72,7 +72,7 @@ fn image_area(pane: Rect) -> (Rect, Rect) {
 
 /// Build a pane image for `vals` (`sw`x`sh`) inside `area`, with overlays drawn by `ov`, and its
 /// readout (statistics of all of `vals`, the display range the picture uses).
-fn pane(
+pub(super) fn pane(
     s: &State,
     vals: &[f32],
     sw: usize,
@@ -111,6 +111,7 @@ fn pane(
 pub fn prepare(s: &mut State, area: Rect) {
     let a = layout(area, s.screen, s.main.layout);
     match s.screen {
+        Screen::Main if s.eels.is_some() => super::eels::prepare(s, &a),
         Screen::Main => {
             prepare_views(s, &a);
             prepare_right(s, &a);
@@ -239,7 +240,7 @@ fn prepare_fft(s: &mut State, a: &Areas) {
 /// An image pane: the border with `title`, the image (or `placeholder` while there is none), the
 /// colour bar right under it and the statistics under that (in the bottom border when the pane
 /// has no row to spare).
-fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
+pub(super) fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, placeholder: Option<String>) {
     let (ia, strip) = image_area(pane);
     let Some(v) = shown else {
         f.render_widget(block(title), pane);
@@ -273,7 +274,7 @@ fn image_pane(f: &mut Frame, pane: Rect, title: String, shown: Option<&Shown>, p
     }
 }
 
-fn block(title: String) -> Block<'static> {
+pub(super) fn block(title: String) -> Block<'static> {
     Block::default().borders(Borders::ALL).title(title)
 }
 
@@ -321,7 +322,7 @@ pub fn render(s: &State, f: &mut Frame) {
     render_jobs(s, f, a.jobs);
     // footer from the key table
     let mut spans = Vec::new();
-    for (k, d) in keys::footer(s.screen == Screen::Fft) {
+    for (k, d) in keys::footer_in(s.key_context()) {
         spans.push(Span::styled(format!(" {k}"), Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)));
         spans.push(Span::raw(format!(" {d} ")));
     }
@@ -401,6 +402,9 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
 }
 
 fn render_main(s: &State, f: &mut Frame, a: &Areas) {
+    if let Some(e) = &s.eels {
+        return super::eels::render_main(s, e, f, a);
+    }
     if s.main.layout == ViewLayout::Single {
         f.render_widget(
             Paragraph::new(meta_lines(s)).wrap(Wrap { trim: false }).block(block(" dataset ".into())),
@@ -565,14 +569,23 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
     }
 }
 
-fn render_help(_s: &State, f: &mut Frame, area: Rect) {
+fn render_help(s: &State, f: &mut Frame, area: Rect) {
     let mut lines = vec![];
-    for (scope, title) in
-        [(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")]
-    {
+    // spectrum data: the EELS keys and no diffraction-only ones
+    let sections: &[(keys::Scope, &str)] = if s.eels.is_some() {
+        &[(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Eels, "EELS screen")]
+    } else {
+        &[(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")]
+    };
+    let hidden: Vec<&str> = if s.eels.is_some() {
+        keys::KEYS.iter().filter(|b| b.action.diffraction_only()).map(|b| b.label).collect()
+    } else {
+        vec![]
+    };
+    for &(scope, title) in sections {
         lines.push(Line::from(Span::styled(title, Style::default().add_modifier(Modifier::BOLD).fg(Color::Yellow))));
         for (k, d, sc) in keys::help_lines() {
-            if sc == scope {
+            if sc == scope && !hidden.contains(&k.as_str()) {
                 lines.push(Line::from(vec![
                     Span::styled(format!("  {k:<19}"), Style::default().fg(Color::Cyan)),
                     Span::raw(d),
