@@ -259,3 +259,24 @@ fn tmux_opens_an_nx1_file_on_the_eels_screen() {
     let (s, _) = t.wait("exit", t0, limit, |s| common::tmux::exited(s).is_some());
     assert_eq!(common::tmux::exited(&s), Some("EXITED rc=0"), "{s}");
 }
+
+#[test]
+fn convert_key_on_the_eels_screen_writes_the_spectrum_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = nx1(dir.path(), 3, 4);
+    let refs = reference(&f);
+    let mut h = open(&f, 100, 30);
+    h.key(KeyCode::Char('c'));
+    h.settle(WAIT);
+    let out = emdtui::ops::convert::default_output(&f);
+    assert!(h.state.status.contains("spectrum image"), "{}", h.state.status);
+    let si = emdtui::format::emd::read_spectrum_image(&out).unwrap().expect("a 3-D spectrum image");
+    assert_eq!(si.shape, [3, 4, 1024]);
+    for (p, r) in refs.iter().enumerate() {
+        let want: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+        assert_eq!(si.data[p * 1024..(p + 1) * 1024], want[..], "spectrum {p}");
+    }
+    // and it opens on the EELS screen
+    let h2 = open(&out, 100, 30);
+    assert_eq!(h2.state.eels.as_ref().unwrap().map, h.state.eels.as_ref().unwrap().map);
+}

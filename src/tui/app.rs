@@ -1120,6 +1120,8 @@ fn convert(s: &mut State) {
         s.status = "already an EMD file".into();
     } else if s.emd_path().exists() {
         s.status = format!("{} exists already", s.emd_path().display());
+    } else if s.eels.is_some() {
+        super::eels::start_convert(s);
     } else {
         s.start_convert(false);
     }

@@ -12,7 +12,8 @@ use super::keys::Action;
 use super::render::{Areas, block, image_area, image_pane, pane};
 use super::images;
 use crate::dataset::ModeInfo;
-use crate::jobs::Progress;
+use crate::compute::convert::SpectraOptions;
+use crate::jobs::{JobKind, Progress};
 use crate::ops::eels::{self, EelsJob, SpectrumImage, Window};
 use crate::ops::overview::Origin;
 use ratatui::Frame;
@@ -169,6 +170,43 @@ pub fn start(s: &mut State) {
             {
                 let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("spectra: {e}")));
             }
+        },
+    );
+}
+
+/// `c` on spectrum data: write the 3-D spectrum-image EMD next to the `.mib` in the background
+/// (short axis summed, the remembered energy calibration written into its energy axis).
+pub fn start_convert(s: &mut State) {
+    let busy = s.jobs.table.list().iter().any(|j| j.kind == JobKind::Convert && !j.state().finished());
+    if busy {
+        s.status = "a conversion is already running".into();
+        return;
+    }
+    let out = crate::ops::convert::default_output(&s.path);
+    let job = EelsJob { memory_budget: s.memory_budget, cache_dir: s.cache_dir.clone(), ..Default::default() };
+    let o = SpectraOptions {
+        bin: 1,
+        mean: false,
+        reverse: false,
+        energy: eels::calibration(s.ds.as_ref(), &job),
+        deflate_level: Some(s.tuning.deflate_level()),
+        memory_budget: s.memory_budget,
+        force: false,
+        no_space_check: s.tuning.no_space_check,
+    };
+    let p = Progress::job(JobKind::Convert, s.ds.positions_present() as u64);
+    let (ds, tx) = (s.ds.clone(), s.tx.clone());
+    s.status = format!("writing the spectrum image {}", out.display());
+    s.jobs.table.spawn(
+        p,
+        move |p| crate::ops::convert::convert_spectra(ds.as_ref(), &out, &o, p),
+        move |p, r| {
+            let msg = match r {
+                Ok(r) => format!("spectrum image {} ({:.1} s)", r.output.display(), r.seconds),
+                Err(crate::Error::Cancelled) => "conversion cancelled".into(),
+                Err(e) => format!("{} failed: {e}", p.name),
+            };
+            let _ = tx.send(AppEvent::JobEnded(p.kind, msg));
         },
     );
 }

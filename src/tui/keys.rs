@@ -58,6 +58,7 @@ impl Action {
         matches!(
             self,
             Action::MoveDetector(..)
+                | Action::CycleScale
                 | Action::Radius(_)
                 | Action::InnerRadius(_)
                 | Action::CycleDetector
