@@ -280,3 +280,62 @@ fn convert_key_on_the_eels_screen_writes_the_spectrum_image() {
     let h2 = open(&out, 100, 30);
     assert_eq!(h2.state.eels.as_ref().unwrap().map, h.state.eels.as_ref().unwrap().map);
 }
+
+/// `data` of the datacube of an emdtui EMD as f64 (any stored type), with its HDF5 type name.
+fn datacube(p: &Path) -> (Vec<usize>, Vec<f64>, String) {
+    let f = hdf5::File::open(p).unwrap();
+    let d = f.dataset("datacube_root/datacube/data").unwrap();
+    let t = format!("{:?}", d.dtype().unwrap().to_descriptor().unwrap());
+    let v: Vec<f64> = if t.starts_with("Float") {
+        d.read_raw::<f32>().unwrap().into_iter().map(f64::from).collect()
+    } else {
+        d.read_raw::<u32>().unwrap().into_iter().map(f64::from).collect()
+    };
+    (d.shape(), v, t)
+}
+
+#[test]
+fn bin_mode_mean_4d_is_float32_and_equals_the_sum_over_factor_squared() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec { rows: 4, cols: 6, det: 256, depth: 12, hdr: true, seed: 2, ..Default::default() };
+    let f = common::synth(dir.path(), "d.mib", &spec);
+    let cache = dir.path().join("cache");
+    let run = |args: &[&str], out: &Path| {
+        let mut c = assert_cmd::Command::cargo_bin("emdtui").unwrap();
+        c.env("EMDTUI_CACHE_DIR", &cache).arg("convert").arg(&f).args(args).arg("-o").arg(out).assert().success();
+    };
+    for (bd, bs, compress) in [(2usize, 1usize, "none"), (4, 2, "gzip:1")] {
+        let (sum, mean) = (dir.path().join(format!("s{bd}.emd")), dir.path().join(format!("m{bd}.emd")));
+        let (b, s) = (bd.to_string(), bs.to_string());
+        run(&["--bin-detector", &b, "--bin-scan", &s, "--compress", compress], &sum);
+        run(&["--bin-detector", &b, "--bin-scan", &s, "--bin-mode", "mean", "--compress", compress], &mean);
+        let (sh_s, vs, ts) = datacube(&sum);
+        let (sh_m, vm, tm) = datacube(&mean);
+        assert_eq!(sh_s, sh_m);
+        assert_eq!(sh_m, vec![4 / bs, 6 / bs, 256 / bd, 256 / bd]);
+        assert!(ts.starts_with("Unsigned") && tm.starts_with("Float"), "{ts} / {tm}");
+        let factor = (bd * bd * bs * bs) as f64;
+        assert!(vs.iter().any(|&v| v > 0.0));
+        for (i, (s, m)) in vs.iter().zip(&vm).enumerate() {
+            assert_eq!(*m, s / factor, "pixel {i}: mean = sum / {factor}");
+        }
+        // the overviews cached inside come from the same values (sum image = mean-data frame sums)
+        let ff = hdf5::File::open(&mean).unwrap();
+        let vsum: Vec<f32> = ff.dataset("datacube_root/datacube/cached/virtual_sum/data").unwrap().read_raw().unwrap();
+        let npx = (256 / bd) * (256 / bd);
+        for (p, got) in vsum.iter().enumerate() {
+            let want: f64 = vm[p * npx..(p + 1) * npx].iter().sum();
+            assert!((*got as f64 - want).abs() <= 1e-4 * want.max(1.0), "virtual sum {p}: {got} vs {want}");
+        }
+        if let Some(peer) = common::peer_python() {
+            let o = std::process::Command::new(&peer.0)
+                .arg(&peer.1)
+                .arg(&mean)
+                .args(["--expect-dtype", "float32"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success() && text.contains("0 failed"), "emd_check on the float32 datacube:\n{text}");
+        }
+    }
+}
