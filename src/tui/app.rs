@@ -1297,6 +1297,9 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         AppEvent::SpectrumImage(si) => super::eels::loaded(s, si),
         AppEvent::Tick => {
             let mut redraw = s.any_running() | follow_tick(s);
+            if s.eels.is_some() {
+                super::eels::sync(s); // the cursor may have followed a growing acquisition
+            }
             if let Some(t) = s.main.geometry_changed
                 && t.elapsed() >= Duration::from_millis(300)
             {

@@ -13,7 +13,7 @@ use super::render::{Areas, block, image_area, image_pane, pane};
 use super::images;
 use crate::dataset::ModeInfo;
 use crate::compute::convert::SpectraOptions;
-use crate::jobs::{JobKind, Progress};
+use crate::jobs::{JobKind, JobState, Progress};
 use crate::ops::eels::{self, EelsJob, SpectrumImage, Window};
 use crate::ops::overview::Origin;
 use ratatui::Frame;
@@ -338,8 +338,9 @@ fn meta_lines(s: &State, e: &EelsView) -> Vec<Line<'static>> {
             Origin::CacheDir => "from the cache directory".into(),
             Origin::EmdCache => "read from the spectrum-image EMD".into(),
         },
-        (None, Some(j)) if !j.state().finished() => format!("computing {:.0}%", j.fraction() * 100.0),
-        (None, Some(j)) => format!("failed: {}", j.message()),
+        (None, Some(j)) if j.state() == JobState::Failed => format!("failed: {}", j.message()),
+        (None, Some(j)) if j.state() == JobState::Cancelled => "cancelled".into(),
+        (None, Some(j)) => format!("computing {:.0}%", j.fraction() * 100.0),
         (None, None) => "none".into(),
     };
     v.push(kv("spectra", spectra));
