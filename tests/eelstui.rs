@@ -84,6 +84,7 @@ fn eels_screen_map_spectrum_window_keys_and_snapshots() {
 
         // move the window onto the edge: `>` by its width (190) x 3, then `.` once (8 channels)
         h.keys(">>>.");
+        h.draw(); // the map follows the window before a draw (one map per burst of keys)
         let e = h.state.eels.as_ref().unwrap();
         assert_eq!(e.window, (588, 778));
         assert!(e.window.0 < NX1_EDGE && NX1_EDGE < e.window.1 && NX1_ZLP < e.window.0);
@@ -93,6 +94,8 @@ fn eels_screen_map_spectrum_window_keys_and_snapshots() {
         // narrow by two steps, widen by one
         h.keys("{{}");
         assert_eq!(h.state.eels.as_ref().unwrap().window, (588, 770));
+        assert_eq!(h.state.eels.as_ref().unwrap().map_window, Some((588, 778)), "no map per key");
+        h.draw();
         let m = &h.state.eels.as_ref().unwrap().map;
         assert_eq!(m[17], window_sum(&refs[17], 588, 770));
         // log toggle
@@ -338,4 +341,15 @@ fn bin_mode_mean_4d_is_float32_and_equals_the_sum_over_factor_squared() {
             assert!(o.status.success() && text.contains("0 failed"), "emd_check on the float32 datacube:\n{text}");
         }
     }
+}
+
+#[test]
+fn export_key_writes_the_current_energy_window_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = nx1(dir.path(), 3, 4);
+    let mut h = open(&f, 100, 30);
+    h.keys(">e"); // the export right after a window key, before any draw
+    let png = dir.path().join("eels_eels-map-ch200-390.png");
+    assert!(png.is_file(), "{}: {}", png.display(), h.state.status);
+    assert!(h.state.status.contains("exported"), "{}", h.state.status);
 }

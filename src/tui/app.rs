@@ -880,6 +880,9 @@ impl State {
 
     /// Export the image on screen as PNG next to the file (or in the working directory).
     fn export(&mut self) {
+        if let Some(e) = self.eels.as_mut() {
+            e.ensure_map();
+        }
         let (vals, w, h, name, disp) = match self.export_image() {
             Ok(v) => v,
             Err(why) => {

@@ -45,8 +45,10 @@ pub struct EelsView {
     pub window: (usize, usize),
     /// Log scale of the spectrum plot (log10(1 + counts)).
     pub log: bool,
-    /// The energy-window map (scan rows x cols), empty until the spectrum image is there.
+    /// The energy-window map (scan rows x cols), empty until the spectrum image is there; made
+    /// for `map_window` (brought up to date before a draw, so a burst of window keys costs one map).
     pub map: Vec<f32>,
+    pub map_window: Option<(usize, usize)>,
     /// The spectrum on show and what it is ("at (r, c)", "ROI mean ...").
     pub spectrum: Vec<f32>,
     pub spectrum_of: String,
@@ -63,6 +65,7 @@ impl EelsView {
             window: eels::default_window(channels),
             log: false,
             map: vec![],
+            map_window: None,
             spectrum: vec![],
             spectrum_of: String::new(),
             key: None,
@@ -122,9 +125,12 @@ impl EelsView {
         self.window = (a, b as usize);
     }
 
-    /// Recompute the map from the spectrum image (nothing before it is there).
-    fn remap(&mut self) {
+    /// Bring the map up to date with the window (nothing before the spectrum image is there).
+    pub fn ensure_map(&mut self) {
         let Some(si) = &self.si else { return };
+        if self.map_window == Some(self.window) {
+            return;
+        }
         let (a, b) = self.window;
         match eels::window_map(si, Window { start: a as f64, end: b as f64, ev: false }) {
             Ok(m) => {
@@ -133,11 +139,15 @@ impl EelsView {
             }
             Err(e) => self.error = Some(e.to_string()),
         }
+        self.map_window = Some(self.window);
     }
 
     /// The map as an image to export: (values, width, height, name).
     pub fn export(&self) -> Option<(Vec<f32>, usize, usize, String)> {
         let si = self.si.as_ref()?;
+        if self.map_window != Some(self.window) {
+            return None;
+        }
         let (a, b) = self.window;
         Some((self.map.clone(), si.cols, si.rows, format!("eels-map-ch{a}-{b}")))
     }
@@ -219,7 +229,8 @@ pub fn loaded(s: &mut State, si: Arc<SpectrumImage>) -> bool {
     e.window = (a.min(si.channels - 1), b.clamp(a.min(si.channels - 1) + 1, si.channels));
     e.si = Some(si);
     e.key = None;
-    e.remap();
+    e.map_window = None;
+    e.ensure_map();
     s.main.ov_version += 1;
     sync(s);
     true
@@ -243,7 +254,6 @@ pub fn action(s: &mut State, a: Action) {
         }
         _ => return,
     }
-    e.remap();
     s.status = format!("energy window {}", e.window_label());
     s.main.ov_version += 1;
 }
@@ -300,6 +310,9 @@ fn frame_spectrum(f: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// Prepare the map image (the overview pane) with the cursor and the ROI drawn on it.
 pub fn prepare(s: &mut State, a: &Areas) {
     let ar = image_area(a.views[0]).0;
+    if let Some(e) = s.eels.as_mut() {
+        e.ensure_map();
+    }
     let key = s.main.ov_version;
     s.prepared.views[1] = None;
     s.prepared.views[2] = None;
