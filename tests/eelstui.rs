@@ -353,3 +353,30 @@ fn export_key_writes_the_current_energy_window_map() {
     assert!(png.is_file(), "{}: {}", png.display(), h.state.status);
     assert!(h.state.status.contains("exported"), "{}", h.state.status);
 }
+
+#[test]
+fn remembered_calibration_and_cached_spectra_of_a_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = nx1(dir.path(), 3, 4);
+    let refs = reference(&f);
+    let cache = dir.path().join("cache");
+    // `emdtui eels` with a calibration: it is remembered and the spectrum image cached
+    let out = dir.path().join("m.npy");
+    let mut c = assert_cmd::Command::cargo_bin("emdtui").unwrap();
+    c.env("EMDTUI_CACHE_DIR", &cache).arg("eels").arg(&f);
+    c.args(["--window", "10:20", "--dispersion", "0.5", "--offset", "3", "-o"]).arg(&out).assert().success();
+    let mut h = Harness::open_with_cache(&f, 120, 36, Graphics::Halfblocks, &cache).unwrap();
+    h.settle(WAIT);
+    h.draw();
+    let e = h.state.eels.as_ref().unwrap();
+    let si = e.si.as_ref().unwrap();
+    assert_eq!(si.origin, emdtui::ops::overview::Origin::CacheDir, "spectra from the cache directory");
+    assert!(si.calibrated());
+    assert_eq!((si.energy_step, si.energy_offset), (0.5, 3.0));
+    for (p, r) in refs.iter().enumerate() {
+        assert_eq!(e.map[p], window_sum(r, 10, 200));
+    }
+    let t = h.text();
+    assert!(t.contains("EELS map 8.0 to 103.0 eV"), "{t}");
+    assert!(t.contains("spectra from the cache") && t.contains("0.500 eV/ch"), "{t}");
+}
