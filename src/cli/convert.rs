@@ -78,12 +78,6 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         }
         return run_spectra(a, ds.as_ref(), &out, level, mean, cli, t);
     }
-    if mean {
-        anyhow::bail!(
-            "{}: --bin-mode mean (float32) is only written for spectrum images so far; 4-D datacubes are binned by sum",
-            a.input.display()
-        );
-    }
     let (energy_given, e) = (a.energy.dispersion.is_some() || a.energy.reverse_energy, &a.energy);
     if energy_given {
         anyhow::bail!(
@@ -101,6 +95,7 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         deflate_level: level.unwrap_or(1),
         bin_detector: a.bin_detector,
         bin_scan: a.bin_scan,
+        bin_mean: mean,
         crop: a.crop.as_deref().map(parse_crop).transpose()?,
         force: a.force,
         ..convert_options(cli.memory_budget()?, t)

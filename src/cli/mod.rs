@@ -363,7 +363,7 @@ pub struct ConvertArgs {
     /// Bin the detector by 2..16 (a factor that divides both detector axes).
     #[arg(long, default_value_t = 1)]
     pub bin_detector: usize,
-    /// Detector binning: sum (integer counts) or mean (float32; spectrum images only for now).
+    /// Binning: sum (integer counts) or mean (float32: the sum divided by the pixels binned).
     #[arg(long, default_value = "sum", value_name = "sum|mean")]
     pub bin_mode: String,
     /// Write a 3-D spectrum image (scan, scan, energy): every frame summed over its short axis.

@@ -26,6 +26,9 @@ pub struct ConvertOptions {
     pub bin_detector: usize,
     /// Scan binning factor.
     pub bin_scan: usize,
+    /// `--bin-mode mean`: each output pixel is the mean of the pixels binned into it (float32
+    /// datacube) instead of their sum.
+    pub bin_mean: bool,
     /// Scan crop: (row range, col range), half-open.
     pub crop: Option<((usize, usize), (usize, usize))>,
     pub memory_budget: u64,
@@ -53,6 +56,7 @@ impl Default for ConvertOptions {
             compress: false,
             bin_detector: 1,
             bin_scan: 1,
+            bin_mean: false,
             crop: None,
             memory_budget: crate::compute::budget::default_budget(),
             force: false,
@@ -78,15 +82,19 @@ pub struct Plan {
     pub out: [usize; 4],
     in_det: (usize, usize),
     in_type: PixelType,
-    /// Output pixel type.
+    /// Output pixel type (`U32` holding float32 bits when `mean`).
     pub out_type: PixelType,
+    /// Mean binning: float32 output, each value the sum divided by the pixels binned into it.
+    pub mean: bool,
     /// Frames per chunk.
     pub k: usize,
 }
 
 impl Plan {
     pub fn identity(&self) -> bool {
-        self.bs == 1 && self.bd == 1 && self.r0 == 0 && self.c0 == 0 && self.out[1] == self.in_cols
+        !self.mean
+            && self.bs == 1
+            && self.bd == 1 && self.r0 == 0 && self.c0 == 0 && self.out[1] == self.in_cols
     }
     pub fn chunks_per_row(&self) -> usize {
         self.out[1].div_ceil(self.k)
@@ -132,7 +140,9 @@ pub fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Pla
     let in_type = ds.info().pixel_type;
     let factor = (o.bin_scan * o.bin_scan * o.bin_detector * o.bin_detector) as u64;
     let need = in_type.max_value() as u64 * factor;
-    let out_type = if factor == 1 {
+    let out_type = if o.bin_mean {
+        PixelType::U32 // float32 bits, same size
+    } else if factor == 1 {
         in_type
     } else if need <= u8::MAX as u64 {
         PixelType::U8
@@ -157,6 +167,7 @@ pub fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Pla
         in_det: (dr, dc),
         in_type,
         out_type,
+        mean: o.bin_mean,
         k: emd::chunk_k(shape, out_type),
     })
 }
@@ -220,6 +231,10 @@ fn read_out_frames(
     match buf {
         FrameBuf::U8(v) => v.iter_mut().zip(sums.iter()).for_each(|(a, &b)| *a = b as u8),
         FrameBuf::U16(v) => v.iter_mut().zip(sums.iter()).for_each(|(a, &b)| *a = b as u16),
+        FrameBuf::U32(v) if p.mean => {
+            let f = (p.bs * p.bs * p.bd * p.bd) as f32;
+            v.iter_mut().zip(sums.iter()).for_each(|(a, &b)| *a = (b as f32 / f).to_bits());
+        }
         FrameBuf::U32(v) => v.copy_from_slice(sums),
     }
     Ok(read)
@@ -378,6 +393,7 @@ fn datacube_spec(ds: &dyn Dataset, plan: &Plan, opts: &ConvertOptions) -> Datacu
     DatacubeSpec {
         shape: plan.out,
         pixel_type: plan.out_type,
+        float32: plan.mean,
         compress: opts.compress,
         deflate_level: opts.deflate_level,
         bitshuffle: opts.bitshuffle,
@@ -467,7 +483,12 @@ fn worker(
         let n = plan.k.min(plan.out[1] - c0);
         let res = read_out_frames(ds, plan, r, c0, n, &mut buf, &mut tmp, &mut sums, &mut sc).map(|b| {
             read += b;
-            acc.add(r * plan.out[1] + c0, &buf, &mut ov);
+            if plan.mean {
+                // the overviews of the sums, scaled to the mean when merged
+                acc.add(r * plan.out[1] + c0, &FrameBuf::U32(sums.clone()), &mut ov);
+            } else {
+                acc.add(r * plan.out[1] + c0, &buf, &mut ov);
+            }
             buf.resize(plan.k * plan.out_npx()); // pad the last chunk of a row with zeros
             let raw = buf.as_le_bytes();
             let bytes = match (opts.compress, opts.bitshuffle) {
@@ -590,6 +611,12 @@ fn merge_workers(results: Vec<WorkerOut>, plan: &Plan, present: usize) -> (Overv
     let nf = acc.frames.max(1) as f64;
     ov.mean_dp = acc.dp_sum.iter().map(|&v| (v / nf) as f32).collect();
     ov.max_dp = acc.dp_max.iter().map(|&v| v as f32).collect();
+    if plan.mean {
+        let f = 1.0 / (plan.bs * plan.bs * plan.bd * plan.bd) as f32;
+        for v in [&mut ov.sum, &mut ov.bf, &mut ov.adf, &mut ov.mean_dp, &mut ov.max_dp] {
+            v.iter_mut().for_each(|x| *x *= f);
+        }
+    }
     ov.positions_done = plan.out[0] * plan.out[1];
     ov.complete = true;
     if plan.identity() && present < ov.positions_done {

@@ -4,6 +4,7 @@
 pub mod emd;
 pub mod mib;
 pub mod scan;
+pub mod siemd;
 
 use crate::error::Result;
 pub use crate::format::frames::FrameBuf;
@@ -12,6 +13,7 @@ use crate::format::mibset::Scratch;
 pub use emd::EmdDataset;
 pub use mib::MibDataset;
 pub use scan::{ScanHints, ScanShape};
+pub use siemd::SpectrumEmdDataset;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -192,10 +194,14 @@ pub fn pixel_type_of<T: Pixel>(_: &[T]) -> PixelType {
     T::TYPE
 }
 
-/// Open any supported source by extension (`.mib`, `.emd`/`.h5`/`.hdf5`).
+/// Open any supported source by extension (`.mib`, `.emd`/`.h5`/`.hdf5`): an HDF5 file holding
+/// a 3-D spectrum image opens as [`SpectrumEmdDataset`] (EELS mode), else as a 4-D datacube.
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Arc<dyn Dataset>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
+        "emd" | "h5" | "hdf5" | "py4dstem" if siemd::is_spectrum_emd(path) => {
+            Ok(Arc::new(SpectrumEmdDataset::open(path, opts)?))
+        }
         "emd" | "h5" | "hdf5" | "py4dstem" => Ok(Arc::new(EmdDataset::open(path, opts)?)),
         _ => Ok(Arc::new(MibDataset::open(path, opts)?)),
     }

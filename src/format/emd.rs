@@ -83,6 +83,8 @@ pub struct DatacubeSpec {
     /// (Rx, Ry, Qx, Qy) = (scan rows, scan cols, det rows, det cols).
     pub shape: [usize; 4],
     pub pixel_type: PixelType,
+    /// A float32 datacube (`--bin-mode mean`); `pixel_type` is then `U32` (same size).
+    pub float32: bool,
     pub compress: bool,
     /// Deflate level when `compress` (the declared filter level always matches the level used).
     pub deflate_level: u32,
@@ -174,6 +176,7 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
         }};
     }
     let data = match spec.pixel_type {
+        PixelType::U32 if spec.float32 => mk!(f32),
         PixelType::U8 => mk!(u8),
         PixelType::U16 => mk!(u16),
         PixelType::U32 => mk!(u32),
@@ -369,12 +372,14 @@ pub fn datacube_fingerprint(d: &hdf5::Dataset, path: &Path) -> Result<String> {
         return Err(Error::format(path, format!("datacube has {} dimensions, expected 4", sh.len())));
     }
     let n = sh[0] * sh[1];
-    let pt = pixel_type_of(d, path, "data")?;
+    let float = matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Float(hdf5::types::FloatSize::U4)));
+    let pt = if float { PixelType::U32 } else { pixel_type_of(d, path, "data")? };
+    let name = if float { "float32" } else { pt.name() };
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for s in &sh {
         h.update(&(*s as u64).to_le_bytes());
     }
-    h.update(pt.name().as_bytes());
+    h.update(name.as_bytes());
     let mut samples: Vec<usize> = (0..8).map(|i| i * n.saturating_sub(1) / 7).collect();
     samples.dedup();
     for p in samples {
@@ -382,12 +387,17 @@ pub fn datacube_fingerprint(d: &hdf5::Dataset, path: &Path) -> Result<String> {
             break;
         }
         let (r, c) = (p / sh[1], p % sh[1]);
+        if float {
+            let fr: ndarray::Array2<f32> = d.read_slice(ndarray::s![r, c, .., ..]).map_err(h5::err(path))?;
+            h.update(bytemuck::cast_slice(fr.as_standard_layout().as_slice().unwrap()));
+            continue;
+        }
         let fr: ndarray::Array2<u32> = d.read_slice(ndarray::s![r, c, .., ..]).map_err(h5::err(path))?;
         let v = fr.as_standard_layout();
         let s = v.as_slice().unwrap();
         h.update(bytemuck::cast_slice(s));
     }
-    Ok(format!("emd:{}x{}x{}x{}:{}:{:016x}", sh[0], sh[1], sh[2], sh[3], pt.name(), h.digest()))
+    Ok(format!("emd:{}x{}x{}x{}:{}:{:016x}", sh[0], sh[1], sh[2], sh[3], name, h.digest()))
 }
 
 /// A dim dataset `dim{k}` of a datacube group: (first value, step, name, units); None when absent

@@ -89,6 +89,26 @@ pub fn spectrum_image(path: &Path, open: &OpenOptions, job: &EelsJob, progress: 
     spectrum_image_of(ds.as_ref(), job, progress)
 }
 
+/// The spectrum image of an open dataset (the TUI's): a 3-D spectrum-image EMD read as stored
+/// (exact floats, its energy axis), else [`spectrum_image_of`] (cached for a `.mib`).
+pub fn spectrum_image_ds(ds: &dyn Dataset, job: &EelsJob, progress: &Progress) -> Result<SpectrumImage> {
+    let p = &ds.info().path;
+    if ds.info().kind == Kind::Emd
+        && is_hdf5(p)
+        && let Some(si) = emd::read_spectrum_image(p)?
+    {
+        progress.set_done(progress.total());
+        return Ok(from_emd(si, &job.energy));
+    }
+    spectrum_image_of(ds, job, progress)
+}
+
+/// The default energy window of `channels` channels: mib-viewer's 10-200, clamped to the
+/// spectrum (the whole spectrum when it has fewer than 20 channels).
+pub fn default_window(channels: usize) -> (usize, usize) {
+    if channels < 20 { (0, channels) } else { (10, 200.min(channels)) }
+}
+
 fn from_emd(si: emd::SpectrumImageData, e: &EnergyOptions) -> SpectrumImage {
     let [rows, cols, channels] = si.shape;
     let mut s = SpectrumImage {

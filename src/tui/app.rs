@@ -47,6 +47,8 @@ pub enum AppEvent {
     JobEnded(JobKind, String),
     /// The custom-detector image of generation `gen` (or why there is none).
     Custom(u64, Result<Vec<f32>, String>),
+    /// The spectrum image of spectrum data (the EELS screen's source).
+    SpectrumImage(Arc<crate::ops::eels::SpectrumImage>),
     Tick,
 }
 
@@ -199,6 +201,8 @@ pub struct State {
     pub screen: Screen,
     pub main: MainView,
     pub fft: FftView,
+    /// The EELS screen (spectrum data only).
+    pub eels: Option<super::eels::EelsView>,
     pub jobs: JobsPanel,
     pub popup: Popup,
     /// The DPC view (`i`).
@@ -439,7 +443,9 @@ impl JobsPanel {
         self.table
             .list()
             .iter()
-            .filter(|j| !j.state().finished() && j.name != "overview" && j.name != "roi mean")
+            .filter(|j| {
+                !j.state().finished() && !["overview", "roi mean", super::eels::JOB_NAME].contains(&j.name.as_str())
+            })
             .count()
     }
 
@@ -490,6 +496,7 @@ impl State {
             screen: Screen::Main,
             main: MainView::new(cursor, geometry),
             fft: FftView::new(),
+            eels: None,
             jobs: JobsPanel { table: JobTable::new(), selected: 0 },
             popup: Popup::None,
             dpc: Default::default(),
@@ -513,7 +520,14 @@ impl State {
             started: Instant::now(),
         };
         s.request_frame();
-        s.start_overview();
+        match super::eels::channels_of(&s) {
+            Some(ch) => {
+                s.eels = Some(super::eels::EelsView::new(ch));
+                super::eels::start(&mut s);
+                super::eels::sync(&mut s);
+            }
+            None => s.start_overview(),
+        }
         s.offer_resume();
         s
     }
@@ -857,6 +871,10 @@ impl State {
     /// The mean diffraction pattern over the ROI, on the worker pool.
     fn start_roi_mean(&mut self) {
         let Some(((r0, c0), (r1, c1))) = self.main.roi else { return };
+        if self.eels.is_some() {
+            self.status = format!("ROI rows {r0}..={r1}, cols {c0}..={c1}: mean spectrum");
+            return; // the EELS screen's mean spectrum comes from its spectrum image
+        }
         self.main.roi_gen += 1;
         let g = self.main.roi_gen;
         let n = (r1 - r0 + 1) * (c1 - c0 + 1);
@@ -876,6 +894,10 @@ impl State {
     /// The image on screen as (values, width, height, name, display), or why there is none.
     fn export_image(&self) -> Result<(Vec<f32>, usize, usize, String, DisplayParams), &'static str> {
         match self.screen {
+            Screen::Main if self.eels.is_some() => {
+                let e = self.eels.as_ref().and_then(|e| e.export()).ok_or("no energy-window map yet")?;
+                Ok((e.0, e.1, e.2, e.3, self.main.overview_display))
+            }
             Screen::Main if self.main.layout == ViewLayout::Dpc => {
                 let o = self.dpc.outcome.as_ref().ok_or("no DPC result to export yet")?;
                 let r = &o.result;
@@ -902,6 +924,9 @@ impl State {
 
     /// Export the image on screen as PNG next to the file (or in the working directory).
     fn export(&mut self) {
+        if let Some(e) = self.eels.as_mut() {
+            e.ensure_map();
+        }
         let (vals, w, h, name, disp) = match self.export_image() {
             Ok(v) => v,
             Err(why) => {
@@ -934,6 +959,15 @@ impl State {
         self.status = format!("export failed: {last}");
     }
 
+    /// Which keys are live: the FFT explorer, the EELS screen (spectrum data) or the main screen.
+    pub fn key_context(&self) -> super::keys::Context {
+        match (self.screen, self.eels.is_some()) {
+            (Screen::Fft, _) => super::keys::Context::Fft,
+            (Screen::Main, true) => super::keys::Context::Eels,
+            (Screen::Main, false) => super::keys::Context::Main,
+        }
+    }
+
     pub fn any_running(&self) -> bool {
         self.jobs.table.running() > 0
     }
@@ -958,6 +992,18 @@ pub fn update(s: &mut State, a: Action) {
     if popup_action(s, a) {
         return;
     }
+    if s.eels.is_some() && a.diffraction_only() {
+        s.status = "spectrum data: no virtual detectors, diffraction frames or 4D FFT".into();
+        return;
+    }
+    update_view(s, a);
+    if s.eels.is_some() {
+        super::eels::sync(s);
+    }
+}
+
+/// Hand an action to the view it concerns.
+fn update_view(s: &mut State, a: Action) {
     match a {
         // the cursor keys and clicks act on the screen shown
         Action::Move(..) | Action::ClickOverview(..) => match s.screen {
@@ -979,6 +1025,9 @@ pub fn update(s: &mut State, a: Action) {
         | Action::CustomResponse
         | Action::Ewpc => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
+        Action::EelsMove(_) | Action::EelsPage(_) | Action::EelsWidth(_) | Action::EelsLog => {
+            super::eels::action(s, a)
+        }
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
         Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto => super::dpc::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
@@ -1134,6 +1183,8 @@ fn convert(s: &mut State) {
         s.status = "already an EMD file".into();
     } else if s.emd_path().exists() {
         s.status = format!("{} exists already", s.emd_path().display());
+    } else if s.eels.is_some() {
+        super::eels::start_convert(s);
     } else {
         s.start_convert(false);
     }
@@ -1283,6 +1334,7 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             {
                 s.main.frame = Some((p, f));
                 s.main.frame_version += 1;
+                super::eels::sync(s);
                 return true;
             }
             false
@@ -1315,8 +1367,12 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
             s.status = msg;
             true
         }
+        AppEvent::SpectrumImage(si) => super::eels::loaded(s, si),
         AppEvent::Tick => {
             let mut redraw = s.any_running() | follow_tick(s);
+            if s.eels.is_some() {
+                super::eels::sync(s); // the cursor may have followed a growing acquisition
+            }
             if let Some(t) = s.main.geometry_changed
                 && t.elapsed() >= Duration::from_millis(300)
             {

@@ -56,6 +56,42 @@ pub enum Action {
     DpcFlip,
     /// DPC view: back to the rotation and flip found from the curl.
     DpcAuto,
+    /// EELS: move the energy window by steps of 1/128 of the spectrum.
+    EelsMove(i32),
+    /// EELS: move the energy window by its own width.
+    EelsPage(i32),
+    /// EELS: widen / narrow the energy window (its upper edge, by steps).
+    EelsWidth(i32),
+    /// EELS: log / linear spectrum plot.
+    EelsLog,
+}
+
+impl Action {
+    /// Actions that only mean something for diffraction data (virtual detectors, the
+    /// diffraction frame, the 4D FFT): not offered on the EELS screen.
+    pub fn diffraction_only(self) -> bool {
+        matches!(
+            self,
+            Action::MoveDetector(..)
+                | Action::CycleScale
+                | Action::Radius(_)
+                | Action::InnerRadius(_)
+                | Action::CycleDetector
+                | Action::CycleLayout
+                | Action::Diffractogram
+                | Action::Fft
+                | Action::SwitchScreen
+                | Action::FftRegion(_)
+                | Action::FftReverse
+                | Action::CycleCustom
+                | Action::CustomResponse
+                | Action::Ewpc
+                | Action::DpcView
+                | Action::DpcRotate(_)
+                | Action::DpcFlip
+                | Action::DpcAuto
+        )
+    }
 }
 
 /// Which screen a binding applies to.
@@ -64,6 +100,31 @@ pub enum Scope {
     Global,
     Main,
     Fft,
+    /// The main screen of spectrum data (EELS).
+    Eels,
+}
+
+/// Where the keys are pressed: the main screen of diffraction data, the FFT explorer, or the
+/// EELS screen (the main screen of spectrum data: the main screen's keys without the
+/// diffraction-only ones, plus the EELS keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    Main,
+    Fft,
+    Eels,
+}
+
+impl Context {
+    /// Whether binding `b` is active here.
+    pub fn offers(self, b: &Binding) -> bool {
+        let scoped = match b.scope {
+            Scope::Global => true,
+            Scope::Main => self != Context::Fft,
+            Scope::Fft => self == Context::Fft,
+            Scope::Eels => self == Context::Eels,
+        };
+        scoped && !(self == Context::Eels && b.action.diffraction_only())
+    }
 }
 
 pub struct Binding {
@@ -226,6 +287,34 @@ pub static KEYS: &[Binding] = &[
         "scan ROI: mark a corner, move, r again = mean diffraction",
         Some("ROI")
     ),
+    b!(
+        &[(Char(','), N)],
+        ",/.",
+        Action::EelsMove(-1),
+        Scope::Eels,
+        "move the energy window down / up (1/128 of the spectrum)",
+        Some("window")
+    ),
+    b!(&[(Char('.'), N)], "", Action::EelsMove(1), Scope::Eels, "", None),
+    b!(
+        &[(Char('<'), N), (Char('<'), S)],
+        "</>",
+        Action::EelsPage(-1),
+        Scope::Eels,
+        "move the energy window by its width",
+        None
+    ),
+    b!(&[(Char('>'), N), (Char('>'), S)], "", Action::EelsPage(1), Scope::Eels, "", None),
+    b!(
+        &[(Char('{'), N), (Char('{'), S)],
+        "{/}",
+        Action::EelsWidth(-1),
+        Scope::Eels,
+        "narrow / widen the energy window",
+        Some("width")
+    ),
+    b!(&[(Char('}'), N), (Char('}'), S)], "", Action::EelsWidth(1), Scope::Eels, "", None),
+    b!(&[(Char('y'), N)], "y", Action::EelsLog, Scope::Eels, "spectrum plot: log / linear counts", Some("log")),
     b!(&[(Esc, N)], "Esc", Action::ClearRoi, Scope::Main, "clear the ROI / close popups", None),
     b!(&[(Char('c'), N)], "c", Action::Convert, Scope::Main, "convert to EMD (background job)", Some("convert")),
     b!(
@@ -378,8 +467,13 @@ fn user_keys() -> &'static [(char, Action, String)] {
     USER_KEYS.get().map(|u| u.bindings.as_slice()).unwrap_or(&[])
 }
 
-/// Look a key up in the table for the active screen.
+/// Look a key up in the table for the active screen (diffraction data).
 pub fn lookup(k: &KeyEvent, fft_screen: bool) -> Option<Action> {
+    lookup_in(k, if fft_screen { Context::Fft } else { Context::Main })
+}
+
+/// Look a key up in the table for `ctx`.
+pub fn lookup_in(k: &KeyEvent, ctx: Context) -> Option<Action> {
     if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == Char('c') {
         return Some(Action::Quit);
     }
@@ -390,11 +484,7 @@ pub fn lookup(k: &KeyEvent, fft_screen: bool) -> Option<Action> {
     }
     let mods = k.modifiers & (KeyModifiers::SHIFT);
     KEYS.iter()
-        .filter(|b| match b.scope {
-            Scope::Global => true,
-            Scope::Main => !fft_screen,
-            Scope::Fft => fft_screen,
-        })
+        .filter(|b| ctx.offers(b))
         .find(|b| b.keys.iter().any(|(c, m)| *c == k.code && *m == mods))
         .map(|b| b.action)
 }
@@ -412,14 +502,15 @@ pub fn help_lines() -> Vec<(String, String, Scope)> {
     v
 }
 
-/// Footer entries for a screen.
+/// Footer entries for a screen (diffraction data).
 pub fn footer(fft_screen: bool) -> Vec<(&'static str, &'static str)> {
+    footer_in(if fft_screen { Context::Fft } else { Context::Main })
+}
+
+/// Footer entries for `ctx`.
+pub fn footer_in(ctx: Context) -> Vec<(&'static str, &'static str)> {
     KEYS.iter()
-        .filter(|b| match b.scope {
-            Scope::Global => true,
-            Scope::Main => !fft_screen,
-            Scope::Fft => fft_screen,
-        })
+        .filter(|b| ctx.offers(b))
         .filter_map(|b| b.footer.map(|f| (if b.label == "arrows/hjkl" { "arrows" } else { b.label }, f)))
         .collect()
 }
@@ -432,7 +523,12 @@ mod tests {
     fn no_duplicate_bindings_per_scope() {
         for (i, a) in KEYS.iter().enumerate() {
             for b in &KEYS[i + 1..] {
-                let overlap = a.scope == b.scope || a.scope == Scope::Global || b.scope == Scope::Global;
+                // the EELS screen offers the main screen's keys except the diffraction-only ones
+                let eels_main = matches!((a.scope, b.scope), (Scope::Main, Scope::Eels) | (Scope::Eels, Scope::Main))
+                    && !a.action.diffraction_only()
+                    && !b.action.diffraction_only();
+                let overlap =
+                    a.scope == b.scope || a.scope == Scope::Global || b.scope == Scope::Global || eels_main;
                 if !overlap {
                     continue;
                 }
@@ -465,5 +561,23 @@ mod tests {
         assert_eq!(lookup(&k(Char('t'), N), false), Some(Action::Diffractogram));
         assert_eq!(lookup(&k(Char('%'), S), true), Some(Action::CycleClip));
         assert_eq!(lookup(&k(Char('c'), KeyModifiers::CONTROL), false), Some(Action::Quit));
+    }
+
+    #[test]
+    fn eels_keys_only_on_the_eels_screen_without_the_detector_keys() {
+        let k = |c, m| KeyEvent::new(c, m);
+        assert_eq!(lookup_in(&k(Char('.'), N), Context::Eels), Some(Action::EelsMove(1)));
+        assert_eq!(lookup_in(&k(Char(','), N), Context::Eels), Some(Action::EelsMove(-1)));
+        assert_eq!(lookup_in(&k(Char('>'), S), Context::Eels), Some(Action::EelsPage(1)));
+        assert_eq!(lookup_in(&k(Char('}'), N), Context::Eels), Some(Action::EelsWidth(1)));
+        assert_eq!(lookup_in(&k(Char('y'), N), Context::Eels), Some(Action::EelsLog));
+        assert_eq!(lookup_in(&k(Char('y'), N), Context::Main), None);
+        assert_eq!(lookup_in(&k(Char('m'), N), Context::Eels), None, "no virtual detectors for spectra");
+        assert_eq!(lookup_in(&k(Char('F'), S), Context::Eels), None);
+        assert_eq!(lookup_in(&k(Right, N), Context::Eels), Some(Action::Move(0, 1)));
+        assert_eq!(lookup_in(&k(Char('r'), N), Context::Eels), Some(Action::Roi));
+        let f = footer_in(Context::Eels);
+        assert!(f.contains(&(",/.", "window")) && f.contains(&("y", "log")), "{f:?}");
+        assert!(!f.iter().any(|(_, d)| *d == "detector" || *d == "FFT"), "{f:?}");
     }
 }

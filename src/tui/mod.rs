@@ -9,6 +9,7 @@
 pub mod app;
 pub mod custom;
 pub mod dpc;
+pub mod eels;
 pub mod follow;
 pub mod harness;
 pub mod images;
@@ -270,7 +271,7 @@ pub fn handle(s: &mut State, e: AppEvent) {
             let a = if matches!(s.popup, app::Popup::Confirm(..)) {
                 keys::prompt_answer(&k)
             } else {
-                keys::lookup(&k, s.screen == app::Screen::Fft)
+                keys::lookup_in(&k, s.key_context())
             };
             match a {
                 Some(a) => app::update(s, a),

@@ -117,6 +117,7 @@ pub(super) fn shown(s: &State, r: images::Raster, area: Rect, readout: Readout) 
 pub fn prepare(s: &mut State, area: Rect) {
     let a = layout(area, s.screen, s.main.layout);
     match s.screen {
+        Screen::Main if s.eels.is_some() => super::eels::prepare(s, &a),
         Screen::Main if s.main.layout == ViewLayout::Dpc => super::dpc::prepare(s, &a),
         Screen::Main => {
             prepare_views(s, &a);
@@ -361,14 +362,14 @@ pub fn render(s: &State, f: &mut Frame) {
     render_jobs(s, f, a.jobs);
     // footer from the key table
     let mut spans = Vec::new();
-    for (k, d) in keys::footer(s.screen == Screen::Fft) {
+    for (k, d) in keys::footer_in(s.key_context()) {
         spans.push(Span::styled(format!(" {k}"), Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)));
         spans.push(Span::raw(format!(" {d} ")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), a.footer);
     match &s.popup {
         Popup::None => {}
-        Popup::Help(top) => render_help(*top, f, area),
+        Popup::Help(top) => render_help(s, *top, f, area),
         Popup::Confirm(_, text) => {
             let lines: Vec<Line> = text.lines().map(|l| Line::from(l.to_string())).collect();
             let w = (lines.iter().map(|l| l.width()).max().unwrap_or(20) as u16 + 4).min(area.width.saturating_sub(2));
@@ -443,6 +444,9 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
 }
 
 fn render_main(s: &State, f: &mut Frame, a: &Areas) {
+    if let Some(e) = &s.eels {
+        return super::eels::render_main(s, e, f, a);
+    }
     if s.main.layout == ViewLayout::Dpc {
         return super::dpc::render(s, f, a);
     }
@@ -629,14 +633,23 @@ fn render_jobs(s: &State, f: &mut Frame, area: Rect) {
     }
 }
 
-fn render_help(top: usize, f: &mut Frame, area: Rect) {
+fn render_help(s: &State, top: usize, f: &mut Frame, area: Rect) {
     let mut lines = vec![];
-    for (scope, title) in
-        [(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")]
-    {
+    // spectrum data: the EELS keys and no diffraction-only ones
+    let sections: &[(keys::Scope, &str)] = if s.eels.is_some() {
+        &[(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Eels, "EELS screen")]
+    } else {
+        &[(keys::Scope::Global, "everywhere"), (keys::Scope::Main, "main screen"), (keys::Scope::Fft, "FFT explorer")]
+    };
+    let hidden: Vec<&str> = if s.eels.is_some() {
+        keys::KEYS.iter().filter(|b| b.action.diffraction_only()).map(|b| b.label).collect()
+    } else {
+        vec![]
+    };
+    for &(scope, title) in sections {
         lines.push(Line::from(Span::styled(title, Style::default().add_modifier(Modifier::BOLD).fg(Color::Yellow))));
         for (k, d, sc) in keys::help_lines() {
-            if sc == scope {
+            if sc == scope && !hidden.contains(&k.as_str()) {
                 lines.push(Line::from(vec![
                     Span::styled(format!("  {k:<19}"), Style::default().fg(Color::Cyan)),
                     Span::raw(d),
