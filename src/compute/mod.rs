@@ -11,3 +11,4 @@ pub mod eels;
 pub mod fft;
 pub mod kernel16;
 pub mod overview;
+pub mod tcbf;
