@@ -71,6 +71,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
         Some(Command::Fft(a)) => emdtui::cli::fft::run(a, cli, t),
         Some(Command::Dpc(a)) => emdtui::cli::dpc::run(a, cli, t),
         Some(Command::Eels(a)) => emdtui::cli::eels::run(a, cli, t),
+        Some(Command::Tcbf(a)) => emdtui::cli::tcbf::run(a, cli, t),
         None => {
             let launch = emdtui::tui::Launch {
                 file: cli.file.clone(),

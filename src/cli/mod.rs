@@ -8,6 +8,7 @@ pub mod fft;
 pub mod info;
 pub mod overview;
 pub mod progress;
+pub mod tcbf;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -122,6 +123,48 @@ pub enum Command {
     /// EELS: energy-window map or mean spectrum of spectrum data (Nx1 detector, `--mode eels`,
     /// or a 3-D spectrum-image EMD).
     Eels(EelsArgs),
+    /// Tilt-corrected / super-resolution bright field from the scan-axes FFT (made first when needed).
+    Tcbf(TcbfArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TcbfArgs {
+    pub file: PathBuf,
+    /// Output image: .npy / .tiff (float32, scan rows*N x cols*N) or .png.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Fine grid factor N, 1..=8 (1: Fourier shift-and-add on the scan grid; more: samples placed
+    /// on an N times finer grid).
+    #[arg(long, default_value_t = 1)]
+    pub upsample: usize,
+    /// Also write the shifts: .npy float32 (detector rows, cols, 2) = (dy, dx) in scan pixels,
+    /// I_K(r) = I_ref(r - s_K), NaN where a pixel was not used.
+    #[arg(long, value_name = "SHIFTS.npy")]
+    pub shifts_out: Option<PathBuf>,
+    /// Print the fit (scale, rotation_deg, rms residual, pixels used) and the run as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// py4D-browser's manual shifts: (k - k_com) / max|k - k_com| * --max-shift, rotated by --theta.
+    #[arg(long)]
+    pub manual: bool,
+    /// Manual mode: shift of the farthest disk pixel, in scan pixels.
+    #[arg(long, value_name = "PX", allow_hyphen_values = true)]
+    pub max_shift: Option<f64>,
+    /// Manual mode: rotation in degrees (default 0).
+    #[arg(long, value_name = "DEG", allow_hyphen_values = true)]
+    pub theta: Option<f64>,
+    /// Manual mode: transpose x/y (py4D-browser's checkbox).
+    #[arg(long)]
+    pub transpose: bool,
+    /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
+    #[arg(long, value_name = "PATH")]
+    pub emd: Option<PathBuf>,
+    /// PNG colour map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
 }
 
 #[derive(Args, Debug)]

@@ -10,3 +10,4 @@ pub mod eels;
 pub mod fft;
 pub mod overview;
 pub mod resume;
+pub mod tcbf;
