@@ -148,12 +148,12 @@ mod tests {
     fn fit_recovers_rotation_and_rejects_outliers() {
         let c = (20.3, 19.7);
         let (mut k, mut s) = (Vec::new(), Vec::new());
-        for y in 10..31 {
+        for y in 10..31usize {
             for x in 10..31 {
                 let kk = (y as f64, x as f64);
                 let mut v = rotation_model(0.3, 25.0, (kk.0 - c.0, kk.1 - c.1));
                 v.0 += 0.5;
-                if (y * 7 + x) % 37 == 0 {
+                if (y * 7 + x as usize).is_multiple_of(37) {
                     v.1 += 4.0; // outliers
                 }
                 k.push(kk);
@@ -167,7 +167,7 @@ mod tests {
         assert!((scale - 0.3).abs() < 1e-9 && (deg - 25.0).abs() < 1e-6 && !flip && aniso < 1e-9, "{scale} {deg}");
         assert!((coef[0][0] - 0.5).abs() < 1e-9);
         let rejected = inl.iter().filter(|&&b| !b).count();
-        assert_eq!(rejected, (0..k.len()).filter(|&i| (k[i].0 as usize * 7 + k[i].1 as usize) % 37 == 0).count());
+        assert_eq!(rejected, (0..k.len()).filter(|&i| (k[i].0 as usize * 7 + k[i].1 as usize).is_multiple_of(37)).count());
         assert!(rejected > 5);
     }
 

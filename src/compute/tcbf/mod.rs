@@ -327,13 +327,16 @@ fn manual_shifts(kdet: &[(f64, f64)], max_shift: f64, theta_deg: f64, transpose:
         .collect()
 }
 
+/// Per disk pixel: measured shift and correlation quality.
+type ShiftsQuality = (Vec<(f64, f64)>, Vec<f64>);
+
 /// Align every pixel against the reference, ROUNDS times; returns shifts and qualities.
 fn align_rounds(
     px: &mut Pixels,
     fft: &Fft2,
     plain_spec: &[Complex32],
     progress: &Progress,
-) -> Result<(Vec<(f64, f64)>, Vec<f64>)> {
+) -> Result<ShiftsQuality> {
     let m = px.members.len();
     let win = align::tukey(fft.rows, fft.cols, WINDOW_FRAC);
     let max_lag = ((fft.rows / 3).max(1), (fft.cols / 3).max(1));

@@ -5,6 +5,9 @@
 
 use rayon::prelude::*;
 
+/// Per image: the fine row of each scan row and the fine column of each scan column.
+type RowColMap = (Vec<Option<usize>>, Vec<Option<usize>>);
+
 /// Fine-grid accumulator: sums and hit counts (8 bytes per fine cell).
 pub(crate) struct Fine {
     pub(crate) up: usize,
@@ -34,7 +37,7 @@ impl Fine {
         let fc = cols * up;
         let fr = rows * up;
         // per image: the fine row of each scan row and the fine column of each scan column
-        let maps: Vec<(Vec<Option<usize>>, Vec<Option<usize>>)> = shifts
+        let maps: Vec<RowColMap> = shifts
             .iter()
             .map(|&(sy, sx)| {
                 (
