@@ -51,6 +51,9 @@ pub const OUTLIER_K: f64 = 4.0;
 pub const OUTLIER_FLOOR: f64 = 0.1;
 /// Tukey window: cosine edges over this fraction of each side.
 const WINDOW_FRAC: f64 = 0.15;
+/// Part of the budget left to the process itself (binary, libraries, HDF5: about 15-20 MiB
+/// measured; at most half the budget).
+const PROCESS_RESERVE: u64 = 20 << 20;
 /// Smallest scan side.
 pub const MIN_SCAN: usize = 8;
 
@@ -212,7 +215,9 @@ pub fn run(src: &dyn GSource, geom: KGeometry, p: &TcbfParams, budget: u64, prog
     let dc = src.dc_plane()?;
     let (disk, members) = find_disk(&dc, kr, kc, geom)?;
     let fft = Fft2::new(qr, qc);
-    let mut px = Pixels::new(src, members, budget - fine_b - work_b)?;
+    // the process itself (binary, HDF5 and its chunk cache, allocator slack) takes part of the budget
+    let reserve = (budget / 2).min(PROCESS_RESERVE);
+    let mut px = Pixels::new(src, members, budget.saturating_sub(fine_b + work_b + reserve))?;
     let passes = match p.mode {
         ShiftMode::Auto => ROUNDS as u64 + 2,
         ShiftMode::Manual { .. } => 2,
@@ -497,15 +502,16 @@ impl<'a> Pixels<'a> {
     fn new(src: &'a dyn GSource, members: Vec<(usize, usize)>, budget: u64) -> Result<Pixels<'a>> {
         let [qr, qc, kr, kc] = src.shape();
         let pix_b = (qr * qc * 8) as u64;
-        // a block pixel is read (8 B per Q), transposed (8 B) and gathered (8 B)
-        let cap = (budget / (3 * pix_b)) as usize;
+        // a block pixel is read (8 B per Q; HDF5 may hold a conversion copy meanwhile),
+        // transposed (8 B) and gathered (8 B)
+        let cap = (budget / (4 * pix_b)) as usize;
         if cap == 0 {
             return Err(Error::Invalid(format!(
                 "tcBF: memory budget too small: one detector pixel over the {qr}x{qc} scan needs {} (use --memory)",
-                hs(3 * pix_b)
+                hs(4 * pix_b)
             )));
         }
-        let keep = (members.len() as u64 + 2 * members.len().min(cap) as u64) * pix_b <= budget;
+        let keep = (members.len() as u64 + 3 * members.len().min(cap) as u64) * pix_b <= budget;
         let (chr, chc) = src.k_chunk();
         let th = chr.clamp(1, kr).min((cap / chc.clamp(1, kc)).max(1));
         let tw = if th * chc <= cap { ((cap / th) / chc * chc).max(chc) } else { (cap / th).max(1) }.min(kc);
