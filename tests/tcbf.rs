@@ -56,8 +56,9 @@ fn upsample(img: &Array2<f32>, f: usize) -> Array2<f32> {
 fn run_json(args: &[&str]) -> serde_json::Value {
     let out = emdtui().args(args).output().unwrap();
     assert!(out.status.success(), "emdtui {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
 }
 
 #[test]
@@ -67,7 +68,8 @@ fn auto_tcbf_recovers_parallax_and_super_resolves() {
     let mib = make(dir.path(), "defocus.mib", &spec);
     let (img_p, sh_p) = (dir.path().join("tcbf.npy"), dir.path().join("shifts.npy"));
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
-    let args = ["tcbf", mib.to_str().unwrap(), "-o", &s(&img_p), "--upsample", "4", "--shifts-out", &s(&sh_p), "--json"];
+    let args =
+        ["tcbf", mib.to_str().unwrap(), "-o", &s(&img_p), "--upsample", "4", "--shifts-out", &s(&sh_p), "--json"];
     let j = run_json(&args);
     assert_eq!(j["origin"], "computed");
     let fit = &j["fit"];
@@ -232,7 +234,24 @@ fn bad_input_gives_one_clear_error_and_no_output() {
     emdtui().args(["fft", m]).assert().success();
     let r = emdtui().args(["--memory", "30K", "tcbf", m, "-o", o, "--upsample", "8"]).output().unwrap();
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && err.contains("memory budget 30 KiB too small") && err.contains("fine grid"), "{err}");
+    assert!(
+        !r.status.success() && err.contains("memory budget 30 KiB too small") && err.contains("fine grid"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn synth_defocus_flag_writes_a_scan_tcbf_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mib = dir.path().join("d.mib");
+    emdtui().args(["synth", mib.to_str().unwrap(), "--scan", "24x24", "--defocus"]).assert().success();
+    let out = dir.path().join("d.tiff");
+    let j = run_json(&["tcbf", mib.to_str().unwrap(), "-o", out.to_str().unwrap(), "--upsample", "2", "--json"]);
+    let fit = &j["fit"];
+    assert!((fit["scale"].as_f64().unwrap() - 0.25).abs() < 0.02, "{fit}");
+    assert!((fit["rotation_deg"].as_f64().unwrap() - 25.0).abs() < 3.0, "{fit}");
+    assert_eq!(j["image_shape"], serde_json::json!([48, 48]));
+    assert!(out.is_file());
 }

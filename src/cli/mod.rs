@@ -310,6 +310,10 @@ pub struct SynthArgs {
     /// A Merlin Nx1 spectrometer detector (256 x 1024 EELS spectra; --detector is ignored).
     #[arg(long)]
     pub nx1: bool,
+    /// A defocused-probe scan for `tcbf` (64x64 detector, BF disk radius 12, parallax 0.25 scan px
+    /// per detector px rotated by 25 deg; the other frame options are ignored).
+    #[arg(long)]
+    pub defocus: bool,
 }
 
 #[derive(Args, Debug, Clone)]

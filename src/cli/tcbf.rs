@@ -23,7 +23,9 @@ pub fn params_from_args(a: &TcbfArgs) -> Result<TcbfParams> {
         bail!("--upsample {}: use 1..={}", a.upsample, crate::compute::tcbf::MAX_UPSAMPLE);
     }
     let mode = if a.manual {
-        let Some(max_shift) = a.max_shift else { bail!("--manual needs --max-shift PX (the shift of the farthest disk pixel)") };
+        let Some(max_shift) = a.max_shift else {
+            bail!("--manual needs --max-shift PX (the shift of the farthest disk pixel)")
+        };
         let theta_deg = a.theta.unwrap_or(0.0);
         if !max_shift.is_finite() || !theta_deg.is_finite() {
             bail!("--max-shift and --theta must be finite numbers");

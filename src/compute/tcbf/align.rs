@@ -25,8 +25,12 @@ pub(crate) struct Work {
 impl Fft2 {
     pub(crate) fn new(rows: usize, cols: usize) -> Fft2 {
         let mut pl = FftPlanner::<f32>::new();
-        let plans =
-            [pl.plan_fft_forward(cols), pl.plan_fft_forward(rows), pl.plan_fft_inverse(cols), pl.plan_fft_inverse(rows)];
+        let plans = [
+            pl.plan_fft_forward(cols),
+            pl.plan_fft_forward(rows),
+            pl.plan_fft_inverse(cols),
+            pl.plan_fft_inverse(rows),
+        ];
         let scratch_len = plans.iter().map(|p| p.get_inplace_scratch_len()).max().unwrap_or(0);
         Fft2 { rows, cols, plans, scratch_len }
     }

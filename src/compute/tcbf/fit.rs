@@ -167,7 +167,10 @@ mod tests {
         assert!((scale - 0.3).abs() < 1e-9 && (deg - 25.0).abs() < 1e-6 && !flip && aniso < 1e-9, "{scale} {deg}");
         assert!((coef[0][0] - 0.5).abs() < 1e-9);
         let rejected = inl.iter().filter(|&&b| !b).count();
-        assert_eq!(rejected, (0..k.len()).filter(|&i| (k[i].0 as usize * 7 + k[i].1 as usize).is_multiple_of(37)).count());
+        assert_eq!(
+            rejected,
+            (0..k.len()).filter(|&i| (k[i].0 as usize * 7 + k[i].1 as usize).is_multiple_of(37)).count()
+        );
         assert!(rejected > 5);
     }
 
@@ -182,7 +185,9 @@ mod tests {
         };
         let (_, deg, flip, _) = decompose(m(-130.0));
         assert!(!flip && (deg + 130.0).abs() < 1e-9);
-        assert!(robust_fit(&[(0.0, 0.0), (1.0, 1.0)], &[(0.0, 0.0), (1.0, 1.0)], &[true, true], (0.0, 0.0), 3.0, 0.1)
-            .is_none());
+        assert!(
+            robust_fit(&[(0.0, 0.0), (1.0, 1.0)], &[(0.0, 0.0), (1.0, 1.0)], &[true, true], (0.0, 0.0), 3.0, 0.1)
+                .is_none()
+        );
     }
 }

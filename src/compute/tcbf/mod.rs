@@ -311,7 +311,8 @@ fn find_disk(dc: &[f32], kr: usize, kc: usize, geom: KGeometry) -> Result<(Disk,
         )));
     }
     let b = geom.bin as f64;
-    let centre = [geom.origin.0 as f64 + (cy as f64 + 0.5) * b - 0.5, geom.origin.1 as f64 + (cx as f64 + 0.5) * b - 0.5];
+    let centre =
+        [geom.origin.0 as f64 + (cy as f64 + 0.5) * b - 0.5, geom.origin.1 as f64 + (cx as f64 + 0.5) * b - 0.5];
     Ok((Disk { centre, radius: r as f64 * b, pixels: members.len() }, members))
 }
 
@@ -336,12 +337,7 @@ fn manual_shifts(kdet: &[(f64, f64)], max_shift: f64, theta_deg: f64, transpose:
 type ShiftsQuality = (Vec<(f64, f64)>, Vec<f64>);
 
 /// Align every pixel against the reference, ROUNDS times; returns shifts and qualities.
-fn align_rounds(
-    px: &mut Pixels,
-    fft: &Fft2,
-    plain_spec: &[Complex32],
-    progress: &Progress,
-) -> Result<ShiftsQuality> {
+fn align_rounds(px: &mut Pixels, fft: &Fft2, plain_spec: &[Complex32], progress: &Progress) -> Result<ShiftsQuality> {
     let m = px.members.len();
     let win = align::tukey(fft.rows, fft.cols, WINDOW_FRAC);
     let max_lag = ((fft.rows / 3).max(1), (fft.cols / 3).max(1));
@@ -569,8 +565,7 @@ impl<'a> Pixels<'a> {
             }
             return Ok(());
         }
-        let mut keep: Vec<Option<Vec<Complex32>>> =
-            if self.keep { vec![None; self.members.len()] } else { Vec::new() };
+        let mut keep: Vec<Option<Vec<Complex32>>> = if self.keep { vec![None; self.members.len()] } else { Vec::new() };
         for b in &self.batches {
             progress.check()?;
             let gs = self.read(b)?;
