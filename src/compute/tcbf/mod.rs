@@ -40,7 +40,7 @@ use std::ops::Range;
 
 pub const MAX_UPSAMPLE: usize = 8;
 /// Bumped when the algorithm changes what it computes (cached results become stale).
-pub const ALGORITHM_VERSION: u32 = 1;
+pub const ALGORITHM_VERSION: u32 = 2;
 /// Alignment rounds (the first against the plain BF sum).
 pub const ROUNDS: usize = 3;
 /// Pixels whose correlation quality is below this fraction of the median are left out.
@@ -224,17 +224,26 @@ pub fn run(src: &dyn GSource, geom: KGeometry, p: &TcbfParams, budget: u64, prog
     };
     progress.set_total(passes * px.members.len() as u64);
     progress.set_message("tcBF: plain BF sum");
+    let means: Vec<f64> = px.members.iter().map(|&(y, x)| dc[y * kc + x] as f64 / fft.n() as f64).collect();
+    // the plain BF (raw sum) and the first reference: every pixel's image divided by its mean,
+    // so that no pixel (a hot one, the bright centre) dominates the references
     let mut plain_spec = vec![Complex32::default(); fft.n()];
-    px.for_each_batch(progress, &mut |_, gs| {
-        for g in gs {
+    let mut norm_spec = vec![Complex32::default(); fft.n()];
+    px.for_each_batch(progress, &mut |idx, gs| {
+        for (&i, g) in idx.iter().zip(gs) {
             plain_spec.iter_mut().zip(g.iter()).for_each(|(a, b)| *a += b);
+            if means[i] > 0.0 {
+                let w = (1.0 / means[i]) as f32;
+                norm_spec.iter_mut().zip(g.iter()).for_each(|(a, b)| *a += b * w);
+            }
         }
         Ok(())
     })?;
     let kdet: Vec<(f64, f64)> = px.members.iter().map(|&k| geom.det_coord(k)).collect();
     let Fitted { reported: shifts, image: image_shifts, quality, fit, used: use_ } = match &p.mode {
         ShiftMode::Auto => {
-            let (s, q) = align_rounds(&mut px, &fft, &plain_spec, progress)?;
+            let (s, q) = align_rounds(&mut px, &fft, &norm_spec, &means, progress)?;
+            drop(norm_spec);
             fit_shifts(&kdet, s, q, &disk)?
         }
         ShiftMode::Manual { max_shift, theta_deg, transpose } => {
@@ -244,7 +253,6 @@ pub fn run(src: &dyn GSource, geom: KGeometry, p: &TcbfParams, budget: u64, prog
         }
     };
     progress.set_message("tcBF: aligned sum");
-    let means: Vec<f64> = px.members.iter().map(|&(y, x)| dc[y * kc + x] as f64 / fft.n() as f64).collect();
     let use_: Vec<bool> = use_.iter().zip(&means).map(|(&u, &m)| u && m > 0.0).collect();
     let image = aligned_image(&mut px, &fft, p.upsample, &image_shifts, &use_, &means, progress)?;
     let mut plain = plain_spec;
@@ -291,15 +299,36 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// 3x3 median of a rows x cols image (edges: the neighbours that exist).
+fn median3x3(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    let mut nb = Vec::with_capacity(9);
+    for y in 0..rows {
+        for x in 0..cols {
+            nb.clear();
+            for yy in y.saturating_sub(1)..(y + 2).min(rows) {
+                for xx in x.saturating_sub(1)..(x + 2).min(cols) {
+                    nb.push(v[yy * cols + xx]);
+                }
+            }
+            nb.sort_by(|a, b| a.total_cmp(b));
+            out[y * cols + x] = nb[nb.len() / 2];
+        }
+    }
+    out
+}
+
 /// The BF disk in the DC plane: its description (detector coordinates) and its K pixels.
 fn find_disk(dc: &[f32], kr: usize, kc: usize, geom: KGeometry) -> Result<(Disk, Vec<(usize, usize)>)> {
-    let ((cy, cx), r) = crate::compute::overview::find_bf_disk(dc, kr, kc)
+    // a 3x3 median first: a hot pixel is not the disk's brightness
+    let med = median3x3(dc, kr, kc);
+    let ((cy, cx), r) = crate::compute::overview::find_bf_disk(&med, kr, kc)
         .ok_or_else(|| Error::Invalid("tcBF: no bright-field disk in the FFT's detector region".into()))?;
     let mut members = Vec::new();
     for y in 0..kr {
         for x in 0..kc {
             let (dy, dx) = (y as f32 - cy, x as f32 - cx);
-            if (dy * dy + dx * dx).sqrt() <= r && dc[y * kc + x] > 0.0 {
+            if (dy * dy + dx * dx).sqrt() <= r && dc[y * kc + x] > 0.0 && med[y * kc + x] > 0.0 {
                 members.push((y, x));
             }
         }
@@ -337,11 +366,17 @@ fn manual_shifts(kdet: &[(f64, f64)], max_shift: f64, theta_deg: f64, transpose:
 type ShiftsQuality = (Vec<(f64, f64)>, Vec<f64>);
 
 /// Align every pixel against the reference, ROUNDS times; returns shifts and qualities.
-fn align_rounds(px: &mut Pixels, fft: &Fft2, plain_spec: &[Complex32], progress: &Progress) -> Result<ShiftsQuality> {
+fn align_rounds(
+    px: &mut Pixels,
+    fft: &Fft2,
+    first: &[Complex32],
+    means: &[f64],
+    progress: &Progress,
+) -> Result<ShiftsQuality> {
     let m = px.members.len();
     let win = align::tukey(fft.rows, fft.cols, WINDOW_FRAC);
     let max_lag = ((fft.rows / 3).max(1), (fft.cols / 3).max(1));
-    let mut reference = plain_spec.to_vec();
+    let mut reference = first.to_vec();
     let mut shifts = vec![(0f64, 0f64); m];
     let mut quality = vec![0f64; m];
     let mut thr = f64::NEG_INFINITY;
@@ -365,8 +400,8 @@ fn align_rounds(px: &mut Pixels, fft: &Fft2, plain_spec: &[Complex32], progress:
             for ((&i, g), pk) in idx.iter().zip(gs).zip(peaks) {
                 shifts[i] = pk.shift;
                 quality[i] = pk.quality;
-                if pk.quality >= thr {
-                    align::add_shifted(&mut next, g, pk.shift, 1.0, fft);
+                if pk.quality >= thr && means[i] > 0.0 {
+                    align::add_shifted(&mut next, g, pk.shift, 1.0 / means[i], fft);
                 }
             }
             Ok(())

@@ -126,3 +126,26 @@ fn manual_matches_the_formula_and_bad_params_fail() {
     let e = run(&g, GEOM, &TcbfParams { upsample: 8, ..p.clone() }, 100_000, &Progress::new("t", 0)).unwrap_err();
     assert!(e.to_string().contains("memory budget"), "{e}");
 }
+
+#[test]
+fn a_hot_pixel_is_left_out_and_does_not_spoil_the_fit() {
+    let mut g = model(25.0);
+    let [qr, qc, kr, kc] = g.shape;
+    let fft = Fft2::new(qr, qc);
+    // K (7, 9) inside the disk: 100x brighter than the others, its image a fixed noise pattern
+    let mut img: Vec<Complex32> = (0..qr * qc)
+        .map(|i| Complex32::new(1e4 * (1.0 + 0.5 * (((i * 7919) % 101) as f32 / 101.0 - 0.5)), 0.0))
+        .collect();
+    fft.run_w(&mut img, false, &mut Work::default());
+    for i in 0..qr {
+        for j in 0..qc {
+            let q = ((i + qr / 2) % qr) * qc + (j + qc / 2) % qc;
+            g.data[(q * kr + 7) * kc + 9] = img[i * qc + j];
+        }
+    }
+    let r = run(&g, GEOM, &TcbfParams::default(), 1 << 30, &Progress::new("t", 0)).unwrap();
+    let f = r.fit.unwrap();
+    assert!((f.scale - 0.3).abs() < 0.01 && (f.rotation_deg - 25.0).abs() < 1.5, "{f:?}");
+    assert!(r.shifts[((7 + 2) * 20 + 9 + 3) * 2].is_nan(), "the hot pixel was used");
+    assert!(r.pixels_used >= r.disk.pixels - 3, "{} of {}", r.pixels_used, r.disk.pixels);
+}
