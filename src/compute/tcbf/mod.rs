@@ -7,7 +7,8 @@
 //! * Shifts (automatic mode): each pixel's image (from its spectrum G(., K), mean removed, Tukey
 //!   window) is cross-correlated in Fourier space with a reference; the peak is refined to
 //!   sub-pixel by a 3-point Gaussian fit per axis; the quality is the Pearson correlation at the
-//!   peak. Round 1's reference is the plain BF sum; rounds 2 and 3 use the sum aligned with the
+//!   peak. Round 1's reference is the sum of the images divided by their means (every pixel
+//!   weighs the same, a hot one too); rounds 2 and 3 use the sum aligned with the
 //!   previous round's shifts (pixels of low quality left out), so the shifts do not depend on
 //!   one noisy pixel. Pixels below [`QUALITY_REL`] x the median quality are left out.
 //! * Fit: s(K) = A (K - c) + b by least squares with outlier rejection ([`fit::robust_fit`]);
