@@ -142,6 +142,18 @@ fn spectrum_emd_info(file: &Path, si: &crate::format::emd::SpectrumImageData, js
 pub fn run_synth(a: &SynthArgs) -> Result<()> {
     let (rows, cols) = dataset::scan::parse_rxc(&a.scan_shape)
         .with_context(|| format!("--scan {:?}: expected ROWSxCOLS", a.scan_shape))?;
+    if a.defocus {
+        // a defocused-probe scan for tcBF (64x64 detector, 12-bit, with .hdr)
+        let spec = crate::format::synth_tcbf::ParallaxSpec { rows, cols, seed: a.seed, ..Default::default() };
+        spec.write(&a.output)?;
+        eprintln!(
+            "wrote {} (defocused probe: parallax {} scan px per detector px, rotation {} deg)",
+            a.output.display(),
+            spec.scale,
+            spec.rotation_deg
+        );
+        return Ok(());
+    }
     let spec = SynthSpec {
         rows,
         cols,

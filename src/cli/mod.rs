@@ -10,6 +10,7 @@ pub mod fft;
 pub mod info;
 pub mod overview;
 pub mod progress;
+pub mod tcbf;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -130,6 +131,8 @@ pub enum Command {
     Eels(EelsArgs),
     /// EWPC (|FFT(log max(DP, eps))|) of the mean pattern or of the pattern at --at.
     Ewpc(EwpcArgs),
+    /// Tilt-corrected / super-resolution bright field from the scan-axes FFT (made first when needed).
+    Tcbf(TcbfArgs),
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +159,46 @@ pub struct EwpcArgs {
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TcbfArgs {
+    pub file: PathBuf,
+    /// Output image: .npy / .tiff (float32, scan rows*N x cols*N) or .png.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Fine grid factor N, 1..=8 (1: Fourier shift-and-add on the scan grid; more: samples placed
+    /// on an N times finer grid).
+    #[arg(long, default_value_t = 1)]
+    pub upsample: usize,
+    /// Also write the shifts: .npy float32 (detector rows, cols, 2) = (dy, dx) in scan pixels,
+    /// I_K(r) = I_ref(r - s_K), NaN where a pixel was not used.
+    #[arg(long, value_name = "SHIFTS.npy")]
+    pub shifts_out: Option<PathBuf>,
+    /// Print the fit (scale, rotation_deg, rms residual, pixels used) and the run as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// py4D-browser's manual shifts: (k - k_com) / max|k - k_com| * --max-shift, rotated by --theta.
+    #[arg(long)]
+    pub manual: bool,
+    /// Manual mode: shift of the farthest disk pixel, in scan pixels.
+    #[arg(long, value_name = "PX", allow_hyphen_values = true)]
+    pub max_shift: Option<f64>,
+    /// Manual mode: rotation in degrees (default 0).
+    #[arg(long, value_name = "DEG", allow_hyphen_values = true)]
+    pub theta: Option<f64>,
+    /// Manual mode: transpose x/y (py4D-browser's checkbox).
+    #[arg(long)]
+    pub transpose: bool,
+    /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
+    #[arg(long, value_name = "PATH")]
+    pub emd: Option<PathBuf>,
+    /// PNG colour map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
 }
 
 #[derive(Args, Debug)]
@@ -298,6 +341,10 @@ pub struct SynthArgs {
     /// A Merlin Nx1 spectrometer detector (256 x 1024 EELS spectra; --detector is ignored).
     #[arg(long)]
     pub nx1: bool,
+    /// A defocused-probe scan for `tcbf` (64x64 detector, BF disk radius 12, parallax 0.25 scan px
+    /// per detector px rotated by 25 deg; the other frame options are ignored).
+    #[arg(long)]
+    pub defocus: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -13,3 +13,4 @@ pub mod ewpc;
 pub mod fft;
 pub mod kernel16;
 pub mod overview;
+pub mod tcbf;

@@ -10,3 +10,4 @@ pub mod hdr;
 pub mod mib;
 pub mod mibset;
 pub mod synth;
+pub mod synth_tcbf;

@@ -12,3 +12,4 @@ pub mod ewpc;
 pub mod fft;
 pub mod overview;
 pub mod resume;
+pub mod tcbf;

@@ -157,6 +157,15 @@ impl FftCache {
         let flat = arr.as_standard_layout();
         Ok(reduce(flat.as_slice().unwrap(), (a1 - a0) * (b1 - b0), nq, part, true))
     }
+    /// All Q for the K rectangle rows x cols, as stored: [Q row][Q col][k row][k col].
+    pub fn k_block(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> Result<Vec<Complex32>> {
+        if rows.end > self.shape[2] || cols.end > self.shape[3] || rows.is_empty() || cols.is_empty() {
+            return Err(Error::Invalid(format!("FFT K block {rows:?} x {cols:?} outside {:?}", &self.shape[2..])));
+        }
+        let arr: ndarray::Array4<Complex32> =
+            self.data.read_slice(ndarray::s![.., .., rows, cols]).map_err(h5::err(&self.path))?;
+        Ok(arr.into_raw_vec_and_offset().0)
+    }
     /// The complex values at one Q (K rows x K cols), exactly as stored.
     pub fn detector_complex(&self, q: (usize, usize)) -> Result<Vec<Complex32>> {
         let (a0, a1) = Self::range(q.0, 0, self.shape[0])?;

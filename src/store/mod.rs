@@ -10,3 +10,4 @@ pub mod eelscache;
 pub mod emd;
 pub mod fft;
 pub mod ovcache;
+pub mod tcbf;

@@ -1,0 +1,212 @@
+//! `emdtui tcbf`: tilt-corrected / super-resolution bright field, headless.
+//!
+//! Every argument is checked before any work (output formats and directories, upsample range,
+//! manual-mode flags, a scan of at least 8x8); a .mib is converted to its EMD first (as `fft`
+//! does), the FFT is computed when the EMD has no valid one, and the outputs are written
+//! atomically (a failure removes those already written).
+
+use crate::Tuning;
+use crate::cli::{Cli, TcbfArgs};
+use crate::compute::display::Colormap;
+use crate::compute::tcbf::{ShiftMode, TcbfParams, TcbfResult};
+use crate::format::export;
+use crate::jobs::Progress;
+use crate::ops::fft::EmdSource;
+use crate::ops::tcbf::Origin;
+use crate::util::{hs, peak_rss};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// The parameters from the command line (no dataset needed).
+pub fn params_from_args(a: &TcbfArgs) -> Result<TcbfParams> {
+    if !(1..=crate::compute::tcbf::MAX_UPSAMPLE).contains(&a.upsample) {
+        bail!("--upsample {}: use 1..={}", a.upsample, crate::compute::tcbf::MAX_UPSAMPLE);
+    }
+    let mode = if a.manual {
+        let Some(max_shift) = a.max_shift else {
+            bail!("--manual needs --max-shift PX (the shift of the farthest disk pixel)")
+        };
+        let theta_deg = a.theta.unwrap_or(0.0);
+        if !max_shift.is_finite() || !theta_deg.is_finite() {
+            bail!("--max-shift and --theta must be finite numbers");
+        }
+        ShiftMode::Manual { max_shift, theta_deg, transpose: a.transpose }
+    } else {
+        if a.max_shift.is_some() || a.theta.is_some() || a.transpose {
+            bail!("--max-shift, --theta and --transpose only apply with --manual");
+        }
+        ShiftMode::Auto
+    };
+    Ok(TcbfParams { upsample: a.upsample, mode })
+}
+
+fn check_outputs(a: &TcbfArgs) -> Result<()> {
+    export::format_of(&a.output)?;
+    export::check_output_dir(&a.output)?;
+    if let Some(s) = &a.shifts_out {
+        if !s.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+            bail!("--shifts-out {}: the shifts are written as .npy (detector rows x cols x 2)", s.display());
+        }
+        export::check_output_dir(s)?;
+        if s == &a.output {
+            bail!("--shifts-out and -o are the same file");
+        }
+    }
+    Ok(())
+}
+
+fn emd_path(a: &TcbfArgs) -> Result<PathBuf> {
+    let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let emd = match (&a.emd, matches!(ext.as_str(), "emd" | "h5" | "hdf5")) {
+        (Some(e), _) => e.clone(),
+        (None, true) => a.file.clone(),
+        (None, false) => a.file.with_extension("emd"),
+    };
+    if ext == "mib" && emd == a.file {
+        bail!("{}: refusing to write into the .mib", a.file.display());
+    }
+    Ok(emd)
+}
+
+/// Write the image and the shifts; on failure nothing of this run is left.
+fn write_outputs(a: &TcbfArgs, r: &TcbfResult) -> Result<()> {
+    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let (ir, ic) = r.image_shape();
+    crate::cli::info::write_f32(&a.output, ir, ic, &r.image, &disp)?;
+    if let Some(s) = &a.shifts_out {
+        let w = export::write_atomic(s, |tmp| {
+            let arr = ndarray::ArrayView3::from_shape((r.det.0, r.det.1, 2), &r.shifts)
+                .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+            ndarray_npy::write_npy(tmp, &arr)
+                .map_err(|e| crate::Error::Invalid(format!("{}: writing npy: {e}", s.display())))
+        });
+        if let Err(e) = w {
+            let _ = std::fs::remove_file(&a.output);
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    check_outputs(a)?;
+    let params = params_from_args(a)?;
+    crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let emd = emd_path(a)?;
+    let budget = cli.memory_budget()?;
+    let src = crate::dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
+    crate::compute::tcbf::check_params(&params, (src.scan().rows, src.scan().cols))
+        .with_context(|| format!("{}", a.file.display()))?;
+    let ds = ensure_emd(a, cli, t, src, &emd, budget)?;
+    let progress = Progress::job(crate::jobs::JobKind::Other, 0);
+    let pb = crate::cli::progress::bar(0, "tcbf");
+    let t0 = std::time::Instant::now();
+    let out = crate::cli::progress::drive(
+        std::time::Duration::from_millis(200),
+        || {
+            pb.set_length(progress.total().max(1));
+            pb.set_position(progress.done());
+            pb.set_message(progress.message());
+        },
+        || {
+            crate::ops::tcbf::load_or_compute(
+                ds.as_ref(),
+                &emd,
+                &params,
+                budget,
+                &progress,
+                &crate::cli::fft::run_options(t),
+            )
+        },
+    );
+    pb.finish_and_clear();
+    let out = out.with_context(|| format!("tcBF of {}", a.file.display()))?;
+    let wall = t0.elapsed().as_secs_f64();
+    write_outputs(a, &out.result)?;
+    report(a, &emd, &out.result, &out.origin, wall);
+    Ok(())
+}
+
+fn ensure_emd(
+    a: &TcbfArgs,
+    cli: &Cli,
+    t: &Tuning,
+    src: std::sync::Arc<dyn crate::dataset::Dataset>,
+    emd: &Path,
+    budget: u64,
+) -> Result<std::sync::Arc<dyn crate::dataset::Dataset>> {
+    if src.info().kind != crate::dataset::Kind::Emd && !crate::ops::convert::is_converted_from(emd, src.as_ref()) {
+        eprintln!("tcBF works from the EMD's FFT: converting {} -> {} first", a.file.display(), emd.display());
+    }
+    let calibration = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
+    let copts = crate::compute::convert::ConvertOptions {
+        force: true,
+        calibration: Some(calibration),
+        ..crate::cli::convert::convert_options(budget, t)
+    };
+    let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
+    let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
+        crate::ops::fft::ensure_emd(src, emd, &copts, &progress)
+    })
+    .with_context(|| format!("converting {}", a.file.display()))?;
+    if let EmdSource::Converted(r) = how {
+        eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds);
+    }
+    Ok(ds)
+}
+
+fn report(a: &TcbfArgs, emd: &Path, r: &TcbfResult, origin: &Origin, wall: f64) {
+    let (ir, ic) = r.image_shape();
+    let (how, fft) = match origin {
+        Origin::Cache => ("cache", None),
+        Origin::Computed { fft } => ("computed", fft.as_ref()),
+    };
+    if let Some(f) = fft {
+        eprintln!("FFT computed first: pass 1 {:.2} s, pass 2 {:.2} s", f.seconds_pass1, f.seconds_pass2);
+    }
+    eprintln!(
+        "tcBF ({how}, {} s): {}x{} image -> {}; {} of {} disk pixels used ({} low quality)",
+        format_args!("{wall:.2}"),
+        ir,
+        ic,
+        a.output.display(),
+        r.pixels_used,
+        r.disk.pixels,
+        r.pixels_low_quality
+    );
+    if let Some(f) = &r.fit {
+        eprintln!(
+            "fit: scale {:.4} scan px per detector px, rotation {:.2} deg{}, anisotropy {:.3}, rms residual {:.3} px, \
+             {} pixels ({} rejected)",
+            f.scale,
+            f.rotation_deg,
+            if f.flip { " (flipped)" } else { "" },
+            f.anisotropy,
+            f.rms_residual,
+            f.pixels_used,
+            f.pixels_rejected
+        );
+    }
+    if a.json {
+        let j = serde_json::json!({
+            "file": a.file,
+            "emd": emd,
+            "output": a.output,
+            "shifts_out": a.shifts_out,
+            "origin": how,
+            "params": r.params.to_json(),
+            "image_shape": [ir, ic],
+            "scan_shape": [r.scan.0, r.scan.1],
+            "detector_shape": [r.det.0, r.det.1],
+            "disk": r.disk,
+            "fit": r.fit,
+            "pixels_used": r.pixels_used,
+            "pixels_low_quality": r.pixels_low_quality,
+            "seconds_tcbf": r.seconds,
+            "seconds_wall": wall,
+            "fft_computed": fft.map(|f| serde_json::json!({"seconds_pass1": f.seconds_pass1, "seconds_pass2": f.seconds_pass2})),
+            "peak_rss_bytes": peak_rss(),
+        });
+        println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+    }
+}
