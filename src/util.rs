@@ -95,3 +95,44 @@ mod tests {
         assert!(peak_rss().is_some_and(|b| b > 0));
     }
 }
+
+/// One 4 KiB page, aligned to its size: the unit of O_DIRECT buffers.
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; 4096]);
+
+// SAFETY: `Page` is a plain 4096-byte array (`repr(C)`, no padding: the alignment equals the size)
+unsafe impl bytemuck::Zeroable for Page {}
+// SAFETY: as above; every bit pattern is a valid `[u8; 4096]`
+unsafe impl bytemuck::Pod for Page {}
+
+/// A zeroed byte buffer whose start is 4 KiB aligned (for O_DIRECT reads and writes), used as a
+/// `[u8]` of exactly `len` bytes.
+pub struct AlignedBuf {
+    pages: Vec<Page>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn new(len: usize) -> AlignedBuf {
+        AlignedBuf { pages: vec![Page([0; 4096]); len.div_ceil(4096)], len }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.pages)[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.pages)[..self.len]
+    }
+}
+
+/// Whether a transfer of `buf` at file offset `off` meets O_DIRECT's 4 KiB alignment rules.
+pub fn direct_aligned(buf: &[u8], off: u64) -> bool {
+    off.is_multiple_of(4096) && buf.len().is_multiple_of(4096) && (buf.as_ptr() as usize).is_multiple_of(4096)
+}

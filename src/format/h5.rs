@@ -500,10 +500,7 @@ pub fn write_chunk_raw(path: &Path, d: &hdf5::Dataset, offset: &[u64; 4], bytes:
     Ok(())
 }
 
-/// One page of an O_DIRECT staging buffer.
-#[derive(Clone, Copy)]
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
+use crate::util::Page;
 
 /// Writes whole chunks of an unfiltered, early-allocated 4-D dataset with O_DIRECT at the file
 /// addresses HDF5 allocated for them (4 KiB aligned, see [`open_rw_aligned`]), coalescing chunks
@@ -627,11 +624,6 @@ impl DirectChunkWriter {
         self.file.write_all_at(&buf[..len], at).map_err(|e| Error::io(&self.path, e))
     }
 }
-
-// SAFETY: `Page` is a plain 4096-byte array (`repr(C)`, no padding: the alignment equals the size)
-unsafe impl bytemuck::Zeroable for Page {}
-// SAFETY: as above; every bit pattern is a valid `[u8; 4096]`
-unsafe impl bytemuck::Pod for Page {}
 
 #[cfg(test)]
 mod tests {

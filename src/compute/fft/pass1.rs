@@ -6,6 +6,7 @@ use super::{Elem, FftReport, Layout, ScratchState, write_state};
 use crate::dataset::{Dataset, FrameBuf, ReadScratch};
 use crate::error::{Error, Result};
 use crate::jobs::Progress;
+use crate::util::AlignedBuf;
 use num_complex::Complex32;
 use rayon::prelude::*;
 use std::os::unix::fs::FileExt;
@@ -14,15 +15,35 @@ use std::time::Instant;
 
 /// Where pass 1 puts the K-tile-major data for pass 2: a scratch file next to the EMD (resumable:
 /// a state file records how far pass 1 got), or memory when it fits the budget (no disk detour).
+/// The file is written and read with O_DIRECT where the transfer is 4 KiB aligned (in the usual
+/// layouts all of them are): through the page cache every byte cost a kernel copy, 39 % of all
+/// cycles of a 4-D FFT (`perf`); the rest goes through `direct: None`'s buffered descriptor.
 pub(crate) enum ScratchStore {
-    File(std::fs::File),
+    File { file: std::fs::File, direct: Option<std::fs::File> },
     Mem(std::sync::Mutex<Vec<u8>>),
 }
 
 impl ScratchStore {
+    /// The scratch file `file` at `path`, with a second, O_DIRECT descriptor when the file system
+    /// allows one.
+    pub(crate) fn file(file: std::fs::File, path: &Path) -> ScratchStore {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path);
+        if let Err(e) = &direct {
+            log::info!("{}: FFT scratch without O_DIRECT ({e})", path.display());
+        }
+        ScratchStore::File { file, direct: direct.ok() }
+    }
     pub(crate) fn write_at(&self, buf: &[u8], off: u64, path: &Path) -> Result<()> {
         match self {
-            ScratchStore::File(f) => f.write_all_at(buf, off).map_err(|e| Error::io(path, e)),
+            ScratchStore::File { file, direct } => {
+                if let Some(d) = direct.as_ref().filter(|_| crate::util::direct_aligned(buf, off))
+                    && d.write_all_at(buf, off).is_ok()
+                {
+                    return Ok(());
+                }
+                file.write_all_at(buf, off).map_err(|e| Error::io(path, e))
+            }
             ScratchStore::Mem(m) => {
                 let mut v = m.lock().expect("scratch lock");
                 v[off as usize..off as usize + buf.len()].copy_from_slice(buf);
@@ -32,7 +53,14 @@ impl ScratchStore {
     }
     pub(crate) fn read_at(&self, buf: &mut [u8], off: u64, path: &Path) -> Result<()> {
         match self {
-            ScratchStore::File(f) => f.read_exact_at(buf, off).map_err(|e| Error::io(path, e)),
+            ScratchStore::File { file, direct } => {
+                if let Some(d) = direct.as_ref().filter(|_| crate::util::direct_aligned(buf, off))
+                    && d.read_exact_at(buf, off).is_ok()
+                {
+                    return Ok(());
+                }
+                file.read_exact_at(buf, off).map_err(|e| Error::io(path, e))
+            }
             ScratchStore::Mem(m) => {
                 let v = m.lock().expect("scratch lock");
                 buf.copy_from_slice(&v[off as usize..off as usize + buf.len()]);
@@ -85,10 +113,10 @@ pub(crate) fn pass1(
     let mut frames = vec![0u8; b * frame_bytes];
     // Two tile-major buffers: the writer thread writes one block to the scratch file while the
     // next block is read and decoded.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize, usize)>(0);
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(AlignedBuf, usize, usize)>(0);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<AlignedBuf>();
     for _ in 0..2 {
-        back_tx.send(vec![0u8; b * frame_bytes]).unwrap();
+        back_tx.send(AlignedBuf::new(b * frame_bytes)).unwrap();
     }
     let (sf, scratch_path, state_path, key_s) = (io.store, io.path, io.state_path, io.key_s);
     std::thread::scope(|s| -> Result<()> {

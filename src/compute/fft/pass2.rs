@@ -110,7 +110,7 @@ fn transform_groups(
     let es = l.elem.size();
     let plans = Plans2::new(l.scan.0, l.scan.1);
     let max_group_pix = groups.iter().map(|g| offs[g[g.len() - 1] + 1] - offs[g[0]]).max().unwrap_or(0);
-    let mut raw_buf = vec![0u8; max_group_pix * n * es];
+    let mut raw_buf = crate::util::AlignedBuf::new(max_group_pix * n * es);
     let mut cplx_buf = vec![Complex32::default(); max_group_pix * n];
     let mut tile_tmp: Vec<Complex32> = Vec::new();
     for (gi, grp) in groups.iter().enumerate() {

@@ -343,7 +343,7 @@ fn run_pass1(
     }
     rep.pass1_positions_resumed = scratch.positions_done;
     progress.add(scratch.positions_done as u64, 0);
-    let store = ScratchStore::File(sf);
+    let store = ScratchStore::file(sf, &scratch.path);
     if scratch.positions_done < n {
         progress.set_message("FFT pass 1/2: reading the dataset");
         let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s };
