@@ -230,6 +230,17 @@ pub fn shift_maps(r: &TcbfResult) -> (Vec<f32>, Vec<f32>, usize, usize) {
     (dx, dy, cols.len(), rows.len())
 }
 
+/// The maps with `cols / 2` NaN columns appended on the right: (dx, dy, new cols).
+fn pad_right(dx: &[f32], dy: &[f32], cols: usize, rows: usize) -> (Vec<f32>, Vec<f32>, usize) {
+    let n = cols + cols / 2;
+    let (mut px, mut py) = (vec![f32::NAN; n * rows], vec![f32::NAN; n * rows]);
+    for i in 0..rows {
+        px[i * n..i * n + cols].copy_from_slice(&dx[i * cols..(i + 1) * cols]);
+        py[i * n..i * n + cols].copy_from_slice(&dy[i * cols..(i + 1) * cols]);
+    }
+    (px, py, n)
+}
+
 /// Prepare the three panes (when their content or area changed).
 pub fn prepare(s: &mut State, a: &render::Areas) {
     s.prepared.views = [None, None, None];
@@ -263,6 +274,8 @@ pub fn prepare(s: &mut State, a: &render::Areas) {
     let ar = render::image_area(bottom).0;
     if !fresh(&s.tcbf.prepared[2], ar) {
         let (dx, dy, cols, rows) = shift_maps(&r);
+        // blank columns on the right, where the wheel legend goes (not over the disk)
+        let (dx, dy, cols) = pad_right(&dx, &dy, cols, rows);
         let (mw, mh) = images::pixel_box(s.graphics, Size::new(ar.width, ar.height), &s.picker);
         let (w, h) = images::fit(cols, rows, mw, mh);
         s.tcbf.prepared[2] = if w == 0 || h == 0 {
@@ -396,5 +409,9 @@ mod tests {
         assert_eq!(dx[0], -1.0, "first column of the box is detector column 1");
         assert_eq!(dy[cols * 4], 4.0);
         assert_eq!(dx[cols - 1], -5.0);
+        let (px, py, n) = pad_right(&dx, &dy, cols, rows);
+        assert_eq!(n, 7);
+        assert_eq!((px[n + 4], py[n + 4]), (dx[cols + 4], dy[cols + 4]));
+        assert!(px[n + 5].is_nan() && py[2 * n - 1].is_nan(), "the added columns are blank");
     }
 }
