@@ -178,3 +178,30 @@ fn a_mib_asks_before_converting_and_the_job_cancels() {
     assert!(h.state.tcbf.current().is_none());
     assert!(h.text().contains("cancelled"), "{}", h.text());
 }
+
+#[test]
+fn tcbf_after_the_fft_explorer_has_the_fft_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = emd(dir.path());
+    let mut h = open(&f, 100, 30);
+    h.key(KeyCode::Char('F'));
+    h.key(KeyCode::Char('y'));
+    h.settle(WAIT);
+    assert!(h.state.fft.source.is_some(), "FFT loaded: {}", h.state.status);
+    if h.state.screen == emdtui::tui::app::Screen::Fft {
+        h.key(KeyCode::Tab);
+    }
+    h.key(KeyCode::Char('b'));
+    assert_eq!(h.state.popup, Popup::None, "the FFT is there: nothing to ask");
+    h.settle(WAIT);
+    h.draw();
+    let cur = h.state.tcbf.current().unwrap_or_else(|| panic!("no result: {}", h.text()));
+    assert_eq!(cur.origin, "computed");
+    assert!(h.state.fft.source.is_some(), "the explorer has its FFT again");
+    // and it was stored: a second viewer loads it
+    drop(h);
+    let mut h = open(&f, 100, 30);
+    h.key(KeyCode::Char('b'));
+    h.settle(WAIT);
+    assert_eq!(h.state.tcbf.current().expect("cached").origin, "loaded from the EMD cache");
+}

@@ -127,13 +127,20 @@ pub fn run_job(s: &mut State) {
     let (ds, tx, budget, emd) = (s.ds.clone(), s.tx.clone(), s.memory_budget, emd_of(s));
     let (copts, fopts) = (s.convert_options(), s.fft_options());
     let params = TcbfParams { upsample: up, ..Default::default() };
+    // the result is written into the EMD, which needs this process's readers of it closed: the
+    // FFT explorer's handle is let go and opened again when the job ends
+    let reopen = s.fft.source.take().is_some();
     let tx2 = tx.clone();
     s.jobs.table.spawn(
         p,
         move |p| {
-            let (emd_ds, _) = crate::ops::fft::ensure_emd(ds, &emd, &copts, p)?;
-            let o = crate::ops::tcbf::load_or_compute(emd_ds.as_ref(), &emd, &params, budget, p, &fopts)?;
-            let _ = tx.send(AppEvent::Tcbf(Box::new(o)));
+            let r = crate::ops::fft::ensure_emd(ds, &emd, &copts, p).and_then(|(emd_ds, _)| {
+                crate::ops::tcbf::load_or_compute(emd_ds.as_ref(), &emd, &params, budget, p, &fopts)
+            });
+            if reopen && let Ok(c) = crate::store::fft::FftCache::open(&emd) {
+                let _ = tx.send(AppEvent::FftReady(Arc::new(c)));
+            }
+            let _ = tx.send(AppEvent::Tcbf(Box::new(r?)));
             Ok(())
         },
         move |p, r| {
