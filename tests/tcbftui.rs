@@ -171,7 +171,10 @@ fn a_mib_asks_before_converting_and_the_job_cancels() {
     h.key(KeyCode::Char('b'));
     h.key(KeyCode::Char('y'));
     let j = h.state.tcbf.job.clone().expect("job started");
-    j.cancel();
+    // x cancels the selected job: the tcBF job is selected when it starts
+    h.key(KeyCode::Char('x'));
+    let st = &h.state.status;
+    assert!(st.contains("cancelling tcbf") || st.contains("tcBF cancelled"), "{st}");
     h.settle(WAIT);
     h.draw();
     assert_eq!(j.state(), JobState::Cancelled);

@@ -152,7 +152,11 @@ pub fn run_job(s: &mut State) {
             let _ = tx2.send(AppEvent::JobEnded(p.kind, msg));
         },
     );
-    s.status = format!("tcBF {up}x: computing");
+    // selected in the jobs panel, so `x` cancels it
+    if let Some(i) = s.jobs.table.list().iter().position(|j| s.tcbf.job.as_ref().is_some_and(|t| Arc::ptr_eq(j, t))) {
+        s.jobs.selected = i;
+    }
+    s.status = format!("tcBF {up}x: computing (x cancels)");
 }
 
 /// A result arrived: keep it, show it, and go on to the factor asked for meanwhile.
