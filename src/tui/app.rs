@@ -43,6 +43,8 @@ pub enum AppEvent {
     BadPixels(Box<crate::compute::badpix::BadPixels>),
     /// The masked centre of mass behind the DPC view.
     DpcCom(Box<crate::ops::dpc::DpcCom>),
+    /// A tcBF result (the tcBF view).
+    Tcbf(Box<crate::ops::tcbf::TcbfOutcome>),
     /// A job ended: (its kind, message to show).
     JobEnded(JobKind, String),
     /// The custom-detector image of generation `gen` (or why there is none).
@@ -66,6 +68,8 @@ pub enum Confirm {
     Resume(PathBuf),
     /// An interrupted FFT in the EMD: resume it with its own parameters.
     ResumeFft(crate::compute::fft::FftParams),
+    /// tcBF needs a conversion and/or the FFT first.
+    Tcbf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,13 +90,15 @@ pub enum ViewLayout {
     Three,
     /// DPC: metadata with the orientation, the iCoM image, the CoM field as a colour wheel.
     Dpc,
+    /// tcBF: metadata with the fit, the tcBF image, the plain BF image over the shift wheel.
+    Tcbf,
 }
 
 impl ViewLayout {
     pub fn next(self) -> Self {
         match self {
             ViewLayout::Single => ViewLayout::Three,
-            ViewLayout::Three | ViewLayout::Dpc => ViewLayout::Single,
+            ViewLayout::Three | ViewLayout::Dpc | ViewLayout::Tcbf => ViewLayout::Single,
         }
     }
     pub fn name(self) -> &'static str {
@@ -100,6 +106,7 @@ impl ViewLayout {
             ViewLayout::Single => "one image + frame",
             ViewLayout::Three => "three images + frame",
             ViewLayout::Dpc => "DPC: iCoM + CoM colour wheel",
+            ViewLayout::Tcbf => "tcBF: super-resolved BF + plain BF + shifts",
         }
     }
 }
@@ -207,6 +214,8 @@ pub struct State {
     pub popup: Popup,
     /// The DPC view (`i`).
     pub dpc: super::dpc::DpcView,
+    /// The tcBF view (`b`).
+    pub tcbf: super::tcbf::TcbfView,
     /// Calibration (scale bars, collection angles) and bad pixels (masked in the frame view).
     pub quant: super::dpc::Quant,
     /// Following a growing `.mib` (a running acquisition).
@@ -278,7 +287,7 @@ impl MainView {
     /// ADF and DPC magnitude (BF first when the current one is one of those).
     pub fn view_kinds(&self) -> Vec<DetectorKind> {
         match self.layout {
-            ViewLayout::Single | ViewLayout::Dpc => vec![self.kind],
+            ViewLayout::Single | ViewLayout::Dpc | ViewLayout::Tcbf => vec![self.kind],
             ViewLayout::Three => {
                 let first = if matches!(self.kind, DetectorKind::Adf | DetectorKind::DpcMag) {
                     DetectorKind::Bf
@@ -500,6 +509,7 @@ impl State {
             jobs: JobsPanel { table: JobTable::new(), selected: 0 },
             popup: Popup::None,
             dpc: Default::default(),
+            tcbf: Default::default(),
             quant: super::dpc::Quant { calibration, ..Default::default() },
             follow,
             cache_note,
@@ -677,7 +687,7 @@ impl State {
         );
     }
 
-    fn emd_path(&self) -> PathBuf {
+    pub(super) fn emd_path(&self) -> PathBuf {
         crate::ops::convert::default_output(&self.path)
     }
 
@@ -714,7 +724,7 @@ impl State {
     }
 
     /// Conversion options of the UI's jobs (tuning knobs filled in).
-    fn convert_options(&self) -> crate::compute::convert::ConvertOptions {
+    pub(super) fn convert_options(&self) -> crate::compute::convert::ConvertOptions {
         let t = &self.tuning;
         crate::compute::convert::ConvertOptions {
             memory_budget: self.memory_budget,
@@ -726,7 +736,7 @@ impl State {
     }
 
     /// FFT run options of the UI's jobs.
-    fn fft_options(&self) -> crate::compute::fft::RunOptions {
+    pub(super) fn fft_options(&self) -> crate::compute::fft::RunOptions {
         crate::compute::fft::RunOptions {
             group_delay: self.tuning.fft_group_delay,
             buffered_output: self.tuning.fft_buffered,
@@ -903,6 +913,10 @@ impl State {
                 let r = &o.result;
                 Ok((r.phase.clone(), r.cols, r.rows, "icom".into(), self.main.overview_display))
             }
+            Screen::Main if self.main.layout == ViewLayout::Tcbf => {
+                let (v, w, h, name, _) = super::tcbf::export(self).ok_or("no tcBF image to export yet")?;
+                Ok((v, w, h, name, self.main.overview_display))
+            }
             Screen::Main => {
                 let m = &self.main;
                 let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
@@ -940,7 +954,9 @@ impl State {
         if self.screen == Screen::Main
             && let Some((step, units)) = &self.quant.calibration.r
         {
-            crate::compute::calib::draw_scale_bar(&mut rgb, h, w, *step, units);
+            // the tcBF image is on a grid finer than the scan
+            let fine = if self.main.layout == ViewLayout::Tcbf { w / self.ds.scan().cols.max(1) } else { 1 };
+            crate::compute::calib::draw_scale_bar(&mut rgb, h, w, *step / fine.max(1) as f64, units);
         }
         let mut tries = vec![self.path.with_file_name(&fname)];
         if let Ok(cwd) = std::env::current_dir() {
@@ -1030,6 +1046,7 @@ fn update_view(s: &mut State, a: Action) {
         }
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
         Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto => super::dpc::action(s, a),
+        Action::TcbfView | Action::TcbfUpsample => super::tcbf::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
@@ -1087,6 +1104,7 @@ fn confirmed(s: &mut State, c: Confirm) {
         }
         Confirm::Resume(_) => s.start_convert(false),
         Confirm::ResumeFft(params) => s.start_fft_with(Some(params)),
+        Confirm::Tcbf => super::tcbf::run_job(s),
     }
 }
 
@@ -1348,6 +1366,10 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         }
         AppEvent::DpcCom(c) => {
             super::dpc::on_com(s, *c);
+            true
+        }
+        AppEvent::Tcbf(o) => {
+            super::tcbf::on_result(s, *o);
             true
         }
         AppEvent::RoiMean(g, v, n) => {

@@ -56,6 +56,10 @@ pub enum Action {
     DpcFlip,
     /// DPC view: back to the rotation and flip found from the curl.
     DpcAuto,
+    /// Main screen: the tcBF view (super-resolved BF, plain BF, shift field) on / off.
+    TcbfView,
+    /// tcBF view: next upsample factor (1, 2, 4).
+    TcbfUpsample,
     /// EELS: move the energy window by steps of 1/128 of the spectrum.
     EelsMove(i32),
     /// EELS: move the energy window by its own width.
@@ -90,6 +94,8 @@ impl Action {
                 | Action::DpcRotate(_)
                 | Action::DpcFlip
                 | Action::DpcAuto
+                | Action::TcbfView
+                | Action::TcbfUpsample
         )
     }
 }
@@ -359,6 +365,15 @@ pub static KEYS: &[Binding] = &[
     b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
     b!(&[(Char('/'), N)], "", Action::DpcFlip, Scope::Main, "", None),
     b!(&[(Char('0'), N)], "", Action::DpcAuto, Scope::Main, "", None),
+    b!(&[(Char('b'), N)], "b", Action::TcbfView, Scope::Main, "tcBF view: super-resolved BF + shifts (on/off)", None),
+    b!(
+        &[(Char('B'), S), (Char('B'), N)],
+        "B",
+        Action::TcbfUpsample,
+        Scope::Main,
+        "tcBF: upsample factor 1 / 2 / 4 (recomputes)",
+        None
+    ),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
@@ -397,6 +412,8 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("dpc_view", Action::DpcView),
     ("dpc_flip", Action::DpcFlip),
     ("dpc_found", Action::DpcAuto),
+    ("tcbf_view", Action::TcbfView),
+    ("tcbf_upsample", Action::TcbfUpsample),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

@@ -16,6 +16,7 @@ pub mod images;
 pub mod keys;
 pub mod loader;
 pub mod render;
+pub mod tcbf;
 
 use crate::Tuning;
 use crate::dataset::OpenOptions;
