@@ -14,6 +14,9 @@
 pub const DEAD_MIN_COUNTS: f64 = 10.0;
 /// Default threshold in robust sigmas.
 pub const DEFAULT_K: f64 = 5.0;
+/// Frames sampled (evenly over the positions present) for the mean pattern the bad pixels are
+/// found in: by `info`, the overviews, DPC and the conversion alike.
+pub const SAMPLES: usize = 64;
 
 /// Bad pixels of a detector, as sorted flat indices (row * cols + col).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

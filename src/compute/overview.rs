@@ -1107,8 +1107,15 @@ pub fn compute(
 
 /// The bad-pixel correction of `opts` for this geometry (None when there are no bad pixels).
 fn bad_fix(opts: &ComputeOptions, g: &Geometry, dr: usize, dc: usize) -> Option<Arc<BadFix>> {
-    let b = opts.bad_pixels.as_ref().filter(|b| !b.is_empty())?;
-    Some(Arc::new(BadFix::new(b, dr, dc, |y, x| in_bf(g, y, x), |y, x| in_adf(g, y, x))))
+    bad_fix_for(opts.bad_pixels.as_deref()?, g, dr, dc)
+}
+
+/// The bad-pixel correction of the pixels `bad` for this geometry (None when there are none).
+pub fn bad_fix_for(bad: &[usize], g: &Geometry, dr: usize, dc: usize) -> Option<Arc<BadFix>> {
+    if bad.is_empty() {
+        return None;
+    }
+    Some(Arc::new(BadFix::new(bad, dr, dc, |y, x| in_bf(g, y, x), |y, x| in_adf(g, y, x))))
 }
 
 /// Extend complete-so-far results `prev` (exact for positions `0..prev.positions_done`, computed

@@ -721,6 +721,7 @@ impl State {
             deflate_level: t.deflate_level(),
             no_space_check: t.no_space_check,
             fail_write_after: t.fail_write_after,
+            bad_pixels: (!self.quant.keep_bad).then(|| self.quant.user_bad.clone()),
             ..Default::default()
         }
     }
@@ -1025,9 +1026,7 @@ fn update_view(s: &mut State, a: Action) {
         | Action::CustomResponse
         | Action::Ewpc => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
-        Action::EelsMove(_) | Action::EelsPage(_) | Action::EelsWidth(_) | Action::EelsLog => {
-            super::eels::action(s, a)
-        }
+        Action::EelsMove(_) | Action::EelsPage(_) | Action::EelsWidth(_) | Action::EelsLog => super::eels::action(s, a),
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
         Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto => super::dpc::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
