@@ -109,3 +109,108 @@ fn converted_overviews_are_masked_like_overview_and_the_datacube_is_unchanged() 
         assert_eq!(origin, Origin::EmdCache, "{name}");
     }
 }
+
+// ---- custom detectors and mask:PATH on a synthetic hot pixel ----
+
+const SR: usize = 6;
+const SC: usize = 8;
+const DET: usize = 32;
+const HOT: (usize, usize) = (10, 12);
+
+/// A textured frame (50..54 counts, varying with the position) with a hot pixel of 3000 counts.
+fn frame(i: usize) -> Vec<u32> {
+    let mut f: Vec<u32> = (0..DET * DET).map(|j| 50 + ((j / DET) * 7 + (j % DET) * 3 + i) as u32 % 5).collect();
+    f[HOT.0 * DET + HOT.1] = 3000;
+    f
+}
+
+/// The frame with the hot pixel replaced by the median of its 8 neighbours.
+fn repaired(i: usize) -> Vec<f32> {
+    let mut f: Vec<f32> = frame(i).into_iter().map(|v| v as f32).collect();
+    let mut nb: Vec<f32> = Vec::new();
+    for y in HOT.0 - 1..=HOT.0 + 1 {
+        for x in HOT.1 - 1..=HOT.1 + 1 {
+            if (y, x) != HOT {
+                nb.push(f[y * DET + x]);
+            }
+        }
+    }
+    nb.sort_unstable_by(f32::total_cmp);
+    f[HOT.0 * DET + HOT.1] = (nb[3] + nb[4]) / 2.0;
+    f
+}
+
+fn hot_mib(dir: &Path) -> PathBuf {
+    let spec =
+        emdtui::format::synth::SynthSpec { rows: SR, cols: SC, det: DET, depth: 12, hdr: true, ..Default::default() };
+    let out = dir.join("hot.mib");
+    emdtui::format::synth::write_with(&out, &spec, &|i, f| f.copy_from_slice(&frame(i))).unwrap();
+    out
+}
+
+/// `emdtui GLOBAL overview MIB -o OUT ARGS` with its own cache directory; the image written.
+fn overview_npy(cache: &Path, mib: &Path, out: &Path, global: &[&str], args: &[&str]) -> Vec<f32> {
+    let mut c = assert_cmd::Command::new(common::bin());
+    c.env("EMDTUI_CACHE_DIR", cache);
+    let o = c
+        .args(global)
+        .args(["overview", mib.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "overview {global:?} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    read_npy(out)
+}
+
+#[test]
+fn custom_detectors_and_mask_overviews_replace_a_hot_pixel_by_its_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let mib = hot_mib(dir.path());
+    let out = dir.path().join("o.npy");
+    let n = SR * SC;
+    let fl = |i: usize| -> Vec<f32> { frame(i).into_iter().map(|v| v as f32).collect() };
+    let rect = |f: &[f32], max: bool| {
+        let v = (8..14).flat_map(|y| (10..15).map(move |x| y * DET + x)).map(|j| f[j]);
+        if max { v.fold(0.0, f32::max) } else { v.sum() }
+    };
+    let hot_i = HOT.0 * DET + HOT.1;
+    // (detector args, expected masked, expected kept)
+    let cases: Vec<(Vec<&str>, Box<dyn Fn(usize) -> (f32, f32)>)> = vec![
+        (vec!["--detector", "point:10,12"], Box::new(move |i| (repaired(i)[hot_i], 3000.0))),
+        (vec!["--detector", "rect:8:14,10:15"], Box::new(move |i| (rect(&repaired(i), false), rect(&fl(i), false)))),
+        (
+            vec!["--detector", "rect:8:14,10:15", "--response", "max"],
+            Box::new(move |i| (rect(&repaired(i), true), 3000.0)),
+        ),
+    ];
+    for (args, want) in &cases {
+        // masked first, into the cache; then kept: the cache must not answer with the masked image
+        let got = overview_npy(&cache, &mib, &out, &[], args);
+        let kept = overview_npy(&cache, &mib, &out, &["--keep-bad-pixels"], args);
+        let again = overview_npy(&cache, &mib, &out, &[], args);
+        assert_eq!((got.len(), kept.len()), (n, n));
+        assert_eq!(again, got, "{args:?}: the masked image again (from the cache)");
+        for i in 0..n {
+            let (wm, wk) = want(i);
+            assert_eq!(got[i], wm, "{args:?} masked, position {i}");
+            assert_eq!(kept[i], wk, "{args:?} --keep-bad-pixels, position {i}");
+        }
+    }
+    // mask:PATH (sum response: the overview pass) weights the hot pixel and a neighbour
+    let mut m = ndarray::Array2::<f32>::zeros((DET, DET));
+    m[[HOT.0, HOT.1]] = 2.0;
+    m[[HOT.0, HOT.1 + 1]] = 1.0;
+    let mp = dir.path().join("m.npy");
+    ndarray_npy::write_npy(&mp, &m).unwrap();
+    let det = format!("mask:{}", mp.display());
+    let masked = overview_npy(&cache, &mib, &out, &[], &["--detector", &det]);
+    let kept = overview_npy(&cache, &mib, &out, &["--keep-bad-pixels"], &["--detector", &det]);
+    assert_eq!((masked.len(), kept.len()), (n, n));
+    for i in 0..n {
+        let (r, f) = (repaired(i), fl(i));
+        let w = |v: &[f32]| 2.0 * v[hot_i] + v[hot_i + 1];
+        assert_eq!(masked[i], w(&r), "mask:PATH masked, position {i}");
+        assert_eq!(kept[i], w(&f), "mask:PATH kept, position {i}");
+    }
+}

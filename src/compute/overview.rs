@@ -118,7 +118,7 @@ pub struct ComputeOptions {
     /// Block size and kernel choice (experiments and benchmarks).
     pub kernel: KernelTuning,
     /// Bad detector pixels (flat indices) counted as the median of their good neighbours in
-    /// every per-frame value and in the mean and maximum patterns (the custom-mask value excepted).
+    /// every per-frame value (the custom-mask value included) and in the mean and maximum patterns.
     pub bad_pixels: Option<Arc<Vec<usize>>>,
 }
 
@@ -619,6 +619,9 @@ impl Accumulator {
                         r += p.f32() as f64 * *w as f64;
                     }
                     t += r;
+                }
+                if let Some(b) = &self.bad {
+                    t += b.delta_weighted(|i| fr[i].f32() as f64, m);
                 }
                 self.vals.mask[k] = t as f32;
             }
