@@ -214,3 +214,74 @@ fn custom_detectors_and_mask_overviews_replace_a_hot_pixel_by_its_neighbours() {
         assert_eq!(kept[i], w(&f), "mask:PATH kept, position {i}");
     }
 }
+
+// ---- the DPC rotation prompt in the TUI ----
+
+#[test]
+fn dpc_rotation_is_typed_in_a_prompt_with_errors_for_non_numbers() {
+    use emdtui::tui::app::Popup;
+    use emdtui::tui::harness::Harness;
+    use emdtui::tui::images::Graphics;
+    use ratatui::crossterm::event::KeyCode;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = emdtui::format::synth::SynthSpec { rows: 16, cols: 24, det: 256, depth: 12, hdr: true, ..Default::default() };
+    let f = common::synth(dir.path(), "scan.mib", &spec);
+    let wait = std::time::Duration::from_secs(60);
+    for (w, hh) in [(100u16, 30u16), (160, 48)] {
+        let mut h = Harness::open_with_cache(&f, w, hh, Graphics::Halfblocks, &dir.path().join("cache")).unwrap();
+        h.settle(wait);
+        h.key(KeyCode::Char('R'));
+        assert_eq!(h.state.popup, Popup::None, "no prompt before a DPC result");
+        assert!(h.state.status.contains("no DPC result"), "{}", h.state.status);
+        h.key(KeyCode::Char('i'));
+        h.settle(wait);
+        let found = h.state.dpc.outcome.as_ref().expect("DPC computed").result.clone();
+        h.key(KeyCode::Char('R'));
+        h.keys("-12.55");
+        h.key(KeyCode::Backspace);
+        assert_eq!(h.state.popup, Popup::Rotation("-12.5".into()));
+        h.draw();
+        let t = h.text();
+        assert!(t.contains("DPC rotation") && t.contains("degrees: -12.5_"), "{t}");
+        insta::assert_snapshot!(format!("badpix2_rotation_prompt_{w}x{hh}"), t);
+        // letters and other keys are not typed (and do not act behind the prompt)
+        h.key(KeyCode::Char('x'));
+        h.key(KeyCode::Char('i'));
+        assert_eq!(h.state.popup, Popup::Rotation("-12.5".into()));
+        h.key(KeyCode::Enter);
+        assert_eq!(h.state.popup, Popup::None);
+        let o = h.state.dpc.outcome.as_ref().unwrap();
+        assert!((o.result.rotation_deg - 347.5).abs() < 1e-9, "{}", o.result.rotation_deg);
+        assert_eq!(o.result.flip, found.flip, "typing the rotation keeps the flip");
+        assert!(h.state.status.contains("347.5 deg (typed)"), "{}", h.state.status);
+        // not a number: a clear error, the prompt stays open, nothing changes
+        for bad in ["1.2.3", "-", "4-5", ""] {
+            h.key(KeyCode::Char('R'));
+            h.keys(bad);
+            h.key(KeyCode::Enter);
+            assert_eq!(h.state.popup, Popup::Rotation(bad.into()), "{bad:?}: the prompt stays open");
+            let want = if bad.is_empty() { "type a number of degrees".to_string() } else { format!("{bad:?} is not a number") };
+            assert!(h.state.status.contains(&want), "{bad:?}: {}", h.state.status);
+            h.key(KeyCode::Esc);
+            assert_eq!(h.state.popup, Popup::None);
+            assert!((h.state.dpc.outcome.as_ref().unwrap().result.rotation_deg - 347.5).abs() < 1e-9);
+        }
+        // typed 400 -> 40; 0 returns to the found orientation
+        h.key(KeyCode::Char('R'));
+        h.keys("400");
+        h.key(KeyCode::Enter);
+        assert!((h.state.dpc.outcome.as_ref().unwrap().result.rotation_deg - 40.0).abs() < 1e-9);
+        h.key(KeyCode::Char('0'));
+        assert_eq!(h.state.dpc.outcome.as_ref().unwrap().result.rotation_deg, found.rotation_deg);
+    }
+}
+
+#[test]
+fn rotation_prompt_parses_numbers_only() {
+    use emdtui::tui::dpc::parse_rotation;
+    assert_eq!(parse_rotation("-12.5"), Ok(347.5));
+    assert_eq!(parse_rotation("720.25"), Ok(0.25));
+    assert!(parse_rotation("1.2.3").unwrap_err().contains("\"1.2.3\" is not a number of degrees"));
+    assert!(parse_rotation("").unwrap_err().contains("type a number"));
+    assert!(parse_rotation("1e999").is_err(), "infinite");
+}

@@ -56,6 +56,12 @@ pub enum Action {
     DpcFlip,
     /// DPC view: back to the rotation and flip found from the curl.
     DpcAuto,
+    /// DPC view: open the prompt to type the rotation in degrees.
+    DpcTypeRotation,
+    /// A text prompt: this character typed (digits, minus, dot).
+    PromptChar(char),
+    /// A text prompt: delete the last character.
+    PromptBack,
     /// EELS: move the energy window by steps of 1/128 of the spectrum.
     EelsMove(i32),
     /// EELS: move the energy window by its own width.
@@ -90,6 +96,7 @@ impl Action {
                 | Action::DpcRotate(_)
                 | Action::DpcFlip
                 | Action::DpcAuto
+                | Action::DpcTypeRotation
         )
     }
 }
@@ -359,6 +366,14 @@ pub static KEYS: &[Binding] = &[
     b!(&[(Char('<'), N), (Char('<'), S)], "", Action::DpcRotate(-15), Scope::Main, "", None),
     b!(&[(Char('/'), N)], "", Action::DpcFlip, Scope::Main, "", None),
     b!(&[(Char('0'), N)], "", Action::DpcAuto, Scope::Main, "", None),
+    b!(
+        &[(Char('R'), S), (Char('R'), N)],
+        "R",
+        Action::DpcTypeRotation,
+        Scope::Main,
+        "DPC: type the rotation in degrees (digits - . ; Enter applies, Esc cancels)",
+        None
+    ),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
@@ -368,6 +383,18 @@ pub fn prompt_answer(k: &KeyEvent) -> Option<Action> {
     match k.code {
         Char('y') | Char('Y') | Enter => Some(Action::Yes),
         Char('n') | Char('N') | Esc | Char('q') => Some(Action::No),
+        _ => None,
+    }
+}
+
+/// Keys of a number prompt (checked before the table while one is open): digits, minus and dot
+/// are typed, Backspace deletes, Enter applies (Yes), Esc cancels (No).
+pub fn number_prompt_key(k: &KeyEvent) -> Option<Action> {
+    match k.code {
+        Char(c) if c.is_ascii_digit() || c == '-' || c == '.' => Some(Action::PromptChar(c)),
+        Backspace => Some(Action::PromptBack),
+        Enter => Some(Action::Yes),
+        Esc => Some(Action::No),
         _ => None,
     }
 }
@@ -397,6 +424,7 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("dpc_view", Action::DpcView),
     ("dpc_flip", Action::DpcFlip),
     ("dpc_found", Action::DpcAuto),
+    ("dpc_rotation", Action::DpcTypeRotation),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),
