@@ -224,7 +224,8 @@ fn dpc_rotation_is_typed_in_a_prompt_with_errors_for_non_numbers() {
     use emdtui::tui::images::Graphics;
     use ratatui::crossterm::event::KeyCode;
     let dir = tempfile::tempdir().unwrap();
-    let spec = emdtui::format::synth::SynthSpec { rows: 16, cols: 24, det: 256, depth: 12, hdr: true, ..Default::default() };
+    let spec =
+        emdtui::format::synth::SynthSpec { rows: 16, cols: 24, det: 256, depth: 12, hdr: true, ..Default::default() };
     let f = common::synth(dir.path(), "scan.mib", &spec);
     let wait = std::time::Duration::from_secs(60);
     for (w, hh) in [(100u16, 30u16), (160, 48)] {
@@ -260,7 +261,11 @@ fn dpc_rotation_is_typed_in_a_prompt_with_errors_for_non_numbers() {
             h.keys(bad);
             h.key(KeyCode::Enter);
             assert_eq!(h.state.popup, Popup::Rotation(bad.into()), "{bad:?}: the prompt stays open");
-            let want = if bad.is_empty() { "type a number of degrees".to_string() } else { format!("{bad:?} is not a number") };
+            let want = if bad.is_empty() {
+                "type a number of degrees".to_string()
+            } else {
+                format!("{bad:?} is not a number")
+            };
             assert!(h.state.status.contains(&want), "{bad:?}: {}", h.state.status);
             h.key(KeyCode::Esc);
             assert_eq!(h.state.popup, Popup::None);
