@@ -112,6 +112,9 @@ fn converted_overviews_are_masked_like_overview_and_the_datacube_is_unchanged() 
 
 // ---- custom detectors and mask:PATH on a synthetic hot pixel ----
 
+/// The expected (masked, kept) value at a scan position.
+type Expect = Box<dyn Fn(usize) -> (f32, f32)>;
+
 const SR: usize = 6;
 const SC: usize = 8;
 const DET: usize = 32;
@@ -176,7 +179,7 @@ fn custom_detectors_and_mask_overviews_replace_a_hot_pixel_by_its_neighbours() {
     };
     let hot_i = HOT.0 * DET + HOT.1;
     // (detector args, expected masked, expected kept)
-    let cases: Vec<(Vec<&str>, Box<dyn Fn(usize) -> (f32, f32)>)> = vec![
+    let cases: Vec<(Vec<&str>, Expect)> = vec![
         (vec!["--detector", "point:10,12"], Box::new(move |i| (repaired(i)[hot_i], 3000.0))),
         (vec!["--detector", "rect:8:14,10:15"], Box::new(move |i| (rect(&repaired(i), false), rect(&fl(i), false)))),
         (
