@@ -293,3 +293,31 @@ fn rotation_prompt_parses_numbers_only() {
     assert!(parse_rotation("").unwrap_err().contains("type a number"));
     assert!(parse_rotation("1e999").is_err(), "infinite");
 }
+
+#[test]
+fn binned_conversion_masks_the_binned_hot_pixel_and_maps_the_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let mib = hot_mib(dir.path());
+    // the user's mask marks detector pixel (20, 7): bin (10, 3) of the 16x16 output
+    let mut m = ndarray::Array2::<u8>::zeros((DET, DET));
+    m[[20, 7]] = 1;
+    let mp = dir.path().join("user.npy");
+    ndarray_npy::write_npy(&mp, &m).unwrap();
+    let emd = dir.path().join("b.emd");
+    run_ok(&[
+        "--bad-pixels",
+        mp.to_str().unwrap(),
+        "convert",
+        mib.to_str().unwrap(),
+        "-o",
+        emd.to_str().unwrap(),
+        "--bin-detector",
+        "2",
+    ]);
+    let (ov, bad) = EmdFile::open(&emd).unwrap().read_overviews_masked().unwrap().expect("overviews cached");
+    assert_eq!((ov.det_rows, ov.det_cols), (16, 16));
+    assert_eq!(bad, vec![5 * 16 + 6, 10 * 16 + 3], "the user's pixel and the bin holding the hot pixel");
+    // no binned pixel keeps the spike in the stored maximum pattern
+    let top = ov.max_dp.iter().copied().fold(0.0, f32::max);
+    assert!(top < 4.0 * 54.0 + 1.0, "max pattern peaks at {top}");
+}

@@ -371,7 +371,7 @@ pub static KEYS: &[Binding] = &[
         "R",
         Action::DpcTypeRotation,
         Scope::Main,
-        "DPC: type the rotation in degrees (digits - . ; Enter applies, Esc cancels)",
+        "DPC: type the rotation (degrees; Enter applies, Esc cancels)",
         None
     ),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
