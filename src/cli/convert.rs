@@ -31,6 +31,13 @@ pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
     }
 }
 
+/// What the conversion masks in the overviews it stores: None with `--keep-bad-pixels`, else
+/// the pixels of `--bad-pixels PATH` (the hot and dead ones are found during the conversion).
+pub fn bad_pixels_option(cli: &Cli, ds: &dyn crate::dataset::Dataset) -> Result<Option<Vec<usize>>> {
+    let (dr, dc) = ds.det();
+    Ok(if cli.keep_bad_pixels { None } else { Some(crate::cli::overview::user_bad_pixels(cli, dr, dc)?) })
+}
+
 /// `--compress lz4` (also `bslz4`, `bitshuffle`): bitshuffle + LZ4, HDF5 filter 32008.
 fn wants_bitshuffle(s: Option<&str>) -> bool {
     s.is_some_and(|x| matches!(x.trim().to_ascii_lowercase().as_str(), "lz4" | "bslz4" | "bitshuffle"))
@@ -98,6 +105,7 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         bin_mean: mean,
         crop: a.crop.as_deref().map(parse_crop).transpose()?,
         force: a.force,
+        bad_pixels: bad_pixels_option(cli, ds.as_ref())?,
         ..convert_options(cli.memory_budget()?, t)
     };
     let copts = ConvertOptions { deflate_level: level.unwrap_or(copts.deflate_level), bitshuffle, ..copts };

@@ -153,6 +153,7 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let copts = crate::compute::convert::ConvertOptions {
         force: true,
         calibration: Some(calibration),
+        bad_pixels: crate::cli::convert::bad_pixels_option(cli, src.as_ref())?,
         ..crate::cli::convert::convert_options(budget, t)
     };
     let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);

@@ -363,7 +363,8 @@ fn run_custom(
     let cache = if a.no_cache { None } else { t.cache_dir.as_deref() };
     let t0 = Instant::now();
     let (img, origin) = crate::cli::progress::with_frames_bar(progress, "detector", || {
-        crate::ops::detectors::custom_image(ds, &det, rq.budget, cache, progress)
+        let bad = (!rq.keep_bad).then_some(rq.user_bad.as_slice());
+        crate::ops::detectors::custom_image_masked(ds, &det, bad, rq.budget, cache, progress)
     })?;
     if t.timing {
         eprintln!(

@@ -14,6 +14,9 @@
 pub const DEAD_MIN_COUNTS: f64 = 10.0;
 /// Default threshold in robust sigmas.
 pub const DEFAULT_K: f64 = 5.0;
+/// Frames sampled (evenly over the positions present) for the mean pattern the bad pixels are
+/// found in: by `info`, the overviews, DPC and the conversion alike.
+pub const SAMPLES: usize = 64;
 
 /// Bad pixels of a detector, as sorted flat indices (row * cols + col).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -223,6 +226,23 @@ impl BadFix {
         d
     }
 
+    /// Correction of one frame's weighted sum with the detector weights `w` (a custom mask).
+    pub fn delta_weighted(&self, px: impl Fn(usize) -> f64, w: &[f32]) -> f64 {
+        let mut d = 0f64;
+        let mut nb = [0f64; 8];
+        for p in &self.px {
+            let wi = w.get(p.i).copied().unwrap_or(0.0) as f64;
+            if p.nb.is_empty() || wi == 0.0 {
+                continue;
+            }
+            for (k, &j) in p.nb.iter().enumerate() {
+                nb[k] = px(j);
+            }
+            d += (median(&mut nb[..p.nb.len()]) - px(p.i)) * wi;
+        }
+        d
+    }
+
     /// Repair a pattern (mean or maximum) in place.
     pub fn repair(&self, pattern: &mut [f32]) {
         if pattern.len() != self.rows * self.cols {
@@ -317,6 +337,10 @@ mod tests {
             }
             s
         };
+        let w: Vec<f32> = (0..r * c).map(|i| (i % 3) as f32 * 0.5).collect();
+        let dot = |v: &[f32]| v.iter().zip(&w).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
+        let dw = fix.delta_weighted(|i| g[i] as f64, &w);
+        assert!((dot(&g) + dw - dot(&rep)).abs() < 1e-6, "weighted: {} + {dw} != {}", dot(&g), dot(&rep));
         let (a, b) = (sums(&g), sums(&rep));
         for k in 0..5 {
             assert!((a[k] + d[k] - b[k]).abs() < 1e-6, "sum {k}: {} + {} != {}", a[k], d[k], b[k]);

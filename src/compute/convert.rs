@@ -8,6 +8,7 @@
 //! through a bounded channel (capacity from the memory budget) to the calling thread, the only one
 //! that calls HDF5 (`H5Dwrite_chunk`, direct chunk writes).
 
+use crate::compute::badpix::{self, BadFix};
 use crate::compute::overview::{self, Accumulator, Geometry, Overviews};
 use crate::dataset::{Dataset, FrameBuf, Kind, ReadScratch};
 use crate::error::{Error, Result};
@@ -16,6 +17,7 @@ use crate::format::h5;
 use crate::format::mib::PixelType;
 use crate::jobs::Progress;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,11 @@ pub struct ConvertOptions {
     /// Calibration of the source (flags or remembered for a `.mib`); its known parts replace the
     /// EMD source's. Written into the output scaled by the binning.
     pub calibration: Option<crate::compute::calib::Calibration>,
+    /// Bad pixels in the overviews stored with the datacube (the datacube itself is written
+    /// bit-exact either way). None: kept. `Some(user)`: the hot and dead pixels found in
+    /// [`badpix::SAMPLES`] output frames (as `emdtui overview` finds them) plus `user` (flat
+    /// source-detector indices, mapped through the detector binning) are masked.
+    pub bad_pixels: Option<Vec<usize>>,
 }
 
 impl Default for ConvertOptions {
@@ -66,6 +73,7 @@ impl Default for ConvertOptions {
             fail_write_after: None,
             timing: false,
             calibration: None,
+            bad_pixels: None,
         }
     }
 }
@@ -92,9 +100,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn identity(&self) -> bool {
-        !self.mean
-            && self.bs == 1
-            && self.bd == 1 && self.r0 == 0 && self.c0 == 0 && self.out[1] == self.in_cols
+        !self.mean && self.bs == 1 && self.bd == 1 && self.r0 == 0 && self.c0 == 0 && self.out[1] == self.in_cols
     }
     pub fn chunks_per_row(&self) -> usize {
         self.out[1].div_ceil(self.k)
@@ -342,6 +348,8 @@ pub struct Written {
     pub fingerprint: String,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// The output-detector pixels masked in the overviews (flat indices, sorted).
+    pub bad_pixels: Vec<usize>,
 }
 
 /// Lay out the EMD file `part` and write every datacube chunk of `ds` into it (bit-exact),
@@ -361,17 +369,57 @@ pub fn write_datacube(
         }
     };
     let geometry = pick_geometry(ds, plan)?;
+    let bad = find_bad(ds, plan, opts)?;
+    let fix = overview::bad_fix_for(&bad, &geometry, plan.out[2], plan.out[3]);
     lap("geometry");
     let (file, data) = emd::create_skeleton(part, &datacube_spec(ds, plan, opts))?;
     progress.set_total((plan.out[0] * plan.out[1]) as u64);
-    let (results, bytes_written) = run_pipeline(ds, part, plan, opts, progress, &geometry, &data)?;
+    let (results, bytes_written) = run_pipeline(ds, part, plan, opts, progress, (&geometry, fix.as_ref()), &data)?;
     lap("chunks written");
-    let (overviews, bytes_read) = merge_workers(results, plan, ds.positions_present());
+    let (mut overviews, bytes_read) = merge_workers(results, plan, ds.positions_present());
+    if let Some(f) = &fix {
+        f.repair(&mut overviews.mean_dp);
+        f.repair(&mut overviews.max_dp);
+    }
     let e = |x: hdf5::Error| Error::hdf5(part, x);
     let fingerprint = emd::datacube_fingerprint(&data, part)?;
     let dc = file.group(emd::DATACUBE).map_err(e)?;
     h5::set_str_attr(&dc, "emdtui_fingerprint", &fingerprint).map_err(e)?;
-    Ok(Written { file, overviews, fingerprint, bytes_read, bytes_written })
+    Ok(Written { file, overviews, fingerprint, bytes_read, bytes_written, bad_pixels: bad })
+}
+
+/// The bad pixels of the output detector to mask in the overviews (sorted; none when
+/// `opts.bad_pixels` is None): found in the mean of [`badpix::SAMPLES`] output frames sampled
+/// as [`overview::estimate_geometry`] samples a dataset, so an unbinned conversion finds exactly
+/// the pixels `emdtui overview` finds in the source (and later in the EMD).
+fn find_bad(ds: &dyn Dataset, p: &Plan, opts: &ConvertOptions) -> Result<Vec<usize>> {
+    let Some(user) = &opts.bad_pixels else { return Ok(Vec::new()) };
+    let (qr, qc) = (p.out[2], p.out[3]);
+    let present = if p.identity() { ds.positions_present().min(p.out[0] * p.out[1]) } else { p.out[0] * p.out[1] };
+    let mut v = Vec::new();
+    if present > 0 {
+        let n = badpix::SAMPLES.clamp(1, present);
+        let mut sum = vec![0f64; qr * qc];
+        let scale = 1.0 / (p.bs * p.bs * p.bd * p.bd) as f64;
+        let (mut buf, mut tmp, mut sums, mut sc) =
+            (FrameBuf::new(p.out_type), FrameBuf::new(p.in_type), Vec::new(), ReadScratch::default());
+        for i in 0..n {
+            let s = i * present / n;
+            read_out_frames(ds, p, s / p.out[1], s % p.out[1], 1, &mut buf, &mut tmp, &mut sums, &mut sc)?;
+            for (j, m) in sum.iter_mut().enumerate() {
+                // the values the EMD will hold (a mean-binned datacube stores sums / block size)
+                *m += if p.mean { sums[j] as f64 * scale } else { buf.get_u32(j) as f64 };
+            }
+        }
+        let mean: Vec<f32> = sum.iter().map(|&x| (x / n as f64) as f32).collect();
+        v = badpix::detect(&mean, qr, qc, n, badpix::DEFAULT_K).all();
+    }
+    let (sr, sc) = ds.det();
+    v.extend(user.iter().filter(|&&i| i < sr * sc).map(|&i| (i / sc / p.bd) * qc + (i % sc) / p.bd));
+    v.retain(|&i| i < qr * qc);
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
 }
 
 /// The layout of the new file: shape, type, compression, calibration (carried over from an EMD
@@ -410,14 +458,15 @@ fn datacube_spec(ds: &dyn Dataset, plan: &Plan, opts: &ConvertOptions) -> Datacu
 /// What each worker hands back: its overview accumulator, its overview values, bytes read.
 type WorkerOut = (Accumulator, Overviews, u64);
 
-/// Decode workers feed the chunk writer (this thread) through a bounded channel.
+/// Decode workers feed the chunk writer (this thread) through a bounded channel; the workers'
+/// overviews use `geometry` and correct the bad pixels of `fix`.
 fn run_pipeline(
     ds: &dyn Dataset,
     part: &Path,
     plan: &Plan,
     opts: &ConvertOptions,
     progress: &Progress,
-    geometry: &Geometry,
+    (geometry, fix): (&Geometry, Option<&Arc<BadFix>>),
     data: &hdf5::Dataset,
 ) -> Result<(Vec<WorkerOut>, u64)> {
     let cb = plan.chunk_bytes() as u64;
@@ -432,7 +481,7 @@ fn run_pipeline(
             .map(|_| {
                 let tx = tx.clone();
                 let (next, abort) = (&next, &abort);
-                s.spawn(move || worker(ds, plan, opts, progress, geometry, next, abort, tx))
+                s.spawn(move || worker(ds, plan, opts, progress, (geometry, fix), next, abort, tx))
             })
             .collect();
         drop(tx);
@@ -459,12 +508,12 @@ fn worker(
     plan: &Plan,
     opts: &ConvertOptions,
     progress: &Progress,
-    geometry: &Geometry,
+    (geometry, fix): (&Geometry, Option<&Arc<BadFix>>),
     next: &AtomicUsize,
     abort: &AtomicBool,
     tx: std::sync::mpsc::SyncSender<Result<Chunk>>,
 ) -> WorkerOut {
-    let mut acc = Accumulator::new(geometry, plan.out[2], plan.out[3], None);
+    let mut acc = Accumulator::new(geometry, plan.out[2], plan.out[3], None).with_bad(fix.cloned());
     let mut ov = empty_overviews(plan, geometry);
     let (mut buf, mut tmp, mut sums, mut sc) =
         (FrameBuf::new(plan.out_type), FrameBuf::new(plan.in_type), Vec::new(), ReadScratch::default());

@@ -165,12 +165,88 @@ fn respond<T: Copy + Into<u32>>(f: &[T], px: &[(u32, f32)], response: Response) 
     }
 }
 
+/// A bad pixel inside a detector's region: its weight and its good 3x3 neighbours, whose
+/// median replaces its value.
+#[derive(Debug, Clone)]
+struct BadPx {
+    w: f32,
+    nb: Vec<u32>,
+}
+
+/// Split the region `px` into its good pixels and its bad ones (`bad`: flat indices).
+fn split_bad(px: Vec<(u32, f32)>, bad: &[usize], rows: usize, cols: usize) -> (Vec<(u32, f32)>, Vec<BadPx>) {
+    if bad.is_empty() {
+        return (px, Vec::new());
+    }
+    let mut flags = vec![false; rows * cols];
+    for &i in bad.iter().filter(|&&i| i < rows * cols) {
+        flags[i] = true;
+    }
+    let (good, badpx): (Vec<_>, Vec<_>) = px.into_iter().partition(|&(i, _)| !flags[i as usize]);
+    let fixes = badpx
+        .into_iter()
+        .map(|(i, w)| {
+            let (y, x) = (i as usize / cols, i as usize % cols);
+            let mut nb = Vec::with_capacity(8);
+            for yy in y.saturating_sub(1)..(y + 2).min(rows) {
+                for xx in x.saturating_sub(1)..(x + 2).min(cols) {
+                    if !flags[yy * cols + xx] {
+                        nb.push((yy * cols + xx) as u32);
+                    }
+                }
+            }
+            BadPx { w, nb }
+        })
+        .filter(|b| !b.nb.is_empty())
+        .collect();
+    (good, fixes)
+}
+
+/// The response of frame `f` over the good pixels `px` and the repaired bad ones `fixes`.
+#[inline]
+fn respond_fixed<T: Copy + Into<u32>>(f: &[T], px: &[(u32, f32)], fixes: &[BadPx], response: Response) -> f32 {
+    let base = respond(f, px, response);
+    if fixes.is_empty() {
+        return base;
+    }
+    let mut nb = [0f64; 8];
+    let mut v = base as f64;
+    for b in fixes {
+        for (k, &j) in b.nb.iter().enumerate() {
+            let p: u32 = f[j as usize].into();
+            nb[k] = p as f64;
+        }
+        let s = &mut nb[..b.nb.len()];
+        s.sort_unstable_by(|a, b| a.total_cmp(b));
+        let n = s.len();
+        let m = if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) };
+        match response {
+            Response::Sum => v += m * b.w as f64,
+            Response::Max => v = v.max(m),
+        }
+    }
+    v as f32
+}
+
 /// One value per scan position for `det` (NaN where the position has no data yet), computed
 /// over the positions present, in parallel within `budget` bytes of frames in flight.
 /// `progress` counts frames and carries cancellation.
 pub fn custom_image(ds: &dyn Dataset, det: &CustomDetector, budget: u64, progress: &Progress) -> Result<Vec<f32>> {
+    custom_image_masked(ds, det, &[], budget, progress)
+}
+
+/// [`custom_image`] with the detector pixels `bad` (flat indices) replaced by the median of
+/// their good 3x3 neighbours, as the overviews mask them (only the bad pixels inside the region
+/// cost anything).
+pub fn custom_image_masked(
+    ds: &dyn Dataset,
+    det: &CustomDetector,
+    bad: &[usize],
+    budget: u64,
+    progress: &Progress,
+) -> Result<Vec<f32>> {
     let (dr, dc) = ds.det();
-    let px = det.pixels(dr, dc)?;
+    let (px, fixes) = split_bad(det.pixels(dr, dc)?, bad, dr, dc);
     let npx = dr * dc;
     let total = ds.scan().positions();
     let present = ds.positions_present().min(total);
@@ -187,7 +263,7 @@ pub fn custom_image(ds: &dyn Dataset, det: &CustomDetector, budget: u64, progres
             ds.read_positions(start, chunk.len(), buf, scratch)?;
             crate::with_frames!(&*buf, f => {
                 for (k, v) in chunk.iter_mut().enumerate() {
-                    *v = respond(&f[k * npx..(k + 1) * npx], &px, det.response);
+                    *v = respond_fixed(&f[k * npx..(k + 1) * npx], &px, &fixes, det.response);
                 }
             });
             progress.add(chunk.len() as u64, chunk.len() as u64 * raw_bytes);
@@ -241,6 +317,22 @@ mod tests {
         assert!(mask_from_pattern(&[0.0; 4], 0.5).is_err());
         assert!(mask_from_pattern(&[1.0; 4], 0.0).is_err());
         assert!(mask_from_pattern(&[1.0; 4], 1.5).is_err());
+    }
+
+    #[test]
+    fn bad_pixels_in_the_region_are_replaced_by_their_neighbours_median() {
+        // 3x4 detector, hot pixel at 1,1 (index 5) inside a rect 0:2,0:3; neighbour 0 is bad too
+        let f: Vec<u16> = vec![9, 2, 3, 4, 5, 900, 7, 8, 1, 2, 3, 4];
+        let d = det(Region::Rect { r0: 0, r1: 2, c0: 0, c1: 3 }, Response::Sum);
+        let (px, fixes) = split_bad(d.pixels(3, 4).unwrap(), &[5, 0], 3, 4);
+        assert_eq!(px.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2, 4, 6]);
+        assert_eq!(fixes.len(), 2);
+        // pixel 0: good neighbours 1, 4 = 2, 5 -> 3.5; pixel 5: good neighbours 1, 2, 4, 6, 8, 9, 10
+        // = 2, 3, 5, 7, 1, 2, 3 -> 3; the good pixels 1, 2, 4, 6 = 2, 3, 5, 7
+        assert_eq!(respond_fixed(&f, &px, &fixes, Response::Sum), 2.0 + 3.0 + 5.0 + 7.0 + 3.5 + 3.0);
+        assert_eq!(respond_fixed(&f, &px, &fixes, Response::Max), 7.0);
+        let (px0, none) = split_bad(d.pixels(3, 4).unwrap(), &[], 3, 4);
+        assert_eq!(respond_fixed(&f, &px0, &none, Response::Max), 900.0);
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub struct ComputeOptions {
     /// Block size and kernel choice (experiments and benchmarks).
     pub kernel: KernelTuning,
     /// Bad detector pixels (flat indices) counted as the median of their good neighbours in
-    /// every per-frame value and in the mean and maximum patterns (the custom-mask value excepted).
+    /// every per-frame value (the custom-mask value included) and in the mean and maximum patterns.
     pub bad_pixels: Option<Arc<Vec<usize>>>,
 }
 
@@ -620,6 +620,9 @@ impl Accumulator {
                     }
                     t += r;
                 }
+                if let Some(b) = &self.bad {
+                    t += b.delta_weighted(|i| fr[i].f32() as f64, m);
+                }
                 self.vals.mask[k] = t as f32;
             }
             self.frames += 1;
@@ -1107,8 +1110,15 @@ pub fn compute(
 
 /// The bad-pixel correction of `opts` for this geometry (None when there are no bad pixels).
 fn bad_fix(opts: &ComputeOptions, g: &Geometry, dr: usize, dc: usize) -> Option<Arc<BadFix>> {
-    let b = opts.bad_pixels.as_ref().filter(|b| !b.is_empty())?;
-    Some(Arc::new(BadFix::new(b, dr, dc, |y, x| in_bf(g, y, x), |y, x| in_adf(g, y, x))))
+    bad_fix_for(opts.bad_pixels.as_deref()?, g, dr, dc)
+}
+
+/// The bad-pixel correction of the pixels `bad` for this geometry (None when there are none).
+pub fn bad_fix_for(bad: &[usize], g: &Geometry, dr: usize, dc: usize) -> Option<Arc<BadFix>> {
+    if bad.is_empty() {
+        return None;
+    }
+    Some(Arc::new(BadFix::new(bad, dr, dc, |y, x| in_bf(g, y, x), |y, x| in_adf(g, y, x))))
 }
 
 /// Extend complete-so-far results `prev` (exact for positions `0..prev.positions_done`, computed

@@ -113,17 +113,21 @@ fn write_complete(
 ) -> Result<(u64, u64)> {
     let w = convert::write_datacube(ds, part, plan, opts, progress)?;
     let file = w.file;
-    crate::store::emd::write_overviews_into(&file, part, emd::DATACUBE, &w.overviews, &w.fingerprint)?;
+    crate::store::emd::write_overviews_masked(&file, part, emd::DATACUBE, &w.overviews, &w.fingerprint, &w.bad_pixels)?;
     emd::append_log(
         &file,
         part,
         &format!(
-            "converted from {} (bin detector {}, bin scan {}, crop {:?}, compress {}), overviews cached",
+            "converted from {} (bin detector {}, bin scan {}, crop {:?}, compress {}), overviews cached ({})",
             ds.info().path.display(),
             opts.bin_detector,
             opts.bin_scan,
             opts.crop,
-            opts.compress
+            opts.compress,
+            match (&opts.bad_pixels, w.bad_pixels.len()) {
+                (None, _) => "bad pixels kept".to_string(),
+                (Some(_), n) => format!("{n} bad pixels masked"),
+            }
         ),
     )?;
     file.flush().map_err(h5::err(part))?;

@@ -11,8 +11,8 @@ use crate::ops::overview::Origin;
 use crate::store;
 use std::path::Path;
 
-/// The image of `det` over the scan (NaN where no frame yet) and where it came from. Complete
-/// images of a `.mib` are stored in `cache_dir` (None: neither read nor written).
+/// The image of `det` over the scan (NaN where no frame yet) and where it came from, bad pixels
+/// kept. Complete images of a `.mib` are stored in `cache_dir` (None: neither read nor written).
 pub fn custom_image(
     ds: &dyn Dataset,
     det: &CustomDetector,
@@ -20,21 +20,40 @@ pub fn custom_image(
     cache_dir: Option<&Path>,
     progress: &Progress,
 ) -> Result<(Vec<f32>, Origin)> {
+    custom_image_masked(ds, det, None, budget, cache_dir, progress)
+}
+
+/// [`custom_image`] with bad pixels masked unless `user_bad` is None (`--keep-bad-pixels`): the
+/// hot and dead pixels found in a sample of frames (as the overviews find them) and the user's
+/// `user_bad`, replaced by the median of their good neighbours. The list is part of the cache key.
+pub fn custom_image_masked(
+    ds: &dyn Dataset,
+    det: &CustomDetector,
+    user_bad: Option<&[usize]>,
+    budget: u64,
+    cache_dir: Option<&Path>,
+    progress: &Progress,
+) -> Result<(Vec<f32>, Origin)> {
     // check the definition before any cache lookup, so a bad one is always the same error
     let (dr, dc) = ds.det();
     det.pixels(dr, dc)?;
+    let bad = match user_bad {
+        Some(user) if ds.positions_present() > 0 => crate::ops::dpc::bad_pixels(ds, user)?.1.all(),
+        Some(user) => user.to_vec(),
+        None => Vec::new(),
+    };
     if let Some(dir) = cache_dir
-        && let Some(v) = store::ovcache::load_custom(dir, ds, det)
+        && let Some(v) = store::ovcache::load_custom(dir, ds, det, &bad)
     {
         progress.set_done(progress.total());
         return Ok((v, Origin::CacheDir));
     }
-    let v = detectors::custom_image(ds, det, budget, progress)?;
+    let v = detectors::custom_image_masked(ds, det, &bad, budget, progress)?;
     let complete = ds.positions_present() >= ds.scan().positions();
     if let Some(dir) = cache_dir
         && complete
         && store::ovcache::applies(ds)
-        && let Err(e) = store::ovcache::store_custom(dir, ds, det, &v)
+        && let Err(e) = store::ovcache::store_custom(dir, ds, det, &bad, &v)
     {
         log::warn!("overview cache: {e}");
     }

@@ -13,7 +13,7 @@ use crate::store;
 use std::path::PathBuf;
 
 /// Frames sampled (evenly over the scan) for the mean pattern behind the bad-pixel search.
-pub const BADPIX_SAMPLES: usize = 64;
+pub const BADPIX_SAMPLES: usize = badpix::SAMPLES;
 
 /// The detector region the CoM is restricted to.
 #[derive(Debug, Clone, PartialEq)]

@@ -66,19 +66,14 @@ pub fn overview(
     on_partial: &(dyn Fn(&Overviews) + Sync),
 ) -> Result<(Overviews, Origin)> {
     let mask = job.compute.mask.as_ref().map(|m| m.as_slice());
-    // an EMD opens with the overviews cached inside it (valid ones only)
-    if job.emd_cache
-        && ds.info().kind == Kind::Emd
-        && mask.is_none()
-        && let Ok(f) = store::emd::EmdFile::open(&ds.info().path)
-        && let Ok(Some(o)) = f.read_overviews()
-        && match &job.geometry {
-            GeometryChoice::Auto { .. } => true,
-            GeometryChoice::Fixed(g) => o.geometry == *g,
-        }
+    // an EMD opens with the overviews cached inside it (valid ones, masked as this job masks)
+    let cached = emd_cached(ds, job);
+    if let Some((o, b)) = &cached
+        && job.keep_bad_pixels
+        && b.is_empty()
     {
         progress.set_done(progress.total());
-        return Ok((o, Origin::EmdCache));
+        return Ok((o.clone(), Origin::EmdCache));
     }
     let auto = matches!(job.geometry, GeometryChoice::Auto { .. });
     let sample = (auto || !job.keep_bad_pixels)
@@ -90,6 +85,12 @@ pub fn overview(
         (GeometryChoice::Auto { fallback }, None) => fallback.clone(),
     };
     let bad = bad_list(ds, job, sample.as_ref().map(|s| s.1.as_slice()));
+    if let Some((o, b)) = cached
+        && b == bad
+    {
+        progress.set_done(progress.total());
+        return Ok((o, Origin::EmdCache));
+    }
     let mut compute = job.compute.clone();
     compute.bad_pixels = (!bad.is_empty()).then(|| std::sync::Arc::new(bad.clone()));
     if let Some(dir) = &job.cache_dir
@@ -107,6 +108,20 @@ pub fn overview(
         log::warn!("overview cache: {e}");
     }
     Ok((o, Origin::Computed))
+}
+
+/// The overviews cached inside an EMD source (valid ones, of the job's geometry) and the pixels
+/// masked in them; None for other sources, a custom mask or without `job.emd_cache`.
+fn emd_cached(ds: &dyn Dataset, job: &OverviewJob) -> Option<(Overviews, Vec<usize>)> {
+    if !job.emd_cache || ds.info().kind != Kind::Emd || job.compute.mask.is_some() {
+        return None;
+    }
+    let f = store::emd::EmdFile::open(&ds.info().path).ok()?;
+    let (o, bad) = f.read_overviews_masked().ok()??;
+    match &job.geometry {
+        GeometryChoice::Auto { .. } => Some((o, bad)),
+        GeometryChoice::Fixed(g) => (o.geometry == *g).then_some((o, bad)),
+    }
 }
 
 /// The bad pixels to mask (sorted): hot and dead ones found in the sampled mean pattern `mean`

@@ -126,10 +126,16 @@ impl EmdFile {
 
     /// The cached overviews when all of them are present and valid.
     pub fn read_overviews(&self) -> Result<Option<Overviews>> {
+        Ok(self.read_overviews_masked()?.map(|(o, _)| o))
+    }
+
+    /// The cached overviews and the detector pixels that were masked in them (sorted flat
+    /// indices; none for caches written without the list).
+    pub fn read_overviews_masked(&self) -> Result<Option<(Overviews, Vec<usize>)>> {
         with_read(&self.path, |f| self.overviews_in(f))
     }
 
-    fn overviews_in(&self, f: &hdf5::File) -> Result<Option<Overviews>> {
+    fn overviews_in(&self, f: &hdf5::File) -> Result<Option<(Overviews, Vec<usize>)>> {
         let base = format!("{}/cached", self.group);
         let mut params = None;
         let mut get = |name: &str| -> Option<Vec<f32>> {
@@ -162,7 +168,8 @@ impl EmdFile {
         }
         let Some(params) = params else { return Ok(None) };
         let Ok(geometry) = serde_json::from_value::<Geometry>(params["geometry"].clone()) else { return Ok(None) };
-        Ok(Some(Overviews {
+        let bad: Vec<usize> = serde_json::from_value(params["bad_pixels_masked"].clone()).unwrap_or_default();
+        let ov = Overviews {
             scan_rows: rx,
             scan_cols: ry,
             det_rows: qx,
@@ -178,7 +185,8 @@ impl EmdFile {
             max_dp,
             positions_done: params["positions_done"].as_u64().unwrap_or(n as u64) as usize,
             complete: params["complete"].as_bool().unwrap_or(true),
-        }))
+        };
+        Ok(Some((ov, bad)))
     }
 
     /// Store overviews computed from this datacube (replacing older ones), under the writer lock.
@@ -266,6 +274,20 @@ fn write_slice_group(
 
 /// Write overviews into an open file (used by the conversion and by [`EmdFile::write_overviews`]).
 pub fn write_overviews_into(f: &hdf5::File, path: &Path, group: &str, ov: &Overviews, fp: &str) -> Result<()> {
+    write_overviews_masked(f, path, group, ov, fp, &[])
+}
+
+/// [`write_overviews_into`] for overviews computed with the detector pixels `bad` (flat indices)
+/// masked: the list is part of the provenance (`bad_pixels_masked` in `emdtui_params`), so a
+/// reader that would mask other pixels does not take them for its own.
+pub fn write_overviews_masked(
+    f: &hdf5::File,
+    path: &Path,
+    group: &str,
+    ov: &Overviews,
+    fp: &str,
+    bad: &[usize],
+) -> Result<()> {
     let e = h5::err(path);
     let base = format!("{group}/cached");
     let cached = match f.group(&base) {
@@ -296,6 +318,7 @@ pub fn write_overviews_into(f: &hdf5::File, path: &Path, group: &str, ov: &Overv
         "geometry": ov.geometry,
         "positions_done": ov.positions_done,
         "complete": ov.complete,
+        "bad_pixels_masked": bad,
     });
     let sshape = [ov.scan_rows, ov.scan_cols];
     let dshape = [ov.det_rows, ov.det_cols];

@@ -230,10 +230,17 @@ const CUSTOM_MAGIC: &[u8; 8] = b"EMDTUICD";
 
 /// Cache key of a custom-detector image: the dataset fingerprint, the scan interpretation and the
 /// detector definition ([`CustomDetector::key`](crate::compute::detectors::CustomDetector::key)).
-pub fn custom_key(ds: &dyn Dataset, det: &crate::compute::detectors::CustomDetector) -> String {
+/// With bad pixels masked, their list (count and hash) is part of the key.
+pub fn custom_key(ds: &dyn Dataset, det: &crate::compute::detectors::CustomDetector, bad: &[usize]) -> String {
     let s = ds.scan();
+    let masked = if bad.is_empty() {
+        String::new()
+    } else {
+        let bytes: Vec<u8> = bad.iter().flat_map(|&i| (i as u64).to_le_bytes()).collect();
+        format!("|bad={}:{:016x}", bad.len(), xxhash_rust::xxh3::xxh3_64(&bytes))
+    };
     format!(
-        "{}|scan={}x{}+{}+{}|custom={}|v{FORMAT_VERSION}",
+        "{}|scan={}x{}+{}+{}|custom={}{masked}|v{FORMAT_VERSION}",
         ds.fingerprint(),
         s.rows,
         s.cols,
@@ -244,11 +251,17 @@ pub fn custom_key(ds: &dyn Dataset, det: &crate::compute::detectors::CustomDetec
 }
 
 /// A cached custom-detector image of `ds` (one value per scan position), if present and valid.
-pub fn load_custom(dir: &Path, ds: &dyn Dataset, det: &crate::compute::detectors::CustomDetector) -> Option<Vec<f32>> {
+/// `bad`: the detector pixels masked in it (sorted flat indices).
+pub fn load_custom(
+    dir: &Path,
+    ds: &dyn Dataset,
+    det: &crate::compute::detectors::CustomDetector,
+    bad: &[usize],
+) -> Option<Vec<f32>> {
     if !applies(ds) {
         return None;
     }
-    let k = custom_key(ds, det);
+    let k = custom_key(ds, det, bad);
     let b = std::fs::read(entry_path(dir, &k)).ok()?;
     let rest = b.strip_prefix(CUSTOM_MAGIC.as_slice())?;
     let (kl, rest) = rest.split_first_chunk::<4>()?;
@@ -266,12 +279,13 @@ pub fn store_custom(
     dir: &Path,
     ds: &dyn Dataset,
     det: &crate::compute::detectors::CustomDetector,
+    bad: &[usize],
     image: &[f32],
 ) -> Result<PathBuf> {
     if !applies(ds) {
         return Err(Error::Invalid("only .mib results are cached outside the file".into()));
     }
-    let k = custom_key(ds, det);
+    let k = custom_key(ds, det, bad);
     let path = entry_path(dir, &k);
     let sub = path.parent().expect("entry paths have a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
@@ -292,6 +306,7 @@ pub fn store_custom(
         "source": ds.info().path,
         "key": k,
         "custom_detector": det.label(),
+        "bad_pixels_masked": bad,
         "scan": [ds.scan().rows, ds.scan().cols],
         "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     });

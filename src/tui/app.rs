@@ -78,6 +78,8 @@ pub enum Popup {
     /// The key help, scrolled down this many lines (when it does not fit the terminal).
     Help(usize),
     Confirm(Confirm, String),
+    /// The DPC rotation prompt: the text typed so far (see `tui::dpc::prompt`).
+    Rotation(String),
 }
 
 /// How the main screen arranges its images.
@@ -731,6 +733,7 @@ impl State {
             deflate_level: t.deflate_level(),
             no_space_check: t.no_space_check,
             fail_write_after: t.fail_write_after,
+            bad_pixels: (!self.quant.keep_bad).then(|| self.quant.user_bad.clone()),
             ..Default::default()
         }
     }
@@ -1045,14 +1048,16 @@ fn update_view(s: &mut State, a: Action) {
             super::eels::action(s, a)
         }
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
-        Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto => super::dpc::action(s, a),
+        Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto | Action::DpcTypeRotation => {
+            super::dpc::action(s, a)
+        }
         Action::TcbfView | Action::TcbfUpsample => super::tcbf::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
         }
-        // answers outside a prompt
-        Action::Yes | Action::No => {}
+        // answers and typing outside a prompt
+        Action::Yes | Action::No | Action::PromptChar(_) | Action::PromptBack => {}
     }
 }
 
@@ -1084,6 +1089,10 @@ fn popup_action(s: &mut State, a: Action) -> bool {
             true
         }
         (Popup::Confirm(..), _) => true,
+        (Popup::Rotation(_), _) => {
+            super::dpc::prompt(s, a);
+            true
+        }
     }
 }
 

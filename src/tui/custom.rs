@@ -157,11 +157,19 @@ impl State {
         let p = Progress::new("detector", self.ds.positions_present() as u64);
         d.job = Some(p.clone());
         let (ds, tx, budget, cache) = (self.ds.clone(), self.tx.clone(), self.memory_budget, self.cache_dir.clone());
+        let bad = (!self.quant.keep_bad).then(|| self.quant.user_bad.clone());
         let tx2 = tx.clone();
         self.jobs.table.spawn(
             p,
             move |p| {
-                let (v, _) = crate::ops::detectors::custom_image(ds.as_ref(), &det, budget, cache.as_deref(), p)?;
+                let (v, _) = crate::ops::detectors::custom_image_masked(
+                    ds.as_ref(),
+                    &det,
+                    bad.as_deref(),
+                    budget,
+                    cache.as_deref(),
+                    p,
+                )?;
                 let _ = tx.send(AppEvent::Custom(gen_, Ok(v)));
                 Ok(())
             },

@@ -60,6 +60,12 @@ pub enum Action {
     TcbfView,
     /// tcBF view: next upsample factor (1, 2, 4).
     TcbfUpsample,
+    /// DPC view: open the prompt to type the rotation in degrees.
+    DpcTypeRotation,
+    /// A text prompt: this character typed (digits, minus, dot).
+    PromptChar(char),
+    /// A text prompt: delete the last character.
+    PromptBack,
     /// EELS: move the energy window by steps of 1/128 of the spectrum.
     EelsMove(i32),
     /// EELS: move the energy window by its own width.
@@ -96,6 +102,7 @@ impl Action {
                 | Action::DpcAuto
                 | Action::TcbfView
                 | Action::TcbfUpsample
+                | Action::DpcTypeRotation
         )
     }
 }
@@ -374,6 +381,14 @@ pub static KEYS: &[Binding] = &[
         "tcBF: upsample factor 1 / 2 / 4 (recomputes)",
         None
     ),
+    b!(
+        &[(Char('R'), S), (Char('R'), N)],
+        "R",
+        Action::DpcTypeRotation,
+        Scope::Main,
+        "DPC: type the rotation (degrees; Enter applies, Esc cancels)",
+        None
+    ),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
@@ -383,6 +398,18 @@ pub fn prompt_answer(k: &KeyEvent) -> Option<Action> {
     match k.code {
         Char('y') | Char('Y') | Enter => Some(Action::Yes),
         Char('n') | Char('N') | Esc | Char('q') => Some(Action::No),
+        _ => None,
+    }
+}
+
+/// Keys of a number prompt (checked before the table while one is open): digits, minus and dot
+/// are typed, Backspace deletes, Enter applies (Yes), Esc cancels (No).
+pub fn number_prompt_key(k: &KeyEvent) -> Option<Action> {
+    match k.code {
+        Char(c) if c.is_ascii_digit() || c == '-' || c == '.' => Some(Action::PromptChar(c)),
+        Backspace => Some(Action::PromptBack),
+        Enter => Some(Action::Yes),
+        Esc => Some(Action::No),
         _ => None,
     }
 }
@@ -414,6 +441,7 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("dpc_found", Action::DpcAuto),
     ("tcbf_view", Action::TcbfView),
     ("tcbf_upsample", Action::TcbfUpsample),
+    ("dpc_rotation", Action::DpcTypeRotation),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

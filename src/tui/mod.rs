@@ -271,6 +271,8 @@ pub fn handle(s: &mut State, e: AppEvent) {
         AppEvent::Input(Event::Key(k)) if k.kind != KeyEventKind::Release => {
             let a = if matches!(s.popup, app::Popup::Confirm(..)) {
                 keys::prompt_answer(&k)
+            } else if matches!(s.popup, app::Popup::Rotation(_)) {
+                keys::number_prompt_key(&k)
             } else {
                 keys::lookup_in(&k, s.key_context())
             };

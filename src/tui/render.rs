@@ -371,6 +371,7 @@ pub fn render(s: &State, f: &mut Frame) {
     match &s.popup {
         Popup::None => {}
         Popup::Help(top) => render_help(s, *top, f, area),
+        Popup::Rotation(text) => super::dpc::render_prompt(text, f, centered(area, 44, 4)),
         Popup::Confirm(_, text) => {
             let lines: Vec<Line> = text.lines().map(|l| Line::from(l.to_string())).collect();
             let w = (lines.iter().map(|l| l.width()).max().unwrap_or(20) as u16 + 4).min(area.width.saturating_sub(2));
