@@ -468,6 +468,15 @@ impl JobsPanel {
 }
 
 impl State {
+    /// Switch the main screen to `layout`, or back to the single-image layout when it is
+    /// already shown; true when it was switched on (the caller then starts what it shows).
+    pub(super) fn toggle_layout(&mut self, layout: ViewLayout) -> bool {
+        let on = self.main.layout != layout;
+        self.main.layout = if on { layout } else { ViewLayout::Single };
+        self.main.ov_version += 1;
+        on
+    }
+
     pub fn new(ds: Arc<dyn Dataset>, tx: Sender<AppEvent>, o: Options) -> State {
         let info = ds.info().clone();
         let path = info.path.clone();

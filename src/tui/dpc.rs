@@ -227,13 +227,9 @@ pub fn render_prompt(text: &str, f: &mut Frame, r: Rect) {
 /// `i`, `,` `.` `<` `>`, `/`, `0`, `R`.
 pub fn action(s: &mut State, a: Action) {
     if let Action::DpcView = a {
-        if s.main.layout == ViewLayout::Dpc {
-            s.main.layout = ViewLayout::Single;
-        } else {
-            s.main.layout = ViewLayout::Dpc;
+        if s.toggle_layout(ViewLayout::Dpc) {
             start(s);
         }
-        s.main.ov_version += 1;
         return;
     }
     let Some(o) = &s.dpc.outcome else {

@@ -182,13 +182,9 @@ pub fn on_result(s: &mut State, o: TcbfOutcome) {
 pub fn action(s: &mut State, a: Action) {
     match a {
         Action::TcbfView => {
-            if s.main.layout == ViewLayout::Tcbf {
-                s.main.layout = ViewLayout::Single;
-            } else {
-                s.main.layout = ViewLayout::Tcbf;
+            if s.toggle_layout(ViewLayout::Tcbf) {
                 start(s);
             }
-            s.main.ov_version += 1;
         }
         Action::TcbfUpsample => {
             let i = UPSAMPLES.iter().position(|&u| u == s.tcbf.upsample).unwrap_or(0);
