@@ -220,7 +220,10 @@ fn mib_viewer_eels_emd_opens_in_eels_mode() {
             .create("data")
             .unwrap();
         let dg = g.create_group("dim4").unwrap();
-        dg.new_dataset_builder().with_data(&ndarray::Array1::from_iter((0..e).map(|i| i as f64))).create("dim4").unwrap();
+        dg.new_dataset_builder()
+            .with_data(&ndarray::Array1::from_iter((0..e).map(|i| i as f64)))
+            .create("dim4")
+            .unwrap();
     }
     let ds = dataset::open(&p, &OpenOptions::default()).unwrap();
     assert_eq!(ds.info().mode.mode, Mode::Eels);

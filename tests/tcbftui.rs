@@ -42,8 +42,9 @@ fn emd(dir: &Path) -> PathBuf {
 fn reference(emd: &Path, upsample: usize) -> emdtui::compute::tcbf::TcbfResult {
     let ds = emdtui::dataset::open(emd, &Default::default()).unwrap();
     let p = TcbfParams { upsample, ..Default::default() };
-    let o = emdtui::ops::tcbf::load_or_compute(ds.as_ref(), emd, &p, 1 << 30, &Progress::new("t", 0), &Default::default())
-        .unwrap();
+    let o =
+        emdtui::ops::tcbf::load_or_compute(ds.as_ref(), emd, &p, 1 << 30, &Progress::new("t", 0), &Default::default())
+            .unwrap();
     o.result
 }
 

@@ -142,7 +142,11 @@ impl Dataset for SpectrumEmdDataset {
     fn read_positions(&self, start: usize, count: usize, out: &mut FrameBuf, _s: &mut ReadScratch) -> Result<()> {
         let [rows, cols, ch] = self.shape;
         if start + count > rows * cols {
-            return Err(Error::Invalid(format!("positions {start}..{} outside the scan of {}", start + count, rows * cols)));
+            return Err(Error::Invalid(format!(
+                "positions {start}..{} outside the scan of {}",
+                start + count,
+                rows * cols
+            )));
         }
         let mut g = self.handle.lock().unwrap_or_else(|p| p.into_inner());
         if g.is_none() {

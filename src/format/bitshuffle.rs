@@ -60,8 +60,8 @@ fn bit_transpose(src: &[u8], dst: &mut [u8], n: usize, elem: usize) {
 #[cfg(target_arch = "x86_64")]
 fn transpose_u16_sse2(src: &[u8], dst: &mut [u8], rows: usize) -> usize {
     use std::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_and_si128, _mm_loadu_si128, _mm_movemask_epi8, _mm_packus_epi16,
-        _mm_set1_epi16, _mm_srli_epi16,
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_loadu_si128, _mm_movemask_epi8, _mm_packus_epi16, _mm_set1_epi16,
+        _mm_srli_epi16,
     };
     let pairs = rows / 2;
     for p in 0..pairs {

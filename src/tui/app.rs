@@ -1053,9 +1053,7 @@ fn update_view(s: &mut State, a: Action) {
         | Action::CustomResponse
         | Action::Ewpc => main_action(s, a),
         Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
-        Action::EelsMove(_) | Action::EelsPage(_) | Action::EelsWidth(_) | Action::EelsLog => {
-            super::eels::action(s, a)
-        }
+        Action::EelsMove(_) | Action::EelsPage(_) | Action::EelsWidth(_) | Action::EelsLog => super::eels::action(s, a),
         Action::CycleScale | Action::CycleColormap | Action::CycleClip => display_action(s, a),
         Action::DpcView | Action::DpcRotate(_) | Action::DpcFlip | Action::DpcAuto | Action::DpcTypeRotation => {
             super::dpc::action(s, a)

@@ -8,11 +8,11 @@
 //! Until it is there the spectrum at the cursor is summed from the decoded frame.
 
 use super::app::{AppEvent, Shown, State};
+use super::images;
 use super::keys::Action;
 use super::render::{Areas, block, image_area, image_pane, pane};
-use super::images;
-use crate::dataset::ModeInfo;
 use crate::compute::convert::SpectraOptions;
+use crate::dataset::ModeInfo;
 use crate::jobs::{JobKind, JobState, Progress};
 use crate::ops::eels::{self, EelsJob, SpectrumImage, Window};
 use crate::ops::overview::Origin;
@@ -155,7 +155,8 @@ impl EelsView {
 
 /// Whether the dataset of `s` holds spectra: then the main screen is the EELS screen.
 pub fn channels_of(s: &State) -> Option<usize> {
-    (s.info.mode.mode == crate::dataset::Mode::Eels).then(|| ModeInfo::spectrum_axis(s.info.det_rows, s.info.det_cols).0)
+    (s.info.mode.mode == crate::dataset::Mode::Eels)
+        .then(|| ModeInfo::spectrum_axis(s.info.det_rows, s.info.det_cols).0)
 }
 
 /// Start the job that makes the spectrum image (3-D EMD, cache directory, else one pass).
@@ -384,7 +385,10 @@ fn meta_lines(s: &State, e: &EelsView) -> Vec<Line<'static>> {
 
 /// The main screen for spectrum data: dataset pane, energy-window map, spectrum plot.
 pub fn render_main(s: &State, e: &EelsView, f: &mut Frame, a: &Areas) {
-    f.render_widget(Paragraph::new(meta_lines(s, e)).wrap(Wrap { trim: false }).block(block(" dataset ".into())), a.meta);
+    f.render_widget(
+        Paragraph::new(meta_lines(s, e)).wrap(Wrap { trim: false }).block(block(" dataset ".into())),
+        a.meta,
+    );
     let val = e.map.get(s.pos()).copied().filter(|v| v.is_finite());
     let t = format!(
         " EELS map {}{} ",
@@ -414,8 +418,13 @@ fn render_spectrum(e: &EelsView, f: &mut Frame, area: Rect) {
         return;
     }
     let t = |v: f32| if e.log { (v.max(0.0) as f64 + 1.0).log10() } else { v as f64 };
-    let pts: Vec<(f64, f64)> =
-        e.spectrum.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (e.energy(i as f64), t(v))).collect();
+    let pts: Vec<(f64, f64)> = e
+        .spectrum
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(i, &v)| (e.energy(i as f64), t(v)))
+        .collect();
     let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.1), h.max(p.1)));
     let (lo, hi) = if lo.is_finite() { (lo.min(0.0), if hi > lo { hi } else { lo + 1.0 }) } else { (0.0, 1.0) };
     let (a, b) = e.window;
@@ -437,12 +446,11 @@ fn render_spectrum(e: &EelsView, f: &mut Frame, area: Rect) {
     let ylab = if e.log { "log10(1+counts)" } else { "counts" };
     let chart = Chart::new(sets)
         .block(block(title).title_bottom(Line::from(format!(" window {} ", e.window_label())).style(win)))
-        .x_axis(
-            Axis::default()
-                .title(units)
-                .bounds([x0, x1.max(x0 + 1.0)])
-                .labels([num(x0), num((x0 + x1) / 2.0), num(x1)]),
-        )
+        .x_axis(Axis::default().title(units).bounds([x0, x1.max(x0 + 1.0)]).labels([
+            num(x0),
+            num((x0 + x1) / 2.0),
+            num(x1),
+        ]))
         .y_axis(Axis::default().title(ylab).bounds([lo, hi]).labels([num(lo), num(hi)]));
     f.render_widget(chart, area);
 }

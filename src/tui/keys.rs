@@ -291,7 +291,14 @@ pub static KEYS: &[Binding] = &[
         "custom detector response: sum / maximum",
         None
     ),
-    b!(&[(Char('E'), S), (Char('E'), N)], "E", Action::Ewpc, Scope::Main, "EWPC of the pattern in the frame pane", None),
+    b!(
+        &[(Char('E'), S), (Char('E'), N)],
+        "E",
+        Action::Ewpc,
+        Scope::Main,
+        "EWPC of the pattern in the frame pane",
+        None
+    ),
     b!(
         &[(Char('r'), N)],
         "r",
@@ -572,8 +579,7 @@ mod tests {
                 let eels_main = matches!((a.scope, b.scope), (Scope::Main, Scope::Eels) | (Scope::Eels, Scope::Main))
                     && !a.action.diffraction_only()
                     && !b.action.diffraction_only();
-                let overlap =
-                    a.scope == b.scope || a.scope == Scope::Global || b.scope == Scope::Global || eels_main;
+                let overlap = a.scope == b.scope || a.scope == Scope::Global || b.scope == Scope::Global || eels_main;
                 if !overlap {
                     continue;
                 }

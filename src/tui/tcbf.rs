@@ -181,11 +181,8 @@ pub fn on_result(s: &mut State, o: TcbfOutcome) {
 /// `b` (view on / off) and `B` (next upsample factor).
 pub fn action(s: &mut State, a: Action) {
     match a {
-        Action::TcbfView => {
-            if s.toggle_layout(ViewLayout::Tcbf) {
-                start(s);
-            }
-        }
+        Action::TcbfView if s.toggle_layout(ViewLayout::Tcbf) => start(s),
+        Action::TcbfView => {}
         Action::TcbfUpsample => {
             let i = UPSAMPLES.iter().position(|&u| u == s.tcbf.upsample).unwrap_or(0);
             s.tcbf.upsample = UPSAMPLES[(i + 1) % UPSAMPLES.len()];
@@ -307,14 +304,20 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
             match &r.fit {
                 Some(f) => {
                     v.push(kv("scale", format!("{:.4} scan px/det px (defocus)", f.scale)));
-                    v.push(kv("rotation", format!("{:.1}°, flip {}", f.rotation_deg, if f.flip { "yes" } else { "no" })));
+                    v.push(kv(
+                        "rotation",
+                        format!("{:.1}°, flip {}", f.rotation_deg, if f.flip { "yes" } else { "no" }),
+                    ));
                     v.push(kv("rms resid.", format!("{:.3} scan px", f.rms_residual)));
                     v.push(kv("anisotropy", format!("{:.3}", f.anisotropy)));
                     v.push(kv("fit", format!("{} px, {} rejected", f.pixels_used, f.pixels_rejected)));
                 }
                 None => v.push(kv("fit", "none (manual shifts)".into())),
             }
-            v.push(kv("pixels used", format!("{} of {} ({} low quality)", r.pixels_used, r.disk.pixels, r.pixels_low_quality)));
+            v.push(kv(
+                "pixels used",
+                format!("{} of {} ({} low quality)", r.pixels_used, r.disk.pixels, r.pixels_low_quality),
+            ));
             v.push(kv(
                 "disk",
                 format!("centre ({:.1}, {:.1}) r {:.1}", r.disk.centre[0], r.disk.centre[1], r.disk.radius),
@@ -366,8 +369,12 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
         super::dpc::draw_scale_bar(s, f, v.cells, cols);
     }
     let [top, bottom] = right_split(a.right);
-    let t =
-        format!(" plain BF ({}, {}){} ", c.0, c.1, val.map(|v| format!(" = {}", images::num(v as f64))).unwrap_or_default());
+    let t = format!(
+        " plain BF ({}, {}){} ",
+        c.0,
+        c.1,
+        val.map(|v| format!(" = {}", images::num(v as f64))).unwrap_or_default()
+    );
     let shown = s.tcbf.prepared[1].as_ref().map(|(_, _, v)| v);
     render::image_pane(f, top, t, shown, Some(wait.clone()));
     if let Some(v) = shown {
