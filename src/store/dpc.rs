@@ -87,15 +87,8 @@ pub fn store(dir: &Path, ds: &dyn Dataset, key: &str, cx: &[f32], cy: &[f32]) ->
     for v in cx.iter().chain(cy) {
         b.extend_from_slice(&v.to_le_bytes());
     }
-    let tmp = p.with_extension(format!("bin.part{}", std::process::id()));
-    std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
-    let side = serde_json::json!({
-        "tool": "emdtui", "tool_version": crate::VERSION, "format_version": VERSION,
-        "source": ds.info().path, "key": key, "what": "mask-restricted centre of mass (com_x, com_y)",
-    });
-    let jp = p.with_extension("json");
-    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    let side = serde_json::json!({ "what": "mask-restricted centre of mass (com_x, com_y)" });
+    super::write_entry(&p, &b, VERSION, &ds.info().path, key, side)?;
     Ok(p)
 }
 

@@ -110,22 +110,12 @@ pub fn store(dir: &Path, ds: &dyn Dataset, l: &SpectrumLayout, c: &CachedSpectra
         b.extend_from_slice(&(v as u64).to_le_bytes());
     }
     b.extend_from_slice(bytemuck::cast_slice(&c.data));
-    let tmp = path.with_extension(format!("bin.part{}", std::process::id()));
-    std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     let side = serde_json::json!({
-        "tool": "emdtui",
-        "tool_version": env!("CARGO_PKG_VERSION"),
-        "format_version": FORMAT_VERSION,
-        "source": ds.info().path,
-        "key": k,
         "scan": [c.rows, c.cols],
         "channels": c.channels,
         "positions_done": c.positions_done,
-        "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     });
-    let jp = path.with_extension("json");
-    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    super::write_entry(&path, &b, FORMAT_VERSION, &ds.info().path, &k, side)?;
     Ok(path)
 }
 

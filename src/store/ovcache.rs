@@ -117,15 +117,7 @@ pub fn store_with_bad(
     let sub = path.parent().expect("entry paths have a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
     let bytes = encode(o, &k);
-    let tmp = path.with_extension(format!("bin.part{}", std::process::id()));
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     let side = serde_json::json!({
-        "tool": "emdtui",
-        "tool_version": env!("CARGO_PKG_VERSION"),
-        "format_version": FORMAT_VERSION,
-        "source": ds.info().path,
-        "key": k,
         "geometry": o.geometry,
         "scan": [o.scan_rows, o.scan_cols],
         "detector": [o.det_rows, o.det_cols],
@@ -133,10 +125,8 @@ pub fn store_with_bad(
         "complete": o.complete,
         "has_mask": o.mask.is_some(),
         "bad_pixels_masked": bad,
-        "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     });
-    let jp = path.with_extension("json");
-    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    super::write_entry(&path, &bytes, FORMAT_VERSION, &ds.info().path, &k, side)?;
     Ok(path)
 }
 
@@ -296,21 +286,11 @@ pub fn store_custom(
     for v in image {
         b.extend_from_slice(&v.to_le_bytes());
     }
-    let tmp = path.with_extension(format!("bin.part{}", std::process::id()));
-    std::fs::write(&tmp, &b).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     let side = serde_json::json!({
-        "tool": "emdtui",
-        "tool_version": env!("CARGO_PKG_VERSION"),
-        "format_version": FORMAT_VERSION,
-        "source": ds.info().path,
-        "key": k,
         "custom_detector": det.label(),
         "bad_pixels_masked": bad,
         "scan": [ds.scan().rows, ds.scan().cols],
-        "created_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     });
-    let jp = path.with_extension("json");
-    std::fs::write(&jp, serde_json::to_vec_pretty(&side).unwrap_or_default()).map_err(|e| Error::io(&jp, e))?;
+    super::write_entry(&path, &b, FORMAT_VERSION, &ds.info().path, &k, side)?;
     Ok(path)
 }
