@@ -99,6 +99,8 @@ fn chunked_equals_reference_fft() {
         (5, 7, None, 1, FftAxes::Scan),                        // full 256x256 detector
         (8, 6, Some(((127.5, 127.5), 10.0)), 1, FftAxes::All), // 4-D, cropped
         (4, 3, None, 4, FftAxes::All),                         // 4-D, full detector binned 4
+        (5, 7, Some(((127.7, 127.2), 9.0)), 1, FftAxes::All),  // 4-D, odd x even K, odd x odd Q
+        (7, 4, Some(((127.7, 127.7), 9.0)), 1, FftAxes::All),  // 4-D, odd x odd K
     ];
     for (i, (r, c, crop, bin, axes)) in cases.into_iter().enumerate() {
         let ds = make(dir.path(), &format!("d{i}"), r, c);
@@ -261,6 +263,37 @@ fn cancel_midway_then_resume() {
     let kp = cache.shape[2] * cache.shape[3];
     let w: f64 = want[..kp].iter().map(|v| v.norm_sqr()).sum();
     assert!(((pm[0] as f64) - w).abs() <= 1e-4 * w, "power after resume");
+}
+
+#[test]
+fn four_d_cancel_midway_then_resume() {
+    // the 4-D transform stores half the spectrum: a unit completes a tile and its mirror tile
+    let dir = tempfile::tempdir().unwrap();
+    let ds = make(dir.path(), "c4", 6, 5);
+    let emd = dir.path().join("c4.emd");
+    let params = FftParams { axes: FftAxes::All, crop: Some(((127.5, 127.5), 10.0)), bin: 1 };
+    let opts = RunOptions { cancel_after_groups: Some(3), ..small_opts() };
+    let r = fft::compute_with(&ds, &emd, &params, SMALL_BUDGET, &Progress::new("t", 0), &opts);
+    assert!(matches!(r, Err(emdtui::Error::Cancelled)), "{:?}", r.err());
+    let rep = fft::compute_with(&ds, &emd, &params, SMALL_BUDGET, &Progress::new("t", 0), &small_opts()).unwrap();
+    // three groups of at most two units, each unit two tiles
+    assert_eq!(rep.blocks_resumed, 12, "{rep:?}");
+    assert_eq!(rep.blocks_computed, rep.blocks_total - 12);
+    assert_eq!(rep.pass1_positions_resumed, 30, "pass 1 should not be redone");
+    // the scratch held less than the whole 22 x 22 detector spectrum (4 x 5 tiles do not
+    // line up with their mirrors; the unit tests check the usual sizes store about half)
+    let full = (30 * 22 * 22 * 8) as u64;
+    assert!(rep.scratch_bytes < full * 85 / 100, "scratch {} of {full}", rep.scratch_bytes);
+    let cache = FftCache::open_validated(&emd, &ds.fingerprint()).unwrap();
+    let (want, _) = reference(&ds, cache.det_box, 1, FftAxes::All);
+    let err = rel_l2(&read_all(&emd), &want);
+    assert!(err < 1e-4, "error after resume {err}");
+    let pm = cache.power_map().unwrap();
+    let kp = cache.shape[2] * cache.shape[3];
+    for q in [0, 7, 29] {
+        let w: f64 = want[q * kp..(q + 1) * kp].iter().map(|v| v.norm_sqr()).sum();
+        assert!(((pm[q] as f64) - w).abs() <= 1e-4 * w, "power at {q} after resume: {} vs {w}", pm[q]);
+    }
 }
 
 #[test]

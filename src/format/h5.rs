@@ -576,16 +576,23 @@ impl DirectChunkWriter {
     }
 
     /// Write chunk `i` of `offsets` from `data[i * chunk_bytes..]` for every i; returns the bytes
-    /// written.
+    /// written. Chunks that follow each other both in `data` and in the file go out in one write
+    /// straight from `data` when it is 4 KiB aligned, several writes at once (the disk sees more
+    /// than one request in flight); put the chunks in file order to get long runs.
     pub fn write(&mut self, offsets: &[[u64; 4]], data: &[u8]) -> Result<u64> {
         let cb = self.chunk_bytes;
         let chunks: Vec<(&[u64; 4], &[u8])> = offsets.iter().zip(data.chunks(cb)).collect();
-        self.write_chunks(&chunks)
+        self.write_impl(&chunks, Some(data))
     }
 
     /// Write each (chunk offset, chunk bytes) pair (every slice exactly one chunk long); chunks
-    /// that lie next to each other in the file go out in one write. Returns the bytes written.
+    /// that lie next to each other in the file go out in one write, copied through the stage
+    /// buffer. Returns the bytes written.
     pub fn write_chunks(&mut self, chunks: &[(&[u64; 4], &[u8])]) -> Result<u64> {
+        self.write_impl(chunks, None)
+    }
+
+    fn write_impl(&mut self, chunks: &[(&[u64; 4], &[u8])], whole: Option<&[u8]>) -> Result<u64> {
         let mut order: Vec<(u64, usize)> = chunks
             .iter()
             .enumerate()
@@ -596,25 +603,67 @@ impl DirectChunkWriter {
             .collect();
         order.sort_unstable();
         let cb = self.chunk_bytes;
-        let cap = self.stage.len() * 4096;
-        let (mut start, mut len) = (0u64, 0usize);
+        // runs of chunks adjacent in the file and, when `whole` is given, in memory:
+        // (file address, first and last position in `order`)
+        let aligned = whole.is_some_and(|w| (w.as_ptr() as usize).is_multiple_of(4096) && cb.is_multiple_of(4096));
+        let mut direct: Vec<(u64, usize, usize)> = Vec::new();
+        let mut staged: Vec<(u64, usize, usize)> = Vec::new();
+        for (k, &(a, i)) in order.iter().enumerate() {
+            let list = if aligned { &mut direct } else { &mut staged };
+            match list.last_mut() {
+                Some((s, f, e)) if a == *s + ((*e - *f + 1) * cb) as u64 && (!aligned || order[*e].1 + 1 == i) => {
+                    *e = k
+                }
+                _ => list.push((a, k, k)),
+            }
+        }
         let mut written = 0u64;
-        for (a, i) in order {
-            if len > 0 && (a != start + len as u64 || len + cb > cap) {
+        if let (Some(w), false) = (whole, direct.is_empty()) {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let threads = direct.len().min(4);
+            let (direct, order, file, path) = (&direct, &order, &self.file, &self.path);
+            let res: Vec<Result<u64>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| -> Result<u64> {
+                            let mut n = 0u64;
+                            loop {
+                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(&(a, f, e)) = direct.get(k) else { return Ok(n) };
+                                let i0 = order[f].1;
+                                let buf = &w[i0 * cb..(i0 + e - f + 1) * cb];
+                                file.write_all_at(buf, a).map_err(|x| Error::io(path, x))?;
+                                n += buf.len() as u64;
+                            }
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().expect("chunk writer thread panicked")).collect()
+            });
+            for r in res {
+                written += r?;
+            }
+        }
+        let cap = self.stage.len() * 4096;
+        for (_, f, e) in staged {
+            let (mut start, mut len) = (0u64, 0usize);
+            for &(a, i) in &order[f..=e] {
+                if len > 0 && len + cb > cap {
+                    self.flush(start, len)?;
+                    written += len as u64;
+                    len = 0;
+                }
+                if len == 0 {
+                    start = a;
+                }
+                let stage: &mut [u8] = bytemuck::cast_slice_mut(&mut self.stage);
+                stage[len..len + cb].copy_from_slice(chunks[i].1);
+                len += cb;
+            }
+            if len > 0 {
                 self.flush(start, len)?;
                 written += len as u64;
-                len = 0;
             }
-            if len == 0 {
-                start = a;
-            }
-            let stage: &mut [u8] = bytemuck::cast_slice_mut(&mut self.stage);
-            stage[len..len + cb].copy_from_slice(chunks[i].1);
-            len += cb;
-        }
-        if len > 0 {
-            self.flush(start, len)?;
-            written += len as u64;
         }
         Ok(written)
     }

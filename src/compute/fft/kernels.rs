@@ -23,6 +23,21 @@ impl Plans2 {
         let scratch_len = row.get_inplace_scratch_len().max(col.get_inplace_scratch_len());
         Plans2 { rows, cols, row, col, scratch_len }
     }
+    /// In-place 2-D FFT of a rows x cols image, left transposed and unshifted: afterwards
+    /// `buf[x * rows + y]` holds frequency (y, x) (see [`shifted_sources`]).
+    pub(crate) fn fft2_t(&self, buf: &mut [Complex32], tmp: &mut Vec<Complex32>, scratch: &mut Vec<Complex32>) {
+        let (r, c) = (self.rows, self.cols);
+        scratch.resize(self.scratch_len, Complex32::default());
+        if c > 1 {
+            self.row.process_with_scratch(buf, scratch);
+        }
+        if r > 1 {
+            tmp.resize(r * c, Complex32::default());
+            transpose::transpose(buf, tmp, c, r);
+            self.col.process_with_scratch(tmp, scratch);
+            buf.copy_from_slice(tmp);
+        }
+    }
     /// In-place 2-D FFT of a rows x cols image, then fftshift of both axes.
     pub(crate) fn fft2_shift(&self, buf: &mut [Complex32], tmp: &mut Vec<Complex32>, scratch: &mut Vec<Complex32>) {
         let (r, c) = (self.rows, self.cols);
@@ -124,88 +139,178 @@ pub(crate) fn encode_frame(vals: &[f32], cvals: &[Complex32], e: Elem, out: &mut
     }
 }
 
-/// Gather the pixel-major transformed images of a group into whole HDF5 chunks
-/// (Q row, Q col, K row, K col), zero-padded at the edges.
+/// For each fftshifted frequency index q = y * cols + x, where [`Plans2::fft2_t`] left it.
+pub(crate) fn shifted_sources(rows: usize, cols: usize) -> Vec<u32> {
+    let mut v = Vec::with_capacity(rows * cols);
+    for y in 0..rows {
+        let uy = (y + rows - rows / 2) % rows;
+        for x in 0..cols {
+            let ux = (x + cols - cols / 2) % cols;
+            v.push((ux * rows + uy) as u32);
+        }
+    }
+    v
+}
+
+/// For each fftshifted frequency index q = y * cols + x, the index of -q.
+pub(crate) fn mirrored_indices(rows: usize, cols: usize) -> Vec<u32> {
+    let mut v = Vec::with_capacity(rows * cols);
+    for y in 0..rows {
+        for x in 0..cols {
+            v.push((super::mirror(y, rows) * cols + super::mirror(x, cols)) as u32);
+        }
+    }
+    v
+}
+
+/// Transpose `src` ([rows][cols]) into `dst` ([cols][rows]) on rayon, in cache-sized blocks.
+pub(crate) fn transpose_par(src: &[Complex32], rows: usize, cols: usize, dst: &mut [Complex32]) {
+    const SB: usize = 64;
+    const PB: usize = 8;
+    dst[..rows * cols].par_chunks_mut(SB * rows).enumerate().for_each(|(ci, d)| {
+        let s0 = ci * SB;
+        let sb = d.len() / rows;
+        let mut p0 = 0;
+        while p0 < rows {
+            let p1 = (p0 + PB).min(rows);
+            for k in 0..sb {
+                let o = &mut d[k * rows + p0..k * rows + p1];
+                for (i, v) in o.iter_mut().enumerate() {
+                    *v = src[(p0 + i) * cols + s0 + k];
+                }
+            }
+            p0 = p1;
+        }
+    });
+}
+
+/// One unit of a pass-2 group after the scan transform: its images Q-major.
+pub(crate) struct UnitImages<'a> {
+    /// [n][np]: row s holds every stored pixel at the frequency that sits at s in
+    /// [`Plans2::fft2_t`]'s output (map with [`shifted_sources`]).
+    pub(crate) qm: &'a [Complex32],
+    pub(crate) np: usize,
+    pub(crate) unit: &'a super::Unit,
+    /// For each pixel of the direct tile, its index in the unit.
+    pub(crate) idx_direct: Vec<u32>,
+    /// For each pixel of the mirrored tile, the index of its mirror pixel.
+    pub(crate) idx_mirrored: Vec<u32>,
+}
+
+/// Gather a group's transformed units into whole HDF5 chunks (Q row, Q col, K row, K col),
+/// zero-padded at the edges: for each unit the chunks of its direct tile, then those of its
+/// mirrored tile (conj G(-Q, -K)); and power[q] += sum over those K of |G(q, K)|^2.
 pub(crate) fn assemble_chunks(
     l: &Layout,
-    offs: &[usize],
-    grp: &[usize],
-    p0: usize,
-    g: &[Complex32],
+    units: &[UnitImages],
+    qsrc: &[u32],
+    mq: &[u32],
     out: &mut super::pass2::Chunks,
-    tmp: &mut Vec<Complex32>,
+    power: &mut [f64],
 ) {
-    let n = l.n();
     let [c0, c1, c2, c3] = l.chunk;
     let (qr, qc) = l.scan;
     let (ncr, ncc) = (qr.div_ceil(c0), qc.div_ceil(c1));
     let chunk_elems = c0 * c1 * c2 * c3;
     out.offsets.clear();
-    for &t in grp {
-        let (kr0, kc0, _, _) = l.tile_rect(t);
-        for a in 0..ncr {
-            for b in 0..ncc {
-                out.offsets.push([(a * c0) as u64, (b * c1) as u64, kr0 as u64, kc0 as u64]);
+    let (tr, tc) = l.tiles();
+    // (file order, unit, mirrored, Q block row, Q block col)
+    let mut jobs: Vec<(usize, usize, bool, usize, usize)> = Vec::new();
+    for (ui, u) in units.iter().enumerate() {
+        for (t, m) in u.unit.tiles().zip([false, true]) {
+            for a in 0..ncr {
+                for b in 0..ncc {
+                    jobs.push((((a * ncc + b) * tr * tc) + t, ui, m, a, b));
+                }
             }
         }
     }
+    // in file order: the writer then sends runs of neighbouring chunks in single writes
+    jobs.sort_unstable_by_key(|j| j.0);
+    for &(_, ui, m, a, b) in &jobs {
+        let t = if m { units[ui].unit.mirrored.expect("a mirrored tile") } else { units[ui].unit.direct };
+        let (kr0, kc0, _, _) = l.tile_rect(t);
+        out.offsets.push([(a * c0) as u64, (b * c1) as u64, kr0 as u64, kc0 as u64]);
+    }
     out.elems = chunk_elems;
-    // padding must be zero: only grow with zeros, and clear edge chunks below
-    out.data.resize(out.offsets.len() * chunk_elems, Complex32::default());
-    let per_tile = ncr * ncc;
-    for (ti, &t) in grp.iter().enumerate() {
-        let (_, _, h, w) = l.tile_rect(t);
-        let np = h * w;
-        let base = (offs[t] - p0) * n; // pixel-major images of this tile: [np][n]
-        // Q-major copy of the tile, [n][np]: each (q, K row) is then a contiguous run
-        tmp.resize(np * n, Complex32::default());
-        transpose::transpose(&g[base..base + np * n], &mut tmp[..np * n], n, np);
-        let qm = &tmp[..np * n];
-        out.data[ti * per_tile * chunk_elems..(ti + 1) * per_tile * chunk_elems]
-            .par_chunks_mut(chunk_elems)
-            .enumerate()
-            .for_each(|(ci, buf)| {
-                let (a, bq) = (ci / ncc, ci % ncc);
-                if h < c2 || w < c3 || (a + 1) * c0 > qr || (bq + 1) * c1 > qc {
-                    buf.fill(Complex32::default());
-                }
-                for i in 0..c0.min(qr - a * c0) {
-                    let qy = a * c0 + i;
-                    for j in 0..c1.min(qc - bq * c1) {
-                        let q = qy * qc + bq * c1 + j;
-                        let src = &qm[q * np..(q + 1) * np];
-                        let dst = &mut buf[(i * c1 + j) * c2 * c3..(i * c1 + j + 1) * c2 * c3];
-                        for kr in 0..h {
-                            dst[kr * c3..kr * c3 + w].copy_from_slice(&src[kr * w..(kr + 1) * w]);
+    let data = out.data_mut(out.offsets.len() * chunk_elems);
+    let partial: Vec<Vec<f32>> = data
+        .par_chunks_mut(chunk_elems)
+        .zip(jobs.par_iter())
+        .map(|(buf, &(_, ui, m, a, bq))| {
+            let mut pw = vec![0f32; c0 * c1];
+            let u = &units[ui];
+            let t = if m { u.unit.mirrored.expect("a mirrored job has a mirrored tile") } else { u.unit.direct };
+            let idx = if m { &u.idx_mirrored } else { &u.idx_direct };
+            let (_, _, h, w) = l.tile_rect(t);
+            if h < c2 || w < c3 || (a + 1) * c0 > qr || (bq + 1) * c1 > qc {
+                buf.fill(Complex32::default());
+            }
+            for i in 0..c0.min(qr - a * c0) {
+                let qy = a * c0 + i;
+                for j in 0..c1.min(qc - bq * c1) {
+                    let q = qy * qc + bq * c1 + j;
+                    let s = if m { qsrc[mq[q] as usize] } else { qsrc[q] } as usize;
+                    let row = &u.qm[s * u.np..(s + 1) * u.np];
+                    let dst = &mut buf[(i * c1 + j) * c2 * c3..(i * c1 + j + 1) * c2 * c3];
+                    let mut acc = 0f32;
+                    for kr in 0..h {
+                        let d = &mut dst[kr * c3..kr * c3 + w];
+                        let ix = &idx[kr * w..(kr + 1) * w];
+                        if m {
+                            for (o, &k) in d.iter_mut().zip(ix) {
+                                *o = row[k as usize].conj();
+                                acc += o.norm_sqr();
+                            }
+                        } else {
+                            for (o, &k) in d.iter_mut().zip(ix) {
+                                *o = row[k as usize];
+                                acc += o.norm_sqr();
+                            }
                         }
                     }
+                    pw[i * c1 + j] = acc;
                 }
-            });
+            }
+            pw
+        })
+        .collect();
+    for (&(_, _, _, a, bq), pw) in jobs.iter().zip(&partial) {
+        for i in 0..c0.min(qr - a * c0) {
+            for j in 0..c1.min(qc - bq * c1) {
+                power[(a * c0 + i) * qc + bq * c1 + j] += pw[i * c1 + j] as f64;
+            }
+        }
     }
 }
 
-/// Scratch tile [n][np] of elements -> pixel-major complex [np][n].
-pub(crate) fn decode_transpose(src: &[u8], e: Elem, np: usize, n: usize, dst: &mut [Complex32]) {
+/// Scratch unit [n][stride] of elements -> pixel-major complex [np][n], on rayon.
+pub(crate) fn decode_transpose(src: &[u8], e: Elem, np: usize, stride: usize, n: usize, dst: &mut [Complex32]) {
+    const PB: usize = 8;
     let es = e.size();
-    const B: usize = 64;
-    let mut i0 = 0;
-    while i0 < n {
-        let i1 = (i0 + B).min(n);
-        for p in 0..np {
-            let d = &mut dst[p * n + i0..p * n + i1];
-            for (k, dv) in d.iter_mut().enumerate() {
-                let o = ((i0 + k) * np + p) * es;
-                let s = &src[o..o + es];
-                *dv = match e {
-                    Elem::U16 => Complex32::new(u16::from_le_bytes([s[0], s[1]]) as f32, 0.0),
-                    Elem::F32 => Complex32::new(f32::from_le_bytes([s[0], s[1], s[2], s[3]]), 0.0),
-                    Elem::C32 => Complex32::new(
-                        f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-                        f32::from_le_bytes([s[4], s[5], s[6], s[7]]),
-                    ),
-                };
+    dst[..np * n].par_chunks_mut(PB * n).enumerate().for_each(|(ci, d)| {
+        const B: usize = 64;
+        let pix0 = ci * PB;
+        let npb = d.len() / n;
+        let mut i0 = 0;
+        while i0 < n {
+            let i1 = (i0 + B).min(n);
+            for p in 0..npb {
+                let dd = &mut d[p * n + i0..p * n + i1];
+                for (k, dv) in dd.iter_mut().enumerate() {
+                    let o = ((i0 + k) * stride + pix0 + p) * es;
+                    let s = &src[o..o + es];
+                    *dv = match e {
+                        Elem::U16 => Complex32::new(u16::from_le_bytes([s[0], s[1]]) as f32, 0.0),
+                        Elem::F32 => Complex32::new(f32::from_le_bytes([s[0], s[1], s[2], s[3]]), 0.0),
+                        Elem::C32 => Complex32::new(
+                            f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+                            f32::from_le_bytes([s[4], s[5], s[6], s[7]]),
+                        ),
+                    };
+                }
             }
+            i0 = i1;
         }
-        i0 = i1;
-    }
+    });
 }

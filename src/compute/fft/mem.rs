@@ -41,6 +41,7 @@ impl MemFft {
             k: (kr, kc),
             chunk: [1, 1, 1, 1],
             elem: Elem::F32,
+            half: false,
         };
         // [k][q] layout for the transforms
         let mut g = vec![Complex32::new(0.0, 0.0); nk * nq];

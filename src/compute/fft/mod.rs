@@ -182,6 +182,68 @@ pub(crate) struct Layout {
     pub(crate) k: (usize, usize),
     pub(crate) chunk: [usize; 4],
     pub(crate) elem: Elem,
+    /// Pass 1 stores only the half of the detector spectrum that the real-input symmetry
+    /// G(-Q, -K) = conj G(Q, K) needs (4-D transforms): see [`Layout::units`].
+    #[serde(default)]
+    pub(crate) half: bool,
+}
+
+/// Pass 1's unit of storage and pass 2's unit of work: the K pixels that one or two output K
+/// tiles are made of. Without symmetry a unit is one tile. With it (`Layout::half`), a unit is a
+/// tile (computed directly) and its mirror tile (the tile at the mirrored tile-grid position),
+/// whose values are conj G(-Q, -K) of pixels the unit stores: the unit holds the union of the
+/// first tile's pixels and the mirror images of the second's, which for the usual even sizes is
+/// the first tile plus one row and one column (the fftshifted mirror is offset by one from the
+/// tile grid). The scratch then holds a little over half of the spectrum.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Unit {
+    pub(crate) direct: usize,
+    pub(crate) mirrored: Option<usize>,
+    /// The stored K pixels, row-major indices into the k.0 x k.1 detector, ascending.
+    pub(crate) pixels: Vec<u32>,
+    /// Scratch slots per position: the pixels rounded up to 8, so that a block of 64 positions
+    /// is a whole number of 4 KiB pages for O_DIRECT.
+    pub(crate) stride: usize,
+}
+
+impl Unit {
+    fn new(direct: usize, mirrored: Option<usize>, mut pixels: Vec<u32>) -> Unit {
+        pixels.sort_unstable();
+        pixels.dedup();
+        let stride = pixels.len().div_ceil(8) * 8;
+        Unit { direct, mirrored, pixels, stride }
+    }
+    /// For each pixel of tile `t` of `l` (row-major in the tile), its index in `pixels`; for the
+    /// mirrored tile, the index of the mirror pixel.
+    pub(crate) fn index_of(&self, l: &Layout, t: usize, mirrored: bool) -> Vec<u32> {
+        let (r0, c0, h, w) = l.tile_rect(t);
+        let mut v = Vec::with_capacity(h * w);
+        for r in r0..r0 + h {
+            for c in c0..c0 + w {
+                let (rr, cc) = if mirrored { (mirror(r, l.k.0), mirror(c, l.k.1)) } else { (r, c) };
+                let px = (rr * l.k.1 + cc) as u32;
+                v.push(self.pixels.binary_search(&px).expect("a unit stores every pixel its tiles need") as u32);
+            }
+        }
+        v
+    }
+    /// Output pixels (both tiles).
+    pub(crate) fn out_pixels(&self, l: &Layout) -> usize {
+        let px = |t: usize| {
+            let (_, _, h, w) = l.tile_rect(t);
+            h * w
+        };
+        px(self.direct) + self.mirrored.map_or(0, px)
+    }
+    /// The tiles this unit completes.
+    pub(crate) fn tiles(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.direct).chain(self.mirrored)
+    }
+}
+
+/// Index of -f on an fftshifted axis of length n (zero frequency at n/2): the mirror of s.
+pub(crate) fn mirror(s: usize, n: usize) -> usize {
+    (2 * (n / 2) + n - s) % n
 }
 
 impl Layout {
@@ -206,12 +268,43 @@ impl Layout {
         let c0 = tj * self.chunk[3];
         (r0, c0, (self.k.0 - r0).min(self.chunk[2]), (self.k.1 - c0).min(self.chunk[3]))
     }
-    /// Pixel offsets of each tile in the K-tile-major order (len n_tiles + 1).
-    pub(crate) fn tile_offsets(&self) -> Vec<usize> {
-        let mut v = vec![0usize];
+    /// The units of pass 1's scratch and pass 2's work, in scratch order.
+    pub(crate) fn units(&self) -> Vec<Unit> {
+        let rect_px = |t: usize, mirrored: bool| -> Vec<u32> {
+            let (r0, c0, h, w) = self.tile_rect(t);
+            let mut v = Vec::with_capacity(h * w);
+            for r in r0..r0 + h {
+                for c in c0..c0 + w {
+                    let (rr, cc) = if mirrored { (mirror(r, self.k.0), mirror(c, self.k.1)) } else { (r, c) };
+                    v.push((rr * self.k.1 + cc) as u32);
+                }
+            }
+            v
+        };
+        let (tr, tc) = self.tiles();
+        let mut units = Vec::new();
         for t in 0..self.n_tiles() {
-            let (_, _, h, w) = self.tile_rect(t);
-            v.push(v[t] + h * w);
+            if !self.half {
+                units.push(Unit::new(t, None, rect_px(t, false)));
+                continue;
+            }
+            let partner = (tr - 1 - t / tc) * tc + (tc - 1 - t % tc);
+            if partner == t {
+                units.push(Unit::new(t, None, rect_px(t, false)));
+            } else if partner < t {
+                let mut px = rect_px(t, false);
+                px.extend(rect_px(partner, true));
+                units.push(Unit::new(t, Some(partner), px));
+            }
+        }
+        units
+    }
+    /// Scratch slot offsets of the units (len units + 1): unit u holds positions x stride slots
+    /// from slot offs[u] * n.
+    pub(crate) fn unit_offsets(units: &[Unit]) -> Vec<usize> {
+        let mut v = vec![0usize];
+        for u in units {
+            v.push(v[v.len() - 1] + u.stride);
         }
         v
     }
@@ -222,7 +315,8 @@ impl Layout {
         (nch * c[0] * c[1] * c[2] * c[3] * 8) as u64
     }
     pub(crate) fn scratch_bytes(&self) -> u64 {
-        (self.n() * self.kpix() * self.elem.size()) as u64
+        let slots: usize = self.units().iter().map(|u| u.stride).sum();
+        (self.n() * slots * self.elem.size()) as u64
     }
 }
 
@@ -381,5 +475,73 @@ pub fn reduce(v: &[num_complex::Complex32], m: usize, len: usize, part: Part, in
         Part::Phase => sum.iter().map(|c| c.im.atan2(c.re)).collect(),
         Part::Real => sum.iter().map(|c| c.re * s).collect(),
         Part::Imag => sum.iter().map(|c| c.im * s).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(k: (usize, usize), tile: (usize, usize), half: bool) -> Layout {
+        Layout {
+            scan: (8, 8),
+            det: k,
+            det_box: [0, 0, k.0, k.1],
+            bin: 1,
+            k,
+            chunk: [8, 8, tile.0, tile.1],
+            elem: Elem::C32,
+            half,
+        }
+    }
+
+    #[test]
+    fn mirror_is_the_negative_frequency() {
+        for n in [1usize, 2, 5, 6, 256] {
+            for s in 0..n {
+                let f = s as i64 - (n / 2) as i64;
+                let m = mirror(s, n) as i64 - (n / 2) as i64;
+                assert_eq!((f + m).rem_euclid(n as i64), 0, "n {n} s {s}");
+                assert_eq!(mirror(mirror(s, n), n), s);
+            }
+        }
+    }
+
+    #[test]
+    fn units_cover_every_tile_once_and_store_about_half() {
+        for (k, tile, max_frac) in [
+            ((256, 256), (16, 16), 0.58),
+            ((512, 512), (8, 8), 0.65),
+            ((255, 255), (15, 17), 0.56),
+            ((22, 22), (4, 5), 1.0),
+            ((7, 9), (7, 9), 64.0 / 63.0),
+            ((1, 1), (1, 1), 8.0), // one pixel in an 8-slot stride
+        ] {
+            let l = layout(k, tile, true);
+            let units = l.units();
+            let mut seen = vec![0; l.n_tiles()];
+            for u in &units {
+                for t in u.tiles() {
+                    seen[t] += 1;
+                }
+                // every pixel a tile needs is stored (index_of panics otherwise)
+                assert_eq!(u.index_of(&l, u.direct, false).len(), {
+                    let (_, _, h, w) = l.tile_rect(u.direct);
+                    h * w
+                });
+                if let Some(m) = u.mirrored {
+                    u.index_of(&l, m, true);
+                }
+                assert!(u.stride >= u.pixels.len() && u.stride % 8 == 0);
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{k:?} {tile:?}: {seen:?}");
+            let slots: usize = units.iter().map(|u| u.stride).sum();
+            let frac = slots as f64 / l.kpix() as f64;
+            assert!(frac <= max_frac, "{k:?} {tile:?}: stores {frac:.3} of the spectrum");
+            // without symmetry: one unit per tile, the tile itself
+            let full = layout(k, tile, false).units();
+            assert_eq!(full.len(), l.n_tiles());
+            assert!(full.iter().all(|u| u.mirrored.is_none() && u.pixels.len() <= tile.0 * tile.1));
+        }
     }
 }

@@ -79,6 +79,8 @@ pub(crate) struct ScratchIo<'a> {
     pub(crate) path: &'a Path,
     pub(crate) state_path: &'a Path,
     pub(crate) key_s: &'a str,
+    /// Print phase timings on stderr.
+    pub(crate) timing: bool,
 }
 
 /// Read positions `start..` of `ds`, crop/bin (and for `All` transform) each frame, and write
@@ -88,7 +90,6 @@ pub(crate) struct ScratchIo<'a> {
 pub(crate) fn pass1(
     ds: &dyn Dataset,
     l: &Layout,
-    offs: &[usize],
     io: &ScratchIo<'_>,
     start: usize,
     budget: u64,
@@ -101,40 +102,55 @@ pub(crate) fn pass1(
     let src_px = ds.frame_pixels() * ds.info().pixel_type.bytes();
     let frame_bytes = kpix * es;
     let sub = 16usize; // positions per decode task
-    // per position: three scratch-encoded copies (frame-major + two tile-major)
-    let per_pos = (3 * frame_bytes) as u64;
+    let units = l.units();
+    let offs = Layout::unit_offsets(&units);
+    let slots = offs[units.len()];
+    // per position: the frame-major encoded frame and two unit-major copies
+    let per_pos = (frame_bytes + 2 * slots * es) as u64;
     let fixed = (rayon::current_num_threads() * sub * (src_px + kpix * 20)) as u64 + (8 << 20);
     // 3/4 of the budget: headroom for HDF5, the allocator and the rest of the process
     let b = ((budget.saturating_sub(fixed) / 4 * 3 / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
-    let b = if b >= sub { b / sub * sub } else { b };
+    // and at most 1/16 of the scan (but 64 positions): reading the first block and writing the
+    // last are not overlapped, and fresh pages of huge buffers cost page faults
+    let b = b.min(n.div_ceil(32).max(64));
+    // whole 64-position blocks: with 8-slot unit strides each write is 4 KiB aligned (O_DIRECT)
+    let b = if b >= 64 {
+        b / 64 * 64
+    } else if b >= sub {
+        b / sub * sub
+    } else {
+        b
+    };
     let sub = sub.min(b);
-    let n_tiles = l.n_tiles();
+    // the stored pixels of each unit as runs (first frame pixel, length, first slot)
+    let runs: Vec<Vec<(usize, usize, usize)>> = units.iter().map(|u| pixel_runs(&u.pixels)).collect();
     let plans = if l.elem == Elem::C32 { Some(Plans2::new(l.k.0, l.k.1)) } else { None };
-    let mut frames = vec![0u8; b * frame_bytes];
-    // Two tile-major buffers: the writer thread writes one block to the scratch file while the
-    // next block is read and decoded.
+    let mut frames: Vec<u8> = crate::util::huge_zeroed_vec(b * frame_bytes);
+    // Two unit-major buffers: the writer thread writes one block to the scratch file while the
+    // next block is read and decoded (zeroed once: padding slots are never written).
     let (tx, rx) = std::sync::mpsc::sync_channel::<(AlignedBuf, usize, usize)>(0);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<AlignedBuf>();
-    for _ in 0..2 {
-        back_tx.send(AlignedBuf::new(b * frame_bytes)).unwrap();
+    for _ in 0..if io.store.in_memory() { 0 } else { 2 } {
+        back_tx.send(AlignedBuf::new(b * slots * es)).unwrap();
     }
     let (sf, scratch_path, state_path, key_s) = (io.store, io.path, io.state_path, io.key_s);
+    let offs = &offs;
     std::thread::scope(|s| -> Result<()> {
         let writer = s.spawn(move || -> Result<u64> {
             let mut written = 0u64;
             let mut last_state = Instant::now();
             for (tiles, p, cnt) in rx {
-                // one write per tile: tile t, positions p..p+cnt
+                // one write per unit: unit u, positions p..p+cnt
                 let mut pos = 0;
-                for t in 0..n_tiles {
-                    let np = offs[t + 1] - offs[t];
+                for u in 0..offs.len() - 1 {
+                    let np = offs[u + 1] - offs[u];
                     let len = np * cnt * es;
-                    let off = ((offs[t] * n + p * np) * es) as u64;
+                    let off = ((offs[u] * n + p * np) * es) as u64;
                     sf.write_at(&tiles[pos..pos + len], off, scratch_path)?;
                     pos += len;
                 }
                 if !sf.in_memory() {
-                    written += (cnt * frame_bytes) as u64;
+                    written += (cnt * slots * es) as u64;
                 }
                 if !sf.in_memory() && (last_state.elapsed().as_secs_f64() > 2.0 || p + cnt == n) {
                     write_state(
@@ -149,10 +165,12 @@ pub(crate) fn pass1(
         });
         let r = (|| -> Result<()> {
             let mut p = start;
+            let (mut t_decode, mut t_scatter) = (0f64, 0f64);
             while p < n {
                 progress.check()?;
                 let cnt = (n - p).min(b);
                 let fr = &mut frames[..cnt * frame_bytes];
+                let t0 = Instant::now();
                 fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each_init(
                     || {
                         (
@@ -182,36 +200,47 @@ pub(crate) fn pass1(
                     },
                 )?;
                 rep.input_bytes_read += (cnt * src_px) as u64;
-                let Ok(mut tiles) = back_rx.recv() else { break };
-                // scatter to tile-major: tile t holds [cnt][tile pixels]
-                {
-                    let fr = &frames[..cnt * frame_bytes];
-                    let mut rest: &mut [u8] = &mut tiles[..cnt * frame_bytes];
-                    let mut jobs = Vec::with_capacity(n_tiles);
-                    for t in 0..n_tiles {
-                        let np = offs[t + 1] - offs[t];
-                        let (a, r) = rest.split_at_mut(np * cnt * es);
-                        rest = r;
-                        jobs.push((t, a));
+                t_decode += t0.elapsed().as_secs_f64();
+                let t0 = Instant::now();
+                let fr = &frames[..cnt * frame_bytes];
+                if let ScratchStore::Mem(m) = sf {
+                    // in memory: scatter straight into the store, no writer
+                    let mut v = m.lock().expect("scratch lock");
+                    let mut rest: &mut [u8] = &mut v[..];
+                    let mut at = 0;
+                    let mut jobs = Vec::with_capacity(units.len());
+                    for (u, r) in runs.iter().enumerate() {
+                        let np = offs[u + 1] - offs[u];
+                        let start = (offs[u] * n + p * np) * es;
+                        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
+                        let (a, tail) = tail.split_at_mut(np * cnt * es);
+                        (rest, at) = (tail, start + np * cnt * es);
+                        jobs.push((np, r.as_slice(), a));
                     }
-                    jobs.into_par_iter().for_each(|(t, dst)| {
-                        let (r0, c0, h, w) = l.tile_rect(t);
-                        let row = w * es;
-                        for j in 0..cnt {
-                            let f = &fr[j * frame_bytes..(j + 1) * frame_bytes];
-                            for r in 0..h {
-                                let s = ((r0 + r) * l.k.1 + c0) * es;
-                                let d = (j * h + r) * row;
-                                dst[d..d + row].copy_from_slice(&f[s..s + row]);
-                            }
-                        }
-                    });
-                }
-                if tx.send((tiles, p, cnt)).is_err() {
-                    break; // writer failed; its error is reported below
+                    scatter(jobs, fr, cnt, frame_bytes, es);
+                } else {
+                    let Ok(mut tiles) = back_rx.recv() else { break };
+                    let mut rest: &mut [u8] = &mut tiles[..cnt * slots * es];
+                    let mut jobs = Vec::with_capacity(units.len());
+                    for (u, r) in runs.iter().enumerate() {
+                        let np = offs[u + 1] - offs[u];
+                        let (a, tail) = std::mem::take(&mut rest).split_at_mut(np * cnt * es);
+                        rest = tail;
+                        jobs.push((np, r.as_slice(), a));
+                    }
+                    scatter(jobs, fr, cnt, frame_bytes, es);
+                    if tx.send((tiles, p, cnt)).is_err() {
+                        break; // writer failed; its error is reported below
+                    }
                 }
                 p += cnt;
+                t_scatter += t0.elapsed().as_secs_f64();
                 progress.add(cnt as u64, (cnt * src_px) as u64);
+            }
+            if io.timing {
+                eprintln!(
+                    "timing: pass 1 read + crop + transform {t_decode:.2} s, scatter (+ wait for the writer) {t_scatter:.2} s"
+                );
             }
             Ok(())
         })();
@@ -219,4 +248,37 @@ pub(crate) fn pass1(
         rep.scratch_bytes_written += writer.join().expect("FFT scratch writer panicked")?;
         r
     })
+}
+
+/// Copy the stored pixels of `cnt` encoded frames (`fr`, frame-major) into each unit's
+/// [cnt][stride] slots (`jobs`: stride, pixel runs, destination), on rayon.
+fn scatter(
+    jobs: Vec<(usize, &[(usize, usize, usize)], &mut [u8])>,
+    fr: &[u8],
+    cnt: usize,
+    frame_bytes: usize,
+    es: usize,
+) {
+    jobs.into_par_iter().for_each(|(np, r, dst)| {
+        for j in 0..cnt {
+            let f = &fr[j * frame_bytes..(j + 1) * frame_bytes];
+            let d = &mut dst[j * np * es..(j + 1) * np * es];
+            for &(src, len, slot) in r {
+                d[slot * es..(slot + len) * es].copy_from_slice(&f[src * es..(src + len) * es]);
+            }
+        }
+    });
+}
+
+/// Maximal runs of consecutive pixel indices in the ascending `pixels`: (first pixel, length,
+/// index of the first in `pixels`).
+pub(crate) fn pixel_runs(pixels: &[u32]) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, &p) in pixels.iter().enumerate() {
+        match runs.last_mut() {
+            Some((s, len, _)) if *s + *len == p as usize => *len += 1,
+            _ => runs.push((p as usize, 1, i)),
+        }
+    }
+    runs
 }

@@ -5,9 +5,11 @@
 //! O_DIRECT at their allocated addresses ([`h5::DirectChunkWriter`]) or, when that is not
 //! possible, through `H5Dwrite_chunk`. Completed tiles are recorded after each group.
 
-use super::kernels::{Plans2, assemble_chunks, decode_transpose};
+use super::kernels::{
+    Plans2, UnitImages, assemble_chunks, decode_transpose, mirrored_indices, shifted_sources, transpose_par,
+};
 use super::run::CacheDatasets;
-use super::{FftReport, Layout, PASS2_BYTES_PER_ELEM, RunOptions, ScratchState, write_state};
+use super::{FftReport, Layout, RunOptions, ScratchState, Unit, write_state};
 use crate::error::Result;
 use crate::format::h5;
 use crate::jobs::Progress;
@@ -17,12 +19,33 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
-/// The whole chunks of one group, contiguous (reused between groups).
-#[derive(Default)]
+/// The whole chunks of one group, contiguous, in file order, in a 4 KiB-aligned buffer so that
+/// the writer sends them to the disk without a copy (reused between groups).
 pub(crate) struct Chunks {
     pub(crate) offsets: Vec<[u64; 4]>,
-    pub(crate) data: Vec<Complex32>,
+    pub(crate) buf: crate::util::AlignedBuf,
     pub(crate) elems: usize,
+}
+
+impl Default for Chunks {
+    fn default() -> Chunks {
+        Chunks { offsets: Vec::new(), buf: crate::util::AlignedBuf::new(0), elems: 0 }
+    }
+}
+
+impl Chunks {
+    /// The chunks' bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.offsets.len() * self.elems * std::mem::size_of::<Complex32>()]
+    }
+    /// Room for `n` complex values (zeroed when the buffer grows; old contents otherwise).
+    pub(crate) fn data_mut(&mut self, n: usize) -> &mut [Complex32] {
+        let bytes = n * std::mem::size_of::<Complex32>();
+        if self.buf.len() < bytes {
+            self.buf = crate::util::AlignedBuf::new(bytes);
+        }
+        bytemuck::cast_slice_mut(&mut self.buf[..bytes])
+    }
 }
 
 /// A transformed group on its way to the writer.
@@ -47,27 +70,36 @@ pub(crate) struct Pass2<'a> {
     pub(crate) opts: &'a RunOptions,
 }
 
-/// Groups of consecutive not-done tiles within the budget, at least ~4 of them so that
-/// computing one group overlaps writing the previous one.
-fn plan_groups(c: &Pass2, todo: &[usize], offs: &[usize]) -> Vec<Vec<usize>> {
-    let n = c.l.n();
-    let avail = super::plan::pass2_budget(c.budget, n);
-    let per_pix = (n * (c.l.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
-    let todo_pix: usize = todo.iter().map(|&t| offs[t + 1] - offs[t]).sum();
-    let max_pix = ((avail / per_pix).max(1) as usize).min(todo_pix.div_ceil(4));
+/// Pass-2 memory of one unit: its scratch slots twice (read ahead), the pixel-major and Q-major complex images,
+/// and its output chunks twice (assembled, and the previous group's on their way to the writer).
+pub(crate) fn unit_bytes(l: &Layout, u: &Unit) -> u64 {
+    let n = l.n() as u64;
+    let [c0, c1, _, _] = l.chunk;
+    let nq_padded = (l.scan.0.div_ceil(c0) * c0 * l.scan.1.div_ceil(c1) * c1) as u64;
+    n * (2 * u.stride * l.elem.size() + u.stride * 16) as u64 + nq_padded * u.out_pixels(l) as u64 * 16
+}
+
+/// Groups of consecutive units to do within the budget, at least ~16 of them (unless they are
+/// smaller than 64 MiB) so that computing
+/// one group overlaps writing the previous one (the first group's computing and the last one's
+/// writing are not overlapped).
+fn plan_groups(c: &Pass2, units: &[Unit], todo: &[usize]) -> Vec<Vec<usize>> {
+    let avail = super::plan::pass2_budget(c.budget, c.l.n());
+    let todo_bytes: u64 = todo.iter().map(|&u| unit_bytes(c.l, &units[u])).sum();
+    let max_bytes = avail.min(todo_bytes.div_ceil(16).max(64 << 20));
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
-    let mut cur_pix = 0;
-    for &t in todo {
-        let p = offs[t + 1] - offs[t];
-        let contiguous = cur.last().is_none_or(|&last| last + 1 == t);
-        let fits = cur_pix + p <= max_pix && c.opts.max_tiles_per_group.is_none_or(|m| cur.len() < m);
+    let mut cur_bytes = 0;
+    for &u in todo {
+        let ub = unit_bytes(c.l, &units[u]);
+        let contiguous = cur.last().is_none_or(|&last| last + 1 == u);
+        let fits = cur_bytes + ub <= max_bytes && c.opts.max_tiles_per_group.is_none_or(|m| cur.len() < m);
         if !cur.is_empty() && (!contiguous || !fits) {
             groups.push(std::mem::take(&mut cur));
-            cur_pix = 0;
+            cur_bytes = 0;
         }
-        cur.push(t);
-        cur_pix += p;
+        cur.push(u);
+        cur_bytes += ub;
     }
     if !cur.is_empty() {
         groups.push(cur);
@@ -75,17 +107,17 @@ fn plan_groups(c: &Pass2, todo: &[usize], offs: &[usize]) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Run pass 2 over the tiles in `todo`.
+/// Run pass 2 over the units in `todo` (indices into `Layout::units`).
 pub(crate) fn run(c: &Pass2, todo: &[usize], cache: &mut CacheDatasets, rep: &mut FftReport) -> Result<()> {
-    let offs = c.l.tile_offsets();
-    let groups = plan_groups(c, todo, &offs);
+    let units = c.l.units();
+    let groups = plan_groups(c, &units, todo);
     let (tx, rx) = std::sync::mpsc::sync_channel::<GroupOut>(0);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Chunks>();
     let CacheDatasets { data, blocks, power_ds, done, power } = cache;
     let outputs = Outputs { data, blocks, power_ds, done };
     std::thread::scope(|s| -> Result<()> {
         let writer = s.spawn(|| writer_loop(c, outputs, rx, back_tx));
-        let r = transform_groups(c, &groups, &offs, power, tx, back_rx, rep);
+        let r = transform_groups(c, &units, &groups, power, tx, back_rx, rep);
         let w = writer.join().expect("FFT writer thread panicked")?;
         rep.output_io = w.io;
         rep.output_bytes_written += w.bytes;
@@ -99,8 +131,8 @@ pub(crate) fn run(c: &Pass2, todo: &[usize], cache: &mut CacheDatasets, rep: &mu
 #[allow(clippy::too_many_arguments)]
 fn transform_groups(
     c: &Pass2,
+    units: &[Unit],
     groups: &[Vec<usize>],
-    offs: &[usize],
     power: &mut [f64],
     tx: std::sync::mpsc::SyncSender<GroupOut>,
     back_rx: Receiver<Chunks>,
@@ -108,66 +140,169 @@ fn transform_groups(
 ) -> Result<()> {
     let (l, n) = (c.l, c.l.n());
     let es = l.elem.size();
+    let offs = Layout::unit_offsets(units);
     let plans = Plans2::new(l.scan.0, l.scan.1);
-    let max_group_pix = groups.iter().map(|g| offs[g[g.len() - 1] + 1] - offs[g[0]]).max().unwrap_or(0);
-    let mut raw_buf = crate::util::AlignedBuf::new(max_group_pix * n * es);
-    let mut cplx_buf = vec![Complex32::default(); max_group_pix * n];
-    let mut tile_tmp: Vec<Complex32> = Vec::new();
-    for (gi, grp) in groups.iter().enumerate() {
-        if c.opts.cancel_after_groups.is_some_and(|k| gi >= k) {
-            c.progress.cancel();
-        }
-        c.progress.check()?;
-        let (p0, p1) = (offs[grp[0]], offs[grp[grp.len() - 1] + 1]);
-        let raw = &mut raw_buf[..(p1 - p0) * n * es];
-        c.store.read_at(raw, (p0 * n * es) as u64, c.scratch_path)?;
-        if !c.store.in_memory() {
-            rep.scratch_bytes_read += raw.len() as u64;
-        }
-        // decode + transpose each tile to pixel-major complex
-        let cplx = &mut cplx_buf[..(p1 - p0) * n];
-        {
-            let mut rest: &mut [Complex32] = &mut *cplx;
-            let mut jobs = Vec::new();
-            for &t in grp {
-                let np = offs[t + 1] - offs[t];
-                let (a, b) = rest.split_at_mut(np * n);
-                rest = b;
-                let r0 = (offs[t] - p0) * n * es;
-                jobs.push((a, &raw[r0..r0 + np * n * es], np));
+    let qsrc = shifted_sources(l.scan.0, l.scan.1);
+    let mq = mirrored_indices(l.scan.0, l.scan.1);
+    let slots = |g: &[usize]| offs[g[g.len() - 1] + 1] - offs[g[0]];
+    let max_slots = groups.iter().map(|g| slots(g)).max().unwrap_or(0);
+    // from a file: two read buffers, group g+1 is read on its own thread while g is transformed
+    let file_bytes = if c.store.in_memory() { 0 } else { max_slots * n * es };
+    let mut spare = Some(crate::util::AlignedBuf::new(file_bytes));
+    let mut next = Some(crate::util::AlignedBuf::new(file_bytes));
+    let mut cplx_buf: Vec<Complex32> = crate::util::huge_zeroed_vec(max_slots * n);
+    let mut qm_buf: Vec<Complex32> = crate::util::huge_zeroed_vec(max_slots * n);
+    let mut chunk_sets = 0;
+    let mut st = StageTimes::default();
+    let read_group = |g: &[usize], mut buf: crate::util::AlignedBuf| {
+        let s0 = offs[g[0]];
+        let len = slots(g) * n * es;
+        let r = c.store.read_at(&mut buf[..len], (s0 * n * es) as u64, c.scratch_path);
+        (buf, r)
+    };
+    let mut current: Option<crate::util::AlignedBuf> = None;
+    std::thread::scope(|s| -> Result<()> {
+        let mut reading: Option<std::thread::ScopedJoinHandle<'_, (crate::util::AlignedBuf, Result<()>)>> = None;
+        for (gi, grp) in groups.iter().enumerate() {
+            // the buffer of the group before is free again
+            if let Some(b) = current.take() {
+                if next.is_none() { next = Some(b) } else { spare = Some(b) }
             }
-            jobs.into_par_iter().for_each(|(dst, src, np)| decode_transpose(src, l.elem, np, n, dst));
+            if c.opts.cancel_after_groups.is_some_and(|k| gi >= k) {
+                c.progress.cancel();
+            }
+            c.progress.check()?;
+            let s0 = offs[grp[0]];
+            let len = slots(grp) * n * es;
+            let t = Instant::now();
+            let guard;
+            let raw: &[u8] = if let super::pass1::ScratchStore::Mem(m) = c.store {
+                guard = m.lock().expect("scratch lock");
+                &guard[s0 * n * es..s0 * n * es + len]
+            } else {
+                let (buf, r) = match reading.take() {
+                    Some(h) => h.join().expect("FFT scratch reader panicked"),
+                    None => read_group(grp, spare.take().expect("a free read buffer")),
+                };
+                r?;
+                rep.scratch_bytes_read += len as u64;
+                // start reading the next group into the other buffer
+                if let (Some(g2), Some(b2)) = (groups.get(gi + 1), next.take()) {
+                    reading = Some(s.spawn(move || read_group(g2, b2)));
+                }
+                current = Some(buf);
+                &current.as_ref().expect("just read")[..len]
+            };
+            st.read += t.elapsed().as_secs_f64();
+            let nslots = slots(grp);
+            let cplx = &mut cplx_buf[..nslots * n];
+            let qm = &mut qm_buf[..nslots * n];
+            // decode + transpose each unit to pixel-major ([stride][n], the padding slots too):
+            // a complex scratch is a plain transpose, one unit per thread
+            let t = Instant::now();
+            let mut regions: Vec<&mut [Complex32]> = Vec::with_capacity(grp.len());
+            {
+                let mut rest: &mut [Complex32] = &mut *cplx;
+                for &ui in grp {
+                    let (a, b) = std::mem::take(&mut rest).split_at_mut(units[ui].stride * n);
+                    regions.push(a);
+                    rest = b;
+                }
+            }
+            if l.elem == super::Elem::C32 {
+                regions.par_iter_mut().zip(grp.par_iter()).for_each(|(cu, &ui)| {
+                    let r0 = (offs[ui] - s0) * n * es;
+                    let stride = units[ui].stride;
+                    let src: &[Complex32] = bytemuck::cast_slice(&raw[r0..r0 + stride * n * es]);
+                    transpose::transpose(src, cu, stride, n);
+                });
+            } else {
+                for (cu, &ui) in regions.iter_mut().zip(grp) {
+                    let r0 = (offs[ui] - s0) * n * es;
+                    let u = &units[ui];
+                    decode_transpose(&raw[r0..r0 + u.stride * n * es], l.elem, u.pixels.len(), u.stride, n, cu);
+                }
+            }
+            st.decode += t.elapsed().as_secs_f64();
+            // per unit: 2-D FFT over the scan axes per pixel (left transposed and unshifted),
+            // then Q-major
+            let mut views = Vec::with_capacity(grp.len());
+            {
+                let mut qrest: &mut [Complex32] = &mut *qm;
+                for (cu, &ui) in regions.into_iter().zip(grp) {
+                    let u = &units[ui];
+                    let np = u.pixels.len();
+                    let (qu, qt) = std::mem::take(&mut qrest).split_at_mut(np * n);
+                    qrest = qt;
+                    let cu = &mut cu[..np * n];
+                    let t = Instant::now();
+                    cu.par_chunks_mut(n)
+                        .for_each_init(|| (Vec::new(), Vec::new()), |(tmp, scr), img| plans.fft2_t(img, tmp, scr));
+                    st.fft += t.elapsed().as_secs_f64();
+                    let t = Instant::now();
+                    transpose_par(cu, np, n, qu);
+                    st.transpose += t.elapsed().as_secs_f64();
+                    views.push(UnitImages {
+                        qm: &*qu,
+                        np,
+                        unit: u,
+                        idx_direct: u.index_of(l, u.direct, false),
+                        idx_mirrored: u.mirrored.map(|t| u.index_of(l, t, true)).unwrap_or_default(),
+                    });
+                }
+            }
+            let t = Instant::now();
+            // two sets of chunks in turn (assembled here, written by the writer): fresh buffers
+            // would cost page faults and zeroing for every group
+            let mut chunks = match back_rx.try_recv() {
+                Ok(ch) => ch,
+                Err(_) if chunk_sets < 2 => {
+                    chunk_sets += 1;
+                    Chunks::default()
+                }
+                Err(_) => match back_rx.recv() {
+                    Ok(ch) => ch,
+                    Err(_) => break, // the writer failed; its error is reported by `run`
+                },
+            };
+            st.wait += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            assemble_chunks(l, &views, &qsrc, &mq, &mut chunks, power);
+            st.assemble += t.elapsed().as_secs_f64();
+            let tiles: Vec<usize> = grp.iter().flat_map(|&u| units[u].tiles()).collect();
+            let out_px: usize = grp.iter().map(|&u| units[u].out_pixels(l)).sum();
+            let msg = GroupOut {
+                chunks,
+                tiles,
+                power: power.iter().map(|&v| v as f32).collect(),
+                bytes: (out_px * n * 8) as u64,
+            };
+            let t = Instant::now();
+            if tx.send(msg).is_err() {
+                break; // the writer failed; its error is reported by `run`
+            }
+            st.wait += t.elapsed().as_secs_f64();
         }
-        // 2-D FFT over scan axes + fftshift, per pixel
-        cplx.par_chunks_mut(n)
-            .for_each_init(|| (Vec::new(), Vec::new()), |(tmp, scr), img| plans.fft2_shift(img, tmp, scr));
-        add_power(power, cplx, p1 - p0, n);
-        let mut chunks = back_rx.try_recv().unwrap_or_default();
-        assemble_chunks(l, offs, grp, p0, cplx, &mut chunks, &mut tile_tmp);
-        let msg = GroupOut {
-            chunks,
-            tiles: grp.clone(),
-            power: power.iter().map(|&v| v as f32).collect(),
-            bytes: ((p1 - p0) * n * 8) as u64,
-        };
-        if tx.send(msg).is_err() {
-            break; // the writer failed; its error is reported by `run`
-        }
+        Ok(())
+    })?;
+    if c.opts.timing {
+        eprintln!(
+            "timing: pass 2 read {:.2} s, decode {:.2} s, fft {:.2} s, transpose {:.2} s, assemble + power {:.2} s, waiting for the writer {:.2} s",
+            st.read, st.decode, st.fft, st.transpose, st.assemble, st.wait
+        );
     }
     Ok(())
 }
 
-/// power[q] += sum over the group's pixels of |G(q, K)|^2.
-fn add_power(power: &mut [f64], cplx: &[Complex32], npix: usize, n: usize) {
-    power.par_chunks_mut(4096).enumerate().for_each(|(ci, pw)| {
-        let q0 = ci * 4096;
-        for p in 0..npix {
-            let row = &cplx[p * n + q0..p * n + q0 + pw.len()];
-            for (a, v) in pw.iter_mut().zip(row) {
-                *a += v.norm_sqr() as f64;
-            }
-        }
-    });
+/// Where pass 2's compute thread spent its time (printed with `--timing`).
+#[derive(Default)]
+struct StageTimes {
+    read: f64,
+    decode: f64,
+    fft: f64,
+    transpose: f64,
+    assemble: f64,
+    wait: f64,
 }
 
 /// The datasets the writer thread owns.
@@ -208,7 +343,7 @@ fn writer_loop(c: &Pass2, o: Outputs, rx: Receiver<GroupOut>, back_tx: Sender<Ch
         }
     };
     for m in rx {
-        let bytes: &[u8] = bytemuck::cast_slice(&m.chunks.data);
+        let bytes: &[u8] = m.chunks.bytes();
         match &mut direct {
             Ok(d) => w.bytes += d.write(&m.chunks.offsets, bytes)?,
             Err(_) => {

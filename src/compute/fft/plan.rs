@@ -73,9 +73,12 @@ pub(crate) fn make_layout(ds: &dyn Dataset, p: &FftParams, budget: u64, opts: &R
         let even = |c: usize, n: usize| n.div_ceil(n.div_ceil(c.clamp(1, n)));
         [even(qb, scan.0), even(qb, scan.1), even(kb, k.0), even(kb, k.1)]
     };
-    let mut l = Layout { scan, det, det_box: bx, bin: p.bin, k, chunk, elem };
-    // one K tile (all Q) must fit the pass-2 budget: shrink the K chunk if not
-    let per_pix = (n * (elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
+    // a 4-D transform of real counts: store only what G(-Q, -K) = conj G(Q, K) needs
+    let half = elem == Elem::C32;
+    let mut l = Layout { scan, det, det_box: bx, bin: p.bin, k, chunk, elem, half };
+    // one unit of K tiles (all Q) must fit the pass-2 budget: shrink the K chunk if not (a
+    // unit of a symmetric run is two output tiles made from a little more than one stored one)
+    let per_pix = (n * (elem.size() + PASS2_BYTES_PER_ELEM) * if half { 2 } else { 1 }) as u64;
     let avail = pass2_budget(budget, n);
     while (l.chunk[2] * l.chunk[3]) as u64 * per_pix > avail && l.chunk[2] * l.chunk[3] > 1 {
         if l.chunk[2] >= l.chunk[3] { l.chunk[2] -= 1 } else { l.chunk[3] -= 1 }

@@ -4,8 +4,8 @@
 use super::pass1::{ScratchIo, ScratchStore};
 use super::plan::{check_space, make_layout, pass2_budget};
 use super::{
-    CACHE_FORMAT_VERSION, FftAxes, FftParams, FftReport, GROUP, Key, Layout, PASS2_BYTES_PER_ELEM, POWER_GROUP,
-    RunOptions, ScratchState, freq_axis, params_json, scratch_paths, write_state,
+    CACHE_FORMAT_VERSION, FftAxes, FftParams, FftReport, GROUP, Key, Layout, POWER_GROUP, RunOptions, ScratchState,
+    freq_axis, params_json, scratch_paths, write_state,
 };
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -65,24 +65,28 @@ pub fn compute_with(
         create_cache(&file, emd, params, &l, &key_s, &fingerprint, opts.timing)?;
     }
     let mut cache = CacheDatasets::open(&file, emd, &l)?;
-    let todo: Vec<usize> = (0..l.n_tiles()).filter(|&t| cache.done[t] == 0).collect();
+    let units = l.units();
+    let todo: Vec<usize> = (0..units.len()).filter(|&u| units[u].tiles().any(|t| cache.done[t] == 0)).collect();
+    let tiles_todo: usize = todo.iter().map(|&u| units[u].tiles().count()).sum();
     rep.blocks_total = l.n_tiles();
-    rep.blocks_resumed = l.n_tiles() - todo.len();
+    rep.blocks_resumed = l.n_tiles() - tiles_todo;
     progress.set_total((l.n() + l.n_tiles()) as u64);
     progress.set_done(0);
 
-    // the scratch stays in memory (no disk detour) when it fits half the budget with room for a
-    // pass-2 tile; otherwise it is a file next to the EMD, which an interrupted run resumes from
-    let per_tile = (l.chunk[2] * l.chunk[3] * l.n() * (l.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
+    // The scratch stays in memory (no disk detour) when it fits 7/8 of the budget and the rest
+    // holds two pass-2 units; otherwise it is a file next to the EMD, which an interrupted run
+    // resumes from.
+    let max_unit = units.iter().map(|u| super::pass2::unit_bytes(&l, u)).max().unwrap_or(0);
     let mem_budget = memory_budget.saturating_sub(l.scratch_bytes());
     let in_memory = !scratch.ok
         && !opts.scratch_on_disk
-        && l.scratch_bytes() <= memory_budget / 2
-        && per_tile <= pass2_budget(mem_budget, l.n());
+        && l.scratch_bytes() <= memory_budget / 8 * 7
+        && 2 * max_unit <= pass2_budget(mem_budget, l.n());
     let budget = if in_memory { mem_budget } else { memory_budget };
     rep.scratch_in_memory = in_memory;
     let t1 = Instant::now();
-    let store = run_pass1(ds, &l, &scratch, &key_s, !todo.is_empty(), in_memory, budget, progress, &mut rep)?;
+    let store =
+        run_pass1(ds, &l, &scratch, &key_s, !todo.is_empty(), in_memory, budget, progress, &mut rep, opts.timing)?;
     rep.seconds_pass1 = t1.elapsed().as_secs_f64();
 
     let t2 = Instant::now();
@@ -142,9 +146,8 @@ fn reuse_existing(
     if !(same_source && chunk_ok && cand == old.layout) {
         return Ok((key, Existing::None));
     }
-    let n = cand.n();
-    let per_tile = (cand.chunk[2] * cand.chunk[3] * n * (cand.elem.size() + PASS2_BYTES_PER_ELEM)) as u64;
-    if per_tile > pass2_budget(budget, n) {
+    let max_unit = cand.units().iter().map(|u| super::pass2::unit_bytes(&cand, u)).max().unwrap_or(0);
+    if max_unit > pass2_budget(budget, cand.n()) {
         return Ok((key, Existing::None));
     }
     key.layout = cand;
@@ -316,18 +319,18 @@ fn run_pass1(
     budget: u64,
     progress: &Progress,
     rep: &mut FftReport,
+    timing: bool,
 ) -> Result<Option<ScratchStore>> {
     let n = l.n();
     if !needed {
         progress.add(n as u64, 0);
         return Ok(None);
     }
-    let offs = l.tile_offsets();
     if in_memory {
-        let store = ScratchStore::Mem(std::sync::Mutex::new(vec![0u8; l.scratch_bytes() as usize]));
+        let store = ScratchStore::Mem(std::sync::Mutex::new(bytemuck::zeroed_vec(l.scratch_bytes() as usize)));
         progress.set_message("FFT pass 1/2: reading the dataset");
-        let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s };
-        super::pass1::pass1(ds, l, &offs, &io, 0, budget, progress, rep)?;
+        let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s, timing };
+        super::pass1::pass1(ds, l, &io, 0, budget, progress, rep)?;
         return Ok(Some(store));
     }
     let sf = std::fs::OpenOptions::new()
@@ -346,8 +349,8 @@ fn run_pass1(
     let store = ScratchStore::file(sf, &scratch.path);
     if scratch.positions_done < n {
         progress.set_message("FFT pass 1/2: reading the dataset");
-        let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s };
-        super::pass1::pass1(ds, l, &offs, &io, scratch.positions_done, budget, progress, rep)?;
+        let io = ScratchIo { store: &store, path: &scratch.path, state_path: &scratch.state_path, key_s, timing };
+        super::pass1::pass1(ds, l, &io, scratch.positions_done, budget, progress, rep)?;
     }
     Ok(Some(store))
 }
