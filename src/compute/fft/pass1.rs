@@ -206,28 +206,11 @@ pub(crate) fn pass1(
                 if let ScratchStore::Mem(m) = sf {
                     // in memory: scatter straight into the store, no writer
                     let mut v = m.lock().expect("scratch lock");
-                    let mut rest: &mut [u8] = &mut v[..];
-                    let mut at = 0;
-                    let mut jobs = Vec::with_capacity(units.len());
-                    for (u, r) in runs.iter().enumerate() {
-                        let np = offs[u + 1] - offs[u];
-                        let start = (offs[u] * n + p * np) * es;
-                        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
-                        let (a, tail) = tail.split_at_mut(np * cnt * es);
-                        (rest, at) = (tail, start + np * cnt * es);
-                        jobs.push((np, r.as_slice(), a));
-                    }
+                    let jobs = unit_regions(&mut v, offs, &runs, cnt * es, |u, np| (offs[u] * n + p * np) * es);
                     scatter(jobs, fr, cnt, frame_bytes, es);
                 } else {
                     let Ok(mut tiles) = back_rx.recv() else { break };
-                    let mut rest: &mut [u8] = &mut tiles[..cnt * slots * es];
-                    let mut jobs = Vec::with_capacity(units.len());
-                    for (u, r) in runs.iter().enumerate() {
-                        let np = offs[u + 1] - offs[u];
-                        let (a, tail) = std::mem::take(&mut rest).split_at_mut(np * cnt * es);
-                        rest = tail;
-                        jobs.push((np, r.as_slice(), a));
-                    }
+                    let jobs = unit_regions(&mut tiles, offs, &runs, cnt * es, |u, _| offs[u] * cnt * es);
                     scatter(jobs, fr, cnt, frame_bytes, es);
                     if tx.send((tiles, p, cnt)).is_err() {
                         break; // writer failed; its error is reported below
@@ -250,15 +233,33 @@ pub(crate) fn pass1(
     })
 }
 
+/// Unit u's region of `buf`: `stride * per_slot` bytes from `start(u, stride)`, with the unit's
+/// stride and pixel runs (regions in ascending order, not overlapping).
+type UnitJob<'a> = (usize, &'a [(usize, usize, usize)], &'a mut [u8]);
+fn unit_regions<'a>(
+    buf: &'a mut [u8],
+    offs: &[usize],
+    runs: &'a [Vec<(usize, usize, usize)>],
+    per_slot: usize,
+    start: impl Fn(usize, usize) -> usize,
+) -> Vec<UnitJob<'a>> {
+    let mut rest: &mut [u8] = buf;
+    let mut at = 0;
+    let mut jobs = Vec::with_capacity(runs.len());
+    for (u, r) in runs.iter().enumerate() {
+        let np = offs[u + 1] - offs[u];
+        let s = start(u, np);
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(s - at);
+        let (a, tail) = tail.split_at_mut(np * per_slot);
+        (rest, at) = (tail, s + np * per_slot);
+        jobs.push((np, r.as_slice(), a));
+    }
+    jobs
+}
+
 /// Copy the stored pixels of `cnt` encoded frames (`fr`, frame-major) into each unit's
 /// [cnt][stride] slots (`jobs`: stride, pixel runs, destination), on rayon.
-fn scatter(
-    jobs: Vec<(usize, &[(usize, usize, usize)], &mut [u8])>,
-    fr: &[u8],
-    cnt: usize,
-    frame_bytes: usize,
-    es: usize,
-) {
+fn scatter(jobs: Vec<UnitJob<'_>>, fr: &[u8], cnt: usize, frame_bytes: usize, es: usize) {
     jobs.into_par_iter().for_each(|(np, r, dst)| {
         for j in 0..cnt {
             let f = &fr[j * frame_bytes..(j + 1) * frame_bytes];

@@ -200,29 +200,7 @@ fn transform_groups(
             // decode + transpose each unit to pixel-major ([stride][n], the padding slots too):
             // a complex scratch is a plain transpose, one unit per thread
             let t = Instant::now();
-            let mut regions: Vec<&mut [Complex32]> = Vec::with_capacity(grp.len());
-            {
-                let mut rest: &mut [Complex32] = &mut *cplx;
-                for &ui in grp {
-                    let (a, b) = std::mem::take(&mut rest).split_at_mut(units[ui].stride * n);
-                    regions.push(a);
-                    rest = b;
-                }
-            }
-            if l.elem == super::Elem::C32 {
-                regions.par_iter_mut().zip(grp.par_iter()).for_each(|(cu, &ui)| {
-                    let r0 = (offs[ui] - s0) * n * es;
-                    let stride = units[ui].stride;
-                    let src: &[Complex32] = bytemuck::cast_slice(&raw[r0..r0 + stride * n * es]);
-                    transpose::transpose(src, cu, stride, n);
-                });
-            } else {
-                for (cu, &ui) in regions.iter_mut().zip(grp) {
-                    let r0 = (offs[ui] - s0) * n * es;
-                    let u = &units[ui];
-                    decode_transpose(&raw[r0..r0 + u.stride * n * es], l.elem, u.pixels.len(), u.stride, n, cu);
-                }
-            }
+            let regions = decode_units(l, units, grp, &offs, s0, raw, cplx);
             st.decode += t.elapsed().as_secs_f64();
             // per unit: 2-D FFT over the scan axes per pixel (left transposed and unshifted),
             // then Q-major
@@ -292,6 +270,43 @@ fn transform_groups(
         );
     }
     Ok(())
+}
+
+/// Decode + transpose each unit of `grp` from `raw` (scratch slots from slot `s0`) to
+/// pixel-major complex images in `cplx` ([stride][n] per unit, the padding slots too); a
+/// complex scratch is a plain transpose, one unit per thread. Returns each unit's region.
+fn decode_units<'a>(
+    l: &Layout,
+    units: &[Unit],
+    grp: &[usize],
+    offs: &[usize],
+    s0: usize,
+    raw: &[u8],
+    cplx: &'a mut [Complex32],
+) -> Vec<&'a mut [Complex32]> {
+    let (n, es) = (l.n(), l.elem.size());
+    let mut regions: Vec<&mut [Complex32]> = Vec::with_capacity(grp.len());
+    let mut rest: &mut [Complex32] = cplx;
+    for &ui in grp {
+        let (a, b) = std::mem::take(&mut rest).split_at_mut(units[ui].stride * n);
+        regions.push(a);
+        rest = b;
+    }
+    if l.elem == super::Elem::C32 {
+        regions.par_iter_mut().zip(grp.par_iter()).for_each(|(cu, &ui)| {
+            let r0 = (offs[ui] - s0) * n * es;
+            let stride = units[ui].stride;
+            let src: &[Complex32] = bytemuck::cast_slice(&raw[r0..r0 + stride * n * es]);
+            transpose::transpose(src, cu, stride, n);
+        });
+    } else {
+        for (cu, &ui) in regions.iter_mut().zip(grp) {
+            let r0 = (offs[ui] - s0) * n * es;
+            let u = &units[ui];
+            decode_transpose(&raw[r0..r0 + u.stride * n * es], l.elem, u.pixels.len(), u.stride, n, cu);
+        }
+    }
+    regions
 }
 
 /// Where pass 2's compute thread spent its time (printed with `--timing`).
