@@ -465,5 +465,10 @@ fn scratch_in_memory_when_it_fits_gives_the_same_cache() {
     let r = fft::compute_with(&ds, &big, &params, budget, &Progress::new("t", 0), &RunOptions::default()).unwrap();
     assert!(!r.scratch_in_memory, "scratch {} with a budget of {budget}", r.scratch_bytes);
     assert!(r.scratch_bytes_written > 0);
-    assert_eq!(read_all(&big), read_all(&disk));
+    // the smaller budget may choose smaller K tiles, so other tiles come from the symmetry:
+    // equal to rounding, not bit for bit
+    let (b, d) = (read_all(&big), read_all(&disk));
+    let err: f64 = b.iter().zip(&d).map(|(x, y)| ((x - y).norm_sqr()) as f64).sum::<f64>().sqrt()
+        / d.iter().map(|y| y.norm_sqr() as f64).sum::<f64>().sqrt();
+    assert!(b.len() == d.len() && err < 1e-6, "relative L2 difference {err}");
 }
