@@ -459,7 +459,7 @@ fn scratch_in_memory_when_it_fits_gives_the_same_cache() {
     assert_eq!((rm.scratch_bytes_written, rm.scratch_bytes_read), (0, 0), "no scratch IO");
     assert!(!scratch.exists() && !state.exists());
     assert_eq!(read_all(&mem), read_all(&disk), "same transform either way");
-    // more than 7/8 of the budget: a scratch file again
+    // more than half the budget: a scratch file again
     let big = dir.path().join("big.emd");
     let budget = rm.scratch_bytes * 9 / 8;
     let r = fft::compute_with(&ds, &big, &params, budget, &Progress::new("t", 0), &RunOptions::default()).unwrap();

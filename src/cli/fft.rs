@@ -120,7 +120,7 @@ pub fn print_report(r: &FftReport, emd: &Path) {
     );
     println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
     if r.scratch_in_memory {
-        println!("scratch: in memory (it fit 7/8 of the memory budget), no scratch file");
+        println!("scratch: in memory (it fit half the memory budget), no scratch file");
     }
     if !r.output_io.is_empty() {
         println!("output writes: {}", r.output_io);

@@ -220,7 +220,7 @@ impl Dataset for EmdDataset {
     fn positions_present(&self) -> usize {
         self.shape[0] * self.shape[1]
     }
-    fn read_positions(&self, start: usize, count: usize, out: &mut FrameBuf, _r: &mut ReadScratch) -> Result<()> {
+    fn read_positions(&self, start: usize, count: usize, out: &mut FrameBuf, rs: &mut ReadScratch) -> Result<()> {
         let n = self.shape[0] * self.shape[1];
         if start + count > n {
             return Err(Error::Invalid(format!("positions {start}..{} outside the scan of {n}", start + count)));
@@ -233,24 +233,30 @@ impl Dataset for EmdDataset {
         if let Some(dr) = self.direct {
             let elem = self.info.pixel_type.bytes();
             let cbytes = dr.k * npx * elem;
-            let mut raw = Vec::new();
-            let mut chunk = vec![0u8; cbytes];
+            let (raw, chunk) = (&mut rs.emd_raw, &mut rs.emd_chunk);
+            chunk.resize(cbytes, 0);
+            let plain = !dr.bitshuffle && !dr.deflate && !(dr.shuffle && elem > 1);
             let ry = self.shape[1];
             let mut p = start;
             while p < start + count {
                 let (r, c) = (p / ry, p % ry);
                 let c0 = c - c % dr.k;
                 let n = (c0 + dr.k).min(ry).min(c + (start + count - p)) - c;
-                if self.read_raw_chunk(r, c0, &mut raw)? {
+                let stored = self.read_raw_chunk(r, c0, raw)?;
+                let data: &[u8] = if stored && plain && raw.len() == cbytes {
+                    raw // stored as is: no decode copy
+                } else if stored {
                     if dr.bitshuffle {
-                        crate::format::bitshuffle::decompress(&self.path, &raw, &mut chunk, elem)?;
+                        crate::format::bitshuffle::decompress(&self.path, raw, chunk, elem)?;
                     } else {
-                        h5::decode_chunk(&self.path, &raw, &mut chunk, elem, dr.shuffle && elem > 1, dr.deflate)?;
+                        h5::decode_chunk(&self.path, raw, chunk, elem, dr.shuffle && elem > 1, dr.deflate)?;
                     }
+                    chunk
                 } else {
                     chunk.fill(0); // never written: fill value
-                }
-                let src = &chunk[(c - c0) * npx * elem..(c - c0 + n) * npx * elem];
+                    chunk
+                };
+                let src = &data[(c - c0) * npx * elem..(c - c0 + n) * npx * elem];
                 let off = (p - start) * npx;
                 // little-endian bytes into the typed buffer
                 crate::with_frames!(out, v => bytemuck::cast_slice_mut(&mut v[off..off + n * npx]).copy_from_slice(src));

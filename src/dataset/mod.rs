@@ -89,6 +89,10 @@ pub fn detect_mode(layout: &str, rows: usize, cols: usize, choice: ModeChoice) -
 #[derive(Default)]
 pub struct ReadScratch {
     pub mib: Scratch,
+    /// An EMD chunk as stored, and decoded (reused between reads: fresh multi-MiB buffers cost
+    /// page faults and zeroing on every call).
+    pub emd_raw: Vec<u8>,
+    pub emd_chunk: Vec<u8>,
 }
 
 /// Frames as stored on disk, borrowed without decoding: frame `k` has its pixels at

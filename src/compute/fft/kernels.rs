@@ -55,6 +55,79 @@ impl Plans2 {
     }
 }
 
+/// The 2-D FFT of a real kr x kc frame (fftshifted on both axes) computed only on the rows a
+/// half-spectrum scratch keeps, in about half the work of [`Plans2::fft2_shift`]: the column
+/// transforms run two real columns per complex FFT (z = x + i y gives X = (Z(k) + conj Z(-k))/2
+/// and Y = (Z(k) - conj Z(-k))/2i), then only the kept rows get their row transform.
+pub(crate) struct HalfPlans {
+    kr: usize,
+    kc: usize,
+    col: Arc<dyn Fft<f32>>,
+    row: Arc<dyn Fft<f32>>,
+    /// Shifted row indices to compute.
+    rows: Vec<usize>,
+    scratch_len: usize,
+}
+
+impl HalfPlans {
+    pub(crate) fn new(kr: usize, kc: usize, rows: Vec<usize>) -> HalfPlans {
+        let mut pl = FftPlanner::<f32>::new();
+        let col = pl.plan_fft_forward(kr);
+        let row = pl.plan_fft_forward(kc);
+        let scratch_len = row.get_inplace_scratch_len().max(col.get_inplace_scratch_len());
+        HalfPlans { kr, kc, col, row, rows, scratch_len }
+    }
+    /// Transform `vals` (kr x kc, row-major) into the kept rows of `out` (kr x kc, shifted on
+    /// both axes; other rows are left as they are).
+    pub(crate) fn transform(
+        &self,
+        vals: &[f32],
+        out: &mut [Complex32],
+        z: &mut Vec<Complex32>,
+        line: &mut Vec<Complex32>,
+        scratch: &mut Vec<Complex32>,
+    ) {
+        let (kr, kc) = (self.kr, self.kc);
+        let pairs = kc.div_ceil(2);
+        z.clear();
+        z.resize(pairs * kr, Complex32::default());
+        scratch.resize(self.scratch_len, Complex32::default());
+        // columns 2j and 2j+1 as one complex column, column-major [pairs][kr]
+        for r in 0..kr {
+            let row = &vals[r * kc..(r + 1) * kc];
+            for j in 0..pairs {
+                let y = if 2 * j + 1 < kc { row[2 * j + 1] } else { 0.0 };
+                z[j * kr + r] = Complex32::new(row[2 * j], y);
+            }
+        }
+        if kr > 1 {
+            self.col.process_with_scratch(z, scratch);
+        }
+        line.resize(kc, Complex32::default());
+        let half = Complex32::new(0.5, 0.0);
+        let minus_half_i = Complex32::new(0.0, -0.5);
+        for &s in &self.rows {
+            let u = (s + kr - kr / 2) % kr; // unshifted frequency index
+            let un = (kr - u) % kr;
+            for j in 0..pairs {
+                let (a, b) = (z[j * kr + u], z[j * kr + un].conj());
+                line[2 * j] = (a + b) * half;
+                if 2 * j + 1 < kc {
+                    line[2 * j + 1] = (a - b) * minus_half_i;
+                }
+            }
+            if kc > 1 {
+                self.row.process_with_scratch(line, scratch);
+            }
+            // fftshift of the columns: out[(c + kc/2) % kc] = line[c]
+            let o = &mut out[s * kc..(s + 1) * kc];
+            let hc = kc / 2;
+            o[hc..].copy_from_slice(&line[..kc - hc]);
+            o[..hc].copy_from_slice(&line[kc - hc..]);
+        }
+    }
+}
+
 /// numpy.fft.fftshift over both axes: out[(i + r/2) % r][(j + c/2) % c] = in[i][j].
 pub(crate) fn fftshift2(buf: &mut [Complex32], r: usize, c: usize, tmp: &mut Vec<Complex32>) {
     let (hr, hc) = (r / 2, c / 2);

@@ -117,7 +117,7 @@ pub struct FftReport {
     /// How pass 2 wrote the output: "direct" (O_DIRECT at the chunk addresses) or why it
     /// went through HDF5's buffered `H5Dwrite_chunk` instead.
     pub output_io: String,
-    /// Pass 1's output stayed in memory (it fit 7/8 of the budget): no scratch file.
+    /// Pass 1's output stayed in memory (it fit half the budget): no scratch file.
     pub scratch_in_memory: bool,
 }
 

@@ -1,7 +1,7 @@
 //! Pass 1: the dataset in scan order -> K-tile-major scratch file, with the detector crop/bin
 //! (and, for `All`, the detector-axes FFT) applied per frame.
 
-use super::kernels::{Plans2, crop_bin, encode_frame};
+use super::kernels::{HalfPlans, crop_bin, encode_frame};
 use super::{Elem, FftReport, Layout, ScratchState, write_state};
 use crate::dataset::{Dataset, FrameBuf, ReadScratch};
 use crate::error::{Error, Result};
@@ -124,8 +124,30 @@ pub(crate) fn pass1(
     let sub = sub.min(b);
     // the stored pixels of each unit as runs (first frame pixel, length, first slot)
     let runs: Vec<Vec<(usize, usize, usize)>> = units.iter().map(|u| pixel_runs(&u.pixels)).collect();
-    let plans = if l.elem == Elem::C32 { Some(Plans2::new(l.k.0, l.k.1)) } else { None };
-    let mut frames: Vec<u8> = crate::util::huge_zeroed_vec(b * frame_bytes);
+    // a 4-D transform: the detector transform of each real frame, on the rows the units keep
+    let plans = (l.elem == Elem::C32).then(|| {
+        let mut rows: Vec<usize> = units.iter().flat_map(|u| u.pixels.iter().map(|&px| px as usize / l.k.1)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        HalfPlans::new(l.k.0, l.k.1, rows)
+    });
+    // per-thread state, kept from block to block (read buffers reused, not reallocated)
+    type State = (ReadScratch, FrameBuf, Vec<f32>, Vec<Complex32>, Vec<Complex32>, Vec<Complex32>);
+    let nt = rayon::current_num_threads();
+    let states: Vec<std::sync::Mutex<State>> = (0..=nt)
+        .map(|_| {
+            let st = (
+                ReadScratch::default(),
+                FrameBuf::new(ds.info().pixel_type),
+                vec![0f32; kpix],
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            std::sync::Mutex::new(st)
+        })
+        .collect();
+    let mut frames = AlignedBuf::new(b * frame_bytes);
     // Two unit-major buffers: the writer thread writes one block to the scratch file while the
     // next block is read and decoded (zeroed once: padding slots are never written).
     let (tx, rx) = std::sync::mpsc::sync_channel::<(AlignedBuf, usize, usize)>(0);
@@ -171,35 +193,24 @@ pub(crate) fn pass1(
                 let cnt = (n - p).min(b);
                 let fr = &mut frames[..cnt * frame_bytes];
                 let t0 = Instant::now();
-                fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each_init(
-                    || {
-                        (
-                            ReadScratch::default(),
-                            FrameBuf::new(ds.info().pixel_type),
-                            vec![0f32; kpix],
-                            Vec::new(),
-                            Vec::new(),
-                            Vec::new(),
-                        )
-                    },
-                    |(rs, fb, vals, cv, tmp, scr), (i, out)| -> Result<()> {
-                        let q0 = p + i * sub;
-                        let m = out.len() / frame_bytes;
-                        ds.read_positions(q0, m, fb, rs)?;
-                        let dp = ds.frame_pixels();
-                        for j in 0..m {
-                            crate::with_frames!(&*fb, v => crop_bin(&v[j * dp..(j + 1) * dp], l, vals));
-                            if let Some(pl) = &plans {
-                                cv.clear();
-                                cv.extend(vals.iter().map(|&x| Complex32::new(x, 0.0)));
-                                pl.fft2_shift(cv, tmp, scr);
-                            }
-                            encode_frame(vals, cv, l.elem, &mut out[j * frame_bytes..(j + 1) * frame_bytes]);
+                fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each(|(i, out)| -> Result<()> {
+                    let mut g =
+                        states[rayon::current_thread_index().map_or(nt, |x| x.min(nt))].lock().expect("state lock");
+                    let (rs, fb, vals, cv, tmp, scr) = &mut *g;
+                    let q0 = p + i * sub;
+                    let m = out.len() / frame_bytes;
+                    ds.read_positions(q0, m, fb, rs)?;
+                    let dp = ds.frame_pixels();
+                    for j in 0..m {
+                        crate::with_frames!(&*fb, v => crop_bin(&v[j * dp..(j + 1) * dp], l, vals));
+                        let o = &mut out[j * frame_bytes..(j + 1) * frame_bytes];
+                        match &plans {
+                            Some(pl) => pl.transform(vals, bytemuck::cast_slice_mut(o), cv, tmp, scr),
+                            None => encode_frame(vals, cv, l.elem, o),
                         }
-                        Ok(())
-                    },
-                )?;
-                rep.input_bytes_read += (cnt * src_px) as u64;
+                    }
+                    Ok(())
+                })?;
                 t_decode += t0.elapsed().as_secs_f64();
                 let t0 = Instant::now();
                 let fr = &frames[..cnt * frame_bytes];
