@@ -235,7 +235,7 @@ impl Dataset for EmdDataset {
             let cbytes = dr.k * npx * elem;
             let (raw, chunk) = (&mut rs.emd_raw, &mut rs.emd_chunk);
             chunk.resize(cbytes, 0);
-            let plain = !dr.bitshuffle && !dr.deflate && !(dr.shuffle && elem > 1);
+            let plain = !(dr.bitshuffle || dr.deflate || (dr.shuffle && elem > 1));
             let ry = self.shape[1];
             let mut p = start;
             while p < start + count {

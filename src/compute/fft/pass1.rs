@@ -132,7 +132,6 @@ pub(crate) fn pass1(
         HalfPlans::new(l.k.0, l.k.1, rows)
     });
     // per-thread state, kept from block to block (read buffers reused, not reallocated)
-    type State = (ReadScratch, FrameBuf, Vec<f32>, Vec<Complex32>, Vec<Complex32>, Vec<Complex32>);
     let nt = rayon::current_num_threads();
     let states: Vec<std::sync::Mutex<State>> = (0..=nt)
         .map(|_| {
@@ -193,24 +192,7 @@ pub(crate) fn pass1(
                 let cnt = (n - p).min(b);
                 let fr = &mut frames[..cnt * frame_bytes];
                 let t0 = Instant::now();
-                fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each(|(i, out)| -> Result<()> {
-                    let mut g =
-                        states[rayon::current_thread_index().map_or(nt, |x| x.min(nt))].lock().expect("state lock");
-                    let (rs, fb, vals, cv, tmp, scr) = &mut *g;
-                    let q0 = p + i * sub;
-                    let m = out.len() / frame_bytes;
-                    ds.read_positions(q0, m, fb, rs)?;
-                    let dp = ds.frame_pixels();
-                    for j in 0..m {
-                        crate::with_frames!(&*fb, v => crop_bin(&v[j * dp..(j + 1) * dp], l, vals));
-                        let o = &mut out[j * frame_bytes..(j + 1) * frame_bytes];
-                        match &plans {
-                            Some(pl) => pl.transform(vals, bytemuck::cast_slice_mut(o), cv, tmp, scr),
-                            None => encode_frame(vals, cv, l.elem, o),
-                        }
-                    }
-                    Ok(())
-                })?;
+                decode_block(ds, l, plans.as_ref(), &states, p, sub, fr)?;
                 t_decode += t0.elapsed().as_secs_f64();
                 let t0 = Instant::now();
                 let fr = &frames[..cnt * frame_bytes];
@@ -241,6 +223,41 @@ pub(crate) fn pass1(
         drop(tx);
         rep.scratch_bytes_written += writer.join().expect("FFT scratch writer panicked")?;
         r
+    })
+}
+
+/// Per-thread decode state: read scratch, frames, cropped values, transform buffers.
+type State = (ReadScratch, FrameBuf, Vec<f32>, Vec<Complex32>, Vec<Complex32>, Vec<Complex32>);
+
+/// Read positions `p..` into `fr` (frame-major, scratch-encoded: cropped/binned, and for a 4-D
+/// transform the detector transform on the kept rows), `sub` positions per rayon task, each
+/// thread with its own state of `states` (the last one for a caller outside the pool).
+fn decode_block(
+    ds: &dyn Dataset,
+    l: &Layout,
+    plans: Option<&HalfPlans>,
+    states: &[std::sync::Mutex<State>],
+    p: usize,
+    sub: usize,
+    fr: &mut [u8],
+) -> Result<()> {
+    let frame_bytes = l.kpix() * l.elem.size();
+    let nt = states.len() - 1;
+    fr.par_chunks_mut(sub * frame_bytes).enumerate().try_for_each(|(i, out)| -> Result<()> {
+        let mut g = states[rayon::current_thread_index().map_or(nt, |x| x.min(nt))].lock().expect("state lock");
+        let (rs, fb, vals, cv, tmp, scr) = &mut *g;
+        let m = out.len() / frame_bytes;
+        ds.read_positions(p + i * sub, m, fb, rs)?;
+        let dp = ds.frame_pixels();
+        for j in 0..m {
+            crate::with_frames!(&*fb, v => crop_bin(&v[j * dp..(j + 1) * dp], l, vals));
+            let o = &mut out[j * frame_bytes..(j + 1) * frame_bytes];
+            match plans {
+                Some(pl) => pl.transform(vals, bytemuck::cast_slice_mut(o), cv, tmp, scr),
+                None => encode_frame(vals, cv, l.elem, o),
+            }
+        }
+        Ok(())
     })
 }
 
