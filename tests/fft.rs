@@ -108,6 +108,9 @@ fn chunked_equals_reference_fft() {
         let params = FftParams { axes, crop, bin };
         let rep = fft::compute_with(&ds, &emd, &params, SMALL_BUDGET, &Progress::new("t", 0), &small_opts()).unwrap();
         assert!(rep.pass2_groups >= 3, "case {i}: only {} groups", rep.pass2_groups);
+        // every frame read once, whole
+        let frame = ds.frame_pixels() * ds.info().pixel_type.bytes();
+        assert_eq!(rep.input_bytes_read, (r * c * frame) as u64, "case {i}");
         assert_eq!(rep.blocks_computed, rep.blocks_total);
         let cache = FftCache::open_validated(&emd, &ds.fingerprint()).unwrap();
         let (want, shape) = reference(&ds, cache.det_box, bin, axes);

@@ -193,6 +193,7 @@ pub(crate) fn pass1(
                 let fr = &mut frames[..cnt * frame_bytes];
                 let t0 = Instant::now();
                 decode_block(ds, l, plans.as_ref(), &states, p, sub, fr)?;
+                rep.input_bytes_read += (cnt * src_px) as u64;
                 t_decode += t0.elapsed().as_secs_f64();
                 let t0 = Instant::now();
                 let fr = &frames[..cnt * frame_bytes];
