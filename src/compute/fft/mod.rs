@@ -216,16 +216,10 @@ impl Unit {
     /// For each pixel of tile `t` of `l` (row-major in the tile), its index in `pixels`; for the
     /// mirrored tile, the index of the mirror pixel.
     pub(crate) fn index_of(&self, l: &Layout, t: usize, mirrored: bool) -> Vec<u32> {
-        let (r0, c0, h, w) = l.tile_rect(t);
-        let mut v = Vec::with_capacity(h * w);
-        for r in r0..r0 + h {
-            for c in c0..c0 + w {
-                let (rr, cc) = if mirrored { (mirror(r, l.k.0), mirror(c, l.k.1)) } else { (r, c) };
-                let px = (rr * l.k.1 + cc) as u32;
-                v.push(self.pixels.binary_search(&px).expect("a unit stores every pixel its tiles need") as u32);
-            }
-        }
-        v
+        l.tile_pixels(t, mirrored)
+            .iter()
+            .map(|px| self.pixels.binary_search(px).expect("a unit stores every pixel its tiles need") as u32)
+            .collect()
     }
     /// Output pixels (both tiles).
     pub(crate) fn out_pixels(&self, l: &Layout) -> usize {
@@ -268,32 +262,34 @@ impl Layout {
         let c0 = tj * self.chunk[3];
         (r0, c0, (self.k.0 - r0).min(self.chunk[2]), (self.k.1 - c0).min(self.chunk[3]))
     }
+    /// The K pixels (row-major indices) of tile `t`, row by row; with `mirrored`, the mirror
+    /// image of each (the pixel at -K).
+    pub(crate) fn tile_pixels(&self, t: usize, mirrored: bool) -> Vec<u32> {
+        let (r0, c0, h, w) = self.tile_rect(t);
+        let mut v = Vec::with_capacity(h * w);
+        for r in r0..r0 + h {
+            for c in c0..c0 + w {
+                let (rr, cc) = if mirrored { (mirror(r, self.k.0), mirror(c, self.k.1)) } else { (r, c) };
+                v.push((rr * self.k.1 + cc) as u32);
+            }
+        }
+        v
+    }
     /// The units of pass 1's scratch and pass 2's work, in scratch order.
     pub(crate) fn units(&self) -> Vec<Unit> {
-        let rect_px = |t: usize, mirrored: bool| -> Vec<u32> {
-            let (r0, c0, h, w) = self.tile_rect(t);
-            let mut v = Vec::with_capacity(h * w);
-            for r in r0..r0 + h {
-                for c in c0..c0 + w {
-                    let (rr, cc) = if mirrored { (mirror(r, self.k.0), mirror(c, self.k.1)) } else { (r, c) };
-                    v.push((rr * self.k.1 + cc) as u32);
-                }
-            }
-            v
-        };
         let (tr, tc) = self.tiles();
         let mut units = Vec::new();
         for t in 0..self.n_tiles() {
             if !self.half {
-                units.push(Unit::new(t, None, rect_px(t, false)));
+                units.push(Unit::new(t, None, self.tile_pixels(t, false)));
                 continue;
             }
             let partner = (tr - 1 - t / tc) * tc + (tc - 1 - t % tc);
             if partner == t {
-                units.push(Unit::new(t, None, rect_px(t, false)));
+                units.push(Unit::new(t, None, self.tile_pixels(t, false)));
             } else if partner < t {
-                let mut px = rect_px(t, false);
-                px.extend(rect_px(partner, true));
+                let mut px = self.tile_pixels(t, false);
+                px.extend(self.tile_pixels(partner, true));
                 units.push(Unit::new(t, Some(partner), px));
             }
         }
