@@ -190,8 +190,9 @@ pub(crate) fn crop_bin<T: Px>(frame: &[T], l: &Layout, out: &mut [f32]) {
     }
 }
 
-/// Encode one cropped/binned frame (f32, or complex for All) into scratch elements.
-pub(crate) fn encode_frame(vals: &[f32], cvals: &[Complex32], e: Elem, out: &mut [u8]) {
+/// Encode one cropped/binned frame into real scratch elements (a complex scratch is written by
+/// [`HalfPlans::transform`] directly).
+pub(crate) fn encode_frame(vals: &[f32], e: Elem, out: &mut [u8]) {
     match e {
         Elem::U16 => {
             for (o, &v) in out.chunks_exact_mut(2).zip(vals) {
@@ -203,12 +204,7 @@ pub(crate) fn encode_frame(vals: &[f32], cvals: &[Complex32], e: Elem, out: &mut
                 o.copy_from_slice(&v.to_le_bytes());
             }
         }
-        Elem::C32 => {
-            for (o, v) in out.chunks_exact_mut(8).zip(cvals) {
-                o[..4].copy_from_slice(&v.re.to_le_bytes());
-                o[4..].copy_from_slice(&v.im.to_le_bytes());
-            }
-        }
+        Elem::C32 => unreachable!("complex scratch elements come from HalfPlans::transform"),
     }
 }
 

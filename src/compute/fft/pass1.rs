@@ -255,7 +255,7 @@ fn decode_block(
             let o = &mut out[j * frame_bytes..(j + 1) * frame_bytes];
             match plans {
                 Some(pl) => pl.transform(vals, bytemuck::cast_slice_mut(o), cv, tmp, scr),
-                None => encode_frame(vals, cv, l.elem, o),
+                None => encode_frame(vals, l.elem, o),
             }
         }
         Ok(())
