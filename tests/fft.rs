@@ -475,3 +475,52 @@ fn scratch_in_memory_when_it_fits_gives_the_same_cache() {
         / d.iter().map(|y| y.norm_sqr() as f64).sum::<f64>().sqrt();
     assert!(b.len() == d.len() && err < 1e-6, "relative L2 difference {err}");
 }
+
+#[test]
+fn pixels_read_from_the_mib_an_emd_was_converted_from() {
+    use emdtui::compute::convert::ConvertOptions;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let src: Arc<dyn Dataset> = Arc::new(make(dir.path(), "p", 9, 8));
+    let emd = dir.path().join("p.emd");
+    emdtui::ops::convert::convert(src.as_ref(), &emd, &ConvertOptions::default(), &Progress::new("t", 0)).unwrap();
+    let copy = dir.path().join("copy.emd");
+    std::fs::copy(&emd, &copy).unwrap();
+    let emd_ds = emdtui::dataset::open(&emd, &Default::default()).unwrap();
+    let pixels = emdtui::ops::fft::pixel_source(&src, &emd, emd_ds.as_ref());
+    assert!(pixels.is_some(), "a plain conversion holds the .mib's pixels");
+    let params = FftParams { axes: FftAxes::All, crop: Some(((127.5, 127.5), 12.0)), bin: 1 };
+    let run = |ds: &dyn Dataset, out: &Path, pixels| {
+        let opts = RunOptions { pixels, ..small_opts() };
+        fft::compute_with(ds, out, &params, SMALL_BUDGET, &Progress::new("t", 0), &opts).unwrap()
+    };
+    let r = run(emd_ds.as_ref(), &emd, pixels);
+    assert_eq!(r.pixels_from.as_deref(), Some(src.info().path.as_path()));
+    assert_eq!(r.input_bytes_read, (9 * 8 * 256 * 256 * 2) as u64);
+    drop(emd_ds);
+    let copy_ds = emdtui::dataset::open(&copy, &Default::default()).unwrap();
+    let rc = run(copy_ds.as_ref(), &copy, None);
+    assert_eq!(rc.pixels_from.as_deref(), Some(copy.as_path()));
+    assert_eq!(read_all(&emd), read_all(&copy), "the same transform from either file");
+    // the cache belongs to the EMD's datacube whichever file was read
+    let fp = emdtui::dataset::open(&emd, &Default::default()).unwrap().fingerprint();
+    FftCache::open_validated(&emd, &fp).unwrap();
+
+    // a pixel source of another shape is not used
+    let other: Arc<dyn Dataset> = Arc::new(make(dir.path(), "o", 8, 9));
+    let e2 = dir.path().join("e2.emd");
+    std::fs::copy(&copy, &e2).unwrap();
+    let e2_ds = emdtui::dataset::open(&e2, &Default::default()).unwrap();
+    let params2 = FftParams { axes: FftAxes::Scan, ..params.clone() };
+    let opts = RunOptions { pixels: Some(fft::PixelSource(other.clone())), ..small_opts() };
+    let r2 = fft::compute_with(e2_ds.as_ref(), &e2, &params2, SMALL_BUDGET, &Progress::new("t", 0), &opts).unwrap();
+    assert_eq!(r2.pixels_from.as_deref(), Some(e2.as_path()));
+    assert!(emdtui::ops::fft::pixel_source(&other, &e2, e2_ds.as_ref()).is_none(), "not its conversion");
+
+    // a binned conversion does not hold the .mib's pixels
+    let binned = dir.path().join("b.emd");
+    let copts = ConvertOptions { bin_detector: 2, ..Default::default() };
+    emdtui::ops::convert::convert(src.as_ref(), &binned, &copts, &Progress::new("t", 0)).unwrap();
+    let b_ds = emdtui::dataset::open(&binned, &Default::default()).unwrap();
+    assert!(emdtui::ops::fft::pixel_source(&src, &binned, b_ds.as_ref()).is_none());
+}

@@ -60,7 +60,15 @@ pub fn run_options(t: &Tuning) -> fft::RunOptions {
 }
 
 /// Run the FFT of `ds` into `emd` with a progress bar; prints the plan and the report.
-pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: u64, t: &Tuning) -> Result<FftReport> {
+/// `pixels`: where to read the pixels from instead (see [`crate::ops::fft::pixel_source`]).
+pub fn run_on_dataset(
+    ds: &dyn Dataset,
+    emd: &Path,
+    params: &FftParams,
+    budget: u64,
+    t: &Tuning,
+    pixels: Option<fft::PixelSource>,
+) -> Result<FftReport> {
     let (out_b, scratch_b, shape) = fft::planned_sizes(ds, params, budget)?;
     eprintln!(
         "FFT {}x{}x{}x{} complex64 into {}: output {}, temporary scratch {} (memory budget {})",
@@ -82,7 +90,10 @@ pub fn run_on_dataset(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: 
             pb.set_position(progress.done());
             pb.set_message(progress.message());
         },
-        || crate::ops::fft::load_or_compute(ds, emd, Some(params.clone()), budget, &progress, &run_options(t)),
+        || {
+            let opts = fft::RunOptions { pixels: pixels.clone(), ..run_options(t) };
+            crate::ops::fft::load_or_compute(ds, emd, Some(params.clone()), budget, &progress, &opts)
+        },
     );
     pb.finish_and_clear();
     let rep = match rep.with_context(|| format!("FFT of {}", ds.info().path.display()))? {
@@ -119,6 +130,9 @@ pub fn print_report(r: &FftReport, emd: &Path) {
         hs(r.output_bytes_written)
     );
     println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
+    if let Some(p) = r.pixels_from.as_ref().filter(|p| p.as_path() != emd) {
+        println!("pixels read from {} (the EMD's datacube is a bit-exact conversion of it)", p.display());
+    }
     if r.scratch_in_memory {
         println!("scratch: in memory (it fit half the memory budget), no scratch file");
     }
@@ -157,8 +171,9 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         ..crate::cli::convert::convert_options(budget, t)
     };
     let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
+    let src2 = src.clone();
     let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
-        crate::ops::fft::ensure_emd(src, &emd, &copts, &progress)
+        crate::ops::fft::ensure_emd(src2, &emd, &copts, &progress)
     })
     .with_context(|| format!("converting {}", a.file.display()))?;
     match how {
@@ -169,7 +184,9 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         }
     }
     let params = params_from_args(a, ds.as_ref())?;
-    run_on_dataset(ds.as_ref(), &emd, &params, budget, t)?;
+    let pixels = crate::ops::fft::pixel_source(&src, &emd, ds.as_ref());
+    drop(src);
+    run_on_dataset(ds.as_ref(), &emd, &params, budget, t, pixels)?;
     Ok(())
 }
 

@@ -42,6 +42,20 @@ pub fn ensure_emd(
     Ok((dataset::open(emd, &Default::default())?, EmdSource::Converted(r)))
 }
 
+/// The dataset to read the FFT's pixels from when `emd_ds` (at `emd`) holds `src`'s data: `src`
+/// itself when it is not an EMD, `emd` is a complete conversion of it (same source fingerprint)
+/// and the datacube kept its shape and pixel type (no binning or crop; the datacube is written
+/// bit-exact). The `.mib` is then read without HDF5's chunk reads and is often still in the page
+/// cache, while the conversion's datacube was written around it.
+pub fn pixel_source(src: &Arc<dyn Dataset>, emd: &Path, emd_ds: &dyn Dataset) -> Option<fft::PixelSource> {
+    let same = src.info().kind != Kind::Emd
+        && (src.scan().rows, src.scan().cols) == (emd_ds.scan().rows, emd_ds.scan().cols)
+        && src.det() == emd_ds.det()
+        && src.info().pixel_type == emd_ds.info().pixel_type
+        && is_converted_from(emd, src.as_ref());
+    same.then(|| fft::PixelSource(src.clone()))
+}
+
 /// What [`load_or_compute`] did.
 pub enum FftOutcome {
     /// A complete cache was in the file (default parameters asked for).

@@ -816,7 +816,9 @@ impl State {
                 let src: Arc<dyn FftSource> = if demo {
                     Arc::new(MemFft::compute(ds.as_ref(), 1 << 23, p)?)
                 } else {
-                    let (emd_ds, _) = crate::ops::fft::ensure_emd(ds, &path, &copts, p)?;
+                    let (emd_ds, _) = crate::ops::fft::ensure_emd(ds.clone(), &path, &copts, p)?;
+                    let pixels = crate::ops::fft::pixel_source(&ds, &path, emd_ds.as_ref());
+                    let fopts = crate::compute::fft::RunOptions { pixels, ..fopts };
                     let c = crate::ops::fft::load_or_compute(emd_ds.as_ref(), &path, params, budget, p, &fopts)?;
                     Arc::new(c.cache())
                 };

@@ -119,6 +119,9 @@ pub struct FftReport {
     pub output_io: String,
     /// Pass 1's output stayed in memory (it fit half the budget): no scratch file.
     pub scratch_in_memory: bool,
+    /// The file pass 1 read the pixels from (the transformed dataset's, or that of
+    /// [`RunOptions::pixels`] when it was used); None when pass 1 did not run.
+    pub pixels_from: Option<std::path::PathBuf>,
 }
 
 impl FftReport {
@@ -151,6 +154,41 @@ pub struct RunOptions {
     /// Keep pass 1's output in a scratch file even when it would fit in memory (tests of the
     /// resumable path).
     pub scratch_on_disk: bool,
+    /// Read the pixels from this dataset instead: the same data as the EMD's datacube (the
+    /// `.mib` it was converted from, see [`crate::ops::fft::pixel_source`]), read without HDF5
+    /// and often still in the page cache. Ignored unless its shape and pixel type match.
+    pub pixels: Option<PixelSource>,
+}
+
+/// A dataset holding the same pixels as the one transformed ([`RunOptions::pixels`]).
+#[derive(Clone)]
+pub struct PixelSource(pub std::sync::Arc<dyn crate::dataset::Dataset>);
+
+impl std::fmt::Debug for PixelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PixelSource({})", self.0.info().path.display())
+    }
+}
+
+impl PixelSource {
+    /// The dataset to read `ds`'s pixels from: this one when its scan, detector and pixel type
+    /// are `ds`'s, else `ds`.
+    pub(crate) fn or<'a>(
+        p: Option<&'a PixelSource>,
+        ds: &'a dyn crate::dataset::Dataset,
+    ) -> &'a dyn crate::dataset::Dataset {
+        match p {
+            Some(PixelSource(s))
+                if (s.scan().rows, s.scan().cols) == (ds.scan().rows, ds.scan().cols)
+                    && s.det() == ds.det()
+                    && s.info().pixel_type == ds.info().pixel_type
+                    && s.positions_present() >= ds.scan().positions() =>
+            {
+                s.as_ref()
+            }
+            _ => ds,
+        }
+    }
 }
 
 /// Scratch element type.

@@ -110,7 +110,7 @@ pub(crate) fn pass1(
     let fixed = (rayon::current_num_threads() * sub * (src_px + kpix * 20)) as u64 + (8 << 20);
     // 3/4 of the budget: headroom for HDF5, the allocator and the rest of the process
     let b = ((budget.saturating_sub(fixed) / 4 * 3 / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
-    // and at most 1/16 of the scan (but 64 positions): reading the first block and writing the
+    // and at most 1/32 of the scan (but 64 positions): reading the first block and writing the
     // last are not overlapped, and fresh pages of huge buffers cost page faults
     let b = b.min(n.div_ceil(32).max(64));
     // whole 64-position blocks: with 8-slot unit strides each write is 4 KiB aligned (O_DIRECT)

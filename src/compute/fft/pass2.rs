@@ -79,14 +79,18 @@ pub(crate) fn unit_bytes(l: &Layout, u: &Unit) -> u64 {
     n * (2 * u.stride * l.elem.size() + u.stride * 16) as u64 + nq_padded * u.out_pixels(l) as u64 * 16
 }
 
-/// Groups of consecutive units to do within the budget, at least ~16 of them (unless they are
-/// smaller than 64 MiB) so that computing
-/// one group overlaps writing the previous one (the first group's computing and the last one's
-/// writing are not overlapped).
+/// Groups of consecutive units to do within the budget, at least ~32 of them (unless they are
+/// smaller than 16 MiB) so that computing one group overlaps writing the previous one (the first
+/// group's computing and the last one's writing are not overlapped), and so that pass 2 touches
+/// little fresh memory (first-touched pages are slow: the build VM faulted them in at 0.35-1.7
+/// GB/s, slower than its disk). On the 2 GiB benchmark scan 16 groups need 2.2 GiB, 32 groups
+/// 1.2 GiB and 64 groups 0.7 GiB, but 64 groups write the output in 256 KiB runs (a group's K
+/// tiles are adjacent in the file only per Q block), which this disk takes slower: pass 2 took
+/// 8.6-9.4 s with 32 groups, 9.2-9.4 s with 16, 11-12.2 s with 64.
 fn plan_groups(c: &Pass2, units: &[Unit], todo: &[usize]) -> Vec<Vec<usize>> {
     let avail = super::plan::pass2_budget(c.budget, c.l.n());
     let todo_bytes: u64 = todo.iter().map(|&u| unit_bytes(c.l, &units[u])).sum();
-    let max_bytes = avail.min(todo_bytes.div_ceil(16).max(64 << 20));
+    let max_bytes = avail.min(todo_bytes.div_ceil(32).max(16 << 20));
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     let mut cur_bytes = 0;

@@ -87,8 +87,18 @@ pub fn compute_with(
     let budget = if in_memory { mem_budget } else { memory_budget };
     rep.scratch_in_memory = in_memory;
     let t1 = Instant::now();
-    let store =
-        run_pass1(ds, &l, &scratch, &key_s, !todo.is_empty(), in_memory, budget, progress, &mut rep, opts.timing)?;
+    let store = run_pass1(
+        super::PixelSource::or(opts.pixels.as_ref(), ds),
+        &l,
+        &scratch,
+        &key_s,
+        !todo.is_empty(),
+        in_memory,
+        budget,
+        progress,
+        &mut rep,
+        opts.timing,
+    )?;
     rep.seconds_pass1 = t1.elapsed().as_secs_f64();
 
     let t2 = Instant::now();
@@ -327,6 +337,9 @@ fn run_pass1(
     if !needed {
         progress.add(n as u64, 0);
         return Ok(None);
+    }
+    if in_memory || scratch.positions_done < n {
+        rep.pixels_from = Some(ds.info().path.clone());
     }
     if in_memory {
         let store = ScratchStore::Mem(std::sync::Mutex::new(bytemuck::zeroed_vec(l.scratch_bytes() as usize)));
