@@ -49,9 +49,7 @@ pub fn ensure_emd(
 /// cache, while the conversion's datacube was written around it.
 pub fn pixel_source(src: &Arc<dyn Dataset>, emd: &Path, emd_ds: &dyn Dataset) -> Option<fft::PixelSource> {
     let same = src.info().kind != Kind::Emd
-        && (src.scan().rows, src.scan().cols) == (emd_ds.scan().rows, emd_ds.scan().cols)
-        && src.det() == emd_ds.det()
-        && src.info().pixel_type == emd_ds.info().pixel_type
+        && fft::PixelSource::same_shape(src.as_ref(), emd_ds)
         && is_converted_from(emd, src.as_ref());
     same.then(|| fft::PixelSource(src.clone()))
 }

@@ -171,18 +171,22 @@ impl std::fmt::Debug for PixelSource {
 }
 
 impl PixelSource {
-    /// The dataset to read `ds`'s pixels from: this one when its scan, detector and pixel type
-    /// are `ds`'s, else `ds`.
+    /// Whether `a` can stand for `b` as a pixel source: same scan and detector shape, same pixel
+    /// type (the positions' values are the caller's to vouch for).
+    pub fn same_shape(a: &dyn crate::dataset::Dataset, b: &dyn crate::dataset::Dataset) -> bool {
+        (a.scan().rows, a.scan().cols) == (b.scan().rows, b.scan().cols)
+            && a.det() == b.det()
+            && a.info().pixel_type == b.info().pixel_type
+    }
+    /// The dataset to read `ds`'s pixels from: this one when it has `ds`'s shape and pixel type
+    /// and all its positions, else `ds`.
     pub(crate) fn or<'a>(
         p: Option<&'a PixelSource>,
         ds: &'a dyn crate::dataset::Dataset,
     ) -> &'a dyn crate::dataset::Dataset {
         match p {
             Some(PixelSource(s))
-                if (s.scan().rows, s.scan().cols) == (ds.scan().rows, ds.scan().cols)
-                    && s.det() == ds.det()
-                    && s.info().pixel_type == ds.info().pixel_type
-                    && s.positions_present() >= ds.scan().positions() =>
+                if Self::same_shape(s.as_ref(), ds) && s.positions_present() >= ds.scan().positions() =>
             {
                 s.as_ref()
             }
