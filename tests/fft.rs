@@ -524,3 +524,83 @@ fn pixels_read_from_the_mib_an_emd_was_converted_from() {
     let b_ds = emdtui::dataset::open(&binned, &Default::default()).unwrap();
     assert!(emdtui::ops::fft::pixel_source(&src, &binned, b_ds.as_ref()).is_none());
 }
+
+#[test]
+fn pass1_alongside_the_conversion_is_taken_over() {
+    use emdtui::compute::convert::ConvertOptions;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let src: Arc<dyn Dataset> = Arc::new(make(dir.path(), "a", 9, 8));
+    let params = FftParams { axes: FftAxes::All, crop: Some(((127.5, 127.5), 12.0)), bin: 1 };
+    let opts = small_opts();
+    let emd = dir.path().join("a.emd");
+    let (p, p1) = (Progress::new("c", 0), Progress::new("p1", 0));
+    let (ds, _, key) = emdtui::ops::fft::ensure_emd_with_pass1(
+        src.clone(),
+        &emd,
+        &ConvertOptions::default(),
+        &params,
+        SMALL_BUDGET,
+        &p,
+        &p1,
+        &opts,
+    )
+    .unwrap();
+    let key = key.expect("pass 1 ran alongside the conversion");
+    let (scratch, state) = fft::scratch_paths(&emd);
+    assert!(scratch.exists() && state.exists());
+    // the same call again (as after a kill) resumes the complete scratch instead of redoing it
+    let mtime = || std::fs::metadata(&scratch).unwrap().modified().unwrap();
+    let before = mtime();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = fft::pass1_ahead(src.as_ref(), &emd, &params, SMALL_BUDGET - SMALL_BUDGET / 4, &p1, &opts);
+    assert_eq!(again.unwrap().as_deref(), Some(key.as_str()));
+    assert_eq!(mtime(), before, "nothing rewritten");
+    // a different FFT does not take it over
+    let other = FftParams { axes: FftAxes::Scan, ..params.clone() };
+    let copy = dir.path().join("copy.emd");
+    std::fs::copy(&emd, &copy).unwrap();
+    let copy_ds = emdtui::dataset::open(&copy, &Default::default()).unwrap();
+    let r_other = fft::compute_with(
+        copy_ds.as_ref(),
+        &copy,
+        &other,
+        SMALL_BUDGET,
+        &Progress::new("t", 0),
+        &RunOptions { adopt_scratch: Some(key.clone()), ..small_opts() },
+    )
+    .unwrap();
+    assert!(!r_other.pass1_alongside && r_other.input_bytes_read > 0);
+    // the FFT it was made for skips pass 1 and gives the transform of a normal run
+    let adopt = RunOptions { adopt_scratch: Some(key), ..small_opts() };
+    let r = fft::compute_with(ds.as_ref(), &emd, &params, SMALL_BUDGET, &Progress::new("t", 0), &adopt).unwrap();
+    assert!(r.pass1_alongside, "scratch taken over");
+    assert_eq!((r.input_bytes_read, r.pass1_positions_resumed), (0, 9 * 8));
+    assert!(!scratch.exists() && !state.exists(), "scratch removed when the cache is complete");
+    let plain = dir.path().join("plain.emd");
+    std::fs::copy(&copy, &plain).unwrap();
+    let plain_ds = emdtui::dataset::open(&plain, &Default::default()).unwrap();
+    let rp = fft::compute_with(plain_ds.as_ref(), &plain, &params, SMALL_BUDGET, &Progress::new("t", 0), &small_opts())
+        .unwrap();
+    assert!(!rp.pass1_alongside);
+    assert_eq!(read_all(&emd), read_all(&plain), "the same transform");
+    let (want, _) = reference(src.as_ref(), r.det_box, 1, FftAxes::All);
+    assert!(rel_l2(&read_all(&emd), &want) < 1e-4);
+
+    // a failed conversion (the output exists and is not to be overwritten) removes the scratch
+    let bad = dir.path().join("b.emd");
+    std::fs::write(&bad, b"not an EMD").unwrap();
+    let e = emdtui::ops::fft::ensure_emd_with_pass1(
+        src.clone(),
+        &bad,
+        &ConvertOptions::default(),
+        &params,
+        SMALL_BUDGET,
+        &Progress::new("c", 0),
+        &Progress::new("p1", 0),
+        &opts,
+    );
+    assert!(e.err().expect("refused").to_string().contains("already exists"));
+    let (bs, bst) = fft::scratch_paths(&bad);
+    assert!(!bs.exists() && !bst.exists());
+}

@@ -60,14 +60,13 @@ pub fn run_options(t: &Tuning) -> fft::RunOptions {
 }
 
 /// Run the FFT of `ds` into `emd` with a progress bar; prints the plan and the report.
-/// `pixels`: where to read the pixels from instead (see [`crate::ops::fft::pixel_source`]).
+/// `opts`: [`run_options`], with the pixel source and the scratch to take over when known.
 pub fn run_on_dataset(
     ds: &dyn Dataset,
     emd: &Path,
     params: &FftParams,
     budget: u64,
-    t: &Tuning,
-    pixels: Option<fft::PixelSource>,
+    opts: &fft::RunOptions,
 ) -> Result<FftReport> {
     let (out_b, scratch_b, shape) = fft::planned_sizes(ds, params, budget)?;
     eprintln!(
@@ -90,10 +89,7 @@ pub fn run_on_dataset(
             pb.set_position(progress.done());
             pb.set_message(progress.message());
         },
-        || {
-            let opts = fft::RunOptions { pixels: pixels.clone(), ..run_options(t) };
-            crate::ops::fft::load_or_compute(ds, emd, Some(params.clone()), budget, &progress, &opts)
-        },
+        || crate::ops::fft::load_or_compute(ds, emd, Some(params.clone()), budget, &progress, opts),
     );
     pb.finish_and_clear();
     let rep = match rep.with_context(|| format!("FFT of {}", ds.info().path.display()))? {
@@ -130,6 +126,9 @@ pub fn print_report(r: &FftReport, emd: &Path) {
         hs(r.output_bytes_written)
     );
     println!("time: pass 1 {:.2} s, pass 2 {:.2} s ({} groups)", r.seconds_pass1, r.seconds_pass2, r.pass2_groups);
+    if r.pass1_alongside {
+        println!("pass 1 ran alongside the conversion (its scratch was taken over)");
+    }
     if let Some(p) = r.pixels_from.as_ref().filter(|p| p.as_path() != emd) {
         println!("pixels read from {} (the EMD's datacube is a bit-exact conversion of it)", p.display());
     }
@@ -171,9 +170,18 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         ..crate::cli::convert::convert_options(budget, t)
     };
     let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
+    // parameters that do not depend on the data are known before the conversion: pass 1 then
+    // runs alongside it
+    let early = (a.crop == "full" || (a.center.is_some() && a.radius.is_some()))
+        .then(|| params_from_args(a, src.as_ref()))
+        .transpose()?;
     let src2 = src.clone();
-    let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
-        crate::ops::fft::ensure_emd(src2, &emd, &copts, &progress)
+    let (ds, how, adopt) = crate::cli::progress::with_frames_bar(&progress, "convert", || match &early {
+        Some(params) => {
+            let p1 = Progress::job(crate::jobs::JobKind::Fft, 0);
+            crate::ops::fft::ensure_emd_with_pass1(src2, &emd, &copts, params, budget, &progress, &p1, &run_options(t))
+        }
+        None => crate::ops::fft::ensure_emd(src2, &emd, &copts, &progress).map(|(d, h)| (d, h, None)),
     })
     .with_context(|| format!("converting {}", a.file.display()))?;
     match how {
@@ -186,7 +194,8 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let params = params_from_args(a, ds.as_ref())?;
     let pixels = crate::ops::fft::pixel_source(&src, &emd, ds.as_ref());
     drop(src);
-    run_on_dataset(ds.as_ref(), &emd, &params, budget, t, pixels)?;
+    let extra = fft::RunOptions { pixels, adopt_scratch: adopt, ..run_options(t) };
+    run_on_dataset(ds.as_ref(), &emd, &params, budget, &extra)?;
     Ok(())
 }
 

@@ -42,6 +42,63 @@ pub fn ensure_emd(
     Ok((dataset::open(emd, &Default::default())?, EmdSource::Converted(r)))
 }
 
+/// [`ensure_emd`] and, when it converts now and the EMD will hold `src`'s pixels unchanged, pass 1
+/// of the FFT with `params` at the same time, read from `src` (the conversion mostly waits for the
+/// disk, pass 1 mostly computes). Returns the key to pass as [`RunOptions::adopt_scratch`] to the
+/// FFT that follows; None when pass 1 did not run alongside (nothing to convert, a binned or
+/// cropped conversion, a scratch that stays in memory, or pass 1 failed: the FFT then runs it).
+/// The memory budget is shared: a quarter for the conversion, the rest for pass 1. A failed
+/// conversion removes the scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn ensure_emd_with_pass1(
+    src: Arc<dyn Dataset>,
+    emd: &Path,
+    convert: &ConvertOptions,
+    params: &FftParams,
+    budget: u64,
+    progress: &Progress,
+    pass1_progress: &Progress,
+    run: &RunOptions,
+) -> Result<(Arc<dyn Dataset>, EmdSource, Option<String>)> {
+    let plain = convert.bin_detector <= 1 && convert.bin_scan <= 1 && convert.crop.is_none() && !convert.bin_mean;
+    if src.info().kind == Kind::Emd || !plain || is_converted_from(emd, src.as_ref()) {
+        let (ds, how) = ensure_emd(src, emd, convert, progress)?;
+        return Ok((ds, how, None));
+    }
+    let conv_opts = ConvertOptions { memory_budget: convert.memory_budget.min(budget / 4), ..convert.clone() };
+    let pass1_budget = budget - budget / 4;
+    let (converted, ahead) = std::thread::scope(|s| {
+        let h = s.spawn(|| fft::pass1_ahead(src.as_ref(), emd, params, pass1_budget, pass1_progress, run));
+        let converted = ensure_emd(src.clone(), emd, &conv_opts, progress);
+        if converted.is_err() || progress.is_cancelled() {
+            pass1_progress.cancel();
+        }
+        (converted, h.join().expect("FFT pass 1 thread panicked"))
+    });
+    let (ds, how) = match converted {
+        Ok(r) => r,
+        Err(e) => {
+            // the scratch is ours unless another process held it (pass 1 then returned None)
+            if !matches!(ahead, Ok(None)) {
+                let (scratch, state) = fft::scratch_paths(emd);
+                let _ = std::fs::remove_file(scratch);
+                let _ = std::fs::remove_file(state);
+            }
+            return Err(e);
+        }
+    };
+    let key = match ahead {
+        Ok(k) => k,
+        Err(e) => {
+            log::warn!("{}: FFT pass 1 alongside the conversion: {e}; the FFT runs it", emd.display());
+            None
+        }
+    };
+    // the key vouches for the pixels only when the EMD holds `src`'s
+    let key = key.filter(|_| pixel_source(&src, emd, ds.as_ref()).is_some());
+    Ok((ds, how, key))
+}
+
 /// The dataset to read the FFT's pixels from when `emd_ds` (at `emd`) holds `src`'s data: `src`
 /// itself when it is not an EMD, `emd` is a complete conversion of it (same source fingerprint)
 /// and the datacube kept its shape and pixel type (no binning or crop; the datacube is written

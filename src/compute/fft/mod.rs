@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::jobs::Progress;
 pub use mem::MemFft;
 pub use plan::free_disk_space;
-pub use run::compute_with;
+pub use run::{compute_with, pass1_ahead};
 use std::path::{Path, PathBuf};
 
 /// Version of the on-disk cache layout; a cache with another version is stale.
@@ -122,6 +122,8 @@ pub struct FftReport {
     /// The file pass 1 read the pixels from (the transformed dataset's, or that of
     /// [`RunOptions::pixels`] when it was used); None when pass 1 did not run.
     pub pixels_from: Option<std::path::PathBuf>,
+    /// Pass 1 ran alongside the conversion ([`pass1_ahead`]) and its scratch was taken over.
+    pub pass1_alongside: bool,
 }
 
 impl FftReport {
@@ -158,6 +160,10 @@ pub struct RunOptions {
     /// `.mib` it was converted from, see [`crate::ops::fft::pixel_source`]), read without HDF5
     /// and often still in the page cache. Ignored unless its shape and pixel type match.
     pub pixels: Option<PixelSource>,
+    /// The key [`pass1_ahead`] returned: its scratch is taken over (pass 1 skipped) when it was
+    /// made for this run's parameters and layout. The caller vouches that its pixels were this
+    /// dataset's (see [`crate::ops::fft::ensure_emd_with_pass1`]).
+    pub adopt_scratch: Option<String>,
 }
 
 /// A dataset holding the same pixels as the one transformed ([`RunOptions::pixels`]).

@@ -57,6 +57,9 @@ pub fn compute_with(
     }
     rep.scratch_bytes = l.scratch_bytes();
     let key_s = serde_json::to_string(&key).expect("the key serialises");
+    if let Some(ahead) = &opts.adopt_scratch {
+        rep.pass1_alongside = adopt_scratch(emd, ahead, &key, &key_s);
+    }
     let scratch = Scratch::inspect(emd, &key_s, &l);
     let reuse = existing == Existing::Resumable;
     let need = if reuse { 0 } else { l.output_bytes() } + if scratch.ok { 0 } else { l.scratch_bytes() };
@@ -78,12 +81,8 @@ pub fn compute_with(
     // resumes from. (Up to 7/8 of the budget was tried: a 4.5 GiB scratch in fresh memory took
     // 2-7 s of page faults on the build VM, more than its O_DIRECT round trip overlapped with
     // the transforms.)
-    let max_unit = units.iter().map(|u| super::pass2::unit_bytes(&l, u)).max().unwrap_or(0);
     let mem_budget = memory_budget.saturating_sub(l.scratch_bytes());
-    let in_memory = !scratch.ok
-        && !opts.scratch_on_disk
-        && l.scratch_bytes() <= memory_budget / 2
-        && 2 * max_unit <= pass2_budget(mem_budget, l.n());
+    let in_memory = !scratch.ok && scratch_in_memory(&l, memory_budget, opts);
     let budget = if in_memory { mem_budget } else { memory_budget };
     rep.scratch_in_memory = in_memory;
     let t1 = Instant::now();
@@ -122,6 +121,71 @@ pub fn compute_with(
     finalize(file, cache, emd, params, &rep, &scratch)?;
     rep.seconds_pass2 = t2.elapsed().as_secs_f64();
     Ok(rep)
+}
+
+/// Whether a run keeps pass 1's output in memory: when it fits half the budget and the rest holds
+/// two pass-2 units (see [`compute_with`]).
+fn scratch_in_memory(l: &Layout, memory_budget: u64, opts: &RunOptions) -> bool {
+    let max_unit = l.units().iter().map(|u| super::pass2::unit_bytes(l, u)).max().unwrap_or(0);
+    let mem_budget = memory_budget.saturating_sub(l.scratch_bytes());
+    !opts.scratch_on_disk && l.scratch_bytes() <= memory_budget / 2 && 2 * max_unit <= pass2_budget(mem_budget, l.n())
+}
+
+/// Pass 1 of the FFT that [`compute_with`] will compute into `emd`, run before that EMD exists
+/// (while it is being converted) from `pixels`, the data it is being converted from. The scratch
+/// file next to `emd` is written under a provisional key, returned; an interrupted run of the
+/// same is resumed. The FFT takes the scratch over when given the key as
+/// [`RunOptions::adopt_scratch`] and its layout and parameters are the same. None when the
+/// scratch would stay in memory (nothing to hand over) or another process writes it.
+pub fn pass1_ahead(
+    pixels: &dyn Dataset,
+    emd: &Path,
+    params: &FftParams,
+    memory_budget: u64,
+    progress: &Progress,
+    opts: &RunOptions,
+) -> Result<Option<String>> {
+    let l = make_layout(pixels, params, memory_budget, opts)?;
+    if scratch_in_memory(&l, memory_budget, opts) {
+        return Ok(None);
+    }
+    let key = Key {
+        format: CACHE_FORMAT_VERSION,
+        fingerprint: format!("pixels:{}", pixels.fingerprint()),
+        params: params.clone(),
+        layout: l.clone(),
+    };
+    let key_s = serde_json::to_string(&key).expect("the key serialises");
+    let scratch = Scratch::inspect(emd, &key_s, &l);
+    // one writer of the scratch: a lock on its state file's directory entry
+    let lock_path = scratch.state_path.with_extension("lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    if lock.try_lock().is_err() {
+        return Ok(None);
+    }
+    let mut rep = FftReport::default();
+    progress.set_total(l.n() as u64);
+    run_pass1(pixels, &l, &scratch, &key_s, true, false, memory_budget, progress, &mut rep, opts.timing)?;
+    drop(lock);
+    let _ = std::fs::remove_file(&lock_path);
+    Ok(Some(key_s))
+}
+
+/// Take over the complete scratch [`pass1_ahead`] wrote under the key `ahead` when that key has
+/// `key`'s format, parameters and layout: its state file is given `key_s`. Whether it did.
+fn adopt_scratch(emd: &Path, ahead: &str, key: &Key, key_s: &str) -> bool {
+    let Ok(k) = serde_json::from_str::<Key>(ahead) else { return false };
+    if (k.format, &k.params, &k.layout) != (key.format, &key.params, &key.layout) {
+        return false;
+    }
+    let (_, state_path) = scratch_paths(emd);
+    let Some(st) = std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice::<ScratchState>(&b).ok()) else {
+        return false;
+    };
+    if st.key != ahead || st.positions_done < key.layout.n() {
+        return false;
+    }
+    write_state(&state_path, &ScratchState { key: key_s.to_string(), ..st }).is_ok()
 }
 
 /// What the file already holds for this key.
