@@ -78,8 +78,8 @@ pub fn ensure_emd_with_pass1(
     let (ds, how) = match converted {
         Ok(r) => r,
         Err(e) => {
-            // the scratch is ours unless another process held it (pass 1 then returned None)
-            if !matches!(ahead, Ok(None)) {
+            // a complete scratch of ours (a failed or cancelled pass 1 removed its own)
+            if matches!(ahead, Ok(Some(_))) {
                 let (scratch, state) = fft::scratch_paths(emd);
                 let _ = std::fs::remove_file(scratch);
                 let _ = std::fs::remove_file(state);

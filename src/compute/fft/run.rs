@@ -136,7 +136,8 @@ fn scratch_in_memory(l: &Layout, memory_budget: u64, opts: &RunOptions) -> bool 
 /// file next to `emd` is written under a provisional key, returned; an interrupted run of the
 /// same is resumed. The FFT takes the scratch over when given the key as
 /// [`RunOptions::adopt_scratch`] and its layout and parameters are the same. None when the
-/// scratch would stay in memory (nothing to hand over) or another process writes it.
+/// scratch would stay in memory (nothing to hand over) or another process writes it. On an error
+/// (a cancel included) the scratch is removed.
 pub fn pass1_ahead(
     pixels: &dyn Dataset,
     emd: &Path,
@@ -165,10 +166,15 @@ pub fn pass1_ahead(
     }
     let mut rep = FftReport::default();
     progress.set_total(l.n() as u64);
-    run_pass1(pixels, &l, &scratch, &key_s, true, false, memory_budget, progress, &mut rep, opts.timing)?;
+    let r = run_pass1(pixels, &l, &scratch, &key_s, true, false, memory_budget, progress, &mut rep, opts.timing);
+    if r.is_err() {
+        // failed or cancelled (the conversion failed): no half-written scratch is left behind
+        let _ = std::fs::remove_file(&scratch.path);
+        let _ = std::fs::remove_file(&scratch.state_path);
+    }
     drop(lock);
     let _ = std::fs::remove_file(&lock_path);
-    Ok(Some(key_s))
+    r.map(|_| Some(key_s))
 }
 
 /// Take over the complete scratch [`pass1_ahead`] wrote under the key `ahead` when that key has
