@@ -176,7 +176,7 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         .then(|| params_from_args(a, src.as_ref()))
         .transpose()?;
     let src2 = src.clone();
-    let (ds, how, adopt) = crate::cli::progress::with_frames_bar(&progress, "convert", || match &early {
+    let (ds, how, adopt) = crate::cli::progress::with_frames_bar(&progress, "convert", || match early.as_ref() {
         Some(params) => {
             let p1 = Progress::job(crate::jobs::JobKind::Fft, 0);
             crate::ops::fft::ensure_emd_with_pass1(src2, &emd, &copts, params, budget, &progress, &p1, &run_options(t))
@@ -191,7 +191,10 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
             eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds)
         }
     }
-    let params = params_from_args(a, ds.as_ref())?;
+    let params = match early {
+        Some(p) => p,
+        None => params_from_args(a, ds.as_ref())?,
+    };
     let pixels = crate::ops::fft::pixel_source(&src, &emd, ds.as_ref());
     drop(src);
     let extra = fft::RunOptions { pixels, adopt_scratch: adopt, ..run_options(t) };
