@@ -29,6 +29,9 @@ pub enum Error {
     Stale { path: PathBuf, msg: String },
     #[error("cancelled")]
     Cancelled,
+    /// tcBF found no parallax to correct (no structure, or the probe in focus).
+    #[error("{0}")]
+    NoParallax(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

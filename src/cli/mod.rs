@@ -61,6 +61,10 @@ pub struct CalibArgs {
     /// Detector step per pixel with units, e.g. 0.25mrad or 0.01A^-1.
     #[arg(long, global = true, value_name = "STEP")]
     pub q_pixel: Option<String>,
+    /// Accelerating voltage with units, e.g. 200kV or 300keV (electron wavelength for tcBF's
+    /// CTF).
+    #[arg(long, global = true, value_name = "VOLTAGE")]
+    pub energy: Option<String>,
 }
 
 impl CalibArgs {
@@ -75,6 +79,7 @@ impl CalibArgs {
             r: self.scan_step.as_deref().map(|s| calib::parse_length("--scan-step", s)).transpose().map_err(e)?,
             q: self.q_pixel.as_deref().map(|s| calib::parse_q("--q-pixel", s)).transpose().map_err(e)?,
             alpha_mrad: self.alpha.as_deref().map(|s| calib::parse_angle("--alpha", s)).transpose().map_err(e)?,
+            energy_v: self.energy.as_deref().map(calib::parse_energy).transpose().map_err(e)?,
         })
     }
 }
@@ -132,6 +137,14 @@ pub enum Command {
     /// EWPC (|FFT(log max(DP, eps))|) of the mean pattern or of the pattern at --at.
     Ewpc(EwpcArgs),
     /// Tilt-corrected / super-resolution bright field from the scan-axes FFT (made first when needed).
+    ///
+    /// The parallax of every bright-field pixel is fitted to the aberration model s = U P theta
+    /// (scan-detector rotation U with a possible transpose; P = defocus C1 + two-fold
+    /// astigmatism A1), measured from pairs of pixels coarse to fine. With --scan-step and --alpha
+    /// (or --q-pixel) the fit is reported in Å, with --energy the defocus sign is decided by the
+    /// image contrast and --ctf-correct phase-flips the image. Defocus: positive = underfocus.
+    /// Data with no parallax (vacuum, a uniform film, an in-focus probe) fail with "no parallax
+    /// found" instead of giving a noise image.
     Tcbf(TcbfArgs),
 }
 
@@ -190,6 +203,10 @@ pub struct TcbfArgs {
     /// Manual mode: transpose x/y (py4D-browser's checkbox).
     #[arg(long)]
     pub transpose: bool,
+    /// Phase-flip the image by the fitted CTF sign(sin chi(q)) (needs --energy, --scan-step and
+    /// --alpha or --q-pixel).
+    #[arg(long)]
+    pub ctf_correct: bool,
     /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
     #[arg(long, value_name = "PATH")]
     pub emd: Option<PathBuf>,

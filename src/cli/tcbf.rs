@@ -37,7 +37,10 @@ pub fn params_from_args(a: &TcbfArgs) -> Result<TcbfParams> {
         }
         ShiftMode::Auto
     };
-    Ok(TcbfParams { upsample: a.upsample, mode })
+    if a.ctf_correct && a.manual {
+        bail!("--ctf-correct needs the fitted model: it does not apply with --manual");
+    }
+    Ok(TcbfParams { upsample: a.upsample, mode, ctf_correct: a.ctf_correct, optics: None })
 }
 
 fn check_outputs(a: &TcbfArgs) -> Result<()> {
@@ -95,9 +98,16 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let emd = emd_path(a)?;
     let budget = cli.memory_budget()?;
     let src = crate::dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
-    crate::compute::tcbf::check_params(&params, (src.scan().rows, src.scan().cols))
+    // the calibration (for --ctf-correct) is resolved after the conversion
+    let early = TcbfParams { ctf_correct: false, ..params.clone() };
+    crate::compute::tcbf::check_params(&early, (src.scan().rows, src.scan().cols))
         .with_context(|| format!("{}", a.file.display()))?;
     let ds = ensure_emd(a, cli, t, src, &emd, budget)?;
+    let cal = crate::ops::calib::resolve(ds.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
+    let params = TcbfParams { optics: crate::compute::tcbf::aberr::Optics::from_calibration(&cal), ..params };
+    if params.ctf_correct && !params.optics.as_ref().is_some_and(|o| o.energy_v.is_some()) {
+        bail!("--ctf-correct needs --energy, --scan-step and --alpha or --q-pixel (the CTF in physical units)");
+    }
     let progress = Progress::job(crate::jobs::JobKind::Other, 0);
     let pb = crate::cli::progress::bar(0, "tcbf");
     let t0 = std::time::Instant::now();
@@ -120,6 +130,13 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         },
     );
     pb.finish_and_clear();
+    if let Err(crate::Error::NoParallax(m)) = &out {
+        if a.json {
+            let j = serde_json::json!({"file": a.file, "parallax_found": false, "message": m});
+            println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+        }
+        bail!("{}: {m}", a.file.display());
+    }
     let out = out.with_context(|| format!("tcBF of {}", a.file.display()))?;
     let wall = t0.elapsed().as_secs_f64();
     write_outputs(a, &out.result)?;
@@ -187,9 +204,15 @@ fn report(a: &TcbfArgs, emd: &Path, r: &TcbfResult, origin: &Origin, wall: f64) 
             f.pixels_rejected
         );
     }
+    if let Some(ab) = &r.aberrations {
+        eprintln!("aberrations: {}", describe_aberrations(ab));
+    }
     if a.json {
         let j = serde_json::json!({
             "file": a.file,
+            "parallax_found": true,
+            "aberrations": r.aberrations,
+            "pairs": r.pairs,
             "emd": emd,
             "output": a.output,
             "shifts_out": a.shifts_out,
@@ -208,5 +231,25 @@ fn report(a: &TcbfArgs, emd: &Path, r: &TcbfResult, origin: &Origin, wall: f64) 
             "peak_rss_bytes": peak_rss(),
         });
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+    }
+}
+
+/// The fitted aberrations as one line (Å when calibrated, parallax slopes otherwise).
+pub fn describe_aberrations(ab: &crate::compute::tcbf::aberr::Aberrations) -> String {
+    let sign = match ab.sign_from {
+        crate::compute::tcbf::aberr::SignFrom::Contrast => "sign from the image contrast",
+        crate::compute::tcbf::aberr::SignFrom::Assumed => "sign assumed: give --energy to decide it",
+    };
+    let t = if ab.transpose { ", transposed" } else { "" };
+    match (ab.defocus_A, ab.astigmatism_A) {
+        (Some(d), Some(a1)) => format!(
+            "rotation {:.2} deg{t}, defocus {d:.1} A (positive = underfocus; {sign}), astigmatism {a1:.1} A at {:.1} deg",
+            ab.rotation_deg, ab.astigmatism_angle_deg
+        ),
+        _ => format!(
+            "rotation {:.2} deg{t}, defocus {:.4} scan px per detector px ({sign}), astigmatism {:.4} at {:.1} deg \
+             (give --scan-step and --alpha or --q-pixel for Å)",
+            ab.rotation_deg, ab.defocus_slope, ab.astigmatism_slope, ab.astigmatism_angle_deg
+        ),
     }
 }

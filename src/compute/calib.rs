@@ -11,6 +11,9 @@ pub struct Calibration {
     pub q: Option<(f64, String)>,
     /// Convergence semi-angle (mrad), when the detector step was derived from it.
     pub alpha_mrad: Option<f64>,
+    /// Accelerating voltage (V).
+    #[serde(default)]
+    pub energy_v: Option<f64>,
 }
 
 impl Calibration {
@@ -20,10 +23,11 @@ impl Calibration {
             r: over.r.clone().or_else(|| self.r.clone()),
             q: over.q.clone().or_else(|| self.q.clone()),
             alpha_mrad: if over.q.is_some() { over.alpha_mrad } else { over.alpha_mrad.or(self.alpha_mrad) },
+            energy_v: over.energy_v.or(self.energy_v),
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.r.is_none() && self.q.is_none()
+        self.r.is_none() && self.q.is_none() && self.energy_v.is_none()
     }
     /// (R size, R units, Q size, Q units) with pixels for unknown parts (the EMD calibration).
     pub fn emd_fields(&self) -> (f64, String, f64, String) {
@@ -100,6 +104,30 @@ pub fn parse_q(what: &str, s: &str) -> Result<(f64, String), String> {
         "" => Err(format!("{what} {s:?}: the calibration has no units; write e.g. {v}mrad or {v}A^-1")),
         _ => Err(format!("{what} {s:?}: unknown unit {u:?} (use mrad or A^-1)")),
     }
+}
+
+/// An accelerating voltage in volts: `200kV`, `200 kV`, `300keV`, `80000V`, `200000` (a bare
+/// number is volts).
+pub fn parse_energy(s: &str) -> Result<f64, String> {
+    let (v, u) = split(s).ok_or_else(|| format!("--energy {s:?}: expected a voltage, e.g. 200kV"))?;
+    let v = positive("--energy", s, v)?;
+    let volts = match u.to_ascii_lowercase().as_str() {
+        "" | "v" | "ev" => v,
+        "kv" | "kev" => v * 1e3,
+        "mv" | "mev" => v * 1e6,
+        _ => return Err(format!("--energy {s:?}: unknown unit {u:?} (use kV, keV or V)")),
+    };
+    if !(1e3..=1e7).contains(&volts) {
+        return Err(format!("--energy {s:?}: {volts} V is not an electron microscope's voltage (1 kV .. 10 MV)"));
+    }
+    Ok(volts)
+}
+
+/// Relativistic electron wavelength (Å) at an accelerating voltage (V).
+pub fn electron_wavelength_a(volts: f64) -> f64 {
+    // h / sqrt(2 m0 e V (1 + e V / (2 m0 c^2)))
+    let (h, m0, e, c) = (6.626_070_15e-34, 9.109_383_701_5e-31, 1.602_176_634e-19, 299_792_458.0);
+    h / (2.0 * m0 * e * volts * (1.0 + e * volts / (2.0 * m0 * c * c))).sqrt() * 1e10
 }
 
 /// Detector step (mrad/px) from the convergence semi-angle and the bright-field disk radius.
@@ -200,6 +228,20 @@ pub fn draw_scale_bar(rgb: &mut [u8], rows: usize, cols: usize, step: f64, units
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn energy_with_units_and_wavelength() {
+        for t in ["200kV", "200 kV", "200keV", "200000V", "200000", "0.2MV"] {
+            assert!((parse_energy(t).unwrap() - 200e3).abs() < 1e-6, "{t}");
+        }
+        assert_eq!(parse_energy("300keV").unwrap(), 300e3);
+        assert_eq!(parse_energy("80000V").unwrap(), 80e3);
+        assert!(parse_energy("200").unwrap_err().contains("not an electron microscope"));
+        assert!(parse_energy("200 kg").unwrap_err().contains("unknown unit"));
+        assert!(parse_energy("-200kV").is_err());
+        assert!((electron_wavelength_a(200e3) - 0.025079).abs() < 2e-6);
+        assert!((electron_wavelength_a(300e3) - 0.019687).abs() < 2e-6);
+    }
 
     #[test]
     fn units_are_required_and_converted() {

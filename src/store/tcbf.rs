@@ -39,7 +39,7 @@ pub fn entry_name(p: &TcbfParams) -> String {
         crate::compute::tcbf::ShiftMode::Auto => "auto",
         crate::compute::tcbf::ShiftMode::Manual { .. } => "manual",
     };
-    format!("tcbf_{mode}_x{}", p.upsample)
+    format!("tcbf_{mode}_x{}{}", p.upsample, if p.ctf_correct { "_ctf" } else { "" })
 }
 
 /// What a cached result must match to be reused: the parameters and the FFT cache it came from.
@@ -55,6 +55,10 @@ pub fn key(p: &TcbfParams, fft: &FftCache) -> serde_json::Value {
 struct Summary {
     params: TcbfParams,
     fit: Option<crate::compute::tcbf::fit::LinearFit>,
+    #[serde(default)]
+    aberrations: Option<crate::compute::tcbf::aberr::Aberrations>,
+    #[serde(default)]
+    pairs: Vec<crate::compute::tcbf::pairs::PairShift>,
     disk: Disk,
     pixels_used: usize,
     pixels_low_quality: usize,
@@ -98,6 +102,8 @@ pub fn load(emd: &Path, fingerprint: &str, p: &TcbfParams, key: &serde_json::Val
             shifts,
             quality,
             fit: sum.fit,
+            aberrations: sum.aberrations,
+            pairs: sum.pairs,
             disk: sum.disk,
             pixels_used: sum.pixels_used,
             pixels_low_quality: sum.pixels_low_quality,
@@ -113,6 +119,8 @@ pub fn save(emd: &Path, fingerprint: &str, key: &serde_json::Value, r: &TcbfResu
     let sum = Summary {
         params: r.params.clone(),
         fit: r.fit.clone(),
+        aberrations: r.aberrations.clone(),
+        pairs: r.pairs.clone(),
         disk: r.disk.clone(),
         pixels_used: r.pixels_used,
         pixels_low_quality: r.pixels_low_quality,

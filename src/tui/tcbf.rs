@@ -126,7 +126,8 @@ pub fn run_job(s: &mut State) {
     s.tcbf.job_upsample = up;
     let (ds, tx, budget, emd) = (s.ds.clone(), s.tx.clone(), s.memory_budget, emd_of(s));
     let (copts, fopts) = (s.convert_options(), s.fft_options());
-    let params = TcbfParams { upsample: up, ..Default::default() };
+    let optics = crate::compute::tcbf::aberr::Optics::from_calibration(&s.quant.calibration);
+    let params = TcbfParams { upsample: up, optics, ..Default::default() };
     // the result is written into the EMD, which needs this process's readers of it closed: the
     // FFT explorer's handle is let go and opened again when the job ends
     let reopen = s.fft.source.take().is_some();
@@ -163,12 +164,15 @@ pub fn run_job(s: &mut State) {
 pub fn on_result(s: &mut State, o: TcbfOutcome) {
     let up = o.result.params.upsample;
     let origin = describe(&o.origin).to_string();
-    s.status = match &o.result.fit {
-        Some(f) => format!(
+    s.status = match (&o.result.fit, &o.result.aberrations) {
+        (Some(f), Some(ab)) => {
+            format!("tcBF {up}x ({origin}): {}, rms {:.3} px", crate::compute::tcbf::aberr::summary(ab), f.rms_residual)
+        }
+        (Some(f), None) => format!(
             "tcBF {up}x ({origin}): scale {:.4} px/px, rotation {:.1} deg, rms {:.3} px",
             f.scale, f.rotation_deg, f.rms_residual
         ),
-        None => format!("tcBF {up}x ({origin})"),
+        _ => format!("tcBF {up}x ({origin})"),
     };
     s.tcbf.results.retain(|r| r.result.params.upsample != up);
     s.tcbf.results.push(TcbfShown { result: Arc::new(o.result), origin });
@@ -292,6 +296,27 @@ pub fn prepare(s: &mut State, a: &render::Areas) {
     }
 }
 
+/// The fitted aberrations as (key, value) rows of the metadata pane.
+fn aberration_lines(ab: &crate::compute::tcbf::aberr::Aberrations) -> Vec<(&'static str, String)> {
+    let sign = match ab.sign_from {
+        crate::compute::tcbf::aberr::SignFrom::Contrast => "",
+        crate::compute::tcbf::aberr::SignFrom::Assumed => " (sign assumed)",
+    };
+    let t = if ab.transpose { ", transposed" } else { "" };
+    let mut v = vec![("rotation", format!("{:.1}°{t}", ab.rotation_deg))];
+    match (ab.defocus_A, ab.astigmatism_A) {
+        (Some(d), Some(a)) => {
+            v.push(("defocus", format!("{d:.0} Å{sign} (+ = underfocus)")));
+            v.push(("astigmatism", format!("{a:.0} Å at {:.0}°", ab.astigmatism_angle_deg)));
+        }
+        _ => {
+            v.push(("defocus", format!("{:.4} px/px{sign} (uncalibrated)", ab.defocus_slope)));
+            v.push(("astigmatism", format!("{:.4} px/px at {:.0}°", ab.astigmatism_slope, ab.astigmatism_angle_deg)));
+        }
+    }
+    v
+}
+
 fn meta_lines(s: &State) -> Vec<Line<'static>> {
     let key = Style::default().fg(Color::Cyan);
     let kv = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(v)]);
@@ -301,13 +326,12 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         Some(c) => {
             let r = &c.result;
             v.push(kv("tcBF", c.origin.clone()));
+            if let Some(ab) = &r.aberrations {
+                v.extend(aberration_lines(ab).into_iter().map(|(k, t)| kv(k, t)));
+            }
             match &r.fit {
                 Some(f) => {
-                    v.push(kv("scale", format!("{:.4} scan px/det px (defocus)", f.scale)));
-                    v.push(kv(
-                        "rotation",
-                        format!("{:.1}°, flip {}", f.rotation_deg, if f.flip { "yes" } else { "no" }),
-                    ));
+                    v.push(kv("slope", format!("{:.4} scan px/det px", f.scale)));
                     v.push(kv("rms resid.", format!("{:.3} scan px", f.rms_residual)));
                     v.push(kv("anisotropy", format!("{:.3}", f.anisotropy)));
                     v.push(kv("fit", format!("{} px, {} rejected", f.pixels_used, f.pixels_rejected)));
@@ -407,6 +431,8 @@ mod tests {
             shifts,
             quality: vec![1.0; 36],
             fit: None,
+            aberrations: None,
+            pairs: vec![],
             disk: Disk { centre: [2.0, 3.0], radius: 1.0, pixels: 5 },
             pixels_used: 5,
             pixels_low_quality: 0,

@@ -110,14 +110,15 @@ pub(crate) struct Peak {
 }
 
 /// Cross-correlate the windowed spectra `wk` (energy `ek`) and `wref` (energy `eref`); peak
-/// searched within `max_lag` scan pixels, refined to sub-pixel by a 3-point Gaussian fit per axis.
+/// searched within `max_lag` scan pixels of `centre`, refined to sub-pixel by a 3-point Gaussian
+/// fit per axis.
 pub(crate) fn correlate(
     wk: &[Complex32],
     ek: f64,
     wref: &[Complex32],
     eref: f64,
     fft: &Fft2,
-    max_lag: (usize, usize),
+    (centre, max_lag): ((f64, f64), (usize, usize)),
     w: &mut Work,
 ) -> Peak {
     let mut c = std::mem::take(&mut w.b);
@@ -127,9 +128,10 @@ pub(crate) fn correlate(
     let (r, cc) = (fft.rows as isize, fft.cols as isize);
     let at = |y: isize, x: isize| c[(y.rem_euclid(r) * cc + x.rem_euclid(cc)) as usize].re as f64;
     let (ly, lx) = (max_lag.0 as isize, max_lag.1 as isize);
-    let mut best = (f64::NEG_INFINITY, 0isize, 0isize);
-    for y in -ly..=ly {
-        for x in -lx..=lx {
+    let (cy, cx) = (centre.0.round() as isize, centre.1.round() as isize);
+    let mut best = (f64::NEG_INFINITY, cy, cx);
+    for y in cy - ly..=cy + ly {
+        for x in cx - lx..=cx + lx {
             let v = at(y, x);
             if v > best.0 {
                 best = (v, y, x);
@@ -227,7 +229,7 @@ mod tests {
         for s in [(1.3, -2.6), (-0.4, 0.25), (0.0, 3.5)] {
             let g = spectrum(&blob_image(r, c, s), &fft);
             let ek = windowed(&g, &fft, &win, &mut wk, &mut w);
-            let p = correlate(&wk, ek, &wr, er, &fft, (8, 8), &mut w);
+            let p = correlate(&wk, ek, &wr, er, &fft, ((0.0, 0.0), (8, 8)), &mut w);
             assert!((p.shift.0 - s.0).abs() < 0.12 && (p.shift.1 - s.1).abs() < 0.12, "{s:?} -> {:?}", p.shift);
             assert!(p.quality > 0.8, "quality {}", p.quality);
         }

@@ -4,21 +4,30 @@
 //! parallax s_K, linear in K. Convention: I_K(r) = I_ref(r - s_K), (dy, dx) in scan pixels, the
 //! reference being the image seen from the disk centre (s = 0 there).
 //!
-//! * Shifts (automatic mode): each pixel's image (from its spectrum G(., K), mean removed, Tukey
-//!   window) is cross-correlated in Fourier space with a reference; the peak is refined to
-//!   sub-pixel by a 3-point Gaussian fit per axis; the quality is the Pearson correlation at the
-//!   peak. Round 1's reference is the sum of the images divided by their means (every pixel
-//!   weighs the same, a hot one too); rounds 2 and 3 use the sum aligned with the
-//!   previous round's shifts (pixels of low quality left out), so the shifts do not depend on
-//!   one noisy pixel. Pixels below [`QUALITY_REL`] x the median quality are left out.
-//! * Fit: s(K) = A (K - c) + b by least squares with outlier rejection ([`fit::robust_fit`]);
-//!   the shifts are then referred to the disk centre (b subtracted) and the image uses the
-//!   fitted shifts of the inliers (the model averages out each pixel's measurement noise).
+//! * Model (automatic mode): the parallax is the gradient of the aberration function, so it is
+//!   linear in K: s_K = A (K - c) with A = U P (scan-detector rotation U, possibly after a
+//!   transpose; P = defocus + two-fold astigmatism, [`aberr`]). A is measured from pairs of
+//!   pixels ([`pairs`]): the images of K and K + D differ by A D for every K, so the cross-spectra
+//!   of all pairs D apart add up coherently; short D first, searched near zero (a lattice period
+//!   cannot alias it), then longer D searched near the prediction, least squares with outlier
+//!   rejection. No correlation, or a parallax below [`NO_SHIFT_PX`] across the disk, is
+//!   [`Error::NoParallax`]: no noise image is returned.
+//! * Per-pixel check ([`auto`]): every pixel is re-aligned against the sum aligned with the
+//!   model (searched within a few scan pixels of the model's shift); its measured shift and
+//!   quality are reported and pixels that disagree (quality below [`QUALITY_REL`] x the median,
+//!   or off the model by more than [`OUTLIER_K`] robust sd and [`OUTLIER_FLOOR`] px: hot or dead
+//!   pixels) are left out. The image uses the model's shifts (no per-pixel noise).
+//! * Aberrations: A read as rotation, transpose, defocus and astigmatism (in Å with a
+//!   calibration); the defocus sign (underfocus vs overfocus with the scan turned by 180 deg) from
+//!   the contrast of the phase-flipped image when the energy is known; `ctf_correct` returns the
+//!   phase-flipped image.
 //! * Manual mode (py4D-browser's): s_K = -(K - K_com) / max|K - K_com| * max_shift, rotated by
 //!   theta (optionally transposed), so the same parameters align as py4D-browser does.
 //! * Image: with `upsample` 1, Fourier shift-and-add (exact sub-pixel shifts); with `upsample` > 1,
-//!   sample placement on the fine grid ([`place`]): each sample of each pixel lands at r - s_K,
-//!   so the pixels' different sub-pixel parallaxes fill the fine grid with real samples (Fourier
+//!   sample placement on the fine grid ([`place`]): each sample of each pixel lands at r - s_K
+//!   (shared bilinearly between the fine cells around it; a Gaussian kernel density estimate of
+//!   [`KDE_SIGMA`] scan px makes the image), so the pixels' different sub-pixel parallaxes fill
+//!   the fine grid with real samples (Fourier
 //!   shift-and-add of zero-padded images cannot: each image is band-limited to the scan Nyquist
 //!   and the sum stays so). Each pixel's image is divided by its mean before it is added (no
 //!   pattern from the disk's intensity profile) and the result is scaled to counts summed over
@@ -26,30 +35,31 @@
 //! * Memory: the pixels' spectra are read in K blocks sized to the budget (kept in memory when all
 //!   of them fit); the fine grid costs 8 bytes per fine cell and is refused when over budget.
 
+pub mod aberr;
 mod align;
+mod auto;
 pub mod fit;
+pub mod pairs;
 mod place;
 
 use crate::error::{Error, Result};
 use crate::jobs::Progress;
 use crate::util::hs;
+use aberr::{Aberrations, Optics};
 use align::{Fft2, Work};
+pub use auto::{NO_SHIFT_PX, OUTLIER_FLOOR, OUTLIER_K, QUALITY_REL};
 use fit::LinearFit;
 use num_complex::Complex32;
+use pairs::{LowSpectra, PairShift};
 use rayon::prelude::*;
 use std::ops::Range;
 
 pub const MAX_UPSAMPLE: usize = 8;
 /// Bumped when the algorithm changes what it computes (cached results become stale).
-pub const ALGORITHM_VERSION: u32 = 2;
-/// Alignment rounds (the first against the plain BF sum).
-pub const ROUNDS: usize = 3;
-/// Pixels whose correlation quality is below this fraction of the median are left out.
-pub const QUALITY_REL: f64 = 0.5;
-/// Outlier rejection of the fit: residual above this many robust standard deviations...
-pub const OUTLIER_K: f64 = 4.0;
-/// ...and above this many scan pixels.
-pub const OUTLIER_FLOOR: f64 = 0.1;
+pub const ALGORITHM_VERSION: u32 = 3;
+/// Upsampled image: Gaussian kernel of this many scan pixels (sigma) for the kernel density
+/// estimate on the fine grid.
+pub const KDE_SIGMA: f64 = 0.1875;
 /// Tukey window: cosine edges over this fraction of each side.
 const WINDOW_FRAC: f64 = 0.15;
 /// Part of the budget left to the process itself (binary, libraries, HDF5: about 15-20 MiB
@@ -100,11 +110,17 @@ pub struct TcbfParams {
     /// Fine grid factor 1..=8.
     pub upsample: usize,
     pub mode: ShiftMode,
+    /// Phase-flip the image by the fitted CTF (needs `optics` with the energy).
+    #[serde(default)]
+    pub ctf_correct: bool,
+    /// Calibration: the aberrations in Å, the defocus sign and the CTF.
+    #[serde(default)]
+    pub optics: Option<Optics>,
 }
 
 impl Default for TcbfParams {
     fn default() -> Self {
-        TcbfParams { upsample: 1, mode: ShiftMode::Auto }
+        TcbfParams { upsample: 1, mode: ShiftMode::Auto, ctf_correct: false, optics: None }
     }
 }
 
@@ -116,13 +132,19 @@ impl TcbfParams {
             "upsample": self.upsample,
             "mode": match &self.mode {
                 ShiftMode::Auto => serde_json::json!({"auto": {
-                    "rounds": ROUNDS, "quality_rel": QUALITY_REL, "outlier_k": OUTLIER_K,
+                    "model": "linear parallax from pixel pairs (defocus, astigmatism, rotation, transpose)",
+                    "pairs_z_min": pairs::Z_MIN, "pairs_first_window_px": pairs::FIRST_WINDOW,
+                    "pairs_window_px": pairs::WINDOW, "realign_window_px": auto::REALIGN_WINDOW,
+                    "quality_rel": QUALITY_REL, "outlier_k": OUTLIER_K,
                     "outlier_floor_px": OUTLIER_FLOOR, "window": format!("tukey {WINDOW_FRAC}"),
-                    "image_shifts": "fitted"}}),
+                    "image_shifts": "model"}}),
                 ShiftMode::Manual { max_shift, theta_deg, transpose } => serde_json::json!({"manual": {
                     "max_shift": max_shift, "theta_deg": theta_deg, "transpose": transpose}}),
             },
-            "image": if self.upsample == 1 { "fourier shift-and-add" } else { "sample placement, nearest fine cell, mean of hits" },
+            "image": if self.upsample == 1 { "fourier shift-and-add".to_string() } else { format!("sample placement, bilinear, Gaussian kernel density estimate sigma {KDE_SIGMA} scan px") },
+            "ctf_correct": self.ctf_correct,
+            "optics": self.optics,
+            "defocus_sign": aberr::DEFOCUS_SIGN,
             "shift_convention": "I_K(r) = I_ref(r - s_K), (dy, dx) scan pixels, s = 0 at the disk centre",
         })
     }
@@ -154,6 +176,10 @@ pub struct TcbfResult {
     /// det rows x det cols: correlation quality (NaN outside the disk, and in manual mode).
     pub quality: Vec<f32>,
     pub fit: Option<LinearFit>,
+    /// The fit read as aberrations (automatic mode).
+    pub aberrations: Option<Aberrations>,
+    /// The pair measurements the model was fitted to (automatic mode).
+    pub pairs: Vec<PairShift>,
     pub disk: Disk,
     /// Pixels that made the image.
     pub pixels_used: usize,
@@ -178,6 +204,15 @@ pub fn check_params(p: &TcbfParams, scan: (usize, usize)) -> Result<()> {
             "tcBF needs a 2-D scan of at least {MIN_SCAN}x{MIN_SCAN} positions; this scan is {}x{}",
             scan.0, scan.1
         )));
+    }
+    if p.ctf_correct && !p.optics.as_ref().is_some_and(|o| o.energy_v.is_some()) {
+        return Err(Error::Invalid(
+            "tcBF: --ctf-correct needs the wavelength and the calibration: --energy, --scan-step and --alpha or --q-pixel"
+                .into(),
+        ));
+    }
+    if p.ctf_correct && !matches!(p.mode, ShiftMode::Auto) {
+        return Err(Error::Invalid("tcBF: --ctf-correct needs the fitted model (not --manual)".into()));
     }
     if let ShiftMode::Manual { max_shift, theta_deg, .. } = p.mode
         && !(max_shift.is_finite() && theta_deg.is_finite())
@@ -218,63 +253,46 @@ pub fn run(src: &dyn GSource, geom: KGeometry, p: &TcbfParams, budget: u64, prog
     let fft = Fft2::new(qr, qc);
     // the process itself (binary, HDF5 and its chunk cache, allocator slack) takes part of the budget
     let reserve = (budget / 2).min(PROCESS_RESERVE);
-    let mut px = Pixels::new(src, members, budget.saturating_sub(fine_b + work_b + reserve))?;
-    let passes = match p.mode {
-        ShiftMode::Auto => ROUNDS as u64 + 2,
-        ShiftMode::Manual { .. } => 2,
-    };
+    let avail = budget.saturating_sub(fine_b + work_b + reserve);
+    let auto = matches!(p.mode, ShiftMode::Auto);
+    // the pairs' low-passed spectra take a third of what is left in automatic mode
+    let low_b = if auto { avail / 3 } else { 0 };
+    let mut px = Pixels::new(src, members, avail - low_b)?;
+    let passes = if auto { 4 } else { 2 };
     progress.set_total(passes * px.members.len() as u64);
-    progress.set_message("tcBF: plain BF sum");
     let means: Vec<f64> = px.members.iter().map(|&(y, x)| dc[y * kc + x] as f64 / fft.n() as f64).collect();
-    // the plain BF (raw sum) and the first reference: every pixel's image divided by its mean,
-    // so that no pixel (a hot one, the bright centre) dominates the references
-    let mut plain_spec = vec![Complex32::default(); fft.n()];
-    let mut norm_spec = vec![Complex32::default(); fft.n()];
-    px.for_each_batch(progress, &mut |idx, gs| {
-        for (&i, g) in idx.iter().zip(gs) {
-            plain_spec.iter_mut().zip(g.iter()).for_each(|(a, b)| *a += b);
-            if means[i] > 0.0 {
-                let w = (1.0 / means[i]) as f32;
-                norm_spec.iter_mut().zip(g.iter()).for_each(|(a, b)| *a += b * w);
-            }
-        }
-        Ok(())
-    })?;
     let kdet: Vec<(f64, f64)> = px.members.iter().map(|&k| geom.det_coord(k)).collect();
-    let Fitted { reported: shifts, image: image_shifts, quality, fit, used: use_ } = match &p.mode {
+    let max_q = (low_b / (8 * px.members.len() as u64).max(1)) as usize;
+    let mut low = auto.then(|| LowSpectra::new(qr, qc, max_q.max(64), px.members.len()));
+    let plain_spec = first_pass(&mut px, &fft, &means, low.as_mut(), progress)?;
+    let Fitted { reported: shifts, image: image_shifts, quality, fit, used: use_, pairs } = match &p.mode {
         ShiftMode::Auto => {
-            let (s, q) = align_rounds(&mut px, &fft, &norm_spec, &means, progress)?;
-            drop(norm_spec);
-            fit_shifts(&kdet, s, q, &disk)?
+            let low = low.take().unwrap_or_else(|| LowSpectra::new(qr, qc, 64, 0));
+            let inp = auto::AutoInput { low, means: &means, kdet: &kdet, disk: &disk, geom, kgrid: (kr, kc) };
+            auto::fit(&mut px, &fft, inp, progress)?
         }
         ShiftMode::Manual { max_shift, theta_deg, transpose } => {
             let s = manual_shifts(&kdet, *max_shift, *theta_deg, *transpose);
             let n = s.len();
-            Fitted { reported: s.clone(), image: s, quality: vec![f64::NAN; n], fit: None, used: vec![true; n] }
+            Fitted {
+                reported: s.clone(),
+                image: s,
+                quality: vec![f64::NAN; n],
+                fit: None,
+                used: vec![true; n],
+                pairs: vec![],
+            }
         }
     };
     progress.set_message("tcBF: aligned sum");
     let use_: Vec<bool> = use_.iter().zip(&means).map(|(&u, &m)| u && m > 0.0).collect();
     let image = aligned_image(&mut px, &fft, p.upsample, &image_shifts, &use_, &means, progress)?;
+    let (image, aberrations) = model_and_ctf(p, fit.as_ref(), image, (qr, qc))?;
     let mut plain = plain_spec;
     let mut w = Work::default();
     fft.run_w(&mut plain, true, &mut w);
     let plain: Vec<f32> = plain.iter().map(|c| c.re / fft.n() as f32).collect();
-    // per detector pixel maps
-    let (dr, dcols) = geom.det;
-    let mut smap = vec![f32::NAN; dr * dcols * 2];
-    let mut qmap = vec![f32::NAN; dr * dcols];
-    for (i, &(ky, kx)) in px.members.iter().enumerate() {
-        for y in geom.origin.0 + ky * geom.bin..(geom.origin.0 + (ky + 1) * geom.bin).min(dr) {
-            for x in geom.origin.1 + kx * geom.bin..(geom.origin.1 + (kx + 1) * geom.bin).min(dcols) {
-                qmap[y * dcols + x] = quality[i] as f32;
-                if use_[i] {
-                    smap[(y * dcols + x) * 2] = shifts[i].0 as f32;
-                    smap[(y * dcols + x) * 2 + 1] = shifts[i].1 as f32;
-                }
-            }
-        }
-    }
+    let (smap, qmap) = detector_maps(geom, &px.members, &shifts, &quality, &use_);
     let thr = QUALITY_REL * median(quality.iter().copied().filter(|q| q.is_finite()).collect());
     Ok(TcbfResult {
         params: p.clone(),
@@ -285,11 +303,99 @@ pub fn run(src: &dyn GSource, geom: KGeometry, p: &TcbfParams, budget: u64, prog
         shifts: smap,
         quality: qmap,
         fit,
+        aberrations,
+        pairs,
         disk,
         pixels_used: use_.iter().filter(|&&u| u).count(),
         pixels_low_quality: quality.iter().filter(|&&q| q < thr).count(),
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The plain BF spectrum (sum of the pixels' spectra); in automatic mode also the pairs'
+/// low-passed spectra.
+fn first_pass(
+    px: &mut Pixels,
+    fft: &Fft2,
+    means: &[f64],
+    mut low: Option<&mut LowSpectra>,
+    progress: &Progress,
+) -> Result<Vec<Complex32>> {
+    progress.set_message("tcBF: plain BF sum");
+    let win = align::tukey(fft.rows, fft.cols, WINDOW_FRAC);
+    let mut plain_spec = vec![Complex32::default(); fft.n()];
+    px.for_each_batch(progress, &mut |idx, gs| {
+        for g in gs {
+            plain_spec.iter_mut().zip(g.iter()).for_each(|(a, b)| *a += b);
+        }
+        if let Some(l) = low.as_deref_mut() {
+            auto::keep_low(l, idx, gs, means, fft, &win);
+        }
+        Ok(())
+    })?;
+    Ok(plain_spec)
+}
+
+/// The aberrations of the fitted model and the image to return: phase-flipped when asked
+/// (`ctf_correct`). The defocus sign comes from the contrast when the wavelength is known (see
+/// [`aberr`]).
+fn model_and_ctf(
+    p: &TcbfParams,
+    fit: Option<&LinearFit>,
+    image: Vec<f32>,
+    scan: (usize, usize),
+) -> Result<(Vec<f32>, Option<Aberrations>)> {
+    let Some(f) = fit else { return Ok((image, None)) };
+    let (rows, cols) = (scan.0 * p.upsample, scan.1 * p.upsample);
+    let optics = p.optics.as_ref();
+    let step = optics.map(|o| o.scan_step_a / p.upsample as f64);
+    let flipped = optics.zip(step).and_then(|(o, st)| aberr::phase_flip(&image, rows, cols, st, f.matrix, 1.0, o));
+    let Some(flipped) = flipped else {
+        if p.ctf_correct {
+            return Err(Error::Invalid(
+                "tcBF: --ctf-correct needs the wavelength and the calibration: --energy, --scan-step and --alpha or \
+                 --q-pixel"
+                    .into(),
+            ));
+        }
+        let (deg, _, _) = aberr::polar(f.matrix);
+        let sign = if deg.abs() <= 90.0 { 1.0 } else { -1.0 };
+        return Ok((image, Some(aberr::aberrations(f.matrix, sign, optics, aberr::SignFrom::Assumed))));
+    };
+    let m = 2 * p.upsample;
+    let sign = if aberr::skewness(&flipped, rows, cols, m) >= 0.0 { 1.0 } else { -1.0 };
+    let ab = aberr::aberrations(f.matrix, sign, optics, aberr::SignFrom::Contrast);
+    if !p.ctf_correct {
+        return Ok((image, Some(ab)));
+    }
+    let mean = flipped.iter().map(|&v| v as f64).sum::<f64>() / flipped.len().max(1) as f64;
+    let out = flipped.iter().map(|&v| if sign > 0.0 { v } else { (2.0 * mean - v as f64) as f32 }).collect();
+    Ok((out, Some(ab)))
+}
+
+/// Per detector pixel maps: shifts (dy, dx; NaN where unused) and quality (NaN outside the disk).
+fn detector_maps(
+    geom: KGeometry,
+    members: &[(usize, usize)],
+    shifts: &[(f64, f64)],
+    quality: &[f64],
+    use_: &[bool],
+) -> (Vec<f32>, Vec<f32>) {
+    let (dr, dcols) = geom.det;
+    let mut smap = vec![f32::NAN; dr * dcols * 2];
+    let mut qmap = vec![f32::NAN; dr * dcols];
+    for (i, &(ky, kx)) in members.iter().enumerate() {
+        for y in geom.origin.0 + ky * geom.bin..(geom.origin.0 + (ky + 1) * geom.bin).min(dr) {
+            for x in geom.origin.1 + kx * geom.bin..(geom.origin.1 + (kx + 1) * geom.bin).min(dcols) {
+                qmap[y * dcols + x] = quality[i] as f32;
+                if use_[i] {
+                    smap[(y * dcols + x) * 2] = shifts[i].0 as f32;
+                    smap[(y * dcols + x) * 2 + 1] = shifts[i].1 as f32;
+                }
+            }
+        }
+    }
+    (smap, qmap)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -363,56 +469,6 @@ fn manual_shifts(kdet: &[(f64, f64)], max_shift: f64, theta_deg: f64, transpose:
         .collect()
 }
 
-/// Per disk pixel: measured shift and correlation quality.
-type ShiftsQuality = (Vec<(f64, f64)>, Vec<f64>);
-
-/// Align every pixel against the reference, ROUNDS times; returns shifts and qualities.
-fn align_rounds(
-    px: &mut Pixels,
-    fft: &Fft2,
-    first: &[Complex32],
-    means: &[f64],
-    progress: &Progress,
-) -> Result<ShiftsQuality> {
-    let m = px.members.len();
-    let win = align::tukey(fft.rows, fft.cols, WINDOW_FRAC);
-    let max_lag = ((fft.rows / 3).max(1), (fft.cols / 3).max(1));
-    let mut reference = first.to_vec();
-    let mut shifts = vec![(0f64, 0f64); m];
-    let mut quality = vec![0f64; m];
-    let mut thr = f64::NEG_INFINITY;
-    for round in 0..ROUNDS {
-        progress.set_message(format!("tcBF: alignment round {}/{ROUNDS}", round + 1));
-        let mut w = Work::default();
-        let mut wref = Vec::new();
-        let eref = align::windowed(&reference, fft, &win, &mut wref, &mut w);
-        let mut next = vec![Complex32::default(); fft.n()];
-        px.for_each_batch(progress, &mut |idx, gs| {
-            let peaks: Vec<align::Peak> = gs
-                .par_iter()
-                .map_init(
-                    || (Work::default(), Vec::new()),
-                    |(w, wk), g| {
-                        let ek = align::windowed(g, fft, &win, wk, w);
-                        align::correlate(wk, ek, &wref, eref, fft, max_lag, w)
-                    },
-                )
-                .collect();
-            for ((&i, g), pk) in idx.iter().zip(gs).zip(peaks) {
-                shifts[i] = pk.shift;
-                quality[i] = pk.quality;
-                if pk.quality >= thr && means[i] > 0.0 {
-                    align::add_shifted(&mut next, g, pk.shift, 1.0 / means[i], fft);
-                }
-            }
-            Ok(())
-        })?;
-        thr = QUALITY_REL * median(quality.clone());
-        reference = next;
-    }
-    Ok((shifts, quality))
-}
-
 /// Shifts per disk pixel: those reported (SHIFTS) and those the image is made with.
 struct Fitted {
     reported: Vec<(f64, f64)>,
@@ -420,50 +476,7 @@ struct Fitted {
     quality: Vec<f64>,
     fit: Option<LinearFit>,
     used: Vec<bool>,
-}
-
-/// Fit the measured shifts, refer them to the disk centre; the shifts used for the image are
-/// the fitted ones of the inliers.
-fn fit_shifts(kdet: &[(f64, f64)], measured: Vec<(f64, f64)>, quality: Vec<f64>, disk: &Disk) -> Result<Fitted> {
-    let thr = QUALITY_REL * median(quality.clone());
-    let good: Vec<bool> = quality.iter().map(|&q| q >= thr && q > 0.0).collect();
-    let c = (disk.centre[0], disk.centre[1]);
-    let n_good = good.iter().filter(|&&g| g).count();
-    let Some((coef, inl)) = fit::robust_fit(kdet, &measured, &good, c, OUTLIER_K, OUTLIER_FLOOR) else {
-        return Err(Error::Invalid(format!(
-            "tcBF: only {n_good} of {} bright-field pixels correlate with the reference: the scan shows no structure \
-             to align (try --manual)",
-            kdet.len()
-        )));
-    };
-    let b = (coef[0][0], coef[1][0]);
-    let mut model = coef;
-    model[0][0] = 0.0;
-    model[1][0] = 0.0;
-    let n_in = inl.iter().filter(|&&u| u).count();
-    let rms = ((0..kdet.len())
-        .filter(|&i| inl[i])
-        .map(|i| fit::residual(&coef, kdet[i], measured[i], c).powi(2))
-        .sum::<f64>()
-        / n_in.max(1) as f64)
-        .sqrt();
-    let a = [[coef[0][1], coef[0][2]], [coef[1][1], coef[1][2]]];
-    let (scale, rotation_deg, flip, anisotropy) = fit::decompose(a);
-    let lf = LinearFit {
-        matrix: a,
-        centre: disk.centre,
-        scale,
-        rotation_deg,
-        flip,
-        anisotropy,
-        rms_residual: rms,
-        pixels_used: n_in,
-        pixels_rejected: n_good - n_in,
-    };
-    // SHIFTS reports the measured shifts referred to the disk centre; the image uses the fit
-    let reported: Vec<(f64, f64)> = measured.iter().map(|s| (s.0 - b.0, s.1 - b.1)).collect();
-    let fitted: Vec<(f64, f64)> = kdet.iter().map(|&k| fit::eval(&model, k, c)).collect();
-    Ok(Fitted { reported, image: fitted, quality, fit: Some(lf), used: inl })
+    pairs: Vec<PairShift>,
 }
 
 /// The aligned sum with the shifts of the used pixels.
@@ -514,7 +527,7 @@ fn aligned_image(
         fine.place(&refs, &sh);
         Ok(())
     })?;
-    Ok(fine.finish().into_iter().map(|v| (v as f64 * total_mean) as f32).collect())
+    Ok(fine.finish(KDE_SIGMA * up as f64).into_iter().map(|v| (v as f64 * total_mean) as f32).collect())
 }
 
 /// The disk pixels' spectra (unshifted Q order), read in blocks that fit the budget, or all kept

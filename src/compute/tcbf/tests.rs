@@ -43,6 +43,13 @@ fn object(y: f64, x: f64) -> f64 {
 const C: (f64, f64) = (7.0, 7.0);
 
 fn model(rot: f64) -> MemG {
+    let (s, c) = rot.to_radians().sin_cos();
+    model_a([[0.3 * c, 0.3 * s], [-0.3 * s, 0.3 * c]], 100.0, 0)
+}
+
+/// Pixel K sees the object moved by A (K - C) (`a`: rows dy, dx; cols K row, K col), `dose`
+/// counts per pixel; `noise_seed` != 0 adds deterministic pseudo-Poisson (Gaussian) noise.
+fn model_a(a: [[f64; 2]; 2], dose: f64, noise_seed: u64) -> MemG {
     let (qr, qc, kr, kc) = (32, 32, 15, 15);
     let fft = Fft2::new(qr, qc);
     let mut w = Work::default();
@@ -50,10 +57,14 @@ fn model(rot: f64) -> MemG {
     for ky in 0..kr {
         for kx in 0..kc {
             let inside = (ky as f64 - C.0).hypot(kx as f64 - C.1) <= 6.0;
-            let s = fit::rotation_model(0.3, rot, (ky as f64 - C.0, kx as f64 - C.1));
+            let d = (ky as f64 - C.0, kx as f64 - C.1);
+            let s = (a[0][0] * d.0 + a[0][1] * d.1, a[1][0] * d.0 + a[1][1] * d.1);
             let mut img: Vec<Complex32> = (0..qr * qc)
                 .map(|i| {
-                    let v = if inside { 100.0 * object((i / qc) as f64 - s.0, (i % qc) as f64 - s.1) } else { 0.0 };
+                    let mut v = if inside { dose * object((i / qc) as f64 - s.0, (i % qc) as f64 - s.1) } else { 0.0 };
+                    if noise_seed != 0 && inside {
+                        v += v.sqrt() * gauss(noise_seed, (ky * kc + kx) as u64, i as u64);
+                    }
                     Complex32::new(v as f32, 0.0)
                 })
                 .collect();
@@ -73,6 +84,18 @@ fn model(rot: f64) -> MemG {
     MemG { shape: [qr, qc, kr, kc], data }
 }
 
+/// A standard normal number from a hash of (seed, a, b).
+fn gauss(seed: u64, a: u64, b: u64) -> f64 {
+    let h = |x: u64| {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let u = |k: u64| ((h(seed ^ h(a ^ h(b.wrapping_mul(2).wrapping_add(k)))) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    (-2.0 * u(0).ln()).sqrt() * (2.0 * std::f64::consts::PI * u(1)).cos()
+}
+
 const GEOM: KGeometry = KGeometry { det: (20, 20), origin: (2, 3), bin: 1 };
 
 #[test]
@@ -80,7 +103,7 @@ fn auto_recovers_shifts_fit_and_sign() {
     let g = model(25.0);
     for budget in [1u64 << 30, 700_000] {
         // the small budget streams blocks instead of keeping every pixel
-        let r = run(&g, GEOM, &TcbfParams { upsample: 2, mode: ShiftMode::Auto }, budget, &Progress::new("t", 0))
+        let r = run(&g, GEOM, &TcbfParams { upsample: 2, ..Default::default() }, budget, &Progress::new("t", 0))
             .unwrap_or_else(|e| panic!("budget {budget}: {e}"));
         let f = r.fit.as_ref().unwrap();
         assert!((f.scale - 0.3).abs() < 0.01 && (f.rotation_deg - 25.0).abs() < 1.5 && !f.flip, "{f:?}");
@@ -111,7 +134,11 @@ fn auto_recovers_shifts_fit_and_sign() {
 #[test]
 fn manual_matches_the_formula_and_bad_params_fail() {
     let g = model(0.0);
-    let p = TcbfParams { upsample: 1, mode: ShiftMode::Manual { max_shift: 1.8, theta_deg: 0.0, transpose: false } };
+    let p = TcbfParams {
+        upsample: 1,
+        mode: ShiftMode::Manual { max_shift: 1.8, theta_deg: 0.0, transpose: false },
+        ..Default::default()
+    };
     let r = run(&g, GEOM, &p, 1 << 30, &Progress::new("t", 0)).unwrap();
     assert!(r.fit.is_none());
     // the farthest disk pixel has |s| = max_shift; straight below the centre s points up
@@ -148,4 +175,65 @@ fn a_hot_pixel_is_left_out_and_does_not_spoil_the_fit() {
     assert!((f.scale - 0.3).abs() < 0.01 && (f.rotation_deg - 25.0).abs() < 1.5, "{f:?}");
     assert!(r.shifts[((7 + 2) * 20 + 9 + 3) * 2].is_nan(), "the hot pixel was used");
     assert!(r.pixels_used >= r.disk.pixels - 3, "{} of {}", r.pixels_used, r.disk.pixels);
+}
+
+fn mul(a: [[f64; 2]; 2], b: [[f64; 2]; 2]) -> [[f64; 2]; 2] {
+    let mut o = [[0.0; 2]; 2];
+    for i in 0..2 {
+        for j in 0..2 {
+            o[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j];
+        }
+    }
+    o
+}
+
+#[test]
+fn the_model_fit_gives_rotation_transpose_defocus_and_astigmatism() {
+    // s = U P (K - C): U = rotation by -40 deg then a transpose, P = 0.35 I - 0.06 M(30 deg)
+    let (s2, c2) = (60f64.to_radians().sin(), 60f64.to_radians().cos());
+    let p = [[0.35 - 0.06 * c2, -0.06 * s2], [-0.06 * s2, 0.35 + 0.06 * c2]];
+    let a = mul(aberr::orthogonal(-40.0, true), p);
+    let g = model_a(a, 100.0, 9);
+    let optics = Optics { scan_step_a: 0.5, det_mrad: 1.0, energy_v: None };
+    let params = TcbfParams { upsample: 1, optics: Some(optics), ..Default::default() };
+    let r = run(&g, GEOM, &params, 1 << 30, &Progress::new("t", 0)).unwrap();
+    let ab = r.aberrations.as_ref().unwrap();
+    assert!(ab.transpose && (ab.rotation_deg + 40.0).abs() < 1.0, "{ab:?}");
+    assert_eq!(ab.sign_from, aberr::SignFrom::Assumed);
+    // 0.35 scan px per detector px = 0.175 Å per µrad... = 175 Å at 0.5 Å and 1 mrad
+    let d = ab.defocus_A.unwrap() * aberr::DEFOCUS_SIGN;
+    assert!((d - 175.0).abs() < 0.03 * 175.0, "{ab:?}");
+    assert!((ab.astigmatism_A.unwrap() - 30.0).abs() < 5.0 && (ab.astigmatism_angle_deg - 30.0).abs() < 8.0, "{ab:?}");
+    // the pairs found it; the pixels agree with it
+    assert!(r.pairs.iter().filter(|p| p.used).count() >= 8, "{:?}", r.pairs);
+    assert!(r.fit.as_ref().unwrap().rms_residual < 0.3, "{:?}", r.fit);
+}
+
+#[test]
+fn no_structure_or_no_parallax_is_said_not_imaged() {
+    // pure noise: nothing correlates
+    let g = model_a([[0.3, 0.0], [0.0, 0.3]], 0.0, 0);
+    let mut g = g;
+    let [qr, qc, kr, kc] = g.shape;
+    let fft = Fft2::new(qr, qc);
+    for ky in 0..kr {
+        for kx in (0..kc).filter(|&kx| (ky as f64 - C.0).hypot(kx as f64 - C.1) <= 6.0) {
+            let mut img: Vec<Complex32> = (0..qr * qc)
+                .map(|i| Complex32::new((50.0 + 7.0 * gauss(3, (ky * kc + kx) as u64, i as u64)) as f32, 0.0))
+                .collect();
+            fft.run_w(&mut img, false, &mut Work::default());
+            for i in 0..qr {
+                for j in 0..qc {
+                    let q = ((i + qr / 2) % qr) * qc + (j + qc / 2) % qc;
+                    g.data[(q * kr + ky) * kc + kx] = img[i * qc + j];
+                }
+            }
+        }
+    }
+    let e = run(&g, GEOM, &TcbfParams::default(), 1 << 30, &Progress::new("t", 0)).unwrap_err();
+    assert!(matches!(e, Error::NoParallax(_)) && e.to_string().contains("do not correlate"), "{e}");
+    // structure but an in-focus probe: every pixel sees the same image
+    let g = model_a([[0.0, 0.0], [0.0, 0.0]], 100.0, 5);
+    let e = run(&g, GEOM, &TcbfParams::default(), 1 << 30, &Progress::new("t", 0)).unwrap_err();
+    assert!(matches!(e, Error::NoParallax(_)) && e.to_string().contains("in focus"), "{e}");
 }
