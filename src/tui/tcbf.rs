@@ -1,8 +1,9 @@
 //! The tcBF view of the main screen (`b`): the tilt-corrected (super-resolved) bright-field image
 //! beside the plain BF image of the same disk pixels, the measured shift field over the BF disk
 //! as a colour wheel (hue = direction, brightness = |s|, with the DPC view's legend), and the
-//! fitted parallax (scale ~ defocus, rotation, flip, rms residual, pixels used) in the metadata
-//! pane. `B` cycles the upsample factor 1, 2, 4 (results already computed this session show at
+//! fitted aberrations (rotation, transpose, defocus and astigmatism: in Å with the file's
+//! calibration, the defocus sign from the contrast when the energy is known) with the rms
+//! residual and the pixels used in the metadata pane. `B` cycles the upsample factor 1, 2, 4 (results already computed this session show at
 //! once; `ops::tcbf` loads a valid one from the EMD cache). The job is `ops::tcbf` on the EMD of
 //! the file (a `.mib` is converted first, the scan-axes FFT computed when missing: the user is
 //! asked before either, as for `F`); `x` cancels it.
@@ -296,22 +297,23 @@ pub fn prepare(s: &mut State, a: &render::Areas) {
     }
 }
 
-/// The fitted aberrations as (key, value) rows of the metadata pane.
+/// The fitted aberrations as (key, value) rows of the metadata pane (Å when calibrated, else
+/// parallax slopes; "?" marks a defocus sign the contrast could not decide: no energy).
 fn aberration_lines(ab: &crate::compute::tcbf::aberr::Aberrations) -> Vec<(&'static str, String)> {
     let sign = match ab.sign_from {
         crate::compute::tcbf::aberr::SignFrom::Contrast => "",
-        crate::compute::tcbf::aberr::SignFrom::Assumed => " (sign assumed)",
+        crate::compute::tcbf::aberr::SignFrom::Assumed => " (sign?)",
     };
     let t = if ab.transpose { ", transposed" } else { "" };
     let mut v = vec![("rotation", format!("{:.1}°{t}", ab.rotation_deg))];
     match (ab.defocus_A, ab.astigmatism_A) {
         (Some(d), Some(a)) => {
-            v.push(("defocus", format!("{d:.0} Å{sign} (+ = underfocus)")));
-            v.push(("astigmatism", format!("{a:.0} Å at {:.0}°", ab.astigmatism_angle_deg)));
+            v.push(("defocus", format!("{d:.0} Å{sign}")));
+            v.push(("astigm.", format!("{a:.0} Å at {:.0}°", ab.astigmatism_angle_deg)));
         }
         _ => {
-            v.push(("defocus", format!("{:.4} px/px{sign} (uncalibrated)", ab.defocus_slope)));
-            v.push(("astigmatism", format!("{:.4} px/px at {:.0}°", ab.astigmatism_slope, ab.astigmatism_angle_deg)));
+            v.push(("defocus", format!("{:.4} px/px{sign}", ab.defocus_slope)));
+            v.push(("astigm.", format!("{:.4} px/px {:.0}°", ab.astigmatism_slope, ab.astigmatism_angle_deg)));
         }
     }
     v
@@ -330,8 +332,16 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
                 v.extend(aberration_lines(ab).into_iter().map(|(k, t)| kv(k, t)));
             }
             match &r.fit {
+                Some(f) if r.aberrations.is_some() => {
+                    v.push(kv("rms resid.", format!("{:.3} scan px", f.rms_residual)));
+                    v.push(kv("fit", format!("{} px, {} rejected", f.pixels_used, f.pixels_rejected)));
+                }
                 Some(f) => {
-                    v.push(kv("slope", format!("{:.4} scan px/det px", f.scale)));
+                    v.push(kv("scale", format!("{:.4} scan px/det px (defocus)", f.scale)));
+                    v.push(kv(
+                        "rotation",
+                        format!("{:.1}°, flip {}", f.rotation_deg, if f.flip { "yes" } else { "no" }),
+                    ));
                     v.push(kv("rms resid.", format!("{:.3} scan px", f.rms_residual)));
                     v.push(kv("anisotropy", format!("{:.3}", f.anisotropy)));
                     v.push(kv("fit", format!("{} px, {} rejected", f.pixels_used, f.pixels_rejected)));
@@ -438,6 +448,29 @@ mod tests {
             pixels_low_quality: 0,
             seconds: 0.0,
         }
+    }
+
+    #[test]
+    fn aberrations_in_angstrom_when_calibrated_else_slopes() {
+        use crate::compute::tcbf::aberr::{Aberrations, SignFrom};
+        let mut ab = Aberrations {
+            rotation_deg: 17.2,
+            transpose: true,
+            defocus_A: Some(241.4),
+            astigmatism_A: Some(29.6),
+            astigmatism_angle_deg: 34.0,
+            defocus_slope: 0.28,
+            astigmatism_slope: 0.035,
+            sign_from: SignFrom::Contrast,
+        };
+        let l = aberration_lines(&ab);
+        assert_eq!(l[0], ("rotation", "17.2°, transposed".to_string()));
+        assert_eq!(l[1], ("defocus", "241 Å".to_string()));
+        assert_eq!(l[2], ("astigm.", "30 Å at 34°".to_string()));
+        (ab.defocus_A, ab.astigmatism_A, ab.sign_from) = (None, None, SignFrom::Assumed);
+        let l = aberration_lines(&ab);
+        assert_eq!(l[1], ("defocus", "0.2800 px/px (sign?)".to_string()));
+        assert_eq!(l[2], ("astigm.", "0.0350 px/px 34°".to_string()));
     }
 
     #[test]
