@@ -99,17 +99,17 @@ fn fourier_shift(img: &Array2<f64>, dy: f64, dx: f64) -> Array2<f64> {
     Array2::from_shape_fn((r, c), |(y, x)| g[y * c + x].re / (r * c) as f64)
 }
 
-/// The best |Pearson correlation| of `a` with `b` moved by any shift within `w` pixels
-/// (integer search, then refined on a 1/4-pixel grid by Fourier shifts), over the interior
-/// `m` pixels from each edge: (correlation, shift).
+/// The Pearson correlation of `a` with `b` moved by the shift within `w` pixels that makes it
+/// largest in absolute value (integer search, then refined on a 1/4-pixel grid by Fourier
+/// shifts), over the interior `m` pixels from each edge: (correlation with its sign, shift).
 fn best_corr(a: &Array2<f32>, b: &Array2<f32>, m: usize, w: isize) -> (f64, (f64, f64)) {
     let a = a.mapv(|v| v as f64);
     let b = b.mapv(|v| v as f64);
     let mut best = (0.0f64, (0isize, 0isize));
     for dy in -w..=w {
         for dx in -w..=w {
-            let p = pearson_at(&a, &b, m, (dy, dx)).abs();
-            if p > best.0 {
+            let p = pearson_at(&a, &b, m, (dy, dx));
+            if p.abs() > best.0.abs() {
                 best = (p, (dy, dx));
             }
         }
@@ -120,8 +120,8 @@ fn best_corr(a: &Array2<f32>, b: &Array2<f32>, m: usize, w: isize) -> (f64, (f64
         for sx in -3..=3 {
             let (fy, fx) = (sy as f64 * 0.25, sx as f64 * 0.25);
             // b(r + i + f) = (b moved by -f)(r + i)
-            let p = pearson_at(&a, &fourier_shift(&b, -fy, -fx), m, (iy, ix)).abs();
-            if p > fine.0 {
+            let p = pearson_at(&a, &fourier_shift(&b, -fy, -fx), m, (iy, ix));
+            if p.abs() > fine.0.abs() {
                 fine = (p, (iy as f64 + fy, ix as f64 + fx));
             }
         }
@@ -148,12 +148,28 @@ fn check_defocused(name: &str, min_corr: f64) {
     assert!((df - want_df).abs() <= 0.1 * want_df, "{name}: defocus {df} A, simulated {want_df} A");
     assert!(angle_diff(rot, want_rot) <= 2.0, "{name}: rotation {rot} deg, simulated {want_rot} deg");
     assert_eq!(ab["transpose"].as_bool().unwrap(), t["transpose"].as_bool().unwrap(), "{name}: transpose");
+    // two-fold astigmatism, abTEM's (C12, phi12)
+    let (a1, want_a1) = (ab["astigmatism_A"].as_f64().unwrap(), f(&t, "astigmatism_A"));
+    assert!((a1 - want_a1).abs() <= 5.0 + 0.1 * want_a1, "{name}: astigmatism {a1} A, simulated {want_a1} A");
+    if want_a1 > 0.0 {
+        let (phi, want_phi) = (ab["astigmatism_angle_deg"].as_f64().unwrap(), f(&t, "astigmatism_angle_deg"));
+        let d = (phi - want_phi).rem_euclid(180.0);
+        assert!(d.min(180.0 - d) <= 10.0, "{name}: astigmatism angle {phi} deg, simulated {want_phi} deg");
+    }
     let img: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
     let ideal: Array2<f32> = ndarray_npy::read_npy(mib.with_file_name("tcbf_ideal_4x.npy")).unwrap();
     assert_eq!(img.dim(), ideal.dim());
     let (r, sh) = best_corr(&img, &ideal, 24, 8);
     eprintln!("{name}: 4x image vs the ideal tcBF image: {r:.3} at shift {sh:?} (fine px)");
-    assert!(r >= min_corr, "{name}: correlation {r} with the ideal tcBF image");
+    assert!(r.abs() >= min_corr, "{name}: correlation {r} with the ideal tcBF image");
+    // the phase-flipped image transfers the potential with one sign: positive correlation
+    let (o, out) = tcbf(&mib, &t, dir.path(), &["--upsample", "4", "--ctf-correct"]);
+    assert!(o.status.success(), "{name} --ctf-correct: {}", String::from_utf8_lossy(&o.stderr));
+    let pot: Array2<f32> = ndarray_npy::read_npy(mib.with_file_name("potential_4x.npy")).unwrap();
+    let (rp, _) = best_corr(&ndarray_npy::read_npy(&out).unwrap(), &pot, 24, 8);
+    let (raw, _) = best_corr(&img, &pot, 24, 8);
+    eprintln!("{name}: against the potential: --ctf-correct {rp:.3}, uncorrected {raw:.3}");
+    assert!(rp >= 0.7 && rp > raw.abs() + 0.3, "{name}: --ctf-correct {rp}, uncorrected {raw}");
 }
 
 #[test]

@@ -105,7 +105,7 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let ds = ensure_emd(a, cli, t, src, &emd, budget)?;
     let cal = crate::ops::calib::resolve(ds.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
     let params = TcbfParams { optics: crate::compute::tcbf::aberr::Optics::from_calibration(&cal), ..params };
-    if params.ctf_correct && !params.optics.as_ref().is_some_and(|o| o.energy_v.is_some()) {
+    if params.ctf_correct && params.optics.as_ref().is_none_or(|o| o.energy_v.is_none()) {
         bail!("--ctf-correct needs --energy, --scan-step and --alpha or --q-pixel (the CTF in physical units)");
     }
     let progress = Progress::job(crate::jobs::JobKind::Other, 0);

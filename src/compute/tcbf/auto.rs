@@ -34,6 +34,9 @@ pub(super) struct AutoInput<'a> {
     pub(super) kgrid: (usize, usize),
 }
 
+/// Per disk pixel: measured shift and correlation quality.
+type ShiftsQuality = (Vec<(f64, f64)>, Vec<f64>);
+
 /// The model, the per-pixel shifts and the pixels kept (see the module doc).
 pub(super) fn fit(px: &mut Pixels, fft: &Fft2, inp: AutoInput, progress: &Progress) -> Result<Fitted> {
     progress.set_message("tcBF: parallax from pixel pairs");
@@ -119,7 +122,7 @@ fn realign(
     reference: &[Complex32],
     model: &[(f64, f64)],
     progress: &Progress,
-) -> Result<(Vec<(f64, f64)>, Vec<f64>)> {
+) -> Result<ShiftsQuality> {
     let m = px.members.len();
     let win = align::tukey(fft.rows, fft.cols, WINDOW_FRAC);
     let lag = (REALIGN_WINDOW.min(fft.rows / 3).max(1), REALIGN_WINDOW.min(fft.cols / 3).max(1));

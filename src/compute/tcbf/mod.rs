@@ -205,7 +205,7 @@ pub fn check_params(p: &TcbfParams, scan: (usize, usize)) -> Result<()> {
             scan.0, scan.1
         )));
     }
-    if p.ctf_correct && !p.optics.as_ref().is_some_and(|o| o.energy_v.is_some()) {
+    if p.ctf_correct && p.optics.as_ref().is_none_or(|o| o.energy_v.is_none()) {
         return Err(Error::Invalid(
             "tcBF: --ctf-correct needs the wavelength and the calibration: --energy, --scan-step and --alpha or --q-pixel"
                 .into(),
