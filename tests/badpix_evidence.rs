@@ -92,3 +92,21 @@ fn the_documented_hot_pixel_is_the_only_one_flagged() {
         assert_eq!((hot, dead, few), (vec![(39, 52)], 0, false), "{}", f.display());
     }
 }
+
+#[test]
+fn the_metadata_pane_says_when_there_are_too_few_frames() {
+    use emdtui::tui::harness::Harness;
+    use emdtui::tui::images::Graphics;
+    let wait = std::time::Duration::from_secs(60);
+    let cache = tempfile::tempdir().unwrap();
+    let one =
+        real_files(1).into_iter().find(|p| p.to_string_lossy().contains("Single_1_Frame_CounterDepth_12")).unwrap();
+    let hot = real_files(8).into_iter().find(|p| p.to_string_lossy().contains("hot_pixel_52x_39y")).unwrap();
+    for (f, want) in [(one, "bad px too few frames"), (hot, "bad px 1 hot, 0 dead")] {
+        let mut h = Harness::open_with_cache(&f, 160, 48, Graphics::Halfblocks, cache.path()).unwrap();
+        h.settle(wait);
+        h.draw();
+        let text = h.text();
+        assert!(text.contains(want), "{}: metadata pane lacks {want:?}:\n{text}", f.display());
+    }
+}
