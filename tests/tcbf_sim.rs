@@ -9,17 +9,13 @@ use common::emdtui;
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
-/// The case directory, or None (the test is skipped, loudly) when `EMDTUI_SIMDATA` is not set.
-/// With the variable set, a missing case fails.
-fn case(name: &str) -> Option<(PathBuf, serde_json::Value)> {
-    let Some(dir) = std::env::var_os("EMDTUI_SIMDATA") else {
-        eprintln!("SKIPPED: EMDTUI_SIMDATA is not set (scripts/simulate.py --out DIR writes the cases)");
-        return None;
-    };
-    let d = Path::new(&dir).join(name);
+/// The case's `.mib` and parsed `truth.json` (`common::simdata`: fails with how to make the
+/// cases when `EMDTUI_SIMDATA` is not set).
+fn case(name: &str) -> (PathBuf, serde_json::Value) {
+    let d = common::simdata::dir().join(name);
     let truth = std::fs::read_to_string(d.join("truth.json"))
-        .unwrap_or_else(|e| panic!("{}: {e} (EMDTUI_SIMDATA is set; run scripts/simulate.py)", d.display()));
-    Some((d.join(format!("{name}.mib")), serde_json::from_str(&truth).unwrap()))
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/simulate.py)", d.display()));
+    (d.join(format!("{name}.mib")), serde_json::from_str(&truth).unwrap())
 }
 
 fn f(t: &serde_json::Value, k: &str) -> f64 {
@@ -135,7 +131,7 @@ fn angle_diff(a: f64, b: f64) -> f64 {
 }
 
 fn check_defocused(name: &str, min_corr: f64) {
-    let Some((mib, t)) = case(name) else { return };
+    let (mib, t) = case(name);
     let dir = tempfile::tempdir().unwrap();
     let (o, out) = tcbf(&mib, &t, dir.path(), &["--upsample", "4"]);
     assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
@@ -184,7 +180,7 @@ fn amorphous_carbon_au_defocus_rotation_and_image() {
 
 #[test]
 fn vacuum_says_no_parallax_and_writes_nothing() {
-    let Some((mib, t)) = case("vacuum_df") else { return };
+    let (mib, t) = case("vacuum_df");
     let dir = tempfile::tempdir().unwrap();
     let (o, out) = tcbf(&mib, &t, dir.path(), &[]);
     let err = String::from_utf8_lossy(&o.stderr);
