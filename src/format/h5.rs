@@ -459,8 +459,11 @@ pub fn read_chunk_raw(path: &Path, d: &hdf5::Dataset, offset: &[u64; 4], raw: &m
     raw.resize(size as usize, 0);
     let id = d.id();
     let mut filter_mask: u32 = 0;
+    #[cfg(hdf5_2)]
+    let mut buf_size: usize = raw.len();
     // SAFETY: `id` is a valid dataset id; `raw` holds exactly the chunk's stored size, which is
-    // what H5Dread_chunk writes; `offset` has the dataset's 4 dimensions
+    // what H5Dread_chunk writes (HDF5 2.x is also told that size); `offset` has the dataset's 4
+    // dimensions
     let rc = hdf5::sync::sync(|| unsafe {
         hdf5_sys::h5d::H5Dread_chunk(
             id,
@@ -468,6 +471,8 @@ pub fn read_chunk_raw(path: &Path, d: &hdf5::Dataset, offset: &[u64; 4], raw: &m
             offset.as_ptr(),
             &mut filter_mask,
             raw.as_mut_ptr().cast(),
+            #[cfg(hdf5_2)]
+            &mut buf_size,
         )
     });
     if rc < 0 {
