@@ -4,8 +4,9 @@ use emdtui::cli::{Cli, Command};
 use std::path::PathBuf;
 
 /// The knobs of [`Tuning`] from `EMDTUI_*` environment variables: the one place the process
-/// reads them (the README lists them).
-fn tuning_from_env() -> Tuning {
+/// reads them (the README lists them). The Python package includes this file, so its calls read
+/// the same variables.
+pub fn tuning_from_env() -> Tuning {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let flag = |k: &str| std::env::var_os(k).is_some();
     let num = |k: &str| var(k).and_then(|v| v.parse::<u64>().ok());
@@ -108,23 +109,34 @@ fn main() {
     // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
     // disposition for SIGPIPE
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    std::process::exit(run_args(std::env::args_os()));
+}
+
+/// The whole command line `args` (program name first); the process exit code. `python -m
+/// emdtui` runs it in-process.
+pub fn run_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = Cli::parse_from(args);
     let tuning = tuning_from_env();
     if let Err(e) = worker_pool(&cli) {
         eprintln!("emdtui: error: {e}");
-        std::process::exit(1);
+        return 1;
     }
     if let Err(e) = run(&cli, &tuning) {
-        // one clear line: the chain of causes, each naming what failed
-        let mut msg = e.to_string();
-        for c in e.chain().skip(1) {
-            let s = c.to_string();
-            if !msg.contains(&s) {
-                msg.push_str(": ");
-                msg.push_str(&s);
-            }
-        }
-        eprintln!("emdtui: error: {msg}");
-        std::process::exit(1);
+        eprintln!("emdtui: error: {}", error_line(&e));
+        return 1;
     }
+    0
+}
+
+/// One clear line: the chain of causes, each naming what failed.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for c in e.chain().skip(1) {
+        let s = c.to_string();
+        if !msg.contains(&s) {
+            msg.push_str(": ");
+            msg.push_str(&s);
+        }
+    }
+    msg
 }

@@ -3,10 +3,13 @@
 use crate::Tuning;
 use crate::cli::{Cli, ConvertArgs};
 use crate::compute::convert::ConvertOptions;
+use crate::dataset::Dataset;
 use crate::jobs::Progress;
 use crate::ops::convert::{self, ConvertReport};
 use crate::util::hs;
 use anyhow::{Context, Result, anyhow};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Parse `R0:R1,C0:C1`.
 pub fn parse_crop(s: &str) -> Result<((usize, usize), (usize, usize))> {
@@ -58,13 +61,26 @@ pub fn parse_compress(s: Option<&str>, t: &Tuning) -> Result<Option<u32>> {
     }
 }
 
-pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+/// What a conversion writes: a 4-D datacube, or a 3-D spectrum image (with its plan).
+pub enum ConvertPlan {
+    Datacube(ConvertOptions),
+    Spectra(crate::compute::convert::SpectraOptions, crate::compute::convert::SpectraPlan),
+}
+
+/// A checked `emdtui convert` request (the Python package runs the same ones).
+pub struct ConvertRequest {
+    pub ds: Arc<dyn Dataset>,
+    pub out: PathBuf,
+    pub plan: ConvertPlan,
+    /// Gzip or LZ4 compression of the output.
+    pub compressed: bool,
+}
+
+/// Check the arguments and open the input: everything decided before converting.
+pub fn request(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<ConvertRequest> {
     let given = cli.calib.given()?;
     let opts = cli.open.batch_options(cli.memory_budget()?)?;
     let ds = crate::dataset::open(&a.input, &opts)?;
-    for w in &ds.info().warnings {
-        eprintln!("warning: {w}");
-    }
     let out = a.output.clone().unwrap_or_else(|| convert::default_output(&a.input));
     if out == a.input {
         anyhow::bail!("{}: the output would overwrite the input; choose another -o", out.display());
@@ -83,7 +99,8 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
                 a.input.display()
             );
         }
-        return run_spectra(a, ds.as_ref(), &out, level, mean, cli, t);
+        let (sopts, plan) = spectra_request(a, ds.as_ref(), level, mean, cli, t)?;
+        return Ok(ConvertRequest { ds, out, plan: ConvertPlan::Spectra(sopts, plan), compressed: level.is_some() });
     }
     let (energy_given, e) = (a.energy.dispersion.is_some() || a.energy.reverse_energy, &a.energy);
     if energy_given {
@@ -94,7 +111,6 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
             ds.info().mode.reason
         );
     }
-    estimate((ds.positions_present() * ds.frame_pixels() * ds.info().pixel_type.bytes()) as u64, None, level.is_some());
     let calibration = crate::ops::calib::resolve(ds.as_ref(), &given, t.cache_dir.as_deref())?;
     let copts = ConvertOptions {
         calibration: Some(calibration),
@@ -109,19 +125,64 @@ pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         ..convert_options(cli.memory_budget()?, t)
     };
     let copts = ConvertOptions { deflate_level: level.unwrap_or(copts.deflate_level), bitshuffle, ..copts };
-    let (r, positions) =
-        convert_with_bar(ds.as_ref(), &out, &copts).with_context(|| format!("converting {}", a.input.display()))?;
+    Ok(ConvertRequest { ds, out, plan: ConvertPlan::Datacube(copts), compressed: level.is_some() })
+}
+
+/// Run a checked conversion, following `progress`.
+pub fn execute(rq: &ConvertRequest, progress: &Progress) -> crate::Result<ConvertReport> {
+    match &rq.plan {
+        ConvertPlan::Datacube(copts) => convert::convert(rq.ds.as_ref(), &rq.out, copts, progress),
+        ConvertPlan::Spectra(sopts, _) => convert::convert_spectra(rq.ds.as_ref(), &rq.out, sopts, progress),
+    }
+}
+
+pub fn run(a: &ConvertArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    let rq = request(a, cli, t)?;
+    let ds = rq.ds.as_ref();
+    for w in &ds.info().warnings {
+        eprintln!("warning: {w}");
+    }
+    let plan = match &rq.plan {
+        ConvertPlan::Spectra(_, plan) => {
+            let reason = &ds.info().mode.reason;
+            println!("spectrum image: {} x {} x {} channels (float32), {reason}", plan.rows, plan.cols, plan.channels);
+            estimate(plan.in_bytes(ds), Some(plan.out_bytes()), rq.compressed);
+            Some(plan)
+        }
+        ConvertPlan::Datacube(_) => {
+            let bytes = ds.positions_present() * ds.frame_pixels() * ds.info().pixel_type.bytes();
+            estimate(bytes as u64, None, rq.compressed);
+            None
+        }
+    };
+    let progress = Progress::job(crate::jobs::JobKind::Convert, ds.scan().positions() as u64);
+    progress.set_state(crate::jobs::JobState::Running);
+    let r = crate::cli::progress::with_frames_bar(&progress, "convert", || execute(&rq, &progress))
+        .with_context(|| format!("converting {}", a.input.display()))?;
     let mb = |b: u64, s: f64| b as f64 / s.max(1e-9) / (1024.0 * 1024.0);
-    println!(
-        "wrote {}: {} positions, {} read, {} written in {:.2} s ({:.0} MiB/s read, {:.0} MiB/s written)",
-        r.output.display(),
-        positions,
-        hs(r.bytes_read),
-        hs(r.bytes_written),
-        r.seconds,
-        mb(r.bytes_read, r.seconds),
-        mb(r.bytes_written, r.seconds)
-    );
+    match plan {
+        Some(plan) => println!(
+            "wrote {}: spectrum image {} x {} x {}, {} read, {} written in {:.2} s ({:.0} MiB/s read)",
+            r.output.display(),
+            plan.rows,
+            plan.cols,
+            plan.channels,
+            hs(r.bytes_read),
+            hs(r.bytes_written),
+            r.seconds,
+            mb(r.bytes_read, r.seconds)
+        ),
+        None => println!(
+            "wrote {}: {} positions, {} read, {} written in {:.2} s ({:.0} MiB/s read, {:.0} MiB/s written)",
+            r.output.display(),
+            progress.done(),
+            hs(r.bytes_read),
+            hs(r.bytes_written),
+            r.seconds,
+            mb(r.bytes_read, r.seconds),
+            mb(r.bytes_written, r.seconds)
+        ),
+    }
     Ok(())
 }
 
@@ -152,16 +213,16 @@ fn estimate(read: u64, written: Option<u64>, compressed: bool) {
     );
 }
 
-/// `convert --sum-short-axis` (automatic in EELS mode): the 3-D spectrum image.
-fn run_spectra(
+/// `convert --sum-short-axis` (automatic in EELS mode): the options and plan of the 3-D
+/// spectrum image.
+fn spectra_request(
     a: &ConvertArgs,
     ds: &dyn crate::dataset::Dataset,
-    out: &std::path::Path,
     level: Option<u32>,
     mean: bool,
     cli: &Cli,
     t: &Tuning,
-) -> Result<()> {
+) -> Result<(crate::compute::convert::SpectraOptions, crate::compute::convert::SpectraPlan)> {
     let i = ds.info();
     let (dr, dc) = ds.det();
     if i.mode.mode != crate::dataset::Mode::Eels && dr == dc {
@@ -192,24 +253,5 @@ fn run_spectra(
     };
     let plan = crate::compute::convert::spectra_plan(ds, &sopts)
         .with_context(|| format!("converting {}", a.input.display()))?;
-    println!("spectrum image: {} x {} x {} channels (float32), {}", plan.rows, plan.cols, plan.channels, i.mode.reason);
-    estimate(plan.in_bytes(ds), Some(plan.out_bytes()), level.is_some());
-    let progress = Progress::job(crate::jobs::JobKind::Convert, ds.scan().positions() as u64);
-    progress.set_state(crate::jobs::JobState::Running);
-    let r = crate::cli::progress::with_frames_bar(&progress, "convert", || {
-        convert::convert_spectra(ds, out, &sopts, &progress)
-    })
-    .with_context(|| format!("converting {}", a.input.display()))?;
-    println!(
-        "wrote {}: spectrum image {} x {} x {}, {} read, {} written in {:.2} s ({:.0} MiB/s read)",
-        r.output.display(),
-        plan.rows,
-        plan.cols,
-        plan.channels,
-        hs(r.bytes_read),
-        hs(r.bytes_written),
-        r.seconds,
-        r.bytes_read as f64 / r.seconds.max(1e-9) / (1024.0 * 1024.0)
-    );
-    Ok(())
+    Ok((sopts, plan))
 }

@@ -62,43 +62,9 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
 pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
-    let rotation = parse_rotation(&a.rotation)?;
-    let flip = parse_flip(&a.flip)?;
-    let descan = match a.descan.as_str() {
-        "plane" => true,
-        "none" => false,
-        s => bail!("--descan {s:?}: use plane or none"),
-    };
-    let (mask, mask_path) = parse_mask(&a.mask)?;
     let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
-    let given = cli.calib.given()?;
-    let budget = cli.memory_budget()?;
-    let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
-    let (dr, dc) = ds.det();
+    let (ds, job, cal) = request(a, cli, t)?;
     let (rows, cols) = (ds.scan().rows, ds.scan().cols);
-    if rows < 2 || cols < 2 {
-        bail!(
-            "{}: DPC needs a 2-D scan of at least 2x2 positions; this scan is {rows}x{cols} (give --scan ROWSxCOLS?)",
-            a.file.display()
-        );
-    }
-    let mask = match (mask, mask_path) {
-        (Some(m), _) => m,
-        (None, Some(p)) => MaskChoice::Weights(crate::cli::overview::load_mask(&p, dr, dc)?),
-        (None, None) => unreachable!("parse_mask gives one"),
-    };
-    let user_bad = crate::cli::overview::user_bad_pixels(cli, dr, dc)?;
-    let cache_dir = if a.no_cache { None } else { t.cache_dir.clone() };
-    let cal = crate::ops::calib::resolve(ds.as_ref(), &given, cache_dir.as_deref())?;
-    let job = DpcJob {
-        mask,
-        dpc: DpcOptions { rotation_deg: rotation, flip, descan },
-        keep_bad_pixels: cli.keep_bad_pixels,
-        user_bad,
-        memory_budget: budget,
-        cache_dir,
-        emd_cache: !a.no_cache,
-    };
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
     progress.set_state(crate::jobs::JobState::Running);
     let out =
@@ -114,29 +80,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
             return Err(e);
         }
     }
-    let bad = out.bad.all();
-    let report = serde_json::json!({
-        "rotation_deg": r.rotation_deg,
-        "flip": r.flip,
-        "rotation_found": r.rotation_found,
-        "flip_found": r.flip_found,
-        "descan": r.descan.map(|[x, y]| serde_json::json!({
-            "comx": {"a": x.a, "b_col": x.b_col, "c_row": x.c_row},
-            "comy": {"a": y.a, "b_col": y.b_col, "c_row": y.c_row},
-        })),
-        "curl_rms": r.curl_rms,
-        "curl_worst_rms": r.curl_worst_rms,
-        "curl_ratio": r.curl_ratio,
-        "origin": out.origin.describe(),
-        "center": [out.geometry.center.0, out.geometry.center.1],
-        "bf_radius_px": out.geometry.bf_radius,
-        "mask_pixels": out.mask_pixels,
-        "bad_pixels_replaced": if cli.keep_bad_pixels { 0 } else { bad.len() },
-        "hot_pixels": out.bad.coords(&out.bad.hot),
-        "dead_pixels": out.bad.dead.len(),
-        "calibration": cal,
-        "outputs": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-    });
+    let report = report_json(&out, &cal, cli.keep_bad_pixels, &paths);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -168,4 +112,83 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The run as `emdtui dpc --json` prints it (`outputs`: the files written, if any).
+pub fn report_json(
+    out: &crate::ops::dpc::DpcOutcome,
+    cal: &crate::compute::calib::Calibration,
+    keep_bad_pixels: bool,
+    paths: &[PathBuf],
+) -> serde_json::Value {
+    let r = &out.result;
+    let bad = out.bad.all();
+    serde_json::json!({
+        "rotation_deg": r.rotation_deg,
+        "flip": r.flip,
+        "rotation_found": r.rotation_found,
+        "flip_found": r.flip_found,
+        "descan": r.descan.map(|[x, y]| serde_json::json!({
+            "comx": {"a": x.a, "b_col": x.b_col, "c_row": x.c_row},
+            "comy": {"a": y.a, "b_col": y.b_col, "c_row": y.c_row},
+        })),
+        "curl_rms": r.curl_rms,
+        "curl_worst_rms": r.curl_worst_rms,
+        "curl_ratio": r.curl_ratio,
+        "origin": out.origin.describe(),
+        "center": [out.geometry.center.0, out.geometry.center.1],
+        "bf_radius_px": out.geometry.bf_radius,
+        "mask_pixels": out.mask_pixels,
+        "bad_pixels_replaced": if keep_bad_pixels { 0 } else { bad.len() },
+        "hot_pixels": out.bad.coords(&out.bad.hot),
+        "dead_pixels": out.bad.dead.len(),
+        "calibration": cal,
+        "outputs": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    })
+}
+
+/// Check the arguments and open the file: the dataset, the DPC job and the calibration (the
+/// Python package runs the same requests).
+pub fn request(
+    a: &DpcArgs,
+    cli: &Cli,
+    t: &Tuning,
+) -> Result<(std::sync::Arc<dyn dataset::Dataset>, DpcJob, crate::compute::calib::Calibration)> {
+    let rotation = parse_rotation(&a.rotation)?;
+    let flip = parse_flip(&a.flip)?;
+    let descan = match a.descan.as_str() {
+        "plane" => true,
+        "none" => false,
+        s => bail!("--descan {s:?}: use plane or none"),
+    };
+    let (mask, mask_path) = parse_mask(&a.mask)?;
+    let given = cli.calib.given()?;
+    let budget = cli.memory_budget()?;
+    let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
+    let (dr, dc) = ds.det();
+    let (rows, cols) = (ds.scan().rows, ds.scan().cols);
+    if rows < 2 || cols < 2 {
+        bail!(
+            "{}: DPC needs a 2-D scan of at least 2x2 positions; this scan is {rows}x{cols} (give --scan ROWSxCOLS?)",
+            a.file.display()
+        );
+    }
+    let mask = match (mask, mask_path) {
+        (Some(m), _) => m,
+        (None, Some(p)) => MaskChoice::Weights(crate::cli::overview::load_mask(&p, dr, dc)?),
+        (None, None) => unreachable!("parse_mask gives one"),
+    };
+    let user_bad = crate::cli::overview::user_bad_pixels(cli, dr, dc)?;
+    let cache_dir = if a.no_cache { None } else { t.cache_dir.clone() };
+    let cal = crate::ops::calib::resolve(ds.as_ref(), &given, cache_dir.as_deref())?;
+    let job = DpcJob {
+        mask,
+        dpc: DpcOptions { rotation_deg: rotation, flip, descan },
+        keep_bad_pixels: cli.keep_bad_pixels,
+        user_bad,
+        memory_budget: budget,
+        cache_dir,
+        emd_cache: !a.no_cache,
+    };
+    Ok((ds, job, cal))
 }

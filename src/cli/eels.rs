@@ -59,8 +59,12 @@ pub fn load_with_bar(file: &Path, cli: &Cli, energy: EnergyOptions, cache: bool,
     Ok(si)
 }
 
-pub fn run(a: &EelsArgs, cli: &Cli, t: &Tuning) -> Result<()> {
-    let energy = energy_options(&a.energy)?;
+/// What `emdtui eels` computes: an energy-window map (`Some(window)`) or the mean spectrum over
+/// a scan region (half-open rows and columns; None: the whole scan).
+pub type Selection = (Option<Window>, Option<(std::ops::Range<usize>, std::ops::Range<usize>)>);
+
+/// Check the choice between `--window` and `--spectrum [--roi | --at]`.
+pub fn selection(a: &EelsArgs) -> Result<Selection> {
     let window = a.window.as_deref().map(parse_window).transpose()?;
     match (window.is_some(), a.spectrum) {
         (true, true) => bail!("give either --window E0:E1 (a map) or --spectrum, not both"),
@@ -75,6 +79,12 @@ pub fn run(a: &EelsArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     }
     let roi = a.roi.as_deref().map(crate::cli::overview::parse_roi).transpose()?;
     let at = a.at.as_deref().map(|s| crate::cli::parse_pair::<usize>(s, "--at")).transpose()?;
+    Ok((window, roi.or(at.map(|(r, c)| (r..r + 1, c..c + 1)))))
+}
+
+pub fn run(a: &EelsArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    let energy = energy_options(&a.energy)?;
+    let (window, region) = selection(a)?;
     if a.spectrum {
         let ext = a.output.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         if !["npy", "csv", "png"].contains(&ext.as_str()) {
@@ -93,11 +103,7 @@ pub fn run(a: &EelsArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         eprintln!("wrote {} ({} x {} float32)", a.output.display(), si.rows, si.cols);
         return Ok(());
     }
-    let (rows, cols) = match (roi, at) {
-        (Some(r), _) => r,
-        (None, Some((r, c))) => (r..r + 1, c..c + 1),
-        (None, None) => (0..si.rows, 0..si.cols),
-    };
+    let (rows, cols) = region.unwrap_or((0..si.rows, 0..si.cols));
     let spec = eels::mean_spectrum(&si, rows, cols).with_context(ctx)?;
     write_spectrum(&a.output, &si, &spec, a.scale == "log")?;
     eprintln!("wrote {} ({} channels, energy in {})", a.output.display(), spec.len(), si.energy_units);

@@ -7,7 +7,41 @@ use anyhow::Result;
 use serde_json::json;
 use std::path::Path;
 
+/// `info --json` of an EMD datacube (keys documented in the README).
+pub fn json_of(file: &Path, opts: &OpenOptions) -> Result<serde_json::Value> {
+    let ds = EmdDataset::open(file, opts)?;
+    let ef = EmdFile::open(file)?;
+    let i = ds.info();
+    let changed = ef.converted_fingerprint.as_ref().map(|c| *c != ef.fingerprint);
+    Ok(json!({
+        "path": i.path,
+        "kind": "emd",
+        "layout": ds.layout,
+        "datacube": format!("/{}/data", ds.group),
+        "shape": ds.shape,
+        "dtype": i.pixel_type.name(),
+        "chunks": ds.chunks,
+        "compression": ds.compression,
+        "size_bytes": i.bytes_on_disk,
+        "scan": {"rows": i.scan.rows, "cols": i.scan.cols},
+        "detector": {"rows": i.det_rows, "cols": i.det_cols},
+        "fingerprint": ef.fingerprint,
+        "complete": ef.complete,
+        "datacube_changed_since_conversion": changed,
+        "source": {"path": ef.source_path, "fingerprint": ef.source_fingerprint},
+        "metadata": i.metadata.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "caches": ef.list_caches()?,
+        "calibration": crate::ops::calib::stored(&ds, None),
+        "log": ef.log()?,
+        "warnings": i.warnings,
+    }))
+}
+
 pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
+    if json_out {
+        out(&format!("{}\n", serde_json::to_string_pretty(&json_of(file, opts)?)?));
+        return Ok(());
+    }
     let ds = EmdDataset::open(file, opts)?;
     let ef = EmdFile::open(file)?;
     let caches = ef.list_caches()?;
@@ -15,32 +49,6 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
     let i = ds.info();
     let changed = ef.converted_fingerprint.as_ref().map(|c| *c != ef.fingerprint);
     let cal = crate::ops::calib::stored(&ds, None);
-    if json_out {
-        let v = json!({
-            "path": i.path,
-            "kind": "emd",
-            "layout": ds.layout,
-            "datacube": format!("/{}/data", ds.group),
-            "shape": ds.shape,
-            "dtype": i.pixel_type.name(),
-            "chunks": ds.chunks,
-            "compression": ds.compression,
-            "size_bytes": i.bytes_on_disk,
-            "scan": {"rows": i.scan.rows, "cols": i.scan.cols},
-            "detector": {"rows": i.det_rows, "cols": i.det_cols},
-            "fingerprint": ef.fingerprint,
-            "complete": ef.complete,
-            "datacube_changed_since_conversion": changed,
-            "source": {"path": ef.source_path, "fingerprint": ef.source_fingerprint},
-            "metadata": i.metadata.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "caches": caches,
-            "calibration": cal,
-            "log": log,
-            "warnings": i.warnings,
-        });
-        out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
-        return Ok(());
-    }
     let mut text = String::new();
     macro_rules! o { ($($t:tt)*) => {{ text.push_str(&format!($($t)*)); text.push('\n'); }} }
     for (k, v) in &i.metadata {

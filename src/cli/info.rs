@@ -54,34 +54,58 @@ pub fn calib_text(c: &crate::compute::calib::Calibration) -> String {
     format!("{r}; {q}{a}")
 }
 
-/// `emdtui info FILE`: a `.mib` (with its bad pixels and remembered calibration) or an EMD.
-pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs, cache_dir: Option<&Path>) -> Result<()> {
+/// What `emdtui info --json FILE` prints: a `.mib` (with its bad pixels and remembered
+/// calibration), an EMD datacube or a spectrum-image EMD.
+pub fn info_json(file: &Path, open: &OpenArgs, cache_dir: Option<&Path>) -> Result<serde_json::Value> {
     let opts = open.options()?;
     if is_emd(file) {
         if let Some(si) = crate::format::emd::read_spectrum_image(file)? {
-            return spectrum_emd_info(file, &si, json_out);
+            return Ok(spectrum_json(file, &si));
+        }
+        return crate::cli::emd_info::json_of(file, &opts);
+    }
+    let ds = MibDataset::open(file, &opts)?;
+    let (bad, cal) = mib_extras(&ds, cache_dir)?;
+    let mut j = mib_json(&ds);
+    j["calibration"] = json!(cal);
+    j["bad_pixels"] = match &bad {
+        Some(b) => json!({
+            "frames_sampled": b.frames,
+            "hot": b.coords(&b.hot),
+            "dead": b.coords(&b.dead),
+            "too_few_frames": b.too_few_frames,
+            "note": b.too_few_frames.then_some(crate::compute::badpix::TOO_FEW_FRAMES),
+        }),
+        None => serde_json::Value::Null,
+    };
+    Ok(j)
+}
+
+/// The hot and dead pixels found in a sample of frames (none without frames) and the
+/// remembered calibration of a `.mib`.
+fn mib_extras(
+    ds: &MibDataset,
+    cache_dir: Option<&Path>,
+) -> Result<(Option<crate::compute::badpix::BadPixels>, crate::compute::calib::Calibration)> {
+    let bad = if ds.positions_present() > 0 { Some(crate::ops::dpc::bad_pixels(ds, &[])?.1) } else { None };
+    Ok((bad, crate::ops::calib::stored(ds, cache_dir)))
+}
+
+/// `emdtui info FILE`: a `.mib` (with its bad pixels and remembered calibration) or an EMD.
+pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs, cache_dir: Option<&Path>) -> Result<()> {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&info_json(file, open, cache_dir)?)?);
+        return Ok(());
+    }
+    let opts = open.options()?;
+    if is_emd(file) {
+        if let Some(si) = crate::format::emd::read_spectrum_image(file)? {
+            return spectrum_emd_info(file, &si);
         }
         return crate::cli::emd_info::run(file, json_out, &opts);
     }
     let ds = MibDataset::open(file, &opts)?;
-    let bad = if ds.positions_present() > 0 { Some(crate::ops::dpc::bad_pixels(&ds, &[])?.1) } else { None };
-    let cal = crate::ops::calib::stored(&ds, cache_dir);
-    if json_out {
-        let mut j = mib_json(&ds);
-        j["calibration"] = json!(cal);
-        j["bad_pixels"] = match &bad {
-            Some(b) => json!({
-                "frames_sampled": b.frames,
-                "hot": b.coords(&b.hot),
-                "dead": b.coords(&b.dead),
-                "too_few_frames": b.too_few_frames,
-                "note": b.too_few_frames.then_some(crate::compute::badpix::TOO_FEW_FRAMES),
-            }),
-            None => serde_json::Value::Null,
-        };
-        println!("{}", serde_json::to_string_pretty(&j)?);
-        return Ok(());
-    }
+    let (bad, cal) = mib_extras(&ds, cache_dir)?;
     let i = ds.info();
     for (k, v) in &i.metadata {
         println!("{k:>12}  {v}");
@@ -115,26 +139,27 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs, cache_dir: Option<
     Ok(())
 }
 
+/// `info --json` of a 3-D spectrum-image EMD (emdtui's or mib-viewer's layout).
+fn spectrum_json(file: &Path, si: &crate::format::emd::SpectrumImageData) -> serde_json::Value {
+    let [r, c, e] = si.shape;
+    json!({
+        "path": file,
+        "kind": "emd",
+        "layout": si.layout,
+        "spectrum_image": format!("/{}/data", si.group),
+        "shape": si.shape,
+        "dtype": si.dtype,
+        "size_bytes": std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+        "scan": {"rows": r, "cols": c},
+        "energy": {"channels": e, "offset": si.energy_offset, "step": si.energy_step, "units": si.energy_units},
+        "mode": {"mode": "eels", "reason": format!("3-D spectrum-image EMD ({:?} layout)", si.layout)},
+    })
+}
+
 /// `emdtui info` of a 3-D spectrum-image EMD (emdtui's or mib-viewer's layout).
-fn spectrum_emd_info(file: &Path, si: &crate::format::emd::SpectrumImageData, json_out: bool) -> Result<()> {
+fn spectrum_emd_info(file: &Path, si: &crate::format::emd::SpectrumImageData) -> Result<()> {
     let [r, c, e] = si.shape;
     let reason = format!("3-D spectrum-image EMD ({:?} layout)", si.layout);
-    if json_out {
-        let v = json!({
-            "path": file,
-            "kind": "emd",
-            "layout": si.layout,
-            "spectrum_image": format!("/{}/data", si.group),
-            "shape": si.shape,
-            "dtype": si.dtype,
-            "size_bytes": std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
-            "scan": {"rows": r, "cols": c},
-            "energy": {"channels": e, "offset": si.energy_offset, "step": si.energy_step, "units": si.energy_units},
-            "mode": {"mode": "eels", "reason": reason},
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
     println!("{:>12}  {}", "file", file.display());
     println!("{:>12}  /{}/data ({:?} layout)", "spectra", si.group, si.layout);
     println!("{:>12}  {r} x {c} scan, {e} channels ({})", "shape", si.dtype);

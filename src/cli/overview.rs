@@ -195,21 +195,21 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Everything checked before computing.
-struct Request {
-    want: Want,
-    disp: DisplayParams,
-    budget: u64,
-    roi: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
-    center: Option<(f32, f32)>,
-    mask: Option<Arc<Vec<f32>>>,
-    response: crate::compute::detectors::Response,
+pub struct Request {
+    pub want: Want,
+    pub disp: DisplayParams,
+    pub budget: u64,
+    pub roi: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    pub center: Option<(f32, f32)>,
+    pub mask: Option<Arc<Vec<f32>>>,
+    pub response: crate::compute::detectors::Response,
     /// `--keep-bad-pixels`, `--bad-pixels PATH` (flat indices).
-    keep_bad: bool,
-    user_bad: Vec<usize>,
+    pub keep_bad: bool,
+    pub user_bad: Vec<usize>,
 }
 
 /// Validate the arguments against the dataset (cheap checks first, before opening it).
-fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> {
+pub fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset>)> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
     let (want, mask_path) = parse_detector(&a.det.detector)?;
@@ -277,7 +277,7 @@ fn with_response(want: Want, response: crate::compute::detectors::Response, det:
 }
 
 /// The detector geometry: the found disk (from a sample of frames) unless given.
-fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geometry> {
+pub fn pick_geometry(a: &OverviewArgs, rq: &Request, ds: &dyn Dataset) -> Result<Geometry> {
     let (dr, dc) = ds.det();
     let quiet = Progress::new("geometry", 0);
     let want = rq.want.geometry_kind();
@@ -383,7 +383,7 @@ fn run_custom(
 }
 
 /// The ROI mean, or the overviews (cached or computed), with timings when asked.
-fn compute(
+pub fn compute(
     a: &OverviewArgs,
     rq: &Request,
     geom: &Geometry,

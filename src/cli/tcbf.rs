@@ -43,7 +43,7 @@ pub fn params_from_args(a: &TcbfArgs) -> Result<TcbfParams> {
     Ok(TcbfParams { upsample: a.upsample, mode, ctf_correct: a.ctf_correct, optics: None })
 }
 
-fn check_outputs(a: &TcbfArgs) -> Result<()> {
+pub fn check_outputs(a: &TcbfArgs) -> Result<()> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
     if let Some(s) = &a.shifts_out {
@@ -58,7 +58,7 @@ fn check_outputs(a: &TcbfArgs) -> Result<()> {
     Ok(())
 }
 
-fn emd_path(a: &TcbfArgs) -> Result<PathBuf> {
+pub fn emd_path(a: &TcbfArgs) -> Result<PathBuf> {
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let emd = match (&a.emd, matches!(ext.as_str(), "emd" | "h5" | "hdf5")) {
         (Some(e), _) => e.clone(),
