@@ -11,6 +11,9 @@ pub struct Calibration {
     pub q: Option<(f64, String)>,
     /// Convergence semi-angle (mrad), when the detector step was derived from it.
     pub alpha_mrad: Option<f64>,
+    /// Accelerating voltage (V).
+    #[serde(default)]
+    pub energy_v: Option<f64>,
 }
 
 impl Calibration {
@@ -20,6 +23,7 @@ impl Calibration {
             r: over.r.clone().or_else(|| self.r.clone()),
             q: over.q.clone().or_else(|| self.q.clone()),
             alpha_mrad: if over.q.is_some() { over.alpha_mrad } else { over.alpha_mrad.or(self.alpha_mrad) },
+            energy_v: over.energy_v.or(self.energy_v),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -100,6 +104,34 @@ pub fn parse_q(what: &str, s: &str) -> Result<(f64, String), String> {
         "" => Err(format!("{what} {s:?}: the calibration has no units; write e.g. {v}mrad or {v}A^-1")),
         _ => Err(format!("{what} {s:?}: unknown unit {u:?} (use mrad or A^-1)")),
     }
+}
+
+/// An accelerating voltage in volts: `200kV`, `200 kV`, `300keV`, `80000V`, `200000` (a bare
+/// number is volts).
+pub fn parse_energy(s: &str) -> Result<f64, String> {
+    let (v, u) = split(s).ok_or_else(|| format!("--energy {s:?}: expected a voltage, e.g. 200kV"))?;
+    let v = positive("--energy", s, v)?;
+    let volts = match u.as_str() {
+        "" | "V" | "eV" => v,
+        "kV" | "kv" | "keV" | "kev" => v * 1e3,
+        "MV" | "MeV" => v * 1e6,
+        _ => return Err(format!("--energy {s:?}: unknown unit {u:?} (use kV or V)")),
+    };
+    if !(1e3..=1e7).contains(&volts) {
+        return Err(format!("--energy {s:?}: {volts} V is not an electron microscope's accelerating voltage"));
+    }
+    Ok(volts)
+}
+
+/// Relativistic electron wavelength (Å) at an accelerating voltage in volts (200 kV: 0.025079 Å).
+pub fn electron_wavelength_a(volts: f64) -> f64 {
+    // h / sqrt(2 m0 e V (1 + e V / (2 m0 c^2)))
+    const H: f64 = 6.626_070_15e-34;
+    const M0: f64 = 9.109_383_701_5e-31;
+    const E: f64 = 1.602_176_634e-19;
+    const C: f64 = 299_792_458.0;
+    let ev = E * volts;
+    H / (2.0 * M0 * ev * (1.0 + ev / (2.0 * M0 * C * C))).sqrt() * 1e10
 }
 
 /// Detector step (mrad/px) from the convergence semi-angle and the bright-field disk radius.
@@ -217,6 +249,14 @@ mod tests {
         assert!(parse_q("--q-pixel", "0.1").unwrap_err().contains("no units"));
         assert_eq!(q_from_alpha(20.0, 10.0), Some(2.0));
         assert_eq!(nice_length(3.7), 5.0);
+        for (t, v) in [("200kV", 2e5), ("200 kV", 2e5), ("300keV", 3e5), ("80000V", 8e4), ("200000", 2e5)] {
+            assert_eq!(parse_energy(t).unwrap(), v, "{t}");
+        }
+        assert!(parse_energy("200mrad").is_err());
+        assert!(parse_energy("-200kV").is_err());
+        assert!(parse_energy("200").is_err(), "200 V is no TEM voltage");
+        assert!((electron_wavelength_a(200e3) - 0.025079).abs() < 2e-6);
+        assert!((electron_wavelength_a(300e3) - 0.019687).abs() < 2e-6);
         assert_eq!(nice_length(0.13), 0.1);
     }
 

@@ -18,6 +18,7 @@ pub fn stored(ds: &dyn Dataset, cache_dir: Option<&Path>) -> Calibration {
                 r: (ru != "pixels").then_some((rs, ru)),
                 q: (qu != "pixels").then_some((qs, qu)),
                 alpha_mrad: None,
+                energy_v: None,
             },
             None => Calibration::default(),
         },
