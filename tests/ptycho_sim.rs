@@ -9,21 +9,9 @@ mod common;
 use common::emdtui;
 use std::path::{Path, PathBuf};
 
-fn simdata() -> Option<PathBuf> {
-    match std::env::var_os("EMDTUI_SIMDATA") {
-        Some(d) => Some(PathBuf::from(d)),
-        None => {
-            eprintln!("EMDTUI_SIMDATA not set: skipping the simulated-data tests (see scripts/simulate.py)");
-            None
-        }
-    }
-}
-
-fn case(dir: &Path, name: &str) -> (PathBuf, serde_json::Value) {
-    let d = dir.join(name);
-    let t = std::fs::read_to_string(d.join("truth.json"))
-        .unwrap_or_else(|e| panic!("{}: {e} (EMDTUI_SIMDATA must hold the simulated cases)", d.display()));
-    (d.clone(), serde_json::from_str(&t).unwrap())
+fn case(name: &str) -> (PathBuf, serde_json::Value) {
+    let c = common::simdata::case(name);
+    (c.dir, c.truth)
 }
 
 fn pearson(a: &[f32], b: &[f32]) -> f64 {
@@ -97,9 +85,8 @@ fn peer(name: &str) -> f64 {
 
 #[test]
 fn in_focus_ssb_beats_icom_and_matches_py4dstem() {
-    let Some(dir) = simdata() else { return };
     let out = tempfile::tempdir().unwrap();
-    let (d, t) = case(&dir, "mos2_focus");
+    let (d, t) = case("mos2_focus");
     let pot = read(&d.join("potential_1x.npy"));
     let (phase, j) = ptycho(&d, out.path(), "mos2_focus", &t, 0.0);
     let c_ssb = pearson(&phase, &pot);
@@ -119,10 +106,9 @@ fn in_focus_ssb_beats_icom_and_matches_py4dstem() {
 
 #[test]
 fn known_defocus_is_corrected_about_as_well_as_in_focus() {
-    let Some(dir) = simdata() else { return };
     let out = tempfile::tempdir().unwrap();
-    let (d, t) = case(&dir, "mos2_df");
-    let (df_d, df_t) = case(&dir, "mos2_focus");
+    let (d, t) = case("mos2_df");
+    let (df_d, df_t) = case("mos2_focus");
     let df = t["defocus_A"].as_f64().unwrap();
     assert!(df > 50.0, "mos2_df is defocused: {df}");
     let pot = read(&d.join("potential_1x.npy"));

@@ -394,6 +394,12 @@ pub fn radii_text(s: &State) -> String {
 
 /// The bad-pixel line of the metadata pane.
 pub fn bad_line(s: &State) -> Option<Line<'static>> {
+    if let Some(b) = s.quant.bad.as_ref().filter(|b| b.too_few_frames && s.quant.user_bad.is_empty()) {
+        return Some(Line::from(vec![
+            Span::styled("bad px ".to_string(), Style::default().fg(Color::Cyan)),
+            Span::raw(format!("{} ({} sampled)", badpix::TOO_FEW_FRAMES, b.frames)),
+        ]));
+    }
     let b = s.quant.bad.as_ref().filter(|b| !b.all().is_empty())?;
     let what = if s.quant.keep_bad { "kept (--keep-bad-pixels)" } else { "masked" };
     Some(Line::from(vec![
