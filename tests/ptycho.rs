@@ -17,7 +17,16 @@ fn make(dir: &Path) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = emdtui().args(args).output().unwrap();
+    run_in(args, None)
+}
+
+/// With `cache` as the cache directory: a `.mib`'s calibration is remembered there once given.
+fn run_in(args: &[&str], cache: Option<&Path>) -> (bool, String, String) {
+    let mut c = emdtui();
+    if let Some(d) = cache {
+        c.env("EMDTUI_CACHE_DIR", d);
+    }
+    let out = c.args(args).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
@@ -39,7 +48,7 @@ fn missing_calibration_and_coarse_step_are_clear_errors_before_any_work() {
     let mib = make(dir.path());
     let (m, o) = (mib.to_str().unwrap(), dir.path().join("p.npy"));
     let o = o.to_str().unwrap();
-    for (extra, want) in [
+    for (n, (extra, want)) in [
         (vec!["--alpha", "20mrad", "--scan-step", "0.5A"], "--energy"),
         (vec!["--energy", "200kV", "--scan-step", "0.5A"], "--alpha"),
         (vec!["--energy", "200kV", "--alpha", "20mrad"], "--scan-step"),
@@ -47,12 +56,16 @@ fn missing_calibration_and_coarse_step_are_clear_errors_before_any_work() {
         (vec!["--energy", "200kV", "--alpha", "20mrad", "--scan-step", "1A"], "too coarse"),
         (vec!["--center", "30,30"], "--radius together"),
         (vec!["--defocus", "12"], "no units"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut a = args(m, o, &extra);
         if !extra.contains(&"--energy") {
             a.extend_from_slice(&CAL);
         }
-        let (ok, _, err) = run(&a);
+        // a fresh cache directory: nothing remembered from the other cases
+        let (ok, _, err) = run_in(&a, Some(&dir.path().join(format!("cache{n}"))));
         assert!(!ok, "{extra:?} should fail");
         assert!(err.contains(want), "{extra:?}: {err}");
         assert!(!dir.path().join("scan.emd").exists(), "{extra:?}: nothing converted");
