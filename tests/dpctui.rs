@@ -244,8 +244,12 @@ fn calibrated_metadata_and_scale_bar_snapshots() {
     let f = synth_scan(dir.path());
     for (w, hh) in SIZES {
         let mut h = open(&f, w, hh);
-        h.state.quant.calibration =
-            Calibration { r: Some((0.5, "nm".into())), q: Some((0.25, "mrad".into())), alpha_mrad: None };
+        h.state.quant.calibration = Calibration {
+            r: Some((0.5, "nm".into())),
+            q: Some((0.25, "mrad".into())),
+            alpha_mrad: None,
+            energy_v: None,
+        };
         h.state.main.ov_version += 1;
         h.draw();
         let t = h.text();

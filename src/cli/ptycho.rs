@@ -42,21 +42,6 @@ fn parse_center(s: &str) -> Result<(f64, f64)> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn defocus_takes_units_a_sign_and_zero() {
-        assert_eq!(super::parse_defocus("12nm").unwrap(), 120.0);
-        assert_eq!(super::parse_defocus("-80A").unwrap(), -80.0);
-        assert_eq!(super::parse_defocus("+150 A").unwrap(), 150.0);
-        for z in ["0", "0A", "0nm", "0.0 A"] {
-            assert_eq!(super::parse_defocus(z).unwrap(), 0.0, "{z}");
-        }
-        assert!(super::parse_defocus("12").unwrap_err().to_string().contains("no units"));
-        assert!(super::parse_defocus("12mrad").is_err());
-    }
-}
-
 /// The options from the command line (no dataset needed).
 pub fn options_from_args(a: &PtychoArgs) -> Result<PtychoOptions> {
     let disk = match (&a.center, a.radius) {
@@ -228,5 +213,20 @@ fn report(a: &PtychoArgs, emd: &Path, r: &SsbResult, origin: &Origin, wall: f64)
             "peak_rss_bytes": peak_rss(),
         });
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defocus_takes_units_a_sign_and_zero() {
+        assert_eq!(super::parse_defocus("12nm").unwrap(), 120.0);
+        assert_eq!(super::parse_defocus("-80A").unwrap(), -80.0);
+        assert_eq!(super::parse_defocus("+150 A").unwrap(), 150.0);
+        for z in ["0", "0A", "0nm", "0.0 A"] {
+            assert_eq!(super::parse_defocus(z).unwrap(), 0.0, "{z}");
+        }
+        assert!(super::parse_defocus("12").unwrap_err().to_string().contains("no units"));
+        assert!(super::parse_defocus("12mrad").is_err());
     }
 }

@@ -98,8 +98,8 @@ fn simulate(defocus_a: f64, transpose: bool) -> Mem {
     let mut g = vec![Complex32::default(); S * S * M * M];
     let mut img = vec![Complex64::default(); S * S];
     for k in 0..M * M {
-        for r in 0..S * S {
-            img[r] = Complex64::new(data[r * M * M + k], 0.0);
+        for (r, v) in img.iter_mut().enumerate() {
+            *v = Complex64::new(data[r * M * M + k], 0.0);
         }
         fft2(&mut img, S, S, false);
         for r in 0..S * S {
