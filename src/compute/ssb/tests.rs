@@ -102,9 +102,8 @@ fn simulate(defocus_a: f64, transpose: bool) -> Mem {
             *v = Complex64::new(data[r * M * M + k], 0.0);
         }
         fft2(&mut img, S, S, false);
-        for r in 0..S * S {
+        for (r, v) in img.iter().enumerate() {
             let (qy, qx) = ((r / S + S / 2) % S, (r % S + S / 2) % S);
-            let v = img[r];
             g[(qy * S + qx) * M * M + k] = Complex32::new(v.re as f32, v.im as f32);
         }
     }
