@@ -79,6 +79,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
         Some(Command::Eels(a)) => emdtui::cli::eels::run(a, cli, t),
         Some(Command::Ewpc(a)) => emdtui::cli::ewpc::run(a, cli, t),
         Some(Command::Tcbf(a)) => emdtui::cli::tcbf::run(a, cli, t),
+        Some(Command::Ptycho(a)) => emdtui::cli::ptycho::run(a, cli, t),
         None => {
             let open = cli.open.options()?;
             let user_bad = match (&cli.bad_pixels, &cli.file) {

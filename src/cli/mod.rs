@@ -11,6 +11,7 @@ pub mod info;
 pub mod inspect;
 pub mod overview;
 pub mod progress;
+pub mod ptycho;
 pub mod tcbf;
 
 use clap::{Args, Parser, Subcommand};
@@ -62,8 +63,8 @@ pub struct CalibArgs {
     /// Detector step per pixel with units, e.g. 0.25mrad or 0.01A^-1.
     #[arg(long, global = true, value_name = "STEP")]
     pub q_pixel: Option<String>,
-    /// Accelerating voltage with units, e.g. 200kV or 300keV (electron wavelength for tcBF's
-    /// CTF).
+    /// Accelerating voltage with units, e.g. 200kV or 300keV: the electron wavelength (tcBF's
+    /// defocus sign and CTF, ptycho).
     #[arg(long, global = true, value_name = "VOLTAGE")]
     pub energy: Option<String>,
 }
@@ -157,6 +158,8 @@ pub enum Command {
     /// Data with no parallax (vacuum, a uniform film, an in-focus probe) fail with "no parallax
     /// found" instead of giving a noise image.
     Tcbf(TcbfArgs),
+    /// Direct ptychography (single side band): phase image from the scan-axes FFT (made first when needed).
+    Ptycho(PtychoArgs),
 }
 
 #[derive(Args, Debug)]
@@ -218,6 +221,47 @@ pub struct TcbfArgs {
     /// --alpha or --q-pixel).
     #[arg(long)]
     pub ctf_correct: bool,
+    /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
+    #[arg(long, value_name = "PATH")]
+    pub emd: Option<PathBuf>,
+    /// PNG colour map.
+    #[arg(long)]
+    pub cmap: Option<String>,
+    /// PNG scaling: linear, log, sqrt.
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PtychoArgs {
+    pub file: PathBuf,
+    /// Output phase image (rad): .npy / .tiff (float32, scan rows x cols) or .png.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Also write the amplitude of the object wave (.npy / .tiff / .png).
+    #[arg(long, value_name = "PATH")]
+    pub amplitude_out: Option<PathBuf>,
+    /// Defocus to correct, with units (positive = underfocus), e.g. 12nm or -80A; 0 = in focus.
+    #[arg(long, default_value = "0", allow_hyphen_values = true)]
+    pub defocus: String,
+    /// Bright-field disk centre ROW,COL in detector pixels (default: found in the data).
+    #[arg(long, value_name = "ROW,COL")]
+    pub center: Option<String>,
+    /// Bright-field disk radius in detector pixels (default: found in the data).
+    #[arg(long, value_name = "PX")]
+    pub radius: Option<f64>,
+    /// Scan rotation in degrees, or auto (as `dpc` finds it: minimum curl).
+    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
+    pub rotation: String,
+    /// Detector x mirrored: auto, yes or no.
+    #[arg(long, default_value = "auto")]
+    pub flip: String,
+    /// Print the run (disk, rotation, flip, trotter coverage, times) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Neither read nor write the result cached in the EMD (the FFT cache is still used).
+    #[arg(long)]
+    pub no_cache: bool,
     /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
     #[arg(long, value_name = "PATH")]
     pub emd: Option<PathBuf>,

@@ -259,6 +259,14 @@ mod tests {
         assert!(parse_q("--q-pixel", "0.1").unwrap_err().contains("no units"));
         assert_eq!(q_from_alpha(20.0, 10.0), Some(2.0));
         assert_eq!(nice_length(3.7), 5.0);
+        for (t, v) in [("200kV", 2e5), ("200 kV", 2e5), ("300keV", 3e5), ("80000V", 8e4), ("200000", 2e5)] {
+            assert_eq!(parse_energy(t).unwrap(), v, "{t}");
+        }
+        assert!(parse_energy("200mrad").is_err());
+        assert!(parse_energy("-200kV").is_err());
+        assert!(parse_energy("200").is_err(), "200 V is no TEM voltage");
+        assert!((electron_wavelength_a(200e3) - 0.025079).abs() < 2e-6);
+        assert!((electron_wavelength_a(300e3) - 0.019687).abs() < 2e-6);
         assert_eq!(nice_length(0.13), 0.1);
     }
 

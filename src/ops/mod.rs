@@ -11,5 +11,6 @@ pub mod eels;
 pub mod ewpc;
 pub mod fft;
 pub mod overview;
+pub mod ptycho;
 pub mod resume;
 pub mod tcbf;

@@ -166,6 +166,15 @@ impl FftCache {
             self.data.read_slice(ndarray::s![.., .., rows, cols]).map_err(h5::err(&self.path))?;
         Ok(arr.into_raw_vec_and_offset().0)
     }
+    /// All Q columns and K for the Q rows `rows`, as stored: [Q row][Q col][k row][k col].
+    pub fn q_rows(&self, rows: std::ops::Range<usize>) -> Result<Vec<Complex32>> {
+        if rows.end > self.shape[0] || rows.is_empty() {
+            return Err(Error::Invalid(format!("FFT Q rows {rows:?} outside 0..{}", self.shape[0])));
+        }
+        let arr: ndarray::Array4<Complex32> =
+            self.data.read_slice(ndarray::s![rows, .., .., ..]).map_err(h5::err(&self.path))?;
+        Ok(arr.into_raw_vec_and_offset().0)
+    }
     /// The complex values at one Q (K rows x K cols), exactly as stored.
     pub fn detector_complex(&self, q: (usize, usize)) -> Result<Vec<Complex32>> {
         let (a0, a1) = Self::range(q.0, 0, self.shape[0])?;

@@ -10,6 +10,7 @@ pub mod eelscache;
 pub mod emd;
 pub mod fft;
 pub mod ovcache;
+pub mod ssb;
 pub mod tcbf;
 
 /// Write a cache-directory entry: `bytes` to `path` atomically (a per-process `.part` file renamed

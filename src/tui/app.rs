@@ -45,6 +45,8 @@ pub enum AppEvent {
     DpcCom(Box<crate::ops::dpc::DpcCom>),
     /// A tcBF result (the tcBF view).
     Tcbf(Box<crate::ops::tcbf::TcbfOutcome>),
+    /// An SSB ptychography result (the ptychography view).
+    Ptycho(Box<crate::ops::ptycho::PtychoOutcome>),
     /// A job ended: (its kind, message to show).
     JobEnded(JobKind, String),
     /// The custom-detector image of generation `gen` (or why there is none).
@@ -70,6 +72,8 @@ pub enum Confirm {
     ResumeFft(crate::compute::fft::FftParams),
     /// tcBF needs a conversion and/or the FFT first.
     Tcbf,
+    /// Ptychography needs a conversion and/or the FFT first.
+    Ptycho,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,13 +98,15 @@ pub enum ViewLayout {
     Dpc,
     /// tcBF: metadata with the fit, the tcBF image, the plain BF image over the shift wheel.
     Tcbf,
+    /// Ptychography: metadata with the run, the SSB phase, iCoM over BF.
+    Ptycho,
 }
 
 impl ViewLayout {
     pub fn next(self) -> Self {
         match self {
             ViewLayout::Single => ViewLayout::Three,
-            ViewLayout::Three | ViewLayout::Dpc | ViewLayout::Tcbf => ViewLayout::Single,
+            ViewLayout::Three | ViewLayout::Dpc | ViewLayout::Tcbf | ViewLayout::Ptycho => ViewLayout::Single,
         }
     }
     pub fn name(self) -> &'static str {
@@ -109,6 +115,7 @@ impl ViewLayout {
             ViewLayout::Three => "three images + frame",
             ViewLayout::Dpc => "DPC: iCoM + CoM colour wheel",
             ViewLayout::Tcbf => "tcBF: super-resolved BF + plain BF + shifts",
+            ViewLayout::Ptycho => "ptychography: SSB phase + iCoM + BF",
         }
     }
 }
@@ -218,6 +225,7 @@ pub struct State {
     pub dpc: super::dpc::DpcView,
     /// The tcBF view (`b`).
     pub tcbf: super::tcbf::TcbfView,
+    pub ptycho: super::ptycho::PtychoView,
     /// Calibration (scale bars, collection angles) and bad pixels (masked in the frame view).
     pub quant: super::dpc::Quant,
     /// Following a growing `.mib` (a running acquisition).
@@ -289,7 +297,7 @@ impl MainView {
     /// ADF and DPC magnitude (BF first when the current one is one of those).
     pub fn view_kinds(&self) -> Vec<DetectorKind> {
         match self.layout {
-            ViewLayout::Single | ViewLayout::Dpc | ViewLayout::Tcbf => vec![self.kind],
+            ViewLayout::Single | ViewLayout::Dpc | ViewLayout::Tcbf | ViewLayout::Ptycho => vec![self.kind],
             ViewLayout::Three => {
                 let first = if matches!(self.kind, DetectorKind::Adf | DetectorKind::DpcMag) {
                     DetectorKind::Bf
@@ -521,6 +529,7 @@ impl State {
             popup: Popup::None,
             dpc: Default::default(),
             tcbf: Default::default(),
+            ptycho: Default::default(),
             quant: super::dpc::Quant { calibration, ..Default::default() },
             follow,
             cache_note,
@@ -931,6 +940,10 @@ impl State {
                 let (v, w, h, name, _) = super::tcbf::export(self).ok_or("no tcBF image to export yet")?;
                 Ok((v, w, h, name, self.main.overview_display))
             }
+            Screen::Main if self.main.layout == ViewLayout::Ptycho => {
+                let (v, w, h, name) = super::ptycho::export(self).ok_or("no ptychography image to export yet")?;
+                Ok((v, w, h, name, self.main.overview_display))
+            }
             Screen::Main => {
                 let m = &self.main;
                 let o = m.overviews.as_ref().ok_or("nothing to export yet")?;
@@ -1061,6 +1074,7 @@ fn update_view(s: &mut State, a: Action) {
             super::dpc::action(s, a)
         }
         Action::TcbfView | Action::TcbfUpsample => super::tcbf::action(s, a),
+        Action::PtychoView => super::ptycho::action(s, a),
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
@@ -1123,6 +1137,7 @@ fn confirmed(s: &mut State, c: Confirm) {
         Confirm::Resume(_) => s.start_convert(false),
         Confirm::ResumeFft(params) => s.start_fft_with(Some(params)),
         Confirm::Tcbf => super::tcbf::run_job(s),
+        Confirm::Ptycho => super::ptycho::run_job(s),
     }
 }
 
@@ -1388,6 +1403,10 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         }
         AppEvent::Tcbf(o) => {
             super::tcbf::on_result(s, *o);
+            true
+        }
+        AppEvent::Ptycho(o) => {
+            super::ptycho::on_result(s, *o);
             true
         }
         AppEvent::RoiMean(g, v, n) => {

@@ -60,6 +60,8 @@ pub enum Action {
     TcbfView,
     /// tcBF view: next upsample factor (1, 2, 4).
     TcbfUpsample,
+    /// Main screen: the ptychography view (SSB phase, iCoM, BF) on / off.
+    PtychoView,
     /// DPC view: open the prompt to type the rotation in degrees.
     DpcTypeRotation,
     /// A text prompt: this character typed (digits, minus, dot).
@@ -102,6 +104,7 @@ impl Action {
                 | Action::DpcAuto
                 | Action::TcbfView
                 | Action::TcbfUpsample
+                | Action::PtychoView
                 | Action::DpcTypeRotation
         )
     }
@@ -381,6 +384,14 @@ pub static KEYS: &[Binding] = &[
     b!(&[(Char('0'), N)], "", Action::DpcAuto, Scope::Main, "", None),
     b!(&[(Char('b'), N)], "b", Action::TcbfView, Scope::Main, "tcBF view: super-resolved BF + shifts (on/off)", None),
     b!(
+        &[(Char('P'), S), (Char('P'), N)],
+        "P",
+        Action::PtychoView,
+        Scope::Main,
+        "ptychography view: SSB phase + iCoM + BF (on/off)",
+        None
+    ),
+    b!(
         &[(Char('B'), S), (Char('B'), N)],
         "B",
         Action::TcbfUpsample,
@@ -448,6 +459,7 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("dpc_found", Action::DpcAuto),
     ("tcbf_view", Action::TcbfView),
     ("tcbf_upsample", Action::TcbfUpsample),
+    ("ptycho_view", Action::PtychoView),
     ("dpc_rotation", Action::DpcTypeRotation),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),

@@ -15,6 +15,7 @@ pub mod harness;
 pub mod images;
 pub mod keys;
 pub mod loader;
+pub mod ptycho;
 pub mod render;
 pub mod tcbf;
 

@@ -36,7 +36,7 @@ pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
     let none = Rect::default();
     let mut a = Areas { title, meta: none, views: [none; 3], right: none, panes: [none; 3], info: none, jobs, footer };
     match (screen, main) {
-        (Screen::Main, ViewLayout::Single | ViewLayout::Dpc | ViewLayout::Tcbf) => {
+        (Screen::Main, ViewLayout::Single | ViewLayout::Dpc | ViewLayout::Tcbf | ViewLayout::Ptycho) => {
             let mw = (area.width / 4).clamp(26, 40);
             let [meta, v, b] =
                 Layout::horizontal([Constraint::Length(mw), Constraint::Fill(1), Constraint::Fill(1)]).areas(body);
@@ -120,6 +120,7 @@ pub fn prepare(s: &mut State, area: Rect) {
         Screen::Main if s.eels.is_some() => super::eels::prepare(s, &a),
         Screen::Main if s.main.layout == ViewLayout::Dpc => super::dpc::prepare(s, &a),
         Screen::Main if s.main.layout == ViewLayout::Tcbf => super::tcbf::prepare(s, &a),
+        Screen::Main if s.main.layout == ViewLayout::Ptycho => super::ptycho::prepare(s, &a),
         Screen::Main => {
             prepare_views(s, &a);
             prepare_right(s, &a);
@@ -454,6 +455,9 @@ fn render_main(s: &State, f: &mut Frame, a: &Areas) {
     }
     if s.main.layout == ViewLayout::Tcbf {
         return super::tcbf::render(s, f, a);
+    }
+    if s.main.layout == ViewLayout::Ptycho {
+        return super::ptycho::render(s, f, a);
     }
     if s.main.layout == ViewLayout::Single {
         f.render_widget(
