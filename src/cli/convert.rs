@@ -1,6 +1,7 @@
 //! `emdtui convert`.
 
 use crate::Tuning;
+use crate::cli::common::{bad_pixels_option, convert_options};
 use crate::cli::{Cli, ConvertArgs};
 use crate::compute::convert::ConvertOptions;
 use crate::jobs::Progress;
@@ -17,25 +18,6 @@ pub fn parse_crop(s: &str) -> Result<((usize, usize), (usize, usize))> {
         Ok((x.trim().parse().map_err(|_| bad())?, y.trim().parse().map_err(|_| bad())?))
     };
     Ok((range(a)?, range(b)?))
-}
-
-/// Conversion options with the tuning knobs filled in.
-pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
-    ConvertOptions {
-        memory_budget: budget,
-        deflate_level: t.deflate_level(),
-        no_space_check: t.no_space_check,
-        fail_write_after: t.fail_write_after,
-        timing: t.timing,
-        ..Default::default()
-    }
-}
-
-/// What the conversion masks in the overviews it stores: None with `--keep-bad-pixels`, else
-/// the pixels of `--bad-pixels PATH` (the hot and dead ones are found during the conversion).
-pub fn bad_pixels_option(cli: &Cli, ds: &dyn crate::dataset::Dataset) -> Result<Option<Vec<usize>>> {
-    let (dr, dc) = ds.det();
-    Ok(if cli.keep_bad_pixels { None } else { Some(crate::cli::overview::user_bad_pixels(cli, dr, dc)?) })
 }
 
 /// `--compress lz4` (also `bslz4`, `bitshuffle`): bitshuffle + LZ4, HDF5 filter 32008.
@@ -174,13 +156,13 @@ fn run_spectra(
     if a.bin_scan != 1 || a.crop.is_some() {
         anyhow::bail!("{}: --bin-scan and --crop are not supported for spectrum images yet", i.path.display());
     }
-    let energy = crate::cli::eels::energy_options(&a.energy)?;
+    let energy = crate::cli::common::energy_options(&a.energy)?;
     let job = crate::ops::eels::EelsJob {
         energy: energy.clone(),
         memory_budget: cli.memory_budget()?,
         cache_dir: t.cache_dir.clone(),
     };
-    let sopts = crate::compute::convert::SpectraOptions {
+    let sopts = crate::compute::spectra::SpectraOptions {
         bin: a.bin_detector,
         mean,
         reverse: energy.reverse,
@@ -190,7 +172,7 @@ fn run_spectra(
         force: a.force,
         no_space_check: t.no_space_check,
     };
-    let plan = crate::compute::convert::spectra_plan(ds, &sopts)
+    let plan = crate::compute::spectra::spectra_plan(ds, &sopts)
         .with_context(|| format!("converting {}", a.input.display()))?;
     println!("spectrum image: {} x {} x {} channels (float32), {}", plan.rows, plan.cols, plan.channels, i.mode.reason);
     estimate(plan.in_bytes(ds), Some(plan.out_bytes()), level.is_some());

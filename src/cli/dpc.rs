@@ -6,7 +6,7 @@
 
 use crate::Tuning;
 use crate::cli::{Cli, DpcArgs};
-use crate::compute::display::Colormap;
+use crate::compute::display::{Colormap, Scale};
 use crate::compute::dpc::DpcOptions;
 use crate::dataset;
 use crate::format::export;
@@ -70,7 +70,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         s => bail!("--descan {s:?}: use plane or none"),
     };
     let (mask, mask_path) = parse_mask(&a.mask)?;
-    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let disp = a.style.display(Colormap::Gray, Scale::Linear)?;
     let given = cli.calib.given()?;
     let budget = cli.memory_budget()?;
     let ds = dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
@@ -84,10 +84,10 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     }
     let mask = match (mask, mask_path) {
         (Some(m), _) => m,
-        (None, Some(p)) => MaskChoice::Weights(crate::cli::overview::load_mask(&p, dr, dc)?),
+        (None, Some(p)) => MaskChoice::Weights(crate::cli::common::load_mask(&p, dr, dc)?),
         (None, None) => unreachable!("parse_mask gives one"),
     };
-    let user_bad = crate::cli::overview::user_bad_pixels(cli, dr, dc)?;
+    let user_bad = crate::cli::common::user_bad_pixels(cli, dr, dc)?;
     let cache_dir = if a.no_cache { None } else { t.cache_dir.clone() };
     let cal = crate::ops::calib::resolve(ds.as_ref(), &given, cache_dir.as_deref())?;
     let job = DpcJob {
@@ -107,13 +107,25 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let paths = [a.output.clone(), suffixed(&a.output, "comx"), suffixed(&a.output, "comy")];
     let images = [&r.phase, &r.com_x, &r.com_y];
     for (k, (p, img)) in paths.iter().zip(images).enumerate() {
-        if let Err(e) = crate::cli::info::write_scan_image(p, rows, cols, img, &disp, cal.r.as_ref()) {
+        if let Err(e) = crate::cli::common::write_scan_image(p, rows, cols, img, &disp, cal.r.as_ref()) {
             for q in &paths[..k] {
                 let _ = std::fs::remove_file(q);
             }
             return Err(e);
         }
     }
+    report(a, cli, &out, &cal, &paths)
+}
+
+/// The outcome on stdout (`--json`) or stderr.
+fn report(
+    a: &DpcArgs,
+    cli: &Cli,
+    out: &crate::ops::dpc::DpcOutcome,
+    cal: &crate::compute::calib::Calibration,
+    paths: &[PathBuf],
+) -> Result<()> {
+    let r = &out.result;
     let bad = out.bad.all();
     let report = serde_json::json!({
         "rotation_deg": r.rotation_deg,
@@ -163,7 +175,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
             out.bad.dead.len(),
             out.bad.user.len()
         );
-        for p in &paths {
+        for p in paths {
             eprintln!("wrote {}", p.display());
         }
     }
