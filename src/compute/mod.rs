@@ -13,4 +13,5 @@ pub mod ewpc;
 pub mod fft;
 pub mod kernel16;
 pub mod overview;
+pub mod spectra;
 pub mod tcbf;
