@@ -339,6 +339,9 @@ fn named_paths(code: &str) -> Vec<Vec<String>> {
                 continue;
             }
             let path: String = code[i..].chars().take_while(|&c| is_ident(c) || c == ':').collect();
+            if path.ends_with("::") {
+                continue; // the head of a use tree (`crate::m::{a, b}`): its paths are read above
+            }
             let segs: Vec<String> = path.split("::").filter(|x| !x.is_empty()).map(String::from).collect();
             if segs.len() > 1 {
                 out.push(segs);

@@ -93,11 +93,18 @@ pub fn run(job: TcbfJob, sink: &dyn crate::ops::fft::FftSink) -> Result<TcbfOutc
     let (emd, budget, opts) = (fft.emd.clone(), fft.budget, fft.run.clone());
     let r = crate::ops::fft::run(crate::ops::fft::FftJob { want: FftWant::ScanAxes, ..fft }, sink)?;
     // the FFT's readers of the EMD are let go: tcBF writes its result into it
-    let made = match r.fft {
-        FftOutcome::Computed(_, rep) => Some(rep),
-        FftOutcome::Loaded(_) => None,
+    let crate::ops::fft::FftRun { ds, fft, .. } = r;
+    let made = match fft {
+        FftOutcome::Computed(cache, rep) => {
+            drop(cache);
+            Some(rep)
+        }
+        FftOutcome::Loaded(cache) => {
+            drop(cache);
+            None
+        }
     };
-    let mut out = load_or_compute(r.ds.as_ref(), &emd, &params, budget, sink.fft_progress(), &opts)?;
+    let mut out = load_or_compute(ds.as_ref(), &emd, &params, budget, sink.fft_progress(), &opts)?;
     if let (Origin::Computed { fft }, Some(rep)) = (&mut out.origin, made)
         && fft.is_none()
     {
