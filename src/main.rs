@@ -63,9 +63,12 @@ fn worker_pool(cli: &Cli) -> anyhow::Result<()> {
 
 fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
     match &cli.command {
-        Some(Command::Info { file, json }) => {
-            emdtui::cli::info::run_info(file, *json, &cli.open, t.cache_dir.as_deref())
-        }
+        Some(Command::Info { file, json, tree, nav }) => match (nav, file) {
+            (Some(n), f) => emdtui::cli::inspect::run_nav(n, f.as_deref(), *json, &cli.open.options()?),
+            (None, Some(f)) if *tree => emdtui::cli::inspect::run_tree(f, *json),
+            (None, Some(f)) => emdtui::cli::info::run_info(f, *json, &cli.open, t.cache_dir.as_deref()),
+            (None, None) => anyhow::bail!("info needs FILE or --nav PATH"),
+        },
         Some(Command::Export(a)) => emdtui::cli::info::run_export(a, &cli.open),
         Some(Command::Synth(a)) => emdtui::cli::info::run_synth(a),
         Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli, t),

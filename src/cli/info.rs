@@ -63,9 +63,11 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs, cache_dir: Option<
         j["calibration"] = json!(cal);
         j["bad_pixels"] = match &bad {
             Some(b) => json!({
-                "frames_sampled": crate::ops::dpc::BADPIX_SAMPLES.min(ds.positions_present()),
+                "frames_sampled": b.frames,
                 "hot": b.coords(&b.hot),
                 "dead": b.coords(&b.dead),
+                "too_few_frames": b.too_few_frames,
+                "note": b.too_few_frames.then_some(crate::compute::badpix::TOO_FEW_FRAMES),
             }),
             None => serde_json::Value::Null,
         };
@@ -85,7 +87,9 @@ pub fn run_info(file: &Path, json_out: bool, open: &OpenArgs, cache_dir: Option<
     println!("{:>12}  {} bytes header + {} bytes pixels per frame", "frame", h.header_bytes, h.payload_bytes);
     println!("{:>12}  {}", "dtype", i.pixel_type.name());
     println!("{:>12}  {}", "calibration", calib_text(&cal));
-    if let Some(b) = &bad {
+    if let Some(b) = bad.as_ref().filter(|b| b.too_few_frames) {
+        println!("{:>12}  {} ({} sampled)", "bad pixels", crate::compute::badpix::TOO_FEW_FRAMES, b.frames);
+    } else if let Some(b) = &bad {
         let hot = b.coords(&b.hot);
         let shown: Vec<String> = hot.iter().take(20).map(|(r, c)| format!("({r},{c})")).collect();
         println!(

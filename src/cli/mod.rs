@@ -9,6 +9,7 @@ pub mod emd_info;
 pub mod ewpc;
 pub mod fft;
 pub mod info;
+pub mod inspect;
 pub mod overview;
 pub mod progress;
 pub mod tcbf;
@@ -110,10 +111,20 @@ pub struct OpenArgs {
 pub enum Command {
     /// Summary of a .mib or .emd file (and its caches).
     Info {
-        file: PathBuf,
+        /// The .mib or .emd (optional with --nav: then the navigation image is checked against its scan).
+        #[arg(required_unless_present = "nav")]
+        file: Option<PathBuf>,
         /// Machine-readable JSON (keys documented in the README).
         #[arg(long)]
         json: bool,
+        /// The HDF5 tree of an EMD/.h5 (groups, datasets with shape, type, chunks, filters, sizes,
+        /// attributes) and emdtui's caches in it with their validity.
+        #[arg(long)]
+        tree: bool,
+        /// A navigation image (.ndata, Nion .h5, .npy, .tif): its metadata, and whether its shape
+        /// is FILE's scan shape.
+        #[arg(long, value_name = "PATH")]
+        nav: Option<PathBuf>,
     },
     /// Export one decoded frame, an FFT slice or a cached image to .npy, .tiff or .png.
     Export(ExportArgs),

@@ -1,18 +1,29 @@
 //! Bad detector pixels: hot pixels found in the mean pattern and dead pixels that stay at zero,
 //! and their repair (the median of the good 3x3 neighbours).
 //!
-//! Hot: the pixel's mean exceeds the median `m` of its 3x3 neighbours by more than `k` robust
-//! sigmas, and by more than twice the largest neighbour's excess (an isolated spike, not the edge
-//! of the bright-field disk). The robust sigma is `max(1.4826 MAD, sqrt((m + 1) / n))`: the MAD of
-//! the neighbours, floored at the Poisson noise of a mean over `n` frames of at least one count,
-//! so on sparse data (most pixels zero, MAD = 0) a pixel needs several counts per frame more than
-//! its neighbours, not just one count, to be flagged. Dead: zero in all `n` sampled frames where
-//! the neighbours' median predicts at least [`DEAD_MIN_COUNTS`] counts (so a dark region of a
-//! sparse pattern is not dead).
+//! A pixel is flagged only on evidence: under a Poisson model of its 3x3 neighbourhood summed
+//! over the `n` frames sampled, the chance of flagging a good pixel anywhere on the detector is
+//! at most [`EXPECTED_FALSE_FLAGS`] (a per-pixel level of that divided by the number of pixels).
+//!
+//! * Hot: the pixel's summed counts `c` are improbable for a pixel as bright as its brightest
+//!   neighbour (`lambda = n max(top, 1 / n)`: the Chernoff bound `exp(-lambda h(c / lambda))`,
+//!   `h(u) = u ln u - u + 1`, of the Poisson upper tail is below the level), and it is an isolated
+//!   spike: above the median `m` of its neighbours by more than twice the brightest neighbour's
+//!   excess (not the edge of the bright-field disk) and by more than `k` robust sigmas of the
+//!   neighbours' texture (`1.4826 MAD`).
+//! * Dead: zero in all `n` frames where even its dimmest neighbour predicts so many counts
+//!   (`lambda = n min`) that zero has a chance `exp(-lambda)` below the level.
+//! * Fewer than [`MIN_FRAMES`] frames: nothing is flagged and the result says so
+//!   ([`BadPixels::too_few_frames`]): a defect is a property of the detector that persists in
+//!   every frame, and one or two frames cannot tell it from the specimen's signal.
 
-/// Expected counts (neighbour median x frames) above which a pixel that stayed at zero is dead.
-pub const DEAD_MIN_COUNTS: f64 = 10.0;
-/// Default threshold in robust sigmas.
+/// Expected number of good pixels flagged per data set (all pixels together).
+pub const EXPECTED_FALSE_FLAGS: f64 = 1e-3;
+/// Fewest frames the search decides on; below it nothing is flagged.
+pub const MIN_FRAMES: usize = 4;
+/// What `info` and the viewer say when there are too few frames.
+pub const TOO_FEW_FRAMES: &str = "too few frames to find bad pixels";
+/// Default threshold in robust sigmas of the neighbours' texture.
 pub const DEFAULT_K: f64 = 5.0;
 /// Frames sampled (evenly over the positions present) for the mean pattern the bad pixels are
 /// found in: by `info`, the overviews, DPC and the conversion alike.
@@ -27,6 +38,12 @@ pub struct BadPixels {
     pub dead: Vec<usize>,
     /// Pixels given by the user (a mask file).
     pub user: Vec<usize>,
+    /// Frames the search was made on.
+    #[serde(default)]
+    pub frames: usize,
+    /// Fewer than [`MIN_FRAMES`] frames: nothing was looked for.
+    #[serde(default)]
+    pub too_few_frames: bool,
 }
 
 impl BadPixels {
@@ -76,13 +93,29 @@ fn neighbours(img: &[f32], rows: usize, cols: usize, y: usize, x: usize, out: &m
     }
 }
 
+/// ln P(X >= c) for X ~ Poisson(lambda), bounded from above (Chernoff): `-lambda h(c / lambda)`
+/// for `c > lambda`, 0 otherwise.
+fn ln_upper_tail(c: f64, lambda: f64) -> f64 {
+    if c <= lambda {
+        return 0.0;
+    }
+    let u = c / lambda;
+    -lambda * (u * u.ln() - u + 1.0)
+}
+
 /// Hot and dead pixels of a mean pattern `mean` (rows x cols) averaged over `frames` frames.
 pub fn detect(mean: &[f32], rows: usize, cols: usize, frames: usize, k: f64) -> BadPixels {
-    let mut bad = BadPixels { rows, cols, ..Default::default() };
-    if mean.len() != rows * cols || frames == 0 {
+    let mut bad = BadPixels { rows, cols, frames, ..Default::default() };
+    if frames < MIN_FRAMES {
+        bad.too_few_frames = true;
+        return bad;
+    }
+    if mean.len() != rows * cols {
         return bad;
     }
     let n = frames as f64;
+    // the per-pixel level: EXPECTED_FALSE_FLAGS over the whole detector
+    let ln_level = (EXPECTED_FALSE_FLAGS / (rows * cols) as f64).ln();
     let mut nb = Vec::with_capacity(8);
     let mut dev = Vec::with_capacity(8);
     for y in 0..rows {
@@ -93,14 +126,15 @@ pub fn detect(mean: &[f32], rows: usize, cols: usize, frames: usize, k: f64) -> 
                 continue;
             }
             let top = nb.iter().copied().fold(f64::MIN, f64::max);
+            let low = nb.iter().copied().fold(f64::MAX, f64::min);
             let m = median(&mut nb);
             dev.clear();
             dev.extend(nb.iter().map(|a| (a - m).abs()));
             let mad = median(&mut dev);
-            let sigma = (1.4826 * mad).max(((m.max(0.0) + 1.0) / n).sqrt());
-            if v > m + k * sigma && v - m > 2.0 * (top - m) {
+            let improbable = ln_upper_tail(v * n, (top * n).max(1.0)) < ln_level;
+            if improbable && v - m > 2.0 * (top - m) && v > m + k * 1.4826 * mad {
                 bad.hot.push(y * cols + x);
-            } else if v == 0.0 && m * n >= DEAD_MIN_COUNTS {
+            } else if v == 0.0 && -(low * n) < ln_level {
                 bad.dead.push(y * cols + x);
             }
         }
@@ -295,6 +329,73 @@ mod tests {
         let b = detect(&m, r, c, n, DEFAULT_K);
         assert_eq!(b.hot, vec![5 * c + 5, 24 * c + 24]);
         assert_eq!(b.dead, vec![40 * c + 10]);
+    }
+
+    /// A mean pattern of `n` Poisson frames of `rate(y, x)` counts per frame (xorshift + Knuth).
+    fn poisson_mean(r: usize, c: usize, n: usize, seed: u64, rate: impl Fn(usize, usize) -> f64) -> Vec<f32> {
+        let mut s = seed.max(1);
+        let mut uniform = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut m = vec![0f32; r * c];
+        for y in 0..r {
+            for x in 0..c {
+                let l = (-rate(y, x)).exp();
+                let mut sum = 0u64;
+                for _ in 0..n {
+                    let mut p = uniform();
+                    while p > l {
+                        sum += 1;
+                        p *= uniform();
+                    }
+                }
+                m[y * c + x] = (sum as f64 / n as f64) as f32;
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn clean_poisson_patterns_flag_nothing_at_any_dose() {
+        // a bright disk on a faint background, from very sparse to bright, few to many frames:
+        // the old rules flagged good pixels here (a 10-count dead threshold expects e^-10 per pixel)
+        let (r, c) = (96, 96);
+        for (i, &(dose, n)) in [(0.02, 64), (0.2, 8), (0.16, 64), (2.0, 4), (30.0, 64)].iter().enumerate() {
+            let rate = |y: usize, x: usize| {
+                let d = ((y as f64 - 47.3).powi(2) + (x as f64 - 48.6).powi(2)).sqrt();
+                dose * if d < 20.0 { 1.0 } else { 0.01 + 0.2 * (-(d - 20.0) / 6.0).exp() }
+            };
+            let m = poisson_mean(r, c, n, 0x9E37 + i as u64, rate);
+            let b = detect(&m, r, c, n, DEFAULT_K);
+            assert!(b.all().is_empty() && !b.too_few_frames, "dose {dose}, {n} frames: {b:?}");
+        }
+    }
+
+    #[test]
+    fn too_few_frames_flag_nothing_and_say_so() {
+        let (r, c) = (16, 16);
+        let mut m = vec![50f32; r * c];
+        m[5 * c + 5] = 4000.0;
+        m[9 * c + 9] = 0.0;
+        let b = detect(&m, r, c, MIN_FRAMES - 1, DEFAULT_K);
+        assert!(b.all().is_empty() && b.too_few_frames, "{b:?}");
+        let b = detect(&m, r, c, MIN_FRAMES, DEFAULT_K);
+        assert_eq!((b.hot.clone(), b.dead.clone(), b.too_few_frames), (vec![5 * c + 5], vec![9 * c + 9], false));
+    }
+
+    #[test]
+    fn a_zero_is_dead_only_when_its_dimmest_neighbour_makes_zero_improbable() {
+        // ln(1e-3 / 256) = -12.45: 13 expected counts make a zero evidence, 12 do not
+        let (r, c, n) = (16, 16, 8);
+        for (per_frame, dead) in [(13.0 / 8.0, true), (12.0 / 8.0, false)] {
+            let mut m = vec![per_frame as f32; r * c];
+            m[7 * c + 7] = 0.0;
+            let b = detect(&m, r, c, n, DEFAULT_K);
+            assert_eq!(b.dead == vec![7 * c + 7], dead, "{per_frame}: {b:?}");
+        }
     }
 
     #[test]

@@ -93,6 +93,12 @@ pub fn radii_text(q: &Quant, g: &Geometry) -> String {
 
 /// The bad-pixel line of the metadata pane.
 pub fn bad_line(q: &Quant) -> Option<Line<'static>> {
+    if let Some(b) = q.bad.as_ref().filter(|b| b.too_few_frames && q.user_bad.is_empty()) {
+        return Some(Line::from(vec![
+            Span::styled("bad px ".to_string(), Style::default().fg(Color::Cyan)),
+            Span::raw(format!("{} ({} sampled)", badpix::TOO_FEW_FRAMES, b.frames)),
+        ]));
+    }
     let b = q.bad.as_ref().filter(|b| !b.all().is_empty())?;
     let what = if q.keep_bad { "kept (--keep-bad-pixels)" } else { "masked" };
     Some(Line::from(vec![
