@@ -85,7 +85,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
             let user_bad = match (&cli.bad_pixels, &cli.file) {
                 (Some(p), Some(f)) => {
                     let (dr, dc) = emdtui::dataset::open(f, &open)?.det();
-                    emdtui::compute::badpix::from_mask(&emdtui::cli::overview::load_mask(p, dr, dc)?, dr, dc)
+                    emdtui::compute::badpix::from_mask(&emdtui::cli::common::load_mask(p, dr, dc)?, dr, dc)
                 }
                 _ => Vec::new(),
             };

@@ -286,7 +286,7 @@ fn dpc_rotation_is_typed_in_a_prompt_with_errors_for_non_numbers() {
 
 #[test]
 fn rotation_prompt_parses_numbers_only() {
-    use emdtui::tui::dpc::parse_rotation;
+    use emdtui::tui::popups::rotation::parse_rotation;
     assert_eq!(parse_rotation("-12.5"), Ok(347.5));
     assert_eq!(parse_rotation("720.25"), Ok(0.25));
     assert!(parse_rotation("1.2.3").unwrap_err().contains("\"1.2.3\" is not a number of degrees"));

@@ -105,7 +105,10 @@ fn dpc_view_snapshots_and_orientation_keys() {
         let PaneImage::Half(r) = &shown.img else { panic!("halfblocks raster") };
         let rad = (r.w.min(r.h) / 6).clamp(3, 24);
         let (cx, cy) = (r.w - rad - 2, r.h - rad - 2);
-        assert_eq!(r.get(cx + rad - 1, cy), emdtui::tui::dpc::wheel_colour(0.0, (rad - 1) as f64 / rad as f64));
+        assert_eq!(
+            r.get(cx + rad - 1, cy),
+            emdtui::tui::widgets::wheel::wheel_colour(0.0, (rad - 1) as f64 / rad as f64)
+        );
         // overrides: recomputed from the CoM in memory
         h.key(KeyCode::Char('.'));
         let r1 = h.state.dpc.outcome.as_ref().unwrap().result.rotation_deg;
@@ -257,7 +260,7 @@ fn calibrated_metadata_and_scale_bar_snapshots() {
         assert!(t.contains("detector 0.2500 mrad/px"), "{t}");
         let g = h.state.main.geometry.clone();
         let bf = emdtui::tui::images::num(g.bf_radius as f64 * 0.25);
-        let radii = emdtui::tui::dpc::radii_text(&h.state);
+        let radii = emdtui::tui::widgets::quant::radii_text(&h.state.quant, &h.state.main.geometry);
         assert!(radii.starts_with(&format!("BF {bf}  ADF ")) && radii.ends_with(" mrad"), "{radii}");
         if hh >= 48 {
             assert!(t.contains(&radii), "radii as collection angles in the pane: {t}");

@@ -7,7 +7,7 @@
 
 mod common;
 
-use emdtui::compute::convert::SpectraOptions;
+use emdtui::compute::spectra::SpectraOptions;
 use emdtui::dataset::{self, Kind, Mode, OpenOptions};
 use emdtui::format::synth::{NX1_EDGE, NX1_ZLP, SynthSpec};
 use emdtui::jobs::Progress;

@@ -535,17 +535,9 @@ fn pass1_alongside_the_conversion_is_taken_over() {
     let opts = small_opts();
     let emd = dir.path().join("a.emd");
     let (p, p1) = (Progress::new("c", 0), Progress::new("p1", 0));
-    let (ds, _, key) = emdtui::ops::fft::ensure_emd_with_pass1(
-        src.clone(),
-        &emd,
-        &ConvertOptions::default(),
-        &params,
-        SMALL_BUDGET,
-        &p,
-        &p1,
-        &opts,
-    )
-    .unwrap();
+    let pass1 = emdtui::ops::fft::Pass1Alongside { params: &params, budget: SMALL_BUDGET, progress: &p1, run: &opts };
+    let (ds, _, key) =
+        emdtui::ops::fft::ensure_emd_with_pass1(src.clone(), &emd, &ConvertOptions::default(), &p, &pass1).unwrap();
     let key = key.expect("pass 1 ran alongside the conversion");
     let (scratch, state) = fft::scratch_paths(&emd);
     assert!(scratch.exists() && state.exists());
@@ -590,15 +582,14 @@ fn pass1_alongside_the_conversion_is_taken_over() {
     // a failed conversion (the output exists and is not to be overwritten) removes the scratch
     let bad = dir.path().join("b.emd");
     std::fs::write(&bad, b"not an EMD").unwrap();
+    let p1 = Progress::new("p1", 0);
+    let pass1 = emdtui::ops::fft::Pass1Alongside { params: &params, budget: SMALL_BUDGET, progress: &p1, run: &opts };
     let e = emdtui::ops::fft::ensure_emd_with_pass1(
         src.clone(),
         &bad,
         &ConvertOptions::default(),
-        &params,
-        SMALL_BUDGET,
         &Progress::new("c", 0),
-        &Progress::new("p1", 0),
-        &opts,
+        &pass1,
     );
     assert!(e.err().expect("refused").to_string().contains("already exists"));
     let (bs, bst) = fft::scratch_paths(&bad);

@@ -109,8 +109,8 @@ fn ensure_emd(
     let copts = emdtui::compute::convert::ConvertOptions {
         force: true,
         calibration: Some(calibration),
-        bad_pixels: emdtui::cli::convert::bad_pixels_option(cli, src.as_ref())?,
-        ..emdtui::cli::convert::convert_options(budget, t)
+        bad_pixels: emdtui::cli::common::bad_pixels_option(cli, src.as_ref())?,
+        ..emdtui::cli::common::convert_options(budget, t)
     };
     progress.set_total(src.scan().positions() as u64);
     Ok(emdtui::ops::fft::ensure_emd(src, emd, &copts, progress)?.0)
@@ -143,7 +143,7 @@ fn fft_run(a: &emdtui::cli::FftArgs, cli: &Cli, t: &Tuning, progress: &Progress)
     let params = emdtui::cli::fft::params_from_args(a, ds.as_ref())?;
     let pixels = emdtui::ops::fft::pixel_source(&src, &emd, ds.as_ref());
     drop(src);
-    let opts = emdtui::compute::fft::RunOptions { pixels, announce_wait: false, ..emdtui::cli::fft::run_options(t) };
+    let opts = emdtui::compute::fft::RunOptions { pixels, announce_wait: false, ..emdtui::cli::common::run_options(t) };
     progress.set_done(0);
     let out = emdtui::ops::fft::load_or_compute(ds.as_ref(), &emd, Some(params), budget, progress, &opts)
         .with_context(|| format!("FFT of {}", ds.info().path.display()))?;
@@ -186,7 +186,7 @@ fn tcbf_run(a: &emdtui::cli::TcbfArgs, cli: &Cli, t: &Tuning, progress: &Progres
         .with_context(|| format!("{}", a.file.display()))?;
     let ds = ensure_emd(src, &emd, cli, t, progress).with_context(|| format!("converting {}", a.file.display()))?;
     progress.set_done(0);
-    let opts = emdtui::compute::fft::RunOptions { announce_wait: false, ..emdtui::cli::fft::run_options(t) };
+    let opts = emdtui::compute::fft::RunOptions { announce_wait: false, ..emdtui::cli::common::run_options(t) };
     let out = emdtui::ops::tcbf::load_or_compute(ds.as_ref(), &emd, &params, budget, progress, &opts)
         .with_context(|| format!("tcBF of {}", a.file.display()))?;
     let r = out.result;
@@ -219,7 +219,7 @@ pub fn eels<'py>(py: Python<'py>, cli: &Cli, cb: Option<&Bound<'py, PyAny>>) -> 
 fn eels_run(a: &emdtui::cli::EelsArgs, cli: &Cli, t: &Tuning, progress: &Progress) -> anyhow::Result<Out> {
     use anyhow::Context;
     use emdtui::ops::eels;
-    let energy = emdtui::cli::eels::energy_options(&a.energy)?;
+    let energy = emdtui::cli::common::energy_options(&a.energy)?;
     let (window, region) = emdtui::cli::eels::selection(a)?;
     let budget = cli.memory_budget()?;
     let opts = cli.open.batch_options(budget)?;

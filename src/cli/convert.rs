@@ -1,6 +1,7 @@
 //! `emdtui convert`.
 
 use crate::Tuning;
+use crate::cli::common::{bad_pixels_option, convert_options};
 use crate::cli::{Cli, ConvertArgs};
 use crate::compute::convert::ConvertOptions;
 use crate::dataset::Dataset;
@@ -20,25 +21,6 @@ pub fn parse_crop(s: &str) -> Result<((usize, usize), (usize, usize))> {
         Ok((x.trim().parse().map_err(|_| bad())?, y.trim().parse().map_err(|_| bad())?))
     };
     Ok((range(a)?, range(b)?))
-}
-
-/// Conversion options with the tuning knobs filled in.
-pub fn convert_options(budget: u64, t: &Tuning) -> ConvertOptions {
-    ConvertOptions {
-        memory_budget: budget,
-        deflate_level: t.deflate_level(),
-        no_space_check: t.no_space_check,
-        fail_write_after: t.fail_write_after,
-        timing: t.timing,
-        ..Default::default()
-    }
-}
-
-/// What the conversion masks in the overviews it stores: None with `--keep-bad-pixels`, else
-/// the pixels of `--bad-pixels PATH` (the hot and dead ones are found during the conversion).
-pub fn bad_pixels_option(cli: &Cli, ds: &dyn crate::dataset::Dataset) -> Result<Option<Vec<usize>>> {
-    let (dr, dc) = ds.det();
-    Ok(if cli.keep_bad_pixels { None } else { Some(crate::cli::overview::user_bad_pixels(cli, dr, dc)?) })
 }
 
 /// `--compress lz4` (also `bslz4`, `bitshuffle`): bitshuffle + LZ4, HDF5 filter 32008.
@@ -64,7 +46,7 @@ pub fn parse_compress(s: Option<&str>, t: &Tuning) -> Result<Option<u32>> {
 /// What a conversion writes: a 4-D datacube, or a 3-D spectrum image (with its plan).
 pub enum ConvertPlan {
     Datacube(ConvertOptions),
-    Spectra(crate::compute::convert::SpectraOptions, crate::compute::convert::SpectraPlan),
+    Spectra(crate::compute::spectra::SpectraOptions, crate::compute::spectra::SpectraPlan),
 }
 
 /// A checked `emdtui convert` request (the Python package runs the same ones).
@@ -222,7 +204,7 @@ fn spectra_request(
     mean: bool,
     cli: &Cli,
     t: &Tuning,
-) -> Result<(crate::compute::convert::SpectraOptions, crate::compute::convert::SpectraPlan)> {
+) -> Result<(crate::compute::spectra::SpectraOptions, crate::compute::spectra::SpectraPlan)> {
     let i = ds.info();
     let (dr, dc) = ds.det();
     if i.mode.mode != crate::dataset::Mode::Eels && dr == dc {
@@ -235,13 +217,13 @@ fn spectra_request(
     if a.bin_scan != 1 || a.crop.is_some() {
         anyhow::bail!("{}: --bin-scan and --crop are not supported for spectrum images yet", i.path.display());
     }
-    let energy = crate::cli::eels::energy_options(&a.energy)?;
+    let energy = crate::cli::common::energy_options(&a.energy)?;
     let job = crate::ops::eels::EelsJob {
         energy: energy.clone(),
         memory_budget: cli.memory_budget()?,
         cache_dir: t.cache_dir.clone(),
     };
-    let sopts = crate::compute::convert::SpectraOptions {
+    let sopts = crate::compute::spectra::SpectraOptions {
         bin: a.bin_detector,
         mean,
         reverse: energy.reverse,
@@ -251,7 +233,7 @@ fn spectra_request(
         force: a.force,
         no_space_check: t.no_space_check,
     };
-    let plan = crate::compute::convert::spectra_plan(ds, &sopts)
+    let plan = crate::compute::spectra::spectra_plan(ds, &sopts)
         .with_context(|| format!("converting {}", a.input.display()))?;
     Ok((sopts, plan))
 }

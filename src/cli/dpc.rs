@@ -6,7 +6,7 @@
 
 use crate::Tuning;
 use crate::cli::{Cli, DpcArgs};
-use crate::compute::display::Colormap;
+use crate::compute::display::{Colormap, Scale};
 use crate::compute::dpc::DpcOptions;
 use crate::dataset;
 use crate::format::export;
@@ -62,7 +62,7 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
 pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
-    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let disp = a.style.display(Colormap::Gray, Scale::Linear)?;
     let (ds, job, cal) = request(a, cli, t)?;
     let (rows, cols) = (ds.scan().rows, ds.scan().cols);
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
@@ -73,7 +73,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let paths = [a.output.clone(), suffixed(&a.output, "comx"), suffixed(&a.output, "comy")];
     let images = [&r.phase, &r.com_x, &r.com_y];
     for (k, (p, img)) in paths.iter().zip(images).enumerate() {
-        if let Err(e) = crate::cli::info::write_scan_image(p, rows, cols, img, &disp, cal.r.as_ref()) {
+        if let Err(e) = crate::cli::common::write_scan_image(p, rows, cols, img, &disp, cal.r.as_ref()) {
             for q in &paths[..k] {
                 let _ = std::fs::remove_file(q);
             }
@@ -107,7 +107,7 @@ pub fn run(a: &DpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
             out.bad.dead.len(),
             out.bad.user.len()
         );
-        for p in &paths {
+        for p in paths {
             eprintln!("wrote {}", p.display());
         }
     }
@@ -175,10 +175,10 @@ pub fn request(
     }
     let mask = match (mask, mask_path) {
         (Some(m), _) => m,
-        (None, Some(p)) => MaskChoice::Weights(crate::cli::overview::load_mask(&p, dr, dc)?),
+        (None, Some(p)) => MaskChoice::Weights(crate::cli::common::load_mask(&p, dr, dc)?),
         (None, None) => unreachable!("parse_mask gives one"),
     };
-    let user_bad = crate::cli::overview::user_bad_pixels(cli, dr, dc)?;
+    let user_bad = crate::cli::common::user_bad_pixels(cli, dr, dc)?;
     let cache_dir = if a.no_cache { None } else { t.cache_dir.clone() };
     let cal = crate::ops::calib::resolve(ds.as_ref(), &given, cache_dir.as_deref())?;
     let job = DpcJob {

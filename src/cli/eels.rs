@@ -1,8 +1,9 @@
 //! `emdtui eels`: energy-window maps and mean spectra of spectrum data.
 
 use crate::Tuning;
-use crate::cli::{Cli, EelsArgs, EnergyArgs};
-use crate::compute::display::Colormap;
+use crate::cli::common::energy_options;
+use crate::cli::{Cli, EelsArgs};
+use crate::compute::display::{Colormap, Scale};
 use crate::format::export;
 use crate::jobs::{JobKind, Progress};
 use crate::ops::eels::{self, EelsJob, EnergyOptions, SpectrumImage, Window};
@@ -18,19 +19,6 @@ pub fn parse_window(s: &str) -> Result<Window> {
     let (a, b) = lower.split_once(':').ok_or_else(bad)?;
     let num = |x: &str| -> Result<f64> { x.trim().trim_end_matches("ev").trim().parse::<f64>().map_err(|_| bad()) };
     Ok(Window { start: num(a)?, end: num(b)?, ev })
-}
-
-/// The energy options of the command line, checked.
-pub fn energy_options(e: &EnergyArgs) -> Result<EnergyOptions> {
-    if let Some(d) = e.dispersion
-        && !(d.is_finite() && d != 0.0)
-    {
-        bail!("--dispersion {d}: must be a non-zero number of eV per channel");
-    }
-    if e.offset.is_some() && e.dispersion.is_none() {
-        bail!("--offset needs --dispersion (eV per channel)");
-    }
-    Ok(EnergyOptions { reverse: e.reverse_energy, dispersion: e.dispersion, offset: e.offset })
 }
 
 /// The spectrum image of `file` with a progress bar on stderr.
@@ -77,7 +65,7 @@ pub fn selection(a: &EelsArgs) -> Result<Selection> {
     if a.roi.is_some() && a.at.is_some() {
         bail!("give either --roi or --at, not both");
     }
-    let roi = a.roi.as_deref().map(crate::cli::overview::parse_roi).transpose()?;
+    let roi = a.roi.as_deref().map(crate::cli::common::parse_roi).transpose()?;
     let at = a.at.as_deref().map(|s| crate::cli::parse_pair::<usize>(s, "--at")).transpose()?;
     Ok((window, roi.or(at.map(|(r, c)| (r..r + 1, c..c + 1)))))
 }
@@ -98,14 +86,14 @@ pub fn run(a: &EelsArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let ctx = || format!("{}", a.file.display());
     if let Some(w) = window {
         let map = eels::window_map(&si, w).with_context(ctx)?;
-        let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Inferno)?;
-        crate::cli::info::write_f32(&a.output, si.rows, si.cols, &map, &disp)?;
+        let disp = a.style.display(Colormap::Inferno, Scale::Linear)?;
+        crate::cli::common::write_f32(&a.output, si.rows, si.cols, &map, &disp)?;
         eprintln!("wrote {} ({} x {} float32)", a.output.display(), si.rows, si.cols);
         return Ok(());
     }
     let (rows, cols) = region.unwrap_or((0..si.rows, 0..si.cols));
     let spec = eels::mean_spectrum(&si, rows, cols).with_context(ctx)?;
-    write_spectrum(&a.output, &si, &spec, a.scale == "log")?;
+    write_spectrum(&a.output, &si, &spec, a.style.scale.as_deref() == Some("log"))?;
     eprintln!("wrote {} ({} channels, energy in {})", a.output.display(), spec.len(), si.energy_units);
     Ok(())
 }

@@ -55,7 +55,7 @@ pub fn run(file: &Path, json_out: bool, opts: &OpenOptions) -> Result<()> {
         o!("{k:>12}  {v}");
     }
     o!("{:>12}  {}", "fingerprint", ef.fingerprint);
-    o!("{:>12}  {}", "calibration", crate::cli::info::calib_text(&cal));
+    o!("{:>12}  {}", "calibration", crate::cli::common::calib_text(&cal));
     if let Some(fp) = &ef.source_fingerprint {
         o!("{:>12}  {fp}", "source fp");
     }

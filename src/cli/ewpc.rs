@@ -7,7 +7,7 @@
 
 use crate::Tuning;
 use crate::cli::{Cli, EwpcArgs};
-use crate::compute::display::Colormap;
+use crate::compute::display::{Colormap, Scale};
 use crate::compute::overview::{ComputeOptions, default_geometry};
 use crate::dataset;
 use crate::format::export;
@@ -19,7 +19,7 @@ use anyhow::{Result, bail};
 pub fn run(a: &EwpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
-    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Inferno)?;
+    let disp = a.style.display(Colormap::Inferno, Scale::Log)?;
     let at: Option<(usize, usize)> = a.at.as_deref().map(|s| crate::cli::parse_pair(s, "--at")).transpose()?;
     if let Some(e) = a.eps
         && !(e > 0.0 && e.is_finite())
@@ -38,7 +38,7 @@ pub fn run(a: &EwpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         cache_dir: if a.no_cache { None } else { t.cache_dir.clone() },
         emd_cache: !a.no_cache,
         keep_bad_pixels: cli.keep_bad_pixels,
-        user_bad: crate::cli::overview::user_bad_pixels(cli, dr, dc)?,
+        user_bad: crate::cli::common::user_bad_pixels(cli, dr, dc)?,
     };
     let opts = EwpcOptions { eps_abs: a.eps, window: !a.no_window, ..Default::default() };
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
@@ -46,7 +46,7 @@ pub fn run(a: &EwpcArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let v = crate::cli::progress::with_frames_bar(&progress, "mean", || {
         crate::ops::ewpc::ewpc_of(ds.as_ref(), at, &job, &opts, &progress)
     })?;
-    crate::cli::info::write_f32(&a.output, dr, dc, &v, &disp)?;
+    crate::cli::common::write_f32(&a.output, dr, dc, &v, &disp)?;
     let of = match at {
         Some((r, c)) => format!("the pattern at {r},{c}"),
         None => "the mean pattern".into(),

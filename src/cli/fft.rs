@@ -1,16 +1,20 @@
 //! `emdtui fft` and `emdtui export --fft-q/--fft-k`.
 
 use crate::Tuning;
+use crate::cli::common::run_options;
 use crate::cli::{Cli, ExportArgs, FftArgs, OpenArgs, parse_pair};
-use crate::compute::display::{Colormap, DisplayParams};
+use crate::compute::display::{Colormap, DisplayParams, Scale};
 use crate::compute::fft::{self, FftAxes, FftParams, FftReport, Part};
 use crate::dataset::Dataset;
 use crate::jobs::Progress;
-use crate::ops::fft::{EmdSource, FftOutcome};
+use crate::ops::fft::{EmdSource, FftJob, FftOutcome, FftRun, FftSink, FftWant};
 use crate::store::fft::FftCache;
 use crate::util::{hs, peak_rss};
 use anyhow::{Context, Result, bail};
+use indicatif::ProgressBar;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// FFT parameters from the command line (finds the BF disk when needed).
 pub fn params_from_args(a: &FftArgs, ds: &dyn Dataset) -> Result<FftParams> {
@@ -47,57 +51,106 @@ pub fn params_from_args(a: &FftArgs, ds: &dyn Dataset) -> Result<FftParams> {
     Ok(FftParams { axes, crop, bin: a.bin })
 }
 
-/// The FFT options of a run with the tuning knobs filled in.
-pub fn run_options(t: &Tuning) -> fft::RunOptions {
-    fft::RunOptions {
-        group_delay: t.fft_group_delay,
-        announce_wait: true,
-        buffered_output: t.fft_buffered,
-        scratch_on_disk: t.fft_scratch_on_disk,
-        timing: t.timing,
-        ..Default::default()
+/// The plan line: shape, output, scratch and memory budget of the FFT of `ds` with `params`.
+fn print_plan(ds: &dyn Dataset, emd: &Path, params: &FftParams, budget: u64) {
+    if let Ok((out_b, scratch_b, shape)) = fft::planned_sizes(ds, params, budget) {
+        eprintln!(
+            "FFT {}x{}x{}x{} complex64 into {}: output {}, temporary scratch {} (memory budget {})",
+            shape[0],
+            shape[1],
+            shape[2],
+            shape[3],
+            emd.display(),
+            hs(out_b),
+            hs(scratch_b),
+            hs(budget)
+        );
     }
 }
 
-/// Run the FFT of `ds` into `emd` with a progress bar; prints the plan and the report.
-/// `opts`: [`run_options`], with the pixel source and the scratch to take over when known.
-pub fn run_on_dataset(
-    ds: &dyn Dataset,
-    emd: &Path,
-    params: &FftParams,
+/// The FFT workflow's steps on stderr: the conversion's frames bar, what the conversion did, the
+/// plan, then the FFT's bar.
+struct Bars {
+    convert: std::sync::Arc<Progress>,
+    fft: std::sync::Arc<Progress>,
+    convert_bar: ProgressBar,
+    fft_bar: ProgressBar,
+    fft_started: AtomicBool,
+    emd: PathBuf,
     budget: u64,
-    opts: &fft::RunOptions,
-) -> Result<FftReport> {
-    let (out_b, scratch_b, shape) = fft::planned_sizes(ds, params, budget)?;
-    eprintln!(
-        "FFT {}x{}x{}x{} complex64 into {}: output {}, temporary scratch {} (memory budget {})",
-        shape[0],
-        shape[1],
-        shape[2],
-        shape[3],
-        emd.display(),
-        hs(out_b),
-        hs(scratch_b),
-        hs(budget)
-    );
-    let progress = Progress::job(crate::jobs::JobKind::Fft, 0);
-    let pb = crate::cli::progress::bar(0, "fft");
-    let rep = crate::cli::progress::drive(
-        std::time::Duration::from_millis(200),
-        || {
-            pb.set_length(progress.total().max(1));
-            pb.set_position(progress.done());
-            pb.set_message(progress.message());
-        },
-        || crate::ops::fft::load_or_compute(ds, emd, Some(params.clone()), budget, &progress, opts),
-    );
-    pb.finish_and_clear();
-    let rep = match rep.with_context(|| format!("FFT of {}", ds.info().path.display()))? {
-        FftOutcome::Computed(_, rep) => *rep,
-        FftOutcome::Loaded(_) => unreachable!("parameters were given"),
-    };
-    print_report(&rep, emd);
-    Ok(rep)
+}
+
+impl Bars {
+    fn new(frames: u64, emd: &Path, budget: u64) -> Bars {
+        let fft_bar = crate::cli::progress::bar(0, "fft");
+        fft_bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        Bars {
+            convert: Progress::job(crate::jobs::JobKind::Convert, frames),
+            fft: Progress::job(crate::jobs::JobKind::Fft, 0),
+            convert_bar: crate::cli::progress::frames_bar(frames, "convert"),
+            fft_bar,
+            fft_started: AtomicBool::new(false),
+            emd: emd.to_path_buf(),
+            budget,
+        }
+    }
+    fn update(&self) {
+        if self.fft_started.load(Ordering::Acquire) {
+            self.fft_bar.set_length(self.fft.total().max(1));
+            self.fft_bar.set_position(self.fft.done());
+            self.fft_bar.set_message(self.fft.message());
+        } else {
+            self.convert_bar.set_length(self.convert.total());
+            self.convert_bar.set_position(self.convert.done());
+        }
+    }
+}
+
+impl FftSink for Bars {
+    fn convert_progress(&self) -> &Progress {
+        &self.convert
+    }
+    fn fft_progress(&self) -> &Progress {
+        &self.fft
+    }
+    fn emd_ready(&self, how: &EmdSource) {
+        self.convert_bar.finish_and_clear();
+        match how {
+            EmdSource::Itself => {}
+            EmdSource::Existing => eprintln!("using the existing conversion {}", self.emd.display()),
+            EmdSource::Converted(r) => {
+                eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds)
+            }
+        }
+    }
+    fn fft_starts(&self, ds: &dyn Dataset, params: &FftParams) {
+        print_plan(ds, &self.emd, params, self.budget);
+        if std::io::stderr().is_terminal() {
+            self.fft_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        self.fft_started.store(true, Ordering::Release);
+    }
+}
+
+/// Run `work` (a workflow on top of the FFT's, into the EMD `emd`; `frames` to convert when it
+/// converts) with progress bars on stderr: the conversion's, then the FFT's; the steps are
+/// printed as they happen.
+pub fn with_fft_bars<T: Send>(frames: u64, emd: &Path, budget: u64, work: impl FnOnce(&dyn FftSink) -> T + Send) -> T {
+    let bars = Bars::new(frames, emd, budget);
+    let r = crate::cli::progress::drive(std::time::Duration::from_millis(100), || bars.update(), || work(&bars));
+    bars.convert_bar.finish_and_clear();
+    bars.fft_bar.finish_and_clear();
+    r
+}
+
+/// Run the FFT workflow `job` with progress bars on stderr; prints the steps and the report.
+pub fn run_with_bars(job: FftJob) -> Result<FftRun> {
+    let (emd, budget, frames) = (job.emd.clone(), job.budget, job.src.scan().positions() as u64);
+    let r = with_fft_bars(frames, &emd, budget, |sink| crate::ops::fft::run(job, sink))?;
+    if let FftOutcome::Computed(_, rep) = &r.fft {
+        print_report(rep, &emd);
+    }
+    Ok(r)
 }
 
 pub fn print_report(r: &FftReport, emd: &Path) {
@@ -163,42 +216,24 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     }
     // an EMD of the same name that is not a conversion of this data is replaced
     let calibration = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
-    let copts = crate::compute::convert::ConvertOptions {
+    let convert = crate::compute::convert::ConvertOptions {
         force: true,
         calibration: Some(calibration),
-        bad_pixels: crate::cli::convert::bad_pixels_option(cli, src.as_ref())?,
-        ..crate::cli::convert::convert_options(budget, t)
+        bad_pixels: crate::cli::common::bad_pixels_option(cli, src.as_ref())?,
+        ..crate::cli::common::convert_options(budget, t)
     };
-    let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
     // parameters that do not depend on the data are known before the conversion: pass 1 then
     // runs alongside it
-    let early = (a.crop == "full" || (a.center.is_some() && a.radius.is_some()))
-        .then(|| params_from_args(a, src.as_ref()))
-        .transpose()?;
-    let src2 = src.clone();
-    let (ds, how, adopt) = crate::cli::progress::with_frames_bar(&progress, "convert", || match early.as_ref() {
-        Some(params) => {
-            let p1 = Progress::job(crate::jobs::JobKind::Fft, 0);
-            crate::ops::fft::ensure_emd_with_pass1(src2, &emd, &copts, params, budget, &progress, &p1, &run_options(t))
-        }
-        None => crate::ops::fft::ensure_emd(src2, &emd, &copts, &progress).map(|(d, h)| (d, h, None)),
-    })
-    .with_context(|| format!("converting {}", a.file.display()))?;
-    match how {
-        EmdSource::Itself => {}
-        EmdSource::Existing => eprintln!("using the existing conversion {}", emd.display()),
-        EmdSource::Converted(r) => {
-            eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds)
-        }
-    }
-    let params = match early {
-        Some(p) => p,
-        None => params_from_args(a, ds.as_ref())?,
+    let want = if a.crop == "full" || (a.center.is_some() && a.radius.is_some()) {
+        FftWant::Exactly(params_from_args(a, src.as_ref())?)
+    } else {
+        let args = a.clone();
+        FftWant::FromData(Box::new(move |ds| {
+            params_from_args(&args, ds).map_err(|e| crate::Error::Invalid(format!("{e:#}")))
+        }))
     };
-    let pixels = crate::ops::fft::pixel_source(&src, &emd, ds.as_ref());
-    drop(src);
-    let extra = fft::RunOptions { pixels, adopt_scratch: adopt, ..run_options(t) };
-    run_on_dataset(ds.as_ref(), &emd, &params, budget, &extra)?;
+    let job = FftJob { src, emd, convert, want, budget, run: run_options(t) };
+    run_with_bars(job).with_context(|| format!("FFT of {}", a.file.display()))?;
     Ok(())
 }
 
@@ -235,16 +270,13 @@ pub fn run_export(a: &ExportArgs, _open: &OpenArgs) -> Result<()> {
         }
         (None, None) => unreachable!(),
     };
-    let mut disp = crate::cli::info::display_params(
-        &a.cmap,
-        &a.scale,
-        if part == Part::Phase { Colormap::Twilight } else { Colormap::Gray },
-    )?;
+    let mut disp =
+        a.style.display(if part == Part::Phase { Colormap::Twilight } else { Colormap::Gray }, Scale::Linear)?;
     if part == Part::Phase {
         disp = DisplayParams { clip: (0.0, 100.0), ..disp };
     }
     let _ = fmt;
-    crate::cli::info::write_f32(&a.output, rows, cols, &img, &disp)?;
+    crate::cli::common::write_f32(&a.output, rows, cols, &img, &disp)?;
     eprintln!("wrote {}", a.output.display());
     Ok(())
 }

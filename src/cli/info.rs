@@ -1,7 +1,8 @@
 //! `emdtui info`, `emdtui export --frame`, `emdtui synth`.
 
+use crate::cli::common::{calib_text, write_f32};
 use crate::cli::{ExportArgs, OpenArgs, SynthArgs};
-use crate::compute::display::{Colormap, DisplayParams, Scale};
+use crate::compute::display::{Colormap, Scale};
 use crate::dataset::{self, Dataset, FrameBuf, MibDataset, ReadScratch};
 use crate::format::export::{self, ImageData, ImageFormat};
 use crate::format::synth::{self, SynthSpec};
@@ -43,15 +44,6 @@ pub fn mib_json(ds: &MibDataset) -> serde_json::Value {
         "mode": i.mode,
         "warnings": i.warnings,
     })
-}
-
-/// The calibration as one line: scan step and detector step (or "uncalibrated").
-pub fn calib_text(c: &crate::compute::calib::Calibration) -> String {
-    let r =
-        c.r.as_ref().map(|(s, u)| format!("scan step {s} {u}/px")).unwrap_or_else(|| "scan step uncalibrated".into());
-    let q = c.q.as_ref().map(|(s, u)| format!("detector {s} {u}/px")).unwrap_or_else(|| "detector uncalibrated".into());
-    let a = c.alpha_mrad.map(|a| format!(" (alpha {a} mrad)")).unwrap_or_default();
-    format!("{r}; {q}{a}")
 }
 
 /// What `emdtui info --json FILE` prints: a `.mib` (with its bad pixels and remembered
@@ -206,60 +198,13 @@ pub fn run_synth(a: &SynthArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn display_params(cmap: &Option<String>, scale: &str, default: Colormap) -> Result<DisplayParams> {
-    let colormap = match cmap {
-        Some(c) => {
-            Colormap::parse(c).with_context(|| format!("--cmap {c:?}: use gray, viridis, inferno, magma or cyclic"))?
-        }
-        None => default,
-    };
-    let scale = match scale {
-        "linear" => Scale::Linear,
-        "log" => Scale::Log,
-        "sqrt" => Scale::Sqrt,
-        s => bail!("--scale {s:?}: use linear, log or sqrt"),
-    };
-    Ok(DisplayParams { scale, colormap, ..Default::default() })
-}
-
-/// Write a scan image like [`write_f32`]; a PNG gets a scale bar when `scan_step` (size, units)
-/// is known.
-pub fn write_scan_image(
-    out: &Path,
-    rows: usize,
-    cols: usize,
-    v: &[f32],
-    disp: &DisplayParams,
-    scan_step: Option<&(f64, String)>,
-) -> Result<()> {
-    match (export::format_of(out)?, scan_step) {
-        (ImageFormat::Png, Some((step, units))) => {
-            let mut rgb = crate::compute::display::to_rgb(v, disp);
-            crate::compute::calib::draw_scale_bar(&mut rgb, rows, cols, *step, units);
-            export::write_png_rgb(out, rows, cols, &rgb)?;
-            Ok(())
-        }
-        _ => write_f32(out, rows, cols, v, disp),
-    }
-}
-
-/// Write a float image in the format of `out` (PNG: scaled and colour-mapped).
-pub fn write_f32(out: &Path, rows: usize, cols: usize, v: &[f32], disp: &DisplayParams) -> Result<()> {
-    match export::format_of(out)? {
-        ImageFormat::Npy => export::write_npy(out, rows, cols, ImageData::F32(v))?,
-        ImageFormat::Tiff => export::write_tiff(out, rows, cols, ImageData::F32(v))?,
-        ImageFormat::Png => export::write_png_rgb(out, rows, cols, &crate::compute::display::to_rgb(v, disp))?,
-    }
-    Ok(())
-}
-
 pub fn run_export(a: &ExportArgs, open: &OpenArgs) -> Result<()> {
     if a.fft_q.is_some() || a.fft_k.is_some() {
         return crate::cli::fft::run_export(a, open);
     }
     let fmt = export::format_of(&a.output)?;
     export::check_output_dir(&a.output)?;
-    let disp = display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let disp = a.style.display(Colormap::Gray, Scale::Linear)?;
     let ds = dataset::open(&a.file, &open.options()?)?;
     let s = ds.scan().clone();
     let pos = match (&a.at, a.frame) {

@@ -1,5 +1,6 @@
 //! Command-line interface (clap). `emdtui FILE` opens the terminal UI; subcommands run headless.
 
+pub mod common;
 pub mod convert;
 pub mod detectors;
 pub mod dpc;
@@ -177,12 +178,8 @@ pub struct EwpcArgs {
     /// No Hann window on the log pattern.
     #[arg(long)]
     pub no_window: bool,
-    /// PNG colour map.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "log")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
@@ -224,12 +221,8 @@ pub struct TcbfArgs {
     /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
     #[arg(long, value_name = "PATH")]
     pub emd: Option<PathBuf>,
-    /// PNG colour map.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
 }
 
 #[derive(Args, Debug)]
@@ -265,12 +258,8 @@ pub struct PtychoArgs {
     /// EMD that holds the FFT and the result when FILE is a .mib (default: FILE with .emd).
     #[arg(long, value_name = "PATH")]
     pub emd: Option<PathBuf>,
-    /// PNG colour map.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
 }
 
 #[derive(Args, Debug)]
@@ -298,12 +287,8 @@ pub struct DpcArgs {
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
-    /// PNG colour map.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
 }
 
 /// Energy axis of spectra: orientation and calibration.
@@ -340,12 +325,8 @@ pub struct EelsArgs {
     /// Output: map .npy/.tiff/.png (float32, scan row x col); spectrum .npy/.csv/.png.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// PNG colour map of a map.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
@@ -372,12 +353,8 @@ pub struct ExportArgs {
     /// Output .npy, .tiff/.tif or .png.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// PNG colour map: gray, viridis, inferno, magma, cyclic.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
 }
 
 #[derive(Args, Debug)]
@@ -450,12 +427,8 @@ pub struct OverviewArgs {
     /// Output .npy / .tiff (float32, scan row x col) or .png (scaled, colour-mapped).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// PNG colour map.
-    #[arg(long)]
-    pub cmap: Option<String>,
-    /// PNG scaling: linear, log, sqrt.
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
+    #[command(flatten)]
+    pub style: common::ImageStyle,
     /// Ignore and do not write the cache directory.
     #[arg(long)]
     pub no_cache: bool,
@@ -502,7 +475,7 @@ pub struct ConvertArgs {
     pub force: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct FftArgs {
     pub file: PathBuf,
     /// Detector extent: bf (bright-field disk plus margin) or full.

@@ -6,15 +6,16 @@
 //! failure leaves no output file.
 
 use crate::Tuning;
+use crate::cli::common::{load_mask, parse_roi, user_bad_pixels};
 use crate::cli::{Cli, OverviewArgs};
-use crate::compute::display::{Colormap, DisplayParams};
+use crate::compute::display::{Colormap, DisplayParams, Scale};
 use crate::compute::overview::{self, ComputeOptions, DetectorKind, Geometry, KernelTuning, Overviews};
 use crate::dataset::{self, Dataset};
 use crate::format::export;
 use crate::jobs::Progress;
 use crate::ops::overview::{GeometryChoice, Origin, OverviewJob};
 use crate::util::peak_rss;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,88 +71,6 @@ pub fn parse_detector(s: &str) -> Result<(Want, Option<PathBuf>)> {
         ),
     };
     Ok((w, None))
-}
-
-/// Load a mask: PNG (grey level / max, so a 0/255 mask gives 0/1) or `.npy` (float, int or bool)
-/// of exactly the detector shape.
-/// The detector pixels of the global `--bad-pixels PATH` mask (flat indices; none without it).
-pub fn user_bad_pixels(cli: &Cli, rows: usize, cols: usize) -> Result<Vec<usize>> {
-    Ok(match &cli.bad_pixels {
-        Some(p) => crate::compute::badpix::from_mask(&load_mask(p, rows, cols)?, rows, cols),
-        None => Vec::new(),
-    })
-}
-
-pub fn load_mask(path: &Path, rows: usize, cols: usize) -> Result<Vec<f32>> {
-    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
-    let (shape, v): ((usize, usize), Vec<f32>) = match ext.as_str() {
-        "png" => {
-            let img = image::open(path).with_context(|| format!("mask {}: cannot read PNG", path.display()))?;
-            let g = img.to_luma16();
-            let (w, h) = g.dimensions();
-            ((h as usize, w as usize), g.as_raw().iter().map(|&v| v as f32 / 65535.0).collect())
-        }
-        "npy" => read_npy_f32(path)?,
-        _ => bail!("mask {}: use a .png or .npy file", path.display()),
-    };
-    if shape != (rows, cols) {
-        bail!("mask {}: shape {}x{} does not match the {rows}x{cols} detector", path.display(), shape.0, shape.1);
-    }
-    if v.iter().any(|x| !x.is_finite()) {
-        bail!("mask {}: contains NaN or infinite values", path.display());
-    }
-    Ok(v)
-}
-
-fn read_npy_f32(path: &Path) -> Result<((usize, usize), Vec<f32>)> {
-    use ndarray::Array2;
-    use ndarray_npy::read_npy;
-    fn conv<T: Copy>(a: Array2<T>, f: impl Fn(T) -> f32) -> ((usize, usize), Vec<f32>) {
-        let d = a.dim();
-        (d, a.iter().map(|&x| f(x)).collect())
-    }
-    if let Ok(a) = read_npy::<_, Array2<f32>>(path) {
-        return Ok(conv(a, |x| x));
-    }
-    if let Ok(a) = read_npy::<_, Array2<f64>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<bool>>(path) {
-        return Ok(conv(a, |x| x as u8 as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<u8>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<i64>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<i32>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<u16>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<i8>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    if let Ok(a) = read_npy::<_, Array2<u32>>(path) {
-        return Ok(conv(a, |x| x as f32));
-    }
-    match read_npy::<_, Array2<f32>>(path) {
-        Err(e) => bail!("mask {}: not a 2-D float/int/bool .npy array: {e}", path.display()),
-        Ok(_) => unreachable!(),
-    }
-}
-
-/// Parse `R0:R1,C0:C1`.
-pub fn parse_roi(s: &str) -> Result<(std::ops::Range<usize>, std::ops::Range<usize>)> {
-    let err = || anyhow::anyhow!("--roi {s:?}: expected R0:R1,C0:C1 (half-open scan rows and columns)");
-    let (a, b) = s.split_once(',').ok_or_else(err)?;
-    let rng = |t: &str| -> Result<std::ops::Range<usize>> {
-        let (x, y) = t.split_once(':').ok_or_else(err)?;
-        Ok(x.trim().parse().map_err(|_| err())?..y.trim().parse().map_err(|_| err())?)
-    };
-    Ok((rng(a)?, rng(b)?))
 }
 
 /// Check a geometry against the frame: centre inside, radii positive, finite and not beyond the
@@ -217,7 +136,7 @@ pub fn validate(a: &OverviewArgs, cli: &Cli) -> Result<(Request, Arc<dyn Dataset
     let want = with_response(want, response, &a.det.detector)?;
     let kind_default_cmap =
         if want == Want::Image(DetectorKind::DpcAngle) { Colormap::Twilight } else { Colormap::Viridis };
-    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, kind_default_cmap)?;
+    let disp = a.style.display(kind_default_cmap, Scale::Linear)?;
     let budget = cli.memory_budget()?;
     let roi = a.roi.as_deref().map(parse_roi).transpose()?;
     if roi.is_some() && want != Want::MeanDp {
@@ -324,11 +243,11 @@ pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
         eprintln!("timing: open {:.3} s", t0.elapsed().as_secs_f64());
     }
     let geom = pick_geometry(a, &rq, ds.as_ref())?;
+    if let Want::Custom(spec) = &rq.want {
+        return run_custom(a, cli, t, &rq, spec, &geom, ds.as_ref());
+    }
     let progress = Progress::job(crate::jobs::JobKind::Overview, 0);
     progress.set_state(crate::jobs::JobState::Running);
-    if let Want::Custom(spec) = &rq.want {
-        return run_custom(a, cli, t, &rq, spec, &geom, ds.as_ref(), &progress);
-    }
     let result = crate::cli::progress::with_frames_bar(&progress, "overview", || {
         compute(a, &rq, &geom, ds.as_ref(), &progress, t, t0)
     });
@@ -348,7 +267,6 @@ pub fn run(a: &OverviewArgs, cli: &Cli, t: &Tuning) -> Result<()> {
 }
 
 /// A custom detector image (cached or computed), written like any virtual image.
-#[allow(clippy::too_many_arguments)]
 fn run_custom(
     a: &OverviewArgs,
     cli: &Cli,
@@ -357,8 +275,9 @@ fn run_custom(
     spec: &crate::cli::detectors::Spec,
     geom: &Geometry,
     ds: &dyn Dataset,
-    progress: &Progress,
 ) -> Result<()> {
+    let progress = &Progress::job(crate::jobs::JobKind::Overview, 0);
+    progress.set_state(crate::jobs::JobState::Running);
     let det = crate::cli::detectors::build(spec, rq.response, geom, ds)?;
     let cache = if a.no_cache { None } else { t.cache_dir.as_deref() };
     let t0 = Instant::now();
@@ -376,7 +295,7 @@ fn run_custom(
     }
     let cal = crate::ops::calib::resolve(ds, &cli.calib.given()?, t.cache_dir.as_deref())?;
     let (sr, sc) = (ds.scan().rows, ds.scan().cols);
-    crate::cli::info::write_scan_image(&a.output, sr, sc, &img, &rq.disp, cal.r.as_ref())?;
+    crate::cli::common::write_scan_image(&a.output, sr, sc, &img, &rq.disp, cal.r.as_ref())?;
     eprintln!("detector: {} ({})", det.label(), origin.describe());
     eprintln!("wrote {}", a.output.display());
     Ok(())
@@ -459,7 +378,7 @@ fn write_outputs(
     let (dr, dc) = ds.det();
     let (sr, sc) = (ds.scan().rows, ds.scan().cols);
     let disp = &rq.disp;
-    let write = crate::cli::info::write_f32;
+    let write = crate::cli::common::write_f32;
     let written: Vec<PathBuf> = match (&rq.want, ov, roi_dp) {
         (Want::MeanDp, _, Some(dp)) => {
             write(&a.output, dr, dc, &dp, disp)?;
@@ -475,7 +394,7 @@ fn write_outputs(
         }
         (Want::Com, Some(o), _) => {
             let (px, py) = (with_suffix(&a.output, "comx"), with_suffix(&a.output, "comy"));
-            let scan = |p: &Path, v: &[f32]| crate::cli::info::write_scan_image(p, sr, sc, v, disp, scan_step);
+            let scan = |p: &Path, v: &[f32]| crate::cli::common::write_scan_image(p, sr, sc, v, disp, scan_step);
             scan(&px, &o.com_x)?;
             if let Err(e) = scan(&py, &o.com_y) {
                 let _ = std::fs::remove_file(&px);
@@ -484,7 +403,7 @@ fn write_outputs(
             vec![px, py]
         }
         (Want::Image(k), Some(o), _) => {
-            crate::cli::info::write_scan_image(&a.output, sr, sc, &o.image(*k), disp, scan_step)?;
+            crate::cli::common::write_scan_image(&a.output, sr, sc, &o.image(*k), disp, scan_step)?;
             vec![a.output.clone()]
         }
         _ => bail!("internal: nothing computed"),

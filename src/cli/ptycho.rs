@@ -90,11 +90,11 @@ fn emd_path(a: &PtychoArgs) -> Result<PathBuf> {
 
 /// Write the phase and the amplitude; on failure nothing of this run is left.
 fn write_outputs(a: &PtychoArgs, r: &SsbResult) -> Result<()> {
-    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let disp = a.style.display(Colormap::Gray, crate::compute::display::Scale::Linear)?;
     let (rows, cols) = r.scan;
-    crate::cli::info::write_f32(&a.output, rows, cols, &r.phase, &disp)?;
+    crate::cli::common::write_f32(&a.output, rows, cols, &r.phase, &disp)?;
     if let Some(p) = &a.amplitude_out
-        && let Err(e) = crate::cli::info::write_f32(p, rows, cols, &r.amplitude, &disp)
+        && let Err(e) = crate::cli::common::write_f32(p, rows, cols, &r.amplitude, &disp)
     {
         let _ = std::fs::remove_file(&a.output);
         return Err(e);
@@ -105,7 +105,7 @@ fn write_outputs(a: &PtychoArgs, r: &SsbResult) -> Result<()> {
 pub fn run(a: &PtychoArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     check_outputs(a)?;
     let opts = options_from_args(a)?;
-    crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    a.style.display(Colormap::Gray, crate::compute::display::Scale::Linear)?;
     let emd = emd_path(a)?;
     let budget = cli.memory_budget()?;
     let src = crate::dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
@@ -132,7 +132,7 @@ pub fn run(a: &PtychoArgs, cli: &Cli, t: &Tuning) -> Result<()> {
                 !a.no_cache,
                 budget,
                 &progress,
-                &crate::cli::fft::run_options(t),
+                &crate::cli::common::run_options(t),
             )
         },
     );
@@ -157,7 +157,7 @@ fn ensure_emd(
     let copts = crate::compute::convert::ConvertOptions {
         force: true,
         calibration: Some(calibration),
-        ..crate::cli::convert::convert_options(budget, t)
+        ..crate::cli::common::convert_options(budget, t)
     };
     let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
     let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {

@@ -7,13 +7,11 @@
 
 use crate::Tuning;
 use crate::cli::{Cli, TcbfArgs};
-use crate::compute::display::Colormap;
+use crate::compute::display::{Colormap, Scale};
 use crate::compute::tcbf::{ShiftMode, TcbfParams, TcbfResult};
 use crate::format::export;
-use crate::jobs::Progress;
-use crate::ops::fft::EmdSource;
 use crate::ops::tcbf::Origin;
-use crate::util::{hs, peak_rss};
+use crate::util::peak_rss;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -73,9 +71,9 @@ pub fn emd_path(a: &TcbfArgs) -> Result<PathBuf> {
 
 /// Write the image and the shifts; on failure nothing of this run is left.
 fn write_outputs(a: &TcbfArgs, r: &TcbfResult) -> Result<()> {
-    let disp = crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    let disp = a.style.display(Colormap::Gray, Scale::Linear)?;
     let (ir, ic) = r.image_shape();
-    crate::cli::info::write_f32(&a.output, ir, ic, &r.image, &disp)?;
+    crate::cli::common::write_f32(&a.output, ir, ic, &r.image, &disp)?;
     if let Some(s) = &a.shifts_out {
         let w = export::write_atomic(s, |tmp| {
             let arr = ndarray::ArrayView3::from_shape((r.det.0, r.det.1, 2), &r.shifts)
@@ -94,7 +92,7 @@ fn write_outputs(a: &TcbfArgs, r: &TcbfResult) -> Result<()> {
 pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     check_outputs(a)?;
     let params = params_from_args(a)?;
-    crate::cli::info::display_params(&a.cmap, &a.scale, Colormap::Gray)?;
+    a.style.display(Colormap::Gray, Scale::Linear)?;
     let emd = emd_path(a)?;
     let budget = cli.memory_budget()?;
     let src = crate::dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
@@ -102,34 +100,16 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let early = TcbfParams { ctf_correct: false, ..params.clone() };
     crate::compute::tcbf::check_params(&early, (src.scan().rows, src.scan().cols))
         .with_context(|| format!("{}", a.file.display()))?;
-    let ds = ensure_emd(a, cli, t, src, &emd, budget)?;
-    let cal = crate::ops::calib::resolve(ds.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
+    let cal = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
     let params = TcbfParams { optics: crate::compute::tcbf::aberr::Optics::from_calibration(&cal), ..params };
     if params.ctf_correct && params.optics.as_ref().is_none_or(|o| o.energy_v.is_none()) {
         bail!("--ctf-correct needs --energy, --scan-step and --alpha or --q-pixel (the CTF in physical units)");
     }
-    let progress = Progress::job(crate::jobs::JobKind::Other, 0);
-    let pb = crate::cli::progress::bar(0, "tcbf");
+    let fft = fft_job(a, cli, t, src, &emd, budget)?;
+    let frames = fft.src.scan().positions() as u64;
     let t0 = std::time::Instant::now();
-    let out = crate::cli::progress::drive(
-        std::time::Duration::from_millis(200),
-        || {
-            pb.set_length(progress.total().max(1));
-            pb.set_position(progress.done());
-            pb.set_message(progress.message());
-        },
-        || {
-            crate::ops::tcbf::load_or_compute(
-                ds.as_ref(),
-                &emd,
-                &params,
-                budget,
-                &progress,
-                &crate::cli::fft::run_options(t),
-            )
-        },
-    );
-    pb.finish_and_clear();
+    let job = crate::ops::tcbf::TcbfJob { fft, params };
+    let out = crate::cli::fft::with_fft_bars(frames, &emd, budget, |sink| crate::ops::tcbf::run(job, sink));
     if let Err(crate::Error::NoParallax(m)) = &out {
         if a.json {
             let j = serde_json::json!({"file": a.file, "parallax_found": false, "message": m});
@@ -144,32 +124,27 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     Ok(())
 }
 
-fn ensure_emd(
+/// The FFT workflow's job for tcBF: the EMD `emd` of `src` (converted when needed) and its FFT.
+fn fft_job(
     a: &TcbfArgs,
     cli: &Cli,
     t: &Tuning,
     src: std::sync::Arc<dyn crate::dataset::Dataset>,
     emd: &Path,
     budget: u64,
-) -> Result<std::sync::Arc<dyn crate::dataset::Dataset>> {
+) -> Result<crate::ops::fft::FftJob> {
     if src.info().kind != crate::dataset::Kind::Emd && !crate::ops::convert::is_converted_from(emd, src.as_ref()) {
         eprintln!("tcBF works from the EMD's FFT: converting {} -> {} first", a.file.display(), emd.display());
     }
     let calibration = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
-    let copts = crate::compute::convert::ConvertOptions {
+    let convert = crate::compute::convert::ConvertOptions {
         force: true,
         calibration: Some(calibration),
-        ..crate::cli::convert::convert_options(budget, t)
+        ..crate::cli::common::convert_options(budget, t)
     };
-    let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
-    let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
-        crate::ops::fft::ensure_emd(src, emd, &copts, &progress)
-    })
-    .with_context(|| format!("converting {}", a.file.display()))?;
-    if let EmdSource::Converted(r) = how {
-        eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds);
-    }
-    Ok(ds)
+    let want = crate::ops::fft::FftWant::ScanAxes;
+    let run = crate::cli::common::run_options(t);
+    Ok(crate::ops::fft::FftJob { src, emd: emd.to_path_buf(), convert, want, budget, run })
 }
 
 fn report(a: &TcbfArgs, emd: &Path, r: &TcbfResult, origin: &Origin, wall: f64) {

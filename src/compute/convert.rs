@@ -178,21 +178,32 @@ pub fn make_plan(ds: &dyn Dataset, out: &Path, o: &ConvertOptions) -> Result<Pla
     })
 }
 
+/// The buffers [`read_out_frames`] reuses: the output frames, the input frames of a binned or
+/// cropped read, the per-pixel sums of a binned read and the read scratch.
+struct ReadBufs {
+    out: FrameBuf,
+    tmp: FrameBuf,
+    sums: Vec<u32>,
+    scratch: ReadScratch,
+}
+
+impl ReadBufs {
+    fn new(p: &Plan) -> ReadBufs {
+        ReadBufs {
+            out: FrameBuf::new(p.out_type),
+            tmp: FrameBuf::new(p.in_type),
+            sums: Vec::new(),
+            scratch: ReadScratch::default(),
+        }
+    }
+}
+
 /// Reads output positions [first, first+n) of output row `r` (first is the column) into `buf`
 /// (output type, n frames).
 // `as u32` is needed for the u8 and u16 instantiations of `with_frames!`
-#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]
-fn read_out_frames(
-    ds: &dyn Dataset,
-    p: &Plan,
-    r: usize,
-    c0: usize,
-    n: usize,
-    buf: &mut FrameBuf,
-    tmp: &mut FrameBuf,
-    sums: &mut Vec<u32>,
-    scratch: &mut ReadScratch,
-) -> Result<u64> {
+#[allow(clippy::unnecessary_cast)]
+fn read_out_frames(ds: &dyn Dataset, p: &Plan, (r, c0): (usize, usize), n: usize, b: &mut ReadBufs) -> Result<u64> {
+    let ReadBufs { out: buf, tmp, sums, scratch } = b;
     if p.identity() {
         ds.read_positions(r * p.in_cols + c0, n, buf, scratch)?;
         return Ok((n * p.out_npx() * p.in_type.bytes()) as u64);
@@ -253,7 +264,7 @@ struct Chunk {
 }
 
 /// Acquisition metadata for the EMD from a `.mib` dataset (or generic info).
-fn acquisition_md(ds: &dyn Dataset) -> Vec<(String, MdValue)> {
+pub(crate) fn acquisition_md(ds: &dyn Dataset) -> Vec<(String, MdValue)> {
     let mut v: Vec<(String, MdValue)> = vec![
         ("detector".into(), MdValue::Str("Merlin".into())),
         ("software".into(), MdValue::Str(format!("emdtui {}", crate::VERSION))),
@@ -296,14 +307,13 @@ fn pick_geometry(ds: &dyn Dataset, p: &Plan) -> Result<Geometry> {
     let mut g = overview::default_geometry(qr, qc);
     let npx = qr * qc;
     let mut mean = vec![0f32; npx];
-    let (mut buf, mut tmp, mut sums, mut sc) =
-        (FrameBuf::new(p.out_type), FrameBuf::new(p.in_type), Vec::new(), ReadScratch::default());
+    let mut rb = ReadBufs::new(p);
     let n = p.out[0] * p.out[1];
     let samples: Vec<usize> = (0..16).map(|i| i * n.saturating_sub(1) / 15).collect();
     for s in &samples {
-        read_out_frames(ds, p, s / p.out[1], s % p.out[1], 1, &mut buf, &mut tmp, &mut sums, &mut sc)?;
+        read_out_frames(ds, p, (s / p.out[1], s % p.out[1]), 1, &mut rb)?;
         for (i, m) in mean.iter_mut().enumerate() {
-            *m += buf.get_u32(i) as f32;
+            *m += rb.out.get_u32(i) as f32;
         }
     }
     if let Some((c, r)) = overview::find_bf_disk(&mean, qr, qc) {
@@ -401,14 +411,13 @@ fn find_bad(ds: &dyn Dataset, p: &Plan, opts: &ConvertOptions) -> Result<Vec<usi
         let n = badpix::SAMPLES.clamp(1, present);
         let mut sum = vec![0f64; qr * qc];
         let scale = 1.0 / (p.bs * p.bs * p.bd * p.bd) as f64;
-        let (mut buf, mut tmp, mut sums, mut sc) =
-            (FrameBuf::new(p.out_type), FrameBuf::new(p.in_type), Vec::new(), ReadScratch::default());
+        let mut rb = ReadBufs::new(p);
         for i in 0..n {
             let s = i * present / n;
-            read_out_frames(ds, p, s / p.out[1], s % p.out[1], 1, &mut buf, &mut tmp, &mut sums, &mut sc)?;
+            read_out_frames(ds, p, (s / p.out[1], s % p.out[1]), 1, &mut rb)?;
             for (j, m) in sum.iter_mut().enumerate() {
                 // the values the EMD will hold (a mean-binned datacube stores sums / block size)
-                *m += if p.mean { sums[j] as f64 * scale } else { buf.get_u32(j) as f64 };
+                *m += if p.mean { rb.sums[j] as f64 * scale } else { rb.out.get_u32(j) as f64 };
             }
         }
         let mean: Vec<f32> = sum.iter().map(|&x| (x / n as f64) as f32).collect();
@@ -476,12 +485,12 @@ fn run_pipeline(
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(cap);
+    let w = Workers { ds, plan, opts, progress, geometry, fix, next: &next, abort: &abort };
     let (results, written) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let tx = tx.clone();
-                let (next, abort) = (&next, &abort);
-                s.spawn(move || worker(ds, plan, opts, progress, (geometry, fix), next, abort, tx))
+                s.spawn(move || worker(&w, tx))
             })
             .collect();
         drop(tx);
@@ -501,22 +510,26 @@ fn run_pipeline(
     Ok((results, written))
 }
 
+/// What the decode workers share: the source and plan, the options, the progress, the overview
+/// geometry and bad-pixel fix, the next chunk index to take and the abort flag.
+#[derive(Clone, Copy)]
+struct Workers<'a> {
+    ds: &'a dyn Dataset,
+    plan: &'a Plan,
+    opts: &'a ConvertOptions,
+    progress: &'a Progress,
+    geometry: &'a Geometry,
+    fix: Option<&'a Arc<BadFix>>,
+    next: &'a AtomicUsize,
+    abort: &'a AtomicBool,
+}
+
 /// One decode worker: take chunk indices from `next` until done, cancelled or aborted.
-#[allow(clippy::too_many_arguments)]
-fn worker(
-    ds: &dyn Dataset,
-    plan: &Plan,
-    opts: &ConvertOptions,
-    progress: &Progress,
-    (geometry, fix): (&Geometry, Option<&Arc<BadFix>>),
-    next: &AtomicUsize,
-    abort: &AtomicBool,
-    tx: std::sync::mpsc::SyncSender<Result<Chunk>>,
-) -> WorkerOut {
+fn worker(w: &Workers, tx: std::sync::mpsc::SyncSender<Result<Chunk>>) -> WorkerOut {
+    let Workers { ds, plan, opts, progress, geometry, fix, next, abort } = *w;
     let mut acc = Accumulator::new(geometry, plan.out[2], plan.out[3], None).with_bad(fix.cloned());
     let mut ov = empty_overviews(plan, geometry);
-    let (mut buf, mut tmp, mut sums, mut sc) =
-        (FrameBuf::new(plan.out_type), FrameBuf::new(plan.in_type), Vec::new(), ReadScratch::default());
+    let mut rb = ReadBufs::new(plan);
     let mut read = 0u64;
     let cpr = plan.chunks_per_row();
     let elem = plan.out_type.bytes();
@@ -530,16 +543,16 @@ fn worker(
         }
         let (r, c0) = (j / cpr, (j % cpr) * plan.k);
         let n = plan.k.min(plan.out[1] - c0);
-        let res = read_out_frames(ds, plan, r, c0, n, &mut buf, &mut tmp, &mut sums, &mut sc).map(|b| {
+        let res = read_out_frames(ds, plan, (r, c0), n, &mut rb).map(|b| {
             read += b;
             if plan.mean {
                 // the overviews of the sums, scaled to the mean when merged
-                acc.add(r * plan.out[1] + c0, &FrameBuf::U32(sums.clone()), &mut ov);
+                acc.add(r * plan.out[1] + c0, &FrameBuf::U32(rb.sums.clone()), &mut ov);
             } else {
-                acc.add(r * plan.out[1] + c0, &buf, &mut ov);
+                acc.add(r * plan.out[1] + c0, &rb.out, &mut ov);
             }
-            buf.resize(plan.k * plan.out_npx()); // pad the last chunk of a row with zeros
-            let raw = buf.as_le_bytes();
+            rb.out.resize(plan.k * plan.out_npx()); // pad the last chunk of a row with zeros
+            let raw = rb.out.as_le_bytes();
             let bytes = match (opts.compress, opts.bitshuffle) {
                 (false, _) => raw.to_vec(),
                 (true, false) => h5::compress_chunk(raw, elem, opts.deflate_level),
@@ -676,126 +689,4 @@ fn merge_workers(results: Vec<WorkerOut>, plan: &Plan, present: usize) -> (Overv
         ov.complete = false; // same convention as overview::compute
     }
     (ov, read_total)
-}
-/// Options of a spectrum-image conversion (`convert --sum-short-axis`, automatic in EELS mode).
-#[derive(Debug, Clone)]
-pub struct SpectraOptions {
-    /// Detector binning factor (1..=16, dividing both detector axes): channels are binned by it.
-    pub bin: usize,
-    /// Mean instead of sum over each `bin` x `bin` detector block (then summed over the short
-    /// axis, as mib-viewer's "bin then Sum-Y").
-    pub mean: bool,
-    /// Reverse the channel order.
-    pub reverse: bool,
-    /// Energy calibration (eV per channel, offset eV) of the unbinned channels.
-    pub energy: Option<(f64, f64)>,
-    /// gzip level (with shuffle); None: uncompressed.
-    pub deflate_level: Option<u32>,
-    pub memory_budget: u64,
-    pub force: bool,
-    pub no_space_check: bool,
-}
-
-/// The output of a spectrum-image conversion.
-#[derive(Debug, Clone, Copy)]
-pub struct SpectraPlan {
-    pub layout: crate::compute::eels::SpectrumLayout,
-    pub rows: usize,
-    pub cols: usize,
-    /// Channels after binning.
-    pub channels: usize,
-    pub bin: usize,
-    /// Factor applied to each bin's sum (1, or 1/bin^2 for the mean).
-    pub scale: f32,
-}
-
-impl SpectraPlan {
-    /// Bytes of the (uncompressed) spectrum image.
-    pub fn out_bytes(&self) -> u64 {
-        (self.rows * self.cols * self.channels * 4) as u64
-    }
-    /// Bytes of frames read.
-    pub fn in_bytes(&self, ds: &dyn Dataset) -> u64 {
-        (ds.positions_present() * ds.frame_pixels() * ds.info().pixel_type.bytes()) as u64
-    }
-}
-
-/// Check the options against the dataset and derive the spectrum image's shape.
-pub fn spectra_plan(ds: &dyn Dataset, o: &SpectraOptions) -> Result<SpectraPlan> {
-    let layout = crate::compute::eels::SpectrumLayout::of(ds);
-    let (dr, dc) = ds.det();
-    let path = ds.info().path.display().to_string();
-    if !(1..=16).contains(&o.bin) || dr % o.bin != 0 || dc % o.bin != 0 {
-        return Err(Error::Invalid(format!(
-            "{path}: --bin-detector {} must be 1..16 and divide the {dr}x{dc} detector",
-            o.bin
-        )));
-    }
-    let s = ds.scan();
-    let scale = if o.mean { 1.0 / (o.bin * o.bin) as f32 } else { 1.0 };
-    Ok(SpectraPlan { layout, rows: s.rows, cols: s.cols, channels: layout.channels / o.bin, bin: o.bin, scale })
-}
-
-/// Lay out the spectrum-image EMD `part` and fill it band of scan rows by band of scan rows
-/// (each band's spectra computed in parallel, at most a quarter of the budget per band).
-/// Returns the file (open, not marked complete), bytes read and bytes of data written.
-pub fn write_spectra(
-    ds: &dyn Dataset,
-    part: &Path,
-    plan: &SpectraPlan,
-    o: &SpectraOptions,
-    progress: &Progress,
-) -> Result<(hdf5::File, u64, u64)> {
-    let (off, step, units) = match o.energy {
-        Some((d, off)) => (off + d * (plan.bin as f64 - 1.0) / 2.0, d * plan.bin as f64, "eV"),
-        None => ((plan.bin as f64 - 1.0) / 2.0, plan.bin as f64, "channels"),
-    };
-    let params = serde_json::json!({
-        "summed_axis": if plan.layout.along_cols { "detector rows" } else { "detector columns" },
-        "reversed": o.reverse, "bin_detector": plan.bin, "bin_mode": if o.mean { "mean" } else { "sum" },
-        "stored_channels": plan.layout.channels,
-    });
-    let spec = emd::SpectrumSpec {
-        shape: [plan.rows, plan.cols, plan.channels],
-        deflate_level: o.deflate_level,
-        energy_offset: off,
-        energy_step: step,
-        energy_units: units.into(),
-        value_units: if o.mean { "mean counts".into() } else { "counts".into() },
-        acquisition: acquisition_md(ds),
-        source_fingerprint: ds.fingerprint(),
-        source_path: ds.info().path.display().to_string(),
-        params: params.to_string(),
-    };
-    let (file, data) = emd::create_spectrum_skeleton(part, &spec)?;
-    let ch_in = plan.layout.channels;
-    let row_bytes = (plan.cols * ch_in * 4) as u64;
-    let band = ((o.memory_budget / 4) / row_bytes.max(1)).clamp(1, plan.rows as u64) as usize;
-    progress.set_total((plan.rows * plan.cols) as u64);
-    let (mut si, mut out) = (Vec::new(), Vec::new());
-    for r0 in (0..plan.rows).step_by(band) {
-        let r1 = (r0 + band).min(plan.rows);
-        let n = (r1 - r0) * plan.cols;
-        si.clear();
-        si.resize(n * ch_in, 0f32);
-        crate::compute::eels::spectra(
-            ds,
-            r0 * plan.cols..r1 * plan.cols,
-            &plan.layout,
-            o.memory_budget,
-            progress,
-            &mut si,
-        )?;
-        if o.reverse {
-            crate::compute::eels::reverse_channels(&mut si, ch_in);
-        }
-        out.clear();
-        for s in si.chunks_exact(ch_in) {
-            out.extend(crate::compute::eels::bin_channels(s, plan.bin, plan.scale).into_iter().take(plan.channels));
-        }
-        let v = ndarray::ArrayView3::from_shape((r1 - r0, plan.cols, plan.channels), &out)
-            .map_err(|e| Error::Invalid(format!("spectrum band: {e}")))?;
-        data.write_slice(&v, ndarray::s![r0..r1, .., ..]).map_err(|e| Error::hdf5(part, e))?;
-    }
-    Ok((file, plan.in_bytes(ds), plan.out_bytes()))
 }

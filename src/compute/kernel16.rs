@@ -75,36 +75,35 @@ pub fn frame_sums_scalar(
     o
 }
 
+/// What a group of frames is added into: the pattern sums and maxima, and the detector runs
+/// (row, first column, end column) of the bright field and the annulus.
+pub struct Target<'a> {
+    pub acc: &'a mut [u32],
+    pub max: &'a mut [u16],
+    pub bf_runs: &'a [(u32, u32, u32)],
+    pub adf_runs: &'a [(u32, u32, u32)],
+}
+
 /// One pass over a group of `frames.len()` (1 to 4) frames of `rows` x `cols` big-endian u16
 /// pixels: adds every frame into the pattern sums `acc` and maxima `max` (both `rows * cols`),
 /// and writes each frame's sums to `out`. Returns false when some pixel is 32768 or more: then
 /// `acc`, `max`, `bf` and `adf` are still right, `sum`, `my` and `mx` are not.
 ///
 /// Panics unless [`available`]`(cols)` and the slices have the sizes above.
-#[allow(clippy::too_many_arguments)]
-pub fn group(
-    frames: &[&[u8]],
-    rows: usize,
-    cols: usize,
-    acc: &mut [u32],
-    max: &mut [u16],
-    bf_runs: &[(u32, u32, u32)],
-    adf_runs: &[(u32, u32, u32)],
-    out: &mut [FrameSums],
-) -> bool {
+pub fn group(frames: &[&[u8]], (rows, cols): (usize, usize), t: &mut Target, out: &mut [FrameSums]) -> bool {
     assert!(available(cols), "kernel16 needs AVX2 and a width that is a multiple of 16");
     let npx = rows * cols;
-    assert!(acc.len() >= npx && max.len() >= npx && out.len() >= frames.len());
+    assert!(t.acc.len() >= npx && t.max.len() >= npx && out.len() >= frames.len());
     assert!(frames.iter().all(|f| f.len() >= npx * 2));
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX2 is present (checked by `available`) and every access stays inside the slices
     // (sizes asserted above; columns are a multiple of 16, so no 16-pixel load crosses a row end).
     unsafe {
         match frames.len() {
-            1 => x86::group::<1>(frames, rows, cols, acc, max, bf_runs, adf_runs, out),
-            2 => x86::group::<2>(frames, rows, cols, acc, max, bf_runs, adf_runs, out),
-            3 => x86::group::<3>(frames, rows, cols, acc, max, bf_runs, adf_runs, out),
-            4 => x86::group::<4>(frames, rows, cols, acc, max, bf_runs, adf_runs, out),
+            1 => x86::group::<1>(frames, (rows, cols), t, out),
+            2 => x86::group::<2>(frames, (rows, cols), t, out),
+            3 => x86::group::<3>(frames, (rows, cols), t, out),
+            4 => x86::group::<4>(frames, (rows, cols), t, out),
             n => panic!("kernel16 takes 1 to 4 frames, got {n}"),
         }
     }
@@ -114,7 +113,7 @@ pub fn group(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{FrameSums, sum_be};
+    use super::{FrameSums, Target, sum_be};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -137,18 +136,16 @@ mod x86 {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn group<const G: usize>(
         frames: &[&[u8]],
-        rows: usize,
-        cols: usize,
-        acc: &mut [u32],
-        max: &mut [u16],
-        bf_runs: &[(u32, u32, u32)],
-        adf_runs: &[(u32, u32, u32)],
+        (rows, cols): (usize, usize),
+        t: &mut Target,
         out: &mut [FrameSums],
     ) -> bool {
+        let Target { acc, max, bf_runs, adf_runs } = t;
+        let (acc, max, bf_runs, adf_runs): (&mut [u32], &mut [u16], &[(u32, u32, u32)], &[(u32, u32, u32)]) =
+            (acc, max, bf_runs, adf_runs);
         let fp: [*const u8; G] = std::array::from_fn(|k| frames[k].as_ptr());
         let swap = _mm256_setr_epi8(
             1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14,
@@ -272,7 +269,8 @@ mod tests {
                 let mut acc = vec![7u32; rows * cols];
                 let mut mx = vec![3u16; rows * cols];
                 let mut out = vec![FrameSums::default(); g];
-                let ok = group(&refs, rows, cols, &mut acc, &mut mx, &bf, &adf, &mut out);
+                let t = &mut Target { acc: &mut acc, max: &mut mx, bf_runs: &bf, adf_runs: &adf };
+                let ok = group(&refs, (rows, cols), t, &mut out);
                 let big = fr.iter().any(|f| f.chunks(2).any(|c| u16::from_be_bytes([c[0], c[1]]) >= 32768));
                 assert_eq!(ok, !big, "{rows}x{cols} max {maxv}: reports values of 32768 and above");
                 for (k, f) in fr.iter().enumerate() {

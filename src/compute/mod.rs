@@ -14,4 +14,5 @@ pub mod fft;
 pub mod kernel16;
 pub mod overview;
 pub mod ssb;
+pub mod spectra;
 pub mod tcbf;

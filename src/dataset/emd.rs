@@ -35,6 +35,38 @@ struct Direct {
     bitshuffle: bool,
 }
 
+/// How compressed chunks of `d` (chunked one scan row segment of whole frames) are read
+/// directly, bypassing HDF5's filter pipeline; None when HDF5 reads them as well or better.
+fn direct_read(
+    d: &hdf5::Dataset,
+    chunks: Option<&[usize]>,
+    filters: &[hdf5::filters::Filter],
+    shape: [usize; 4],
+) -> Option<Direct> {
+    match (chunks, filters) {
+        (Some(c), fl) if c.len() == 4 && c[0] == 1 && c[2] == shape[2] && c[3] == shape[3] && c[1] >= 1 => {
+            let (shuffle, deflate) = match fl {
+                [] => (false, false),
+                [hdf5::filters::Filter::Deflate(_)] => (false, true),
+                [hdf5::filters::Filter::Shuffle, hdf5::filters::Filter::Deflate(_)] => (true, true),
+                _ => (false, false),
+            };
+            let bitshuffle = matches!(fl, [hdf5::filters::Filter::User(id, _)] if *id as u32 == crate::format::bitshuffle::FILTER_ID);
+            // uncompressed chunks are read fine by HDF5 itself; only compressed ones benefit
+            // (and the raw chunk bytes must be in the native type: unsigned only)
+            let little = h5::is_little_endian(d);
+            let native = little && matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Unsigned(_)));
+            ((bitshuffle || (deflate && (fl.len() == 1 || shuffle))) && native).then_some(Direct {
+                k: c[1],
+                shuffle,
+                deflate,
+                bitshuffle,
+            })
+        }
+        _ => None,
+    }
+}
+
 impl EmdDataset {
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
         let f = open_ro(path)?;
@@ -82,41 +114,14 @@ impl EmdDataset {
         ];
         let chunks = d.chunk();
         let filters = d.filters();
-        let direct = match (&chunks, filters.as_slice()) {
-            (Some(c), fl) if c.len() == 4 && c[0] == 1 && c[2] == shape[2] && c[3] == shape[3] && c[1] >= 1 => {
-                let (shuffle, deflate) = match fl {
-                    [] => (false, false),
-                    [hdf5::filters::Filter::Deflate(_)] => (false, true),
-                    [hdf5::filters::Filter::Shuffle, hdf5::filters::Filter::Deflate(_)] => (true, true),
-                    _ => (false, false),
-                };
-                let bitshuffle = matches!(fl, [hdf5::filters::Filter::User(id, _)] if *id as u32 == crate::format::bitshuffle::FILTER_ID);
-                // uncompressed chunks are read fine by HDF5 itself; only compressed ones benefit
-                // (and the raw chunk bytes must be in the native type: unsigned only)
-                let little = h5::is_little_endian(&d);
-                let native =
-                    little && matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Unsigned(_)));
-                ((bitshuffle || (deflate && (fl.len() == 1 || shuffle))) && native).then_some(Direct {
-                    k: c[1],
-                    shuffle,
-                    deflate,
-                    bitshuffle,
-                })
-            }
-            _ => None,
-        };
+        let direct = direct_read(&d, chunks.as_deref(), &filters, shape);
         let compression = if filters.is_empty() {
             "none".to_string()
         } else {
             filters.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join("+")
         };
-        metadata.push((
-            "storage".into(),
-            format!(
-                "{}, compression {compression}",
-                chunks.as_ref().map(|c| format!("chunks {c:?}")).unwrap_or_else(|| "contiguous".into())
-            ),
-        ));
+        let storage = chunks.as_ref().map(|c| format!("chunks {c:?}")).unwrap_or_else(|| "contiguous".into());
+        metadata.push(("storage".into(), format!("{storage}, compression {compression}")));
         for (k, d) in dims.iter().enumerate() {
             if let Some((_, step, name, units)) = d {
                 metadata.push((format!("dim{}", k + first), format!("{name}: {step} {units}")));

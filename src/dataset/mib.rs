@@ -10,6 +10,33 @@ use std::path::Path;
 pub struct MibDataset {
     pub set: MibSet,
     info: DatasetInfo,
+    /// How the scan shape was found, without what the frame count at open added to it.
+    scan_reason: String,
+}
+
+/// Frame timestamps to find the scan line length from, when nothing else gives the scan shape:
+/// progressively longer samples (most scans show two line starts in the first 1024 frames).
+fn line_timestamps(set: &MibSet, opts: &OpenOptions, n: usize) -> Option<Vec<i128>> {
+    let need_ts = opts.scan.is_none()
+        && !set.acq.as_ref().is_some_and(|a| {
+            (a.scan_x.is_some() && a.scan_y.is_some())
+                || a.frames_per_trigger.is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames) % f as usize == 0)
+        });
+    if !need_ts {
+        return None;
+    }
+    let mut found = None;
+    for m in [1024usize, 4096, 16384] {
+        let t = set.timestamps(m);
+        let enough = t.as_ref().is_none_or(|t| {
+            t.len() < m || scan::line_length_from_timestamps(&t[opts.skip_frames.min(t.len())..]).is_some()
+        });
+        found = t;
+        if enough {
+            break;
+        }
+    }
+    found
 }
 
 impl MibDataset {
@@ -21,29 +48,7 @@ impl MibDataset {
             MibSet::open(path)?
         };
         let n = set.n_frames();
-        let need_ts = opts.scan.is_none()
-            && !set.acq.as_ref().is_some_and(|a| {
-                (a.scan_x.is_some() && a.scan_y.is_some())
-                    || a.frames_per_trigger
-                        .is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames) % f as usize == 0)
-            });
-        // progressively longer samples: most scans show two line starts in the first 1024 frames
-        let ts = if need_ts {
-            let mut found = None;
-            for m in [1024usize, 4096, 16384] {
-                let t = set.timestamps(m);
-                let enough = t.as_ref().is_none_or(|t| {
-                    t.len() < m || scan::line_length_from_timestamps(&t[opts.skip_frames.min(t.len())..]).is_some()
-                });
-                found = t;
-                if enough {
-                    break;
-                }
-            }
-            found
-        } else {
-            None
-        };
+        let ts = line_timestamps(&set, opts, n);
         let scan = scan::detect(
             n,
             &ScanHints {
@@ -54,6 +59,7 @@ impl MibDataset {
                 flyback: opts.flyback,
             },
         );
+        let scan_reason = scan.reason.strip_suffix(&scan::presence_note(&scan, n)).unwrap_or(&scan.reason).to_string();
         let h = &set.header;
         let mut md: Vec<(String, String)> = Vec::new();
         let files = set.parts.len();
@@ -111,7 +117,7 @@ impl MibDataset {
             warnings: set.warnings.clone(),
             scan,
         };
-        Ok(MibDataset { set, info })
+        Ok(MibDataset { set, info, scan_reason })
     }
 }
 
@@ -125,6 +131,19 @@ impl Dataset for MibDataset {
     fn refresh(&self) -> usize {
         self.set.refresh();
         self.positions_present()
+    }
+    fn metadata_now(&self) -> Vec<(String, String)> {
+        let (n, s) = (self.set.n_frames(), &self.info.scan);
+        let mut md = self.info.metadata.clone();
+        for (k, v) in md.iter_mut() {
+            match k.as_str() {
+                "frames" => *v = n.to_string(),
+                "size" => *v = humansize::format_size(self.set.total_bytes(), humansize::BINARY),
+                "scan" => *v = format!("{} x {} ({}{})", s.rows, s.cols, self.scan_reason, scan::presence_note(s, n)),
+                _ => {}
+            }
+        }
+        md
     }
     fn replaced(&self) -> bool {
         self.set.replaced()

@@ -135,6 +135,11 @@ pub trait Dataset: Send + Sync {
     fn info(&self) -> &DatasetInfo;
     /// Positions that currently have data (may grow for a running acquisition).
     fn positions_present(&self) -> usize;
+    /// The metadata lines as they are now: those of a growing acquisition (frames, size, how many
+    /// positions have frames) change after [`Dataset::refresh`]; the others are fixed at open.
+    fn metadata_now(&self) -> Vec<(String, String)> {
+        self.info().metadata.clone()
+    }
     /// Decode positions `start..start+count` into `out` (resized to count*det pixels).
     /// Positions without data are zero.
     fn read_positions(&self, start: usize, count: usize, out: &mut FrameBuf, scratch: &mut ReadScratch) -> Result<()>;

@@ -71,18 +71,27 @@ pub fn detect(n_frames: usize, h: &ScanHints) -> ScanShape {
             s.cols -= h.flyback;
         }
     }
+    let note = presence_note(&s, n_frames);
+    s.reason.push_str(&note);
+    s
+}
+
+/// What the reason of scan `s` adds about `n_frames` frames: how many positions have frames
+/// when some are missing, or how many extra frames are not shown (empty when they match).
+pub fn presence_note(s: &ScanShape, n_frames: usize) -> String {
     let present = s.positions_present(n_frames);
     if present < s.positions() && s.positions() > 0 {
-        s.reason.push_str(&format!(
+        format!(
             "; {} of {} positions have frames (incomplete scan: missing positions shown empty)",
             present,
             s.positions()
-        ));
+        )
     } else if s.cols > 0 && s.frame_of(s.positions().saturating_sub(1)) + 1 < n_frames {
         let extra = n_frames - (s.frame_of(s.positions() - 1) + 1);
-        s.reason.push_str(&format!("; {extra} extra frames at the end not shown"));
+        format!("; {extra} extra frames at the end not shown")
+    } else {
+        String::new()
     }
-    s
 }
 
 fn detect_inner(n: usize, h: &ScanHints) -> ScanShape {

@@ -120,6 +120,30 @@ fn uuid4() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// The EMD 1.0 header of a new file: the file's attributes (group type, version, UUID, authoring
+/// program) and its root group `root` (returned).
+fn write_header(f: &hdf5::File, root: &str) -> hdf5::Result<hdf5::Group> {
+    set_str_attr(f, "emd_group_type", "file")?;
+    set_int_attr(f, "version_major", 1)?;
+    set_int_attr(f, "version_minor", 0)?;
+    set_str_attr(f, "UUID", &uuid4())?;
+    set_str_attr(f, "authoring_program", &format!("emdtui {}", crate::VERSION))?;
+    set_str_attr(f, "authoring_user", "")?;
+    let g = f.create_group(root)?;
+    set_str_attr(&g, "emd_group_type", "root")?;
+    set_str_attr(&g, "python_class", "Root")?;
+    Ok(g)
+}
+
+/// The `/emdtui` group of a new file: its format version, and `complete` = 0 until
+/// [`mark_complete`].
+fn write_app_group(f: &hdf5::File) -> hdf5::Result<hdf5::Group> {
+    let app = f.create_group(APP)?;
+    set_str_attr(&app, "format_version", EMDTUI_FORMAT_VERSION)?;
+    set_int_attr(&app, "complete", 0)?;
+    Ok(app)
+}
+
 /// Create a new EMD file at `path` (truncating) with the full layout and an empty `data` dataset;
 /// `/emdtui@complete` is 0 until [`mark_complete`]. Returns the file and the data dataset.
 pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, hdf5::Dataset)> {
@@ -127,16 +151,7 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     // uncompressed: every chunk allocated now, 4 KiB aligned and in chunk order (HDF5 1.10
     // fixed-array index), so the conversion can write them with O_DIRECT at their addresses
     let f = if spec.compress { h5::create_trunc(path)? } else { h5::create_trunc_aligned(path)? };
-    set_str_attr(&f, "emd_group_type", "file").map_err(&e)?;
-    set_int_attr(&f, "version_major", 1).map_err(&e)?;
-    set_int_attr(&f, "version_minor", 0).map_err(&e)?;
-    set_str_attr(&f, "UUID", &uuid4()).map_err(&e)?;
-    set_str_attr(&f, "authoring_program", &format!("emdtui {}", crate::VERSION)).map_err(&e)?;
-    set_str_attr(&f, "authoring_user", "").map_err(&e)?;
-
-    let root = f.create_group(ROOT).map_err(&e)?;
-    set_str_attr(&root, "emd_group_type", "root").map_err(&e)?;
-    set_str_attr(&root, "python_class", "Root").map_err(&e)?;
+    let root = write_header(&f, ROOT).map_err(&e)?;
     let mb = root.create_group("metadatabundle").map_err(&e)?;
     set_str_attr(&mb, "emd_group_type", "metadatabundle").map_err(&e)?;
     let cal = mb.create_group("calibration").map_err(&e)?;
@@ -193,9 +208,7 @@ pub fn create_skeleton(path: &Path, spec: &DatacubeSpec) -> Result<(hdf5::File, 
     set_str_attr(&cached, "emd_group_type", "node").map_err(&e)?;
     set_str_attr(&cached, "python_class", "Node").map_err(&e)?;
 
-    let app = f.create_group(APP).map_err(&e)?;
-    set_str_attr(&app, "format_version", EMDTUI_FORMAT_VERSION).map_err(&e)?;
-    set_int_attr(&app, "complete", 0).map_err(&e)?;
+    let app = write_app_group(&f).map_err(&e)?;
     app.create_group("cache").map_err(&e)?;
     // the layout (with `complete` = 0) is on disk before any chunk: a killed conversion leaves a
     // file that says it is incomplete
@@ -490,15 +503,7 @@ pub fn spectrum_chunk_cols(shape: [usize; 3]) -> usize {
 pub fn create_spectrum_skeleton(path: &Path, spec: &SpectrumSpec) -> Result<(hdf5::File, hdf5::Dataset)> {
     let e = h5::err(path);
     let f = h5::create_trunc(path)?;
-    set_str_attr(&f, "emd_group_type", "file").map_err(&e)?;
-    set_int_attr(&f, "version_major", 1).map_err(&e)?;
-    set_int_attr(&f, "version_minor", 0).map_err(&e)?;
-    set_str_attr(&f, "UUID", &uuid4()).map_err(&e)?;
-    set_str_attr(&f, "authoring_program", &format!("emdtui {}", crate::VERSION)).map_err(&e)?;
-    set_str_attr(&f, "authoring_user", "").map_err(&e)?;
-    let root = f.create_group(SI_ROOT).map_err(&e)?;
-    set_str_attr(&root, "emd_group_type", "root").map_err(&e)?;
-    set_str_attr(&root, "python_class", "Root").map_err(&e)?;
+    let root = write_header(&f, SI_ROOT).map_err(&e)?;
     let si = root.create_group("spectrum_image").map_err(&e)?;
     set_str_attr(&si, "emd_group_type", "array").map_err(&e)?;
     set_str_attr(&si, "python_class", "Array").map_err(&e)?;
@@ -518,9 +523,7 @@ pub fn create_spectrum_skeleton(path: &Path, spec: &SpectrumSpec) -> Result<(hdf
     write_dim(&si, 1, "R_x", "pixels", 0.0, 1.0).map_err(&e)?;
     write_dim(&si, 2, "energy", &spec.energy_units, spec.energy_offset, spec.energy_step).map_err(&e)?;
     write_acquisition(&si, &spec.acquisition).map_err(&e)?;
-    let app = f.create_group(APP).map_err(&e)?;
-    set_str_attr(&app, "format_version", EMDTUI_FORMAT_VERSION).map_err(&e)?;
-    set_int_attr(&app, "complete", 0).map_err(&e)?;
+    write_app_group(&f).map_err(&e)?;
     f.flush().map_err(&e)?;
     Ok((f, data))
 }

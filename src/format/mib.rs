@@ -187,6 +187,70 @@ fn num<T: std::str::FromStr>(path: &Path, f: &[&str], i: usize, name: &str) -> R
         .map_err(|_| Error::format(path, format!("frame header field {i} ({name}) = {s:?} is not a number")))
 }
 
+/// The thresholds (keV, fields 14..22 unless field 14 is empty: 2019 raw headers) and the DAC
+/// blocks after them, up to field `end`.
+fn thresholds_and_dacs(f: &[&str], end: usize) -> (Vec<f64>, Vec<(String, Vec<u32>)>) {
+    let mut i = 14;
+    let mut thresholds_kev = Vec::new();
+    while i < end && i < 22 {
+        let s = f[i].trim();
+        if s.is_empty() || s.ends_with("RX") || s == "3" {
+            break;
+        }
+        match s.parse::<f64>() {
+            Ok(v) => thresholds_kev.push(v),
+            Err(_) => break,
+        }
+        i += 1;
+    }
+    let mut dac_blocks = Vec::new();
+    while i < end {
+        let tag = f[i].trim();
+        if tag.len() >= 2 && tag.chars().next().is_some_and(|c| c.is_ascii_digit()) && tag.ends_with("RX") {
+            let vals: Vec<u32> = f[i + 1..end.min(i + 28)].iter().filter_map(|v| v.trim().parse().ok()).collect();
+            dac_blocks.push((tag.to_string(), vals));
+            i += 28;
+        } else {
+            i += 1;
+        }
+    }
+    (thresholds_kev, dac_blocks)
+}
+
+/// The MQ1A extension after field `mq1a`: timestamp, shutter (ns) and counter depth.
+fn mq1a_fields(f: &[&str], mq1a: Option<usize>) -> (Option<String>, Option<u64>, Option<u8>) {
+    let Some(j) = mq1a else { return (None, None, None) };
+    let timestamp = f.get(j + 1).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let shutter_ns = f.get(j + 2).and_then(|s| {
+        let s = s.trim().to_ascii_lowercase();
+        s.strip_suffix("ns").unwrap_or(&s).trim().parse().ok()
+    });
+    (timestamp, shutter_ns, f.get(j + 3).and_then(|s| s.trim().parse().ok()))
+}
+
+/// The pixel storage of a pixel-depth field (raw frames need the MQ1A counter depth).
+fn storage_of(path: &Path, pixel_depth: &str, mq1a_counter_depth: Option<u8>) -> Result<Storage> {
+    Ok(match pixel_depth {
+        "U08" => Storage::U8,
+        "U16" => Storage::U16,
+        "U32" => Storage::U32,
+        "U64" => Storage::U64,
+        "U01" => {
+            return Err(Error::unsupported(path, "U01 bit-packed pixels (no sample file exists; bit order unknown)"));
+        }
+        "R64" => {
+            let depth = mq1a_counter_depth.ok_or_else(|| {
+                Error::format(path, "raw (R64) frame without an MQ1A extension: counter depth unknown")
+            })?;
+            if ![1, 6, 12, 24].contains(&depth) {
+                return Err(Error::format(path, format!("raw counter depth {depth} is not 1, 6, 12 or 24")));
+            }
+            Storage::Raw { depth }
+        }
+        other => return Err(Error::format(path, format!("unknown pixel depth {other:?}"))),
+    })
+}
+
 /// Parse a complete frame header (`hdr` = exactly `header_bytes` bytes).
 pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
     let header_bytes = header_length(path, hdr)?;
@@ -218,67 +282,15 @@ pub fn parse_header(path: &Path, hdr: &[u8]) -> Result<FrameHeader> {
     }
     let mq1a = f.iter().position(|s| *s == "MQ1A");
     let end = mq1a.unwrap_or(f.len());
-    // thresholds: fields 14..22 unless field 14 is empty (2019 raw headers)
-    let mut i = 14;
-    let mut thresholds_kev = Vec::new();
-    while i < end && i < 22 {
-        let s = f[i].trim();
-        if s.is_empty() || s.ends_with("RX") || s == "3" {
-            break;
-        }
-        match s.parse::<f64>() {
-            Ok(v) => thresholds_kev.push(v),
-            Err(_) => break,
-        }
-        i += 1;
-    }
-    let mut dac_blocks = Vec::new();
-    while i < end {
-        let tag = f[i].trim();
-        if tag.len() >= 2 && tag.chars().next().is_some_and(|c| c.is_ascii_digit()) && tag.ends_with("RX") {
-            let vals: Vec<u32> = f[i + 1..end.min(i + 28)].iter().filter_map(|v| v.trim().parse().ok()).collect();
-            dac_blocks.push((tag.to_string(), vals));
-            i += 28;
-        } else {
-            i += 1;
-        }
-    }
-    let (mut mq1a_timestamp, mut mq1a_shutter_ns, mut mq1a_counter_depth) = (None, None, None);
-    if let Some(j) = mq1a {
-        mq1a_timestamp = f.get(j + 1).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        mq1a_shutter_ns = f.get(j + 2).and_then(|s| {
-            let s = s.trim().to_ascii_lowercase();
-            s.strip_suffix("ns").unwrap_or(&s).trim().parse().ok()
-        });
-        mq1a_counter_depth = f.get(j + 3).and_then(|s| s.trim().parse().ok());
-    }
+    let (thresholds_kev, dac_blocks) = thresholds_and_dacs(&f, end);
+    let (mq1a_timestamp, mq1a_shutter_ns, mq1a_counter_depth) = mq1a_fields(&f, mq1a);
     if colour_mode != 0 {
         return Err(Error::unsupported(
             path,
             "colour / multi-counter mode (colour mode field = 1): frames are colour layers, not scan positions",
         ));
     }
-    let storage = match pixel_depth.as_str() {
-        "U08" => Storage::U8,
-        "U16" => Storage::U16,
-        "U32" => Storage::U32,
-        "U64" => Storage::U64,
-        "U01" => {
-            return Err(Error::unsupported(path, "U01 bit-packed pixels (no sample file exists; bit order unknown)"));
-        }
-        "R64" => {
-            let depth = mq1a_counter_depth.ok_or_else(|| {
-                Error::format(path, "raw (R64) frame without an MQ1A extension: counter depth unknown")
-            })?;
-            if ![1, 6, 12, 24].contains(&depth) {
-                return Err(Error::format(path, format!("raw counter depth {depth} is not 1, 6, 12 or 24")));
-            }
-            Storage::Raw { depth }
-        }
-        other => {
-            return Err(Error::format(path, format!("unknown pixel depth {other:?}")));
-        }
-    };
+    let storage = storage_of(path, &pixel_depth, mq1a_counter_depth)?;
     let (rows, cols, pixel_type, payload_bytes) = geometry(path, storage, num_chips, &layout, width, height)?;
     Ok(FrameHeader {
         sequence,

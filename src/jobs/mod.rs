@@ -73,6 +73,8 @@ pub struct Progress {
     state: AtomicU8,
     cancel: AtomicBool,
     started: Mutex<Option<Instant>>,
+    /// When the job finished: its elapsed time and rate stop there.
+    ended: Mutex<Option<Instant>>,
     message: Mutex<String>,
 }
 
@@ -95,6 +97,7 @@ impl Progress {
             state: AtomicU8::new(0),
             cancel: AtomicBool::new(false),
             started: Mutex::new(None),
+            ended: Mutex::new(None),
             message: Mutex::new(String::new()),
         })
     }
@@ -131,6 +134,9 @@ impl Progress {
                 *st = Some(Instant::now());
             }
         }
+        if s.finished() {
+            self.ended.lock().unwrap().get_or_insert_with(Instant::now);
+        }
         self.state.store(s as u8, Ordering::Relaxed);
     }
     pub fn cancel(&self) {
@@ -149,8 +155,11 @@ impl Progress {
     pub fn message(&self) -> String {
         self.message.lock().unwrap().clone()
     }
+    /// Seconds from the start to now, or to the end once the job finished.
     pub fn elapsed_s(&self) -> f64 {
-        self.started.lock().unwrap().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0)
+        let Some(t0) = *self.started.lock().unwrap() else { return 0.0 };
+        let end = self.ended.lock().unwrap().unwrap_or_else(Instant::now);
+        end.saturating_duration_since(t0).as_secs_f64()
     }
     /// Bytes per second since start.
     pub fn throughput(&self) -> f64 {
@@ -214,6 +223,26 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_job_keeps_its_elapsed_time_and_rate() {
+        let p = Progress::new("done", 1);
+        p.set_state(JobState::Running);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        p.add(1, 1 << 20);
+        p.set_state(JobState::Done);
+        let (e, r) = (p.elapsed_s(), p.throughput());
+        assert!(e >= 0.02 && r > 0.0, "{e} {r}");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(p.elapsed_s(), e, "elapsed time frozen at completion");
+        assert_eq!(p.throughput(), r, "rate frozen at completion");
+        // a job still running keeps counting
+        let q = Progress::new("running", 1);
+        q.set_state(JobState::Running);
+        let e0 = q.elapsed_s();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(q.elapsed_s() >= e0 + 0.015);
+    }
 
     #[test]
     fn job_runs_and_cancels() {

@@ -8,7 +8,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::format::{emd, h5};
 use crate::jobs::Progress;
-use crate::util::{free_space, hs};
+use crate::util::{free_space_for, hs};
 use std::path::{Path, PathBuf};
 
 /// What a conversion did.
@@ -57,7 +57,7 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let needed = if opts.compress { raw_bytes / 4 } else { raw_bytes } + (1 << 20);
     if !opts.no_space_check
-        && let Some(free) = free_space(dir)
+        && let Some(free) = free_space_for(out)
         && free < needed
     {
         return Err(Error::Invalid(format!(
@@ -84,7 +84,7 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
         }
         Err(e) => {
             // judge "disk full" before the partial file is removed and frees its space
-            let free_now = free_space(dir);
+            let free_now = free_space_for(out);
             let full = free_now.is_some_and(|f| f < (16 << 20).max(3 * plan.chunk_bytes() as u64));
             let _ = std::fs::remove_file(&part);
             Err(match e {
@@ -145,16 +145,16 @@ fn write_complete(
 pub fn convert_spectra(
     ds: &dyn Dataset,
     out: &Path,
-    opts: &convert::SpectraOptions,
+    opts: &crate::compute::spectra::SpectraOptions,
     progress: &Progress,
 ) -> Result<ConvertReport> {
     let t0 = std::time::Instant::now();
-    let plan = convert::spectra_plan(ds, opts)?;
+    let plan = crate::compute::spectra::spectra_plan(ds, opts)?;
     let (_lock, part) = begin_output(out, opts.force)?;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let needed = plan.out_bytes() + (1 << 20);
     if !opts.no_space_check
-        && let Some(free) = free_space(dir)
+        && let Some(free) = free_space_for(out)
         && free < needed
     {
         return Err(Error::Invalid(format!(
@@ -166,7 +166,7 @@ pub fn convert_spectra(
         )));
     }
     let write = || -> Result<(u64, u64)> {
-        let (file, read, _) = convert::write_spectra(ds, &part, &plan, opts, progress)?;
+        let (file, read, _) = crate::compute::spectra::write_spectra(ds, &part, &plan, opts, progress)?;
         emd::append_log(
             &file,
             &part,

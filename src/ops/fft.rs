@@ -1,15 +1,18 @@
-//! The 4D FFT lives in an EMD: make sure there is one (the file itself, an existing conversion of
-//! the same `.mib`, or a new conversion), then load a complete cache, resume an interrupted one or
-//! compute. The two steps are separate calls so front ends can show each with its own progress.
+//! The 4D FFT workflow, once for every front end: [`run`] makes sure there is an EMD (the file
+//! itself, an existing conversion of the same `.mib`, or a new conversion, with pass 1 of the FFT
+//! alongside it when the parameters are known before), reads the pixels from the `.mib` when the
+//! EMD holds them unchanged, then loads a complete cache, resumes an interrupted one or computes.
+//! The steps report to an [`FftSink`] (each front end shows them its own way). The steps are also
+//! public ([`ensure_emd`], [`ensure_emd_with_pass1`], [`pixel_source`], [`load_or_compute`]).
 
 use crate::compute::convert::ConvertOptions;
-use crate::compute::fft::{self, FftParams, FftReport, RunOptions};
+use crate::compute::fft::{self, FftAxes, FftParams, FftReport, RunOptions};
 use crate::dataset::{self, Dataset, Kind};
 use crate::error::Result;
 use crate::jobs::Progress;
 use crate::ops::convert::{ConvertReport, is_converted_from};
 use crate::store::fft::FftCache;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How the EMD for the FFT was obtained.
@@ -42,6 +45,16 @@ pub fn ensure_emd(
     Ok((dataset::open(emd, &Default::default())?, EmdSource::Converted(r)))
 }
 
+/// Pass 1 of the FFT to run alongside a conversion ([`ensure_emd_with_pass1`]).
+#[derive(Clone, Copy)]
+pub struct Pass1Alongside<'a> {
+    pub params: &'a FftParams,
+    /// The memory budget shared by the conversion and pass 1.
+    pub budget: u64,
+    pub progress: &'a Progress,
+    pub run: &'a RunOptions,
+}
+
 /// [`ensure_emd`] and, when it converts now and the EMD will hold `src`'s pixels unchanged, pass 1
 /// of the FFT with `params` at the same time, read from `src` (the conversion mostly waits for the
 /// disk, pass 1 mostly computes). Returns the key to pass as [`RunOptions::adopt_scratch`] to the
@@ -49,17 +62,14 @@ pub fn ensure_emd(
 /// cropped conversion, a scratch that stays in memory, or pass 1 failed: the FFT then runs it).
 /// The memory budget is shared: a quarter for the conversion, the rest for pass 1. A failed
 /// conversion removes the scratch.
-#[allow(clippy::too_many_arguments)]
 pub fn ensure_emd_with_pass1(
     src: Arc<dyn Dataset>,
     emd: &Path,
     convert: &ConvertOptions,
-    params: &FftParams,
-    budget: u64,
     progress: &Progress,
-    pass1_progress: &Progress,
-    run: &RunOptions,
+    pass1: &Pass1Alongside,
 ) -> Result<(Arc<dyn Dataset>, EmdSource, Option<String>)> {
+    let Pass1Alongside { params, budget, progress: pass1_progress, run } = *pass1;
     let plain = convert.bin_detector <= 1 && convert.bin_scan <= 1 && convert.crop.is_none() && !convert.bin_mean;
     if src.info().kind == Kind::Emd || !plain || is_converted_from(emd, src.as_ref()) {
         let (ds, how) = ensure_emd(src, emd, convert, progress)?;
@@ -149,4 +159,107 @@ pub fn load_or_compute(
     };
     let rep = fft::compute_with(ds, emd, &params, budget, progress, run)?;
     Ok(FftOutcome::Computed(FftCache::open(emd)?, Box::new(rep)))
+}
+
+/// Which FFT [`run`] is to make or load.
+pub enum FftWant {
+    /// A complete cache in the EMD whatever its parameters; else the default (bright-field crop).
+    AnyOrDefault,
+    /// Exactly these parameters (an interrupted run with the same parameters resumes).
+    Exactly(FftParams),
+    /// Parameters found from the EMD's data once it is there (e.g. an automatic crop).
+    FromData(Box<dyn Fn(&dyn Dataset) -> Result<FftParams> + Send + Sync>),
+    /// A scan-axes FFT computed from this data (what tcBF needs): a valid one in the EMD, else an
+    /// interrupted scan-axes run resumed, else the default.
+    ScanAxes,
+}
+
+/// An FFT to make or load: the source (a `.mib` or an EMD), the EMD it lives in, how to convert
+/// when there is none, which FFT, the memory budget and the run options (tuning).
+pub struct FftJob {
+    pub src: Arc<dyn Dataset>,
+    pub emd: PathBuf,
+    pub convert: ConvertOptions,
+    pub want: FftWant,
+    pub budget: u64,
+    pub run: RunOptions,
+}
+
+/// Where [`run`] reports: the progress of the conversion and of the FFT (the same one will do),
+/// and each step as it happens.
+pub trait FftSink: Sync {
+    fn convert_progress(&self) -> &Progress;
+    /// Progress of the FFT, and of pass 1 while it runs alongside the conversion.
+    fn fft_progress(&self) -> &Progress;
+    /// The EMD is there.
+    fn emd_ready(&self, _how: &EmdSource) {}
+    /// The FFT of `ds` with `params` is about to be computed (or resumed, or found complete).
+    fn fft_starts(&self, _ds: &dyn Dataset, _params: &FftParams) {}
+}
+
+/// One [`Progress`] for every step (a background job in the viewer).
+pub struct OneProgress<'a>(pub &'a Progress);
+
+impl FftSink for OneProgress<'_> {
+    fn convert_progress(&self) -> &Progress {
+        self.0
+    }
+    fn fft_progress(&self) -> &Progress {
+        self.0
+    }
+}
+
+/// What [`run`] did: the EMD dataset, how it was obtained, and the FFT.
+pub struct FftRun {
+    pub ds: Arc<dyn Dataset>,
+    pub emd: EmdSource,
+    pub fft: FftOutcome,
+}
+
+/// The FFT workflow (see the module doc): the EMD, then the FFT `job.want` asks for.
+pub fn run(job: FftJob, sink: &dyn FftSink) -> Result<FftRun> {
+    let FftJob { src, emd, convert, want, budget, run } = job;
+    let needs_conversion = src.info().kind != Kind::Emd && !is_converted_from(&emd, src.as_ref());
+    // parameters known before the conversion: pass 1 runs alongside it
+    let early = match &want {
+        _ if !needs_conversion => None,
+        FftWant::Exactly(p) => Some(p.clone()),
+        FftWant::AnyOrDefault | FftWant::ScanAxes => fft::default_params(src.as_ref()).ok(),
+        FftWant::FromData(_) => None,
+    };
+    let (ds, how, adopt) = match &early {
+        Some(params) => {
+            let p1 = Pass1Alongside { params, budget, progress: sink.fft_progress(), run: &run };
+            ensure_emd_with_pass1(src.clone(), &emd, &convert, sink.convert_progress(), &p1)?
+        }
+        None => ensure_emd(src.clone(), &emd, &convert, sink.convert_progress()).map(|(d, h)| (d, h, None))?,
+    };
+    sink.emd_ready(&how);
+    // a default found from the `.mib` holds for the EMD when pass 1 of it was taken over
+    let early = early.filter(|_| adopt.is_some());
+    let fp = || ds.fingerprint();
+    let params = match want {
+        FftWant::AnyOrDefault => match FftCache::open(&emd) {
+            Ok(c) => return Ok(FftRun { ds, emd: how, fft: FftOutcome::Loaded(c) }),
+            Err(_) => early.map_or_else(|| fft::default_params(ds.as_ref()), Ok)?,
+        },
+        FftWant::ScanAxes => match FftCache::open_validated(&emd, &fp()) {
+            Ok(c) if c.params.axes == FftAxes::Scan => {
+                return Ok(FftRun { ds, emd: how, fft: FftOutcome::Loaded(c) });
+            }
+            _ => match crate::store::fft::interrupted_params(&emd) {
+                Some((p, _, _)) if p.axes == FftAxes::Scan => p,
+                _ => early.map_or_else(|| fft::default_params(ds.as_ref()), Ok)?,
+            },
+        },
+        FftWant::Exactly(p) => p,
+        FftWant::FromData(f) => f(ds.as_ref())?,
+    };
+    let pixels = pixel_source(&src, &emd, ds.as_ref());
+    drop(src);
+    let run = RunOptions { pixels, adopt_scratch: adopt, ..run };
+    sink.fft_starts(ds.as_ref(), &params);
+    let rep = fft::compute_with(ds.as_ref(), &emd, &params, budget, sink.fft_progress(), &run)?;
+    let cache = FftCache::open(&emd)?;
+    Ok(FftRun { ds, emd: how, fft: FftOutcome::Computed(cache, Box::new(rep)) })
 }

@@ -7,7 +7,6 @@ use crate::compute::overview::{self, ComputeOptions, Geometry, Overviews};
 use crate::dataset::{Dataset, Kind};
 use crate::error::Result;
 use crate::jobs::Progress;
-use crate::ops::dpc::BADPIX_SAMPLES;
 use crate::store;
 use std::path::PathBuf;
 
@@ -77,7 +76,7 @@ pub fn overview(
     }
     let auto = matches!(job.geometry, GeometryChoice::Auto { .. });
     let sample = (auto || !job.keep_bad_pixels)
-        .then(|| overview::estimate_geometry(ds, BADPIX_SAMPLES, &Progress::new("geometry", 0)).ok())
+        .then(|| overview::estimate_geometry(ds, badpix::SAMPLES, &Progress::new("geometry", 0)).ok())
         .flatten();
     let geometry = match (&job.geometry, &sample) {
         (GeometryChoice::Fixed(g), _) => g.clone(),
@@ -131,7 +130,7 @@ fn bad_list(ds: &dyn Dataset, job: &OverviewJob, mean: Option<&[f32]>) -> Vec<us
         return Vec::new();
     }
     let (dr, dc) = ds.det();
-    let n = BADPIX_SAMPLES.clamp(1, ds.positions_present().max(1));
+    let n = badpix::SAMPLES.clamp(1, ds.positions_present().max(1));
     let mut v = mean.map(|m| badpix::detect(m, dr, dc, n, badpix::DEFAULT_K).all()).unwrap_or_default();
     v.extend(job.user_bad.iter().filter(|&&i| i < dr * dc));
     v.sort_unstable();

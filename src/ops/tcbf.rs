@@ -1,7 +1,7 @@
 //! Tilt-corrected BF of an EMD dataset: the cached result when it is valid for these parameters
 //! and this FFT, else (making the scan-axes FFT first when there is no valid one, resuming an
-//! interrupted one) compute with `compute::tcbf` and store it in the EMD. The EMD itself comes
-//! from [`crate::ops::fft::ensure_emd`], as for the FFT.
+//! interrupted one) compute with `compute::tcbf` and store it in the EMD. [`run`] is the whole
+//! workflow from a `.mib` or an EMD: the FFT workflow of [`crate::ops::fft::run`] first.
 
 use crate::compute::fft::{self, FftAxes, FftReport, RunOptions};
 use crate::compute::tcbf::{self, KGeometry, TcbfParams, TcbfResult};
@@ -74,4 +74,41 @@ pub fn load_or_compute(
     drop(cache);
     crate::store::tcbf::save(emd, &fp, &key, &result)?;
     Ok(TcbfOutcome { result, origin: Origin::Computed { fft: fft_rep } })
+}
+
+/// A tcBF to make or load from a `.mib` or an EMD: `fft` says where the EMD is and how to convert
+/// (its `want` is set to a scan-axes FFT), `params` which tcBF.
+pub struct TcbfJob {
+    pub fft: crate::ops::fft::FftJob,
+    pub params: TcbfParams,
+}
+
+/// The tcBF workflow: the EMD and a scan-axes FFT in it through [`crate::ops::fft::run`] (with
+/// its pass-1 overlap and resume), then [`load_or_compute`]. Progress goes to `sink`'s FFT
+/// progress.
+pub fn run(job: TcbfJob, sink: &dyn crate::ops::fft::FftSink) -> Result<TcbfOutcome> {
+    use crate::ops::fft::{FftOutcome, FftWant};
+    let TcbfJob { fft, params } = job;
+    tcbf::check_params(&params, (fft.src.scan().rows, fft.src.scan().cols))?;
+    let (emd, budget, opts) = (fft.emd.clone(), fft.budget, fft.run.clone());
+    let r = crate::ops::fft::run(crate::ops::fft::FftJob { want: FftWant::ScanAxes, ..fft }, sink)?;
+    // the FFT's readers of the EMD are let go: tcBF writes its result into it
+    let crate::ops::fft::FftRun { ds, fft, .. } = r;
+    let made = match fft {
+        FftOutcome::Computed(cache, rep) => {
+            drop(cache);
+            Some(rep)
+        }
+        FftOutcome::Loaded(cache) => {
+            drop(cache);
+            None
+        }
+    };
+    let mut out = load_or_compute(ds.as_ref(), &emd, &params, budget, sink.fft_progress(), &opts)?;
+    if let (Origin::Computed { fft }, Some(rep)) = (&mut out.origin, made)
+        && fft.is_none()
+    {
+        *fft = Some(rep);
+    }
+    Ok(out)
 }

@@ -48,29 +48,12 @@ pub fn load(dir: &Path, ds: &dyn Dataset, key: &str) -> Option<(Vec<f32>, Vec<f3
         return None;
     }
     let b = std::fs::read(path(dir, key)).ok()?;
-    let mut p = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = b.get(p..p + n)?;
-        p += n;
-        Some(s)
-    };
-    if take(8)? != MAGIC || u32::from_le_bytes(take(4)?.try_into().ok()?) != VERSION {
-        return None;
-    }
-    let kl = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    if take(kl)? != key.as_bytes() {
-        return None;
-    }
-    let n = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+    let mut r = super::codec::Reader::open(&b, MAGIC, Some(VERSION), key)?;
+    let [n] = r.u64s()?;
     if n != ds.scan().positions() {
         return None;
     }
-    let mut arr = || -> Option<Vec<f32>> {
-        Some(take(n.checked_mul(4)?)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
-    };
-    let x = arr()?;
-    let y = arr()?;
-    Some((x, y))
+    Some((r.f32s(n)?, r.f32s(n)?))
 }
 
 /// Store a complete masked CoM of a `.mib`.
@@ -78,15 +61,11 @@ pub fn store(dir: &Path, ds: &dyn Dataset, key: &str, cx: &[f32], cy: &[f32]) ->
     let p = path(dir, key);
     let sub = p.parent().expect("entry has a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
-    let mut b = Vec::with_capacity(32 + key.len() + 8 * cx.len());
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&VERSION.to_le_bytes());
-    b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    b.extend_from_slice(key.as_bytes());
-    b.extend_from_slice(&(cx.len() as u64).to_le_bytes());
-    for v in cx.iter().chain(cy) {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    let b = super::codec::Writer::new(MAGIC, Some(VERSION), key, 8 + 8 * cx.len())
+        .u64s(&[cx.len()])
+        .f32s(cx)
+        .f32s(cy)
+        .finish();
     let side = serde_json::json!({ "what": "mask-restricted centre of mass (com_x, com_y)" });
     super::write_entry(&p, &b, VERSION, &ds.info().path, key, side)?;
     Ok(p)

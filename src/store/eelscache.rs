@@ -101,15 +101,10 @@ pub fn store(dir: &Path, ds: &dyn Dataset, l: &SpectrumLayout, c: &CachedSpectra
     let path = entry_path(dir, &k);
     let sub = path.parent().expect("entry paths have a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
-    let mut b = Vec::with_capacity(64 + k.len() + c.data.len() * 4);
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    b.extend_from_slice(&(k.len() as u32).to_le_bytes());
-    b.extend_from_slice(k.as_bytes());
-    for v in [c.rows, c.cols, c.channels, c.positions_done] {
-        b.extend_from_slice(&(v as u64).to_le_bytes());
-    }
-    b.extend_from_slice(bytemuck::cast_slice(&c.data));
+    let b = super::codec::Writer::new(MAGIC, Some(FORMAT_VERSION), &k, 32 + c.data.len() * 4)
+        .u64s(&[c.rows, c.cols, c.channels, c.positions_done])
+        .f32s(&c.data)
+        .finish();
     let side = serde_json::json!({
         "scan": [c.rows, c.cols],
         "channels": c.channels,
@@ -120,27 +115,8 @@ pub fn store(dir: &Path, ds: &dyn Dataset, l: &SpectrumLayout, c: &CachedSpectra
 }
 
 fn decode(b: &[u8], key: &str) -> Option<CachedSpectra> {
-    let mut p = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = b.get(p..p.checked_add(n)?)?;
-        p += n;
-        Some(s)
-    };
-    if take(8)? != MAGIC {
-        return None;
-    }
-    let ver = u32::from_le_bytes(take(4)?.try_into().ok()?);
-    let kl = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    if ver != FORMAT_VERSION || take(kl)? != key.as_bytes() {
-        return None;
-    }
-    let mut h = [0usize; 4];
-    for v in h.iter_mut() {
-        *v = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
-    }
-    let [rows, cols, channels, positions_done] = h;
-    let n = rows.checked_mul(cols)?.checked_mul(channels)?;
-    let s = take(n.checked_mul(4)?)?;
-    let data = s.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let mut r = super::codec::Reader::open(b, MAGIC, Some(FORMAT_VERSION), key)?;
+    let [rows, cols, channels, positions_done] = r.u64s()?;
+    let data = r.f32s(rows.checked_mul(cols)?.checked_mul(channels)?)?;
     Some(CachedSpectra { rows, cols, channels, positions_done, data })
 }

@@ -5,6 +5,7 @@
 //! they were computed from.
 
 pub mod calib;
+pub mod codec;
 pub mod dpc;
 pub mod eelscache;
 pub mod emd;

@@ -131,23 +131,18 @@ pub fn store_with_bad(
 }
 
 fn encode(o: &Overviews, key: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    b.extend_from_slice(key.as_bytes());
-    for v in [
-        o.scan_rows,
-        o.scan_cols,
-        o.det_rows,
-        o.det_cols,
-        o.mask.is_some() as usize,
-        o.positions_done,
-        o.complete as usize,
-        0,
-    ] {
-        b.extend_from_slice(&(v as u64).to_le_bytes());
-    }
+    let mut w =
+        super::codec::Writer::new(MAGIC, Some(FORMAT_VERSION), key, 64 + 4 * (6 * o.sum.len() + 2 * o.mean_dp.len()))
+            .u64s(&[
+                o.scan_rows,
+                o.scan_cols,
+                o.det_rows,
+                o.det_cols,
+                o.mask.is_some() as usize,
+                o.positions_done,
+                o.complete as usize,
+                0,
+            ]);
     let mut arrays: Vec<&[f32]> = vec![&o.sum, &o.bf, &o.adf, &o.com_x, &o.com_y];
     if let Some(m) = &o.mask {
         arrays.push(m);
@@ -155,39 +150,17 @@ fn encode(o: &Overviews, key: &str) -> Vec<u8> {
     arrays.push(&o.mean_dp);
     arrays.push(&o.max_dp);
     for a in arrays {
-        for v in a {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
+        w = w.f32s(a);
     }
-    b
+    w.finish()
 }
 
 fn decode(b: &[u8], key: &str, geometry: &Geometry) -> Option<Overviews> {
-    let mut p = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = b.get(p..p + n)?;
-        p += n;
-        Some(s)
-    };
-    if take(8)? != MAGIC {
-        return None;
-    }
-    let ver = u32::from_le_bytes(take(4)?.try_into().ok()?);
-    let kl = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    if ver != FORMAT_VERSION || take(kl)? != key.as_bytes() {
-        return None;
-    }
-    let mut h = [0usize; 8];
-    for v in h.iter_mut() {
-        *v = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
-    }
-    let [sr, sc, dr, dc, has_mask, done, complete, _] = h;
+    let mut r = super::codec::Reader::open(b, MAGIC, Some(FORMAT_VERSION), key)?;
+    let [sr, sc, dr, dc, has_mask, done, complete, _] = r.u64s()?;
     let n = sr.checked_mul(sc)?;
     let npx = dr.checked_mul(dc)?;
-    let mut arr = |len: usize| -> Option<Vec<f32>> {
-        let s = take(len.checked_mul(4)?)?;
-        Some(s.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
-    };
+    let mut arr = |len: usize| r.f32s(len);
     let sum = arr(n)?;
     let bf = arr(n)?;
     let adf = arr(n)?;
@@ -253,15 +226,12 @@ pub fn load_custom(
     }
     let k = custom_key(ds, det, bad);
     let b = std::fs::read(entry_path(dir, &k)).ok()?;
-    let rest = b.strip_prefix(CUSTOM_MAGIC.as_slice())?;
-    let (kl, rest) = rest.split_first_chunk::<4>()?;
-    let kl = u32::from_le_bytes(*kl) as usize;
-    let (kb, rest) = (rest.get(..kl)?, rest.get(kl..)?);
+    let mut r = super::codec::Reader::open(&b, CUSTOM_MAGIC, None, &k)?;
     let n = ds.scan().positions();
-    if kb != k.as_bytes() || rest.len() != n.checked_mul(4)? {
+    if r.remaining() != n.checked_mul(4)? {
         return None;
     }
-    Some(rest.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+    r.f32s(n)
 }
 
 /// Store a complete custom-detector image (written atomically, with a `.json` sidecar).
@@ -279,13 +249,7 @@ pub fn store_custom(
     let path = entry_path(dir, &k);
     let sub = path.parent().expect("entry paths have a directory");
     std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
-    let mut b = Vec::with_capacity(16 + k.len() + image.len() * 4);
-    b.extend_from_slice(CUSTOM_MAGIC);
-    b.extend_from_slice(&(k.len() as u32).to_le_bytes());
-    b.extend_from_slice(k.as_bytes());
-    for v in image {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    let b = super::codec::Writer::new(CUSTOM_MAGIC, None, &k, image.len() * 4).f32s(image).finish();
     let side = serde_json::json!({
         "custom_detector": det.label(),
         "bad_pixels_masked": bad,

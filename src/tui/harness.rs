@@ -3,7 +3,7 @@
 
 use super::app::{self, AppEvent, State};
 use super::images::Graphics;
-use super::{handle, render};
+use super::{draw, handle};
 use ratatui::backend::{Backend, TestBackend};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -120,9 +120,9 @@ impl<B: Backend> Harness<B> {
     /// Prepare and draw into the backend.
     pub fn draw(&mut self) {
         let size = self.terminal.size().expect("size");
-        render::prepare(&mut self.state, Rect::new(0, 0, size.width, size.height));
+        draw::prepare(&mut self.state, Rect::new(0, 0, size.width, size.height));
         let s = &self.state;
-        self.terminal.draw(|f| render::render(s, f)).expect("draw");
+        self.terminal.draw(|f| draw::render(s, f)).expect("draw");
         self.state.dirty = false;
     }
 }

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod custom;
 pub mod dpc;
+pub mod draw;
 pub mod eels;
 pub mod follow;
 pub mod harness;
@@ -16,8 +17,12 @@ pub mod images;
 pub mod keys;
 pub mod loader;
 pub mod ptycho;
+pub mod popups;
 pub mod render;
 pub mod tcbf;
+pub mod termquery;
+pub mod view_state;
+pub mod widgets;
 
 use crate::Tuning;
 use crate::dataset::OpenOptions;
@@ -178,19 +183,7 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
     for e in choice.early_input {
         let _ = tx.send(AppEvent::Input(e));
     }
-    {
-        let tx = tx.clone();
-        let mut late = images::query::LateAnswerFilter::new(choice.answers_may_be_late, Duration::from_secs(30));
-        std::thread::Builder::new().name("input".into()).spawn(move || {
-            while let Ok(e) = event::read() {
-                for e in late.push(e) {
-                    if tx.send(AppEvent::Input(e)).is_err() {
-                        return;
-                    }
-                }
-            }
-        })?;
-    }
+    spawn_input(tx.clone(), choice.answers_may_be_late)?;
     let mut s = State::new(
         ds,
         tx.clone(),
@@ -214,19 +207,57 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
             Err(e) => s.status = format!("calibration: {e}"),
         }
     }
+    event_loop(&mut s, &mut term, &rx, t0, tuning.test_panic)?;
+    drop(term);
+    drop(_guard);
+    if trace && let Some(d) = s.first_complete_draw {
+        eprintln!(
+            "emdtui: first complete draw (metadata + frame) after {:.1} ms (opening the file: {:.1} ms)",
+            d.as_secs_f64() * 1e3,
+            t_open.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// The input thread: terminal events (late answers to the capability query filtered out) as
+/// `AppEvent::Input` on `tx`.
+fn spawn_input(tx: mpsc::Sender<AppEvent>, answers_may_be_late: bool) -> std::io::Result<()> {
+    let mut late = termquery::LateAnswerFilter::new(answers_may_be_late, Duration::from_secs(30));
+    std::thread::Builder::new().name("input".into()).spawn(move || {
+        while let Ok(e) = event::read() {
+            for e in late.push(e) {
+                if tx.send(AppEvent::Input(e)).is_err() {
+                    return;
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Draw when something changed, wait for events (a tick when none come), drain and apply every
+/// pending one; until the user quits.
+fn event_loop(
+    s: &mut State,
+    term: &mut ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::BufWriter<std::io::Stdout>>>,
+    rx: &mpsc::Receiver<AppEvent>,
+    t0: Instant,
+    test_panic: bool,
+) -> anyhow::Result<()> {
     let mut last_tick = Instant::now();
     loop {
         if s.dirty {
             let size = term.size()?;
-            render::prepare(&mut s, ratatui::layout::Rect::new(0, 0, size.width, size.height));
-            term.draw(|f| render::render(&s, f))?;
+            draw::prepare(s, ratatui::layout::Rect::new(0, 0, size.width, size.height));
+            term.draw(|f| draw::render(s, f))?;
             s.dirty = false;
             if s.first_complete_draw.is_none() && s.main.frame.is_some() {
                 let d = t0.elapsed();
                 s.first_complete_draw = Some(d);
                 log::info!("first complete draw (metadata + frame) after {:.1} ms", d.as_secs_f64() * 1e3);
                 // lets the end-to-end test check that a panic restores the terminal
-                if tuning.test_panic {
+                if test_panic {
                     panic!("EMDTUI_TEST_PANIC set: deliberate panic after the first draw");
                 }
             }
@@ -251,17 +282,8 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
             evs.push(AppEvent::Tick);
         }
         for e in evs {
-            handle(&mut s, e);
+            handle(s, e);
         }
-    }
-    drop(term);
-    drop(_guard);
-    if trace && let Some(d) = s.first_complete_draw {
-        eprintln!(
-            "emdtui: first complete draw (metadata + frame) after {:.1} ms (opening the file: {:.1} ms)",
-            d.as_secs_f64() * 1e3,
-            t_open.as_secs_f64() * 1e3
-        );
     }
     Ok(())
 }

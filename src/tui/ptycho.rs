@@ -7,7 +7,8 @@
 //! earlier session) for the current FFT is shown at once whatever its parameters; a new run uses
 //! the calibration given at launch (`--energy`, `--alpha` or `--q-pixel`, `--scan-step`) in focus.
 
-use super::app::{AppEvent, Confirm, Popup, Shown, State, ViewLayout};
+use super::app::{AppEvent, Confirm, Popup, State, ViewLayout};
+use super::images::Shown;
 use super::images;
 use super::keys::Action;
 use super::render;
@@ -261,7 +262,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         }
         None => v.push(kv("SSB", wait_text(s))),
     }
-    v.extend(super::dpc::calib_lines(s));
+    v.extend(super::widgets::quant::calib_lines(&s.quant));
     v.push(Line::raw(""));
     v.push(Line::from(Span::styled("P view  x cancel  e export", Style::default().fg(Color::DarkGray))));
     v
@@ -298,7 +299,7 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
         let shown = s.ptycho.prepared[i].as_ref().map(|(_, _, v)| v);
         render::image_pane(f, area, titles[i].into(), shown, Some(wait.clone()));
         if let Some(v) = shown {
-            super::dpc::draw_scale_bar(s, f, v.cells, cols);
+            super::widgets::scale_bar::draw_scale_bar(&s.quant.calibration, f, v.cells, cols);
         }
     }
 }

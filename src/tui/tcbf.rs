@@ -8,10 +8,11 @@
 //! the file (a `.mib` is converted first, the scan-axes FFT computed when missing: the user is
 //! asked before either, as for `F`); `x` cancels it.
 
-use super::app::{AppEvent, Confirm, Popup, Shown, State, ViewLayout};
-use super::images::{self, Readout};
+use super::app::{AppEvent, Confirm, Popup, State, ViewLayout};
+use super::images::{self, Readout, Shown};
 use super::keys::Action;
 use super::render;
+use super::view_state::tcbf::{TcbfShown, UPSAMPLES};
 use crate::compute::tcbf::{TcbfParams, TcbfResult};
 use crate::jobs::{JobState, Progress};
 use crate::ops::tcbf::{Origin, TcbfOutcome};
@@ -21,55 +22,6 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use std::sync::Arc;
-
-/// The upsample factors `B` cycles through.
-pub const UPSAMPLES: [usize; 3] = [1, 2, 4];
-/// The factor the view starts with.
-pub const DEFAULT_UPSAMPLE: usize = 2;
-
-/// A result and how it was obtained ("computed", "loaded from the EMD cache", ...).
-#[derive(Clone)]
-pub struct TcbfShown {
-    pub result: Arc<TcbfResult>,
-    pub origin: String,
-}
-
-/// State of the tcBF view.
-pub struct TcbfView {
-    pub job: Option<Arc<Progress>>,
-    /// Upsample factor of the job running (or last run).
-    pub job_upsample: usize,
-    /// The factor asked for (what the view shows).
-    pub upsample: usize,
-    /// Results of this session, by upsample factor.
-    pub results: Vec<TcbfShown>,
-    pub version: u64,
-    /// tcBF image, plain BF image, shift wheel.
-    pub prepared: [Option<(u64, Rect, Shown)>; 3],
-}
-
-impl Default for TcbfView {
-    fn default() -> Self {
-        TcbfView {
-            job: None,
-            job_upsample: DEFAULT_UPSAMPLE,
-            upsample: DEFAULT_UPSAMPLE,
-            results: Vec::new(),
-            version: 0,
-            prepared: [None, None, None],
-        }
-    }
-}
-
-impl TcbfView {
-    /// The result at the current upsample factor.
-    pub fn current(&self) -> Option<&TcbfShown> {
-        self.results.iter().find(|r| r.result.params.upsample == self.upsample)
-    }
-    fn running(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| !j.state().finished())
-    }
-}
 
 /// How the UI says where a result came from.
 pub fn describe(o: &Origin) -> &'static str {
@@ -126,7 +78,7 @@ pub fn run_job(s: &mut State) {
     s.tcbf.job = Some(p.clone());
     s.tcbf.job_upsample = up;
     let (ds, tx, budget, emd) = (s.ds.clone(), s.tx.clone(), s.memory_budget, emd_of(s));
-    let (copts, fopts) = (s.convert_options(), s.fft_options());
+    let (convert, run) = (s.convert_options(), s.fft_options());
     let optics = crate::compute::tcbf::aberr::Optics::from_calibration(&s.quant.calibration);
     let params = TcbfParams { upsample: up, optics, ..Default::default() };
     // the result is written into the EMD, which needs this process's readers of it closed: the
@@ -136,9 +88,10 @@ pub fn run_job(s: &mut State) {
     s.jobs.table.spawn(
         p,
         move |p| {
-            let r = crate::ops::fft::ensure_emd(ds, &emd, &copts, p).and_then(|(emd_ds, _)| {
-                crate::ops::tcbf::load_or_compute(emd_ds.as_ref(), &emd, &params, budget, p, &fopts)
-            });
+            let want = crate::ops::fft::FftWant::ScanAxes;
+            let fft = crate::ops::fft::FftJob { src: ds, emd: emd.clone(), convert, want, budget, run };
+            let sink = crate::tui::app::jobs::JobSink::new(p, &tx);
+            let r = crate::ops::tcbf::run(crate::ops::tcbf::TcbfJob { fft, params }, &sink);
             if reopen && let Ok(c) = crate::store::fft::FftCache::open(&emd) {
                 let _ = tx.send(AppEvent::FftReady(Arc::new(c)));
             }
@@ -290,7 +243,7 @@ pub fn prepare(s: &mut State, a: &render::Areas) {
         s.tcbf.prepared[2] = if w == 0 || h == 0 {
             None
         } else {
-            let ras = super::dpc::wheel_raster(&dx, &dy, cols, rows, w, h);
+            let ras = super::widgets::wheel::wheel_raster(&dx, &dy, cols, rows, w, h);
             let readout = Readout { stats: None, range: None, clip: d.clip, colormap: d.colormap };
             render::shown(s, ras, ar, readout).map(|sh| (key, ar, sh))
         };
@@ -364,7 +317,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
         }
         None => v.push(kv("tcBF", wait_text(s))),
     }
-    v.extend(super::dpc::calib_lines(s));
+    v.extend(super::widgets::quant::calib_lines(&s.quant));
     v.push(Line::raw(""));
     v.push(Line::from(Span::styled("b view  B upsample  x cancel  e export", Style::default().fg(Color::DarkGray))));
     v
@@ -400,7 +353,7 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
     let shown = s.tcbf.prepared[0].as_ref().map(|(_, _, v)| v);
     render::image_pane(f, a.views[0], t, shown, Some(wait.clone()));
     if let Some(v) = shown {
-        super::dpc::draw_scale_bar(s, f, v.cells, cols);
+        super::widgets::scale_bar::draw_scale_bar(&s.quant.calibration, f, v.cells, cols);
     }
     let [top, bottom] = right_split(a.right);
     let t = format!(
@@ -412,7 +365,7 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
     let shown = s.tcbf.prepared[1].as_ref().map(|(_, _, v)| v);
     render::image_pane(f, top, t, shown, Some(wait.clone()));
     if let Some(v) = shown {
-        super::dpc::draw_scale_bar(s, f, v.cells, cols);
+        super::widgets::scale_bar::draw_scale_bar(&s.quant.calibration, f, v.cells, cols);
     }
     let t = if bottom.width >= 40 { " shifts over the BF disk (hue = direction) " } else { " shifts (wheel) " };
     let shown = s.tcbf.prepared[2].as_ref().map(|(_, _, v)| v);

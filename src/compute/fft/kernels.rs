@@ -1,7 +1,7 @@
 //! Transform kernels shared by the out-of-core passes and the in-memory FFT: 2-D FFT plans with
 //! fftshift, crop + bin of frames, scratch element encoding, chunk assembly.
 
-use super::{Elem, Layout};
+use super::types::{Chunks, Elem, Layout, Unit, mirror};
 use num_complex::Complex32;
 use rayon::prelude::*;
 use rustfft::{Fft, FftPlanner};
@@ -226,7 +226,7 @@ pub(crate) fn mirrored_indices(rows: usize, cols: usize) -> Vec<u32> {
     let mut v = Vec::with_capacity(rows * cols);
     for y in 0..rows {
         for x in 0..cols {
-            v.push((super::mirror(y, rows) * cols + super::mirror(x, cols)) as u32);
+            v.push((mirror(y, rows) * cols + mirror(x, cols)) as u32);
         }
     }
     v
@@ -259,7 +259,7 @@ pub(crate) struct UnitImages<'a> {
     /// [`Plans2::fft2_t`]'s output (map with [`shifted_sources`]).
     pub(crate) qm: &'a [Complex32],
     pub(crate) np: usize,
-    pub(crate) unit: &'a super::Unit,
+    pub(crate) unit: &'a Unit,
     /// For each pixel of the direct tile, its index in the unit.
     pub(crate) idx_direct: Vec<u32>,
     /// For each pixel of the mirrored tile, the index of its mirror pixel.
@@ -274,7 +274,7 @@ pub(crate) fn assemble_chunks(
     units: &[UnitImages],
     qsrc: &[u32],
     mq: &[u32],
-    out: &mut super::pass2::Chunks,
+    out: &mut Chunks,
     power: &mut [f64],
 ) {
     let [c0, c1, c2, c3] = l.chunk;

@@ -2,7 +2,8 @@
 //! kernels as the out-of-core passes (crop/bin, 2-D FFT with fftshift).
 
 use super::kernels::{Plans2, crop_bin};
-use super::{Elem, FftSource, Layout, Part};
+use super::types::{Elem, Layout};
+use super::{FftSource, Part};
 use crate::dataset::{Dataset, FrameBuf, ReadScratch};
 use crate::error::{Error, Result};
 use crate::jobs::Progress;

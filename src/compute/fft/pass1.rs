@@ -1,77 +1,17 @@
 //! Pass 1: the dataset in scan order -> K-tile-major scratch file, with the detector crop/bin
 //! (and, for `All`, the detector-axes FFT) applied per frame.
 
+use super::FftReport;
 use super::kernels::{HalfPlans, crop_bin, encode_frame};
-use super::{Elem, FftReport, Layout, ScratchState, write_state};
+use super::types::{Elem, Layout, ScratchState, ScratchStore, Unit, write_state};
 use crate::dataset::{Dataset, FrameBuf, ReadScratch};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::jobs::Progress;
 use crate::util::AlignedBuf;
 use num_complex::Complex32;
 use rayon::prelude::*;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
-
-/// Where pass 1 puts the K-tile-major data for pass 2: a scratch file next to the EMD (resumable:
-/// a state file records how far pass 1 got), or memory when it fits the budget (no disk detour).
-/// The file is written and read with O_DIRECT where the transfer is 4 KiB aligned (in the usual
-/// layouts all of them are): through the page cache every byte cost a kernel copy, 39 % of all
-/// cycles of a 4-D FFT (`perf`); the rest goes through `direct: None`'s buffered descriptor.
-pub(crate) enum ScratchStore {
-    File { file: std::fs::File, direct: Option<std::fs::File> },
-    Mem(std::sync::Mutex<Vec<u8>>),
-}
-
-impl ScratchStore {
-    /// The scratch file `file` at `path`, with a second, O_DIRECT descriptor when the file system
-    /// allows one.
-    pub(crate) fn file(file: std::fs::File, path: &Path) -> ScratchStore {
-        use std::os::unix::fs::OpenOptionsExt;
-        let direct = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path);
-        if let Err(e) = &direct {
-            log::info!("{}: FFT scratch without O_DIRECT ({e})", path.display());
-        }
-        ScratchStore::File { file, direct: direct.ok() }
-    }
-    pub(crate) fn write_at(&self, buf: &[u8], off: u64, path: &Path) -> Result<()> {
-        match self {
-            ScratchStore::File { file, direct } => {
-                if let Some(d) = direct.as_ref().filter(|_| crate::util::direct_aligned(buf, off))
-                    && d.write_all_at(buf, off).is_ok()
-                {
-                    return Ok(());
-                }
-                file.write_all_at(buf, off).map_err(|e| Error::io(path, e))
-            }
-            ScratchStore::Mem(m) => {
-                let mut v = m.lock().expect("scratch lock");
-                v[off as usize..off as usize + buf.len()].copy_from_slice(buf);
-                Ok(())
-            }
-        }
-    }
-    pub(crate) fn read_at(&self, buf: &mut [u8], off: u64, path: &Path) -> Result<()> {
-        match self {
-            ScratchStore::File { file, direct } => {
-                if let Some(d) = direct.as_ref().filter(|_| crate::util::direct_aligned(buf, off))
-                    && d.read_exact_at(buf, off).is_ok()
-                {
-                    return Ok(());
-                }
-                file.read_exact_at(buf, off).map_err(|e| Error::io(path, e))
-            }
-            ScratchStore::Mem(m) => {
-                let v = m.lock().expect("scratch lock");
-                buf.copy_from_slice(&v[off as usize..off as usize + buf.len()]);
-                Ok(())
-            }
-        }
-    }
-    pub(crate) fn in_memory(&self) -> bool {
-        matches!(self, ScratchStore::Mem(_))
-    }
-}
 
 /// The scratch store and, for a file, its state file.
 pub(crate) struct ScratchIo<'a> {
@@ -86,7 +26,6 @@ pub(crate) struct ScratchIo<'a> {
 /// Read positions `start..` of `ds`, crop/bin (and for `All` transform) each frame, and write
 /// them K-tile-major into the scratch file (tile t holds [positions][tile pixels]); the state
 /// file records how far it got, every 2 s and at the end.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn pass1(
     ds: &dyn Dataset,
     l: &Layout,
@@ -101,51 +40,14 @@ pub(crate) fn pass1(
     let es = l.elem.size();
     let src_px = ds.frame_pixels() * ds.info().pixel_type.bytes();
     let frame_bytes = kpix * es;
-    let sub = 16usize; // positions per decode task
     let units = l.units();
     let offs = Layout::unit_offsets(&units);
     let slots = offs[units.len()];
-    // per position: the frame-major encoded frame and two unit-major copies
-    let per_pos = (frame_bytes + 2 * slots * es) as u64;
-    let fixed = (rayon::current_num_threads() * sub * (src_px + kpix * 20)) as u64 + (8 << 20);
-    // 3/4 of the budget: headroom for HDF5, the allocator and the rest of the process
-    let b = ((budget.saturating_sub(fixed) / 4 * 3 / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
-    // and at most 1/32 of the scan (but 64 positions): reading the first block and writing the
-    // last are not overlapped, and fresh pages of huge buffers cost page faults
-    let b = b.min(n.div_ceil(32).max(64));
-    // whole 64-position blocks: with 8-slot unit strides each write is 4 KiB aligned (O_DIRECT)
-    let b = if b >= 64 {
-        b / 64 * 64
-    } else if b >= sub {
-        b / sub * sub
-    } else {
-        b
-    };
-    let sub = sub.min(b);
+    let (b, sub) = block_len(l, src_px, slots, budget);
     // the stored pixels of each unit as runs (first frame pixel, length, first slot)
     let runs: Vec<Vec<(usize, usize, usize)>> = units.iter().map(|u| pixel_runs(&u.pixels)).collect();
-    // a 4-D transform: the detector transform of each real frame, on the rows the units keep
-    let plans = (l.elem == Elem::C32).then(|| {
-        let mut rows: Vec<usize> = units.iter().flat_map(|u| u.pixels.iter().map(|&px| px as usize / l.k.1)).collect();
-        rows.sort_unstable();
-        rows.dedup();
-        HalfPlans::new(l.k.0, l.k.1, rows)
-    });
-    // per-thread state, kept from block to block (read buffers reused, not reallocated)
-    let nt = rayon::current_num_threads();
-    let states: Vec<std::sync::Mutex<State>> = (0..=nt)
-        .map(|_| {
-            let st = (
-                ReadScratch::default(),
-                FrameBuf::new(ds.info().pixel_type),
-                vec![0f32; kpix],
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            std::sync::Mutex::new(st)
-        })
-        .collect();
+    let plans = half_plans(l, &units);
+    let states = thread_states(ds, kpix);
     let mut frames = AlignedBuf::new(b * frame_bytes);
     // Two unit-major buffers: the writer thread writes one block to the scratch file while the
     // next block is read and decoded (zeroed once: padding slots are never written).
@@ -214,17 +116,74 @@ pub(crate) fn pass1(
                 t_scatter += t0.elapsed().as_secs_f64();
                 progress.add(cnt as u64, (cnt * src_px) as u64);
             }
-            if io.timing {
-                eprintln!(
-                    "timing: pass 1 read + crop + transform {t_decode:.2} s, scatter (+ wait for the writer) {t_scatter:.2} s"
-                );
-            }
+            print_timing(io.timing, t_decode, t_scatter);
             Ok(())
         })();
         drop(tx);
         rep.scratch_bytes_written += writer.join().expect("FFT scratch writer panicked")?;
         r
     })
+}
+
+/// With `timing`, pass 1's phase times on stderr.
+fn print_timing(timing: bool, t_decode: f64, t_scatter: f64) {
+    if timing {
+        eprintln!(
+            "timing: pass 1 read + crop + transform {t_decode:.2} s, scatter (+ wait for the writer) {t_scatter:.2} s"
+        );
+    }
+}
+
+/// Positions per block of pass 1 and per decode task, for `src_px` source bytes per frame and
+/// `slots` scratch slots per position within `budget`.
+fn block_len(l: &Layout, src_px: usize, slots: usize, budget: u64) -> (usize, usize) {
+    let (n, kpix, es) = (l.n(), l.kpix(), l.elem.size());
+    let sub = 16usize; // positions per decode task
+    // per position: the frame-major encoded frame and two unit-major copies
+    let per_pos = (kpix * es + 2 * slots * es) as u64;
+    let fixed = (rayon::current_num_threads() * sub * (src_px + kpix * 20)) as u64 + (8 << 20);
+    // 3/4 of the budget: headroom for HDF5, the allocator and the rest of the process
+    let b = ((budget.saturating_sub(fixed) / 4 * 3 / per_pos.max(1)) as usize).clamp(1, 1 << 16).min(n);
+    // and at most 1/32 of the scan (but 64 positions): reading the first block and writing the
+    // last are not overlapped, and fresh pages of huge buffers cost page faults
+    let b = b.min(n.div_ceil(32).max(64));
+    // whole 64-position blocks: with 8-slot unit strides each write is 4 KiB aligned (O_DIRECT)
+    let b = if b >= 64 {
+        b / 64 * 64
+    } else if b >= sub {
+        b / sub * sub
+    } else {
+        b
+    };
+    (b, sub.min(b))
+}
+
+/// A 4-D transform: the plans of the detector transform of each real frame, on the rows the
+/// units keep (None for a scan-axes transform).
+fn half_plans(l: &Layout, units: &[Unit]) -> Option<HalfPlans> {
+    (l.elem == Elem::C32).then(|| {
+        let mut rows: Vec<usize> = units.iter().flat_map(|u| u.pixels.iter().map(|&px| px as usize / l.k.1)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        HalfPlans::new(l.k.0, l.k.1, rows)
+    })
+}
+
+/// Per-thread decode state, kept from block to block (read buffers reused, not reallocated).
+fn thread_states(ds: &dyn Dataset, kpix: usize) -> Vec<std::sync::Mutex<State>> {
+    (0..=rayon::current_num_threads())
+        .map(|_| {
+            let st = (
+                ReadScratch::default(),
+                FrameBuf::new(ds.info().pixel_type),
+                vec![0f32; kpix],
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            std::sync::Mutex::new(st)
+        })
+        .collect()
 }
 
 /// Per-thread decode state: read scratch, frames, cropped values, transform buffers.

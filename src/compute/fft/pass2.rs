@@ -8,8 +8,8 @@
 use super::kernels::{
     Plans2, UnitImages, assemble_chunks, decode_transpose, mirrored_indices, shifted_sources, transpose_par,
 };
-use super::run::CacheDatasets;
-use super::{FftReport, Layout, RunOptions, ScratchState, Unit, write_state};
+use super::types::{CacheDatasets, Chunks, Elem, Layout, ScratchState, ScratchStore, Unit, write_state};
+use super::{FftReport, RunOptions};
 use crate::error::Result;
 use crate::format::h5;
 use crate::jobs::Progress;
@@ -19,35 +19,6 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
-/// The whole chunks of one group, contiguous, in file order, in a 4 KiB-aligned buffer so that
-/// the writer sends them to the disk without a copy (reused between groups).
-pub(crate) struct Chunks {
-    pub(crate) offsets: Vec<[u64; 4]>,
-    pub(crate) buf: crate::util::AlignedBuf,
-    pub(crate) elems: usize,
-}
-
-impl Default for Chunks {
-    fn default() -> Chunks {
-        Chunks { offsets: Vec::new(), buf: crate::util::AlignedBuf::new(0), elems: 0 }
-    }
-}
-
-impl Chunks {
-    /// The chunks' bytes.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.offsets.len() * self.elems * std::mem::size_of::<Complex32>()]
-    }
-    /// Room for `n` complex values (zeroed when the buffer grows; old contents otherwise).
-    pub(crate) fn data_mut(&mut self, n: usize) -> &mut [Complex32] {
-        let bytes = n * std::mem::size_of::<Complex32>();
-        if self.buf.len() < bytes {
-            self.buf = crate::util::AlignedBuf::new(bytes);
-        }
-        bytemuck::cast_slice_mut(&mut self.buf[..bytes])
-    }
-}
-
 /// A transformed group on its way to the writer.
 struct GroupOut {
     chunks: Chunks,
@@ -56,13 +27,22 @@ struct GroupOut {
     bytes: u64,
 }
 
+impl GroupOut {
+    /// The assembled `chunks` of group `grp`, with the tiles it completes and the power so far.
+    fn new(l: &Layout, units: &[Unit], grp: &[usize], chunks: Chunks, power: &[f64]) -> GroupOut {
+        let tiles: Vec<usize> = grp.iter().flat_map(|&u| units[u].tiles()).collect();
+        let out_px: usize = grp.iter().map(|&u| units[u].out_pixels(l)).sum();
+        GroupOut { chunks, tiles, power: power.iter().map(|&v| v as f32).collect(), bytes: (out_px * l.n() * 8) as u64 }
+    }
+}
+
 /// What pass 2 works on.
 pub(crate) struct Pass2<'a> {
     pub(crate) emd: &'a Path,
     pub(crate) l: &'a Layout,
     pub(crate) file: &'a hdf5::File,
     pub(crate) scratch_path: &'a Path,
-    pub(crate) store: &'a super::pass1::ScratchStore,
+    pub(crate) store: &'a ScratchStore,
     pub(crate) state_path: &'a Path,
     pub(crate) key_s: &'a str,
     pub(crate) budget: u64,
@@ -132,7 +112,6 @@ pub(crate) fn run(c: &Pass2, todo: &[usize], cache: &mut CacheDatasets, rep: &mu
 }
 
 /// Read, transform and assemble each group; send it to the writer.
-#[allow(clippy::too_many_arguments)]
 fn transform_groups(
     c: &Pass2,
     units: &[Unit],
@@ -180,7 +159,7 @@ fn transform_groups(
             let len = slots(grp) * n * es;
             let t = Instant::now();
             let guard;
-            let raw: &[u8] = if let super::pass1::ScratchStore::Mem(m) = c.store {
+            let raw: &[u8] = if let ScratchStore::Mem(m) = c.store {
                 guard = m.lock().expect("scratch lock");
                 &guard[s0 * n * es..s0 * n * es + len]
             } else {
@@ -208,57 +187,16 @@ fn transform_groups(
             st.decode += t.elapsed().as_secs_f64();
             // per unit: 2-D FFT over the scan axes per pixel (left transposed and unshifted),
             // then Q-major
-            let mut views = Vec::with_capacity(grp.len());
-            {
-                let mut qrest: &mut [Complex32] = &mut *qm;
-                for (cu, &ui) in regions.into_iter().zip(grp) {
-                    let u = &units[ui];
-                    let np = u.pixels.len();
-                    let (qu, qt) = std::mem::take(&mut qrest).split_at_mut(np * n);
-                    qrest = qt;
-                    let cu = &mut cu[..np * n];
-                    let t = Instant::now();
-                    cu.par_chunks_mut(n)
-                        .for_each_init(|| (Vec::new(), Vec::new()), |(tmp, scr), img| plans.fft2_t(img, tmp, scr));
-                    st.fft += t.elapsed().as_secs_f64();
-                    let t = Instant::now();
-                    transpose_par(cu, np, n, qu);
-                    st.transpose += t.elapsed().as_secs_f64();
-                    views.push(UnitImages {
-                        qm: &*qu,
-                        np,
-                        unit: u,
-                        idx_direct: u.index_of(l, u.direct, false),
-                        idx_mirrored: u.mirrored.map(|t| u.index_of(l, t, true)).unwrap_or_default(),
-                    });
-                }
-            }
+            let views = transform_units(l, units, grp, regions, qm, &plans, &mut st);
             let t = Instant::now();
-            // two sets of chunks in turn (assembled here, written by the writer): fresh buffers
-            // would cost page faults and zeroing for every group
-            let mut chunks = match back_rx.try_recv() {
-                Ok(ch) => ch,
-                Err(_) if chunk_sets < 2 => {
-                    chunk_sets += 1;
-                    Chunks::default()
-                }
-                Err(_) => match back_rx.recv() {
-                    Ok(ch) => ch,
-                    Err(_) => break, // the writer failed; its error is reported by `run`
-                },
+            let Some(mut chunks) = next_chunks(&back_rx, &mut chunk_sets) else {
+                break; // the writer failed; its error is reported by `run`
             };
             st.wait += t.elapsed().as_secs_f64();
             let t = Instant::now();
             assemble_chunks(l, &views, &qsrc, &mq, &mut chunks, power);
             st.assemble += t.elapsed().as_secs_f64();
-            let tiles: Vec<usize> = grp.iter().flat_map(|&u| units[u].tiles()).collect();
-            let out_px: usize = grp.iter().map(|&u| units[u].out_pixels(l)).sum();
-            let msg = GroupOut {
-                chunks,
-                tiles,
-                power: power.iter().map(|&v| v as f32).collect(),
-                bytes: (out_px * n * 8) as u64,
-            };
+            let msg = GroupOut::new(l, units, grp, chunks, power);
             let t = Instant::now();
             if tx.send(msg).is_err() {
                 break; // the writer failed; its error is reported by `run`
@@ -268,12 +206,60 @@ fn transform_groups(
         Ok(())
     })?;
     if c.opts.timing {
-        eprintln!(
-            "timing: pass 2 read {:.2} s, decode {:.2} s, fft {:.2} s, transpose {:.2} s, assemble + power {:.2} s, waiting for the writer {:.2} s",
-            st.read, st.decode, st.fft, st.transpose, st.assemble, st.wait
-        );
+        st.print();
     }
     Ok(())
+}
+
+/// Per unit of `grp` (decoded pixel-major into `regions`): the 2-D FFT over the scan axes of each
+/// pixel (left transposed and unshifted), then Q-major into `qm`.
+fn transform_units<'a>(
+    l: &Layout,
+    units: &'a [Unit],
+    grp: &[usize],
+    regions: Vec<&mut [Complex32]>,
+    qm: &'a mut [Complex32],
+    plans: &Plans2,
+    st: &mut StageTimes,
+) -> Vec<UnitImages<'a>> {
+    let n = l.n();
+    let mut views = Vec::with_capacity(grp.len());
+    let mut qrest: &mut [Complex32] = qm;
+    for (cu, &ui) in regions.into_iter().zip(grp) {
+        let u = &units[ui];
+        let np = u.pixels.len();
+        let (qu, qt) = std::mem::take(&mut qrest).split_at_mut(np * n);
+        qrest = qt;
+        let cu = &mut cu[..np * n];
+        let t = Instant::now();
+        cu.par_chunks_mut(n).for_each_init(|| (Vec::new(), Vec::new()), |(tmp, scr), img| plans.fft2_t(img, tmp, scr));
+        st.fft += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        transpose_par(cu, np, n, qu);
+        st.transpose += t.elapsed().as_secs_f64();
+        views.push(UnitImages {
+            qm: &*qu,
+            np,
+            unit: u,
+            idx_direct: u.index_of(l, u.direct, false),
+            idx_mirrored: u.mirrored.map(|t| u.index_of(l, t, true)).unwrap_or_default(),
+        });
+    }
+    views
+}
+
+/// The chunk buffers for the next group: two sets in turn (assembled here, written by the
+/// writer; fresh buffers would cost page faults and zeroing for every group). None when the
+/// writer failed.
+fn next_chunks(back_rx: &Receiver<Chunks>, chunk_sets: &mut usize) -> Option<Chunks> {
+    match back_rx.try_recv() {
+        Ok(ch) => Some(ch),
+        Err(_) if *chunk_sets < 2 => {
+            *chunk_sets += 1;
+            Some(Chunks::default())
+        }
+        Err(_) => back_rx.recv().ok(),
+    }
 }
 
 /// Decode + transpose each unit of `grp` from `raw` (scratch slots from slot `s0`) to
@@ -296,7 +282,7 @@ fn decode_units<'a>(
         regions.push(a);
         rest = b;
     }
-    if l.elem == super::Elem::C32 {
+    if l.elem == Elem::C32 {
         regions.par_iter_mut().zip(grp.par_iter()).for_each(|(cu, &ui)| {
             let r0 = (offs[ui] - s0) * n * es;
             let stride = units[ui].stride;
@@ -322,6 +308,15 @@ struct StageTimes {
     transpose: f64,
     assemble: f64,
     wait: f64,
+}
+
+impl StageTimes {
+    fn print(&self) {
+        eprintln!(
+            "timing: pass 2 read {:.2} s, decode {:.2} s, fft {:.2} s, transpose {:.2} s, assemble + power {:.2} s, waiting for the writer {:.2} s",
+            self.read, self.decode, self.fft, self.transpose, self.assemble, self.wait
+        );
+    }
 }
 
 /// The datasets the writer thread owns.

@@ -1,6 +1,7 @@
 //! The layout of a run: detector box, K tiles, chunk shape, element type, budgets, disk space.
 
-use super::{Elem, FftAxes, FftParams, Layout, PASS2_BYTES_PER_ELEM, RunOptions};
+use super::types::{Elem, Layout};
+use super::{FftAxes, FftParams, PASS2_BYTES_PER_ELEM, RunOptions};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::util::hs;
@@ -137,14 +138,8 @@ pub(crate) fn pass2_budget(budget: u64, n: usize) -> u64 {
     budget.saturating_sub(threads * n as u64 * 8 * 3) / 4 * 3
 }
 
-/// Free bytes for unprivileged users on the filesystem holding `path` (or its directory).
-pub fn free_disk_space(path: &Path) -> Option<u64> {
-    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
-    crate::util::free_space(dir)
-}
-
 pub(crate) fn check_space(emd: &Path, need: u64, l: &Layout) -> Result<()> {
-    if let Some(free) = free_disk_space(emd)
+    if let Some(free) = crate::util::free_space_for(emd)
         && need > free
     {
         return Err(Error::Invalid(format!(

@@ -1,11 +1,12 @@
 //! One FFT run into an EMD file: lock, open, reuse or create the cache datasets, pass 1, pass 2,
 //! finalise. Every step is its own function; [`compute_with`] only sequences them.
 
-use super::pass1::{ScratchIo, ScratchStore};
+use super::pass1::ScratchIo;
 use super::plan::{check_space, make_layout, pass2_budget};
+use super::types::{CacheDatasets, Layout, ScratchState, ScratchStore, write_state};
 use super::{
-    CACHE_FORMAT_VERSION, FftAxes, FftParams, FftReport, GROUP, Key, Layout, POWER_GROUP, RunOptions, ScratchState,
-    freq_axis, params_json, scratch_paths, write_state,
+    CACHE_FORMAT_VERSION, FftAxes, FftParams, FftReport, GROUP, Key, POWER_GROUP, RunOptions, freq_axis, params_json,
+    scratch_paths,
 };
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -50,10 +51,7 @@ pub fn compute_with(
     rep.chunk = l.chunk;
     rep.output_bytes = l.output_bytes();
     if existing == Existing::Complete {
-        rep.already_complete = true;
-        rep.blocks_total = l.n_tiles();
-        rep.blocks_resumed = l.n_tiles();
-        return Ok(rep);
+        return Ok(FftReport { already_complete: true, blocks_total: l.n_tiles(), blocks_resumed: l.n_tiles(), ..rep });
     }
     rep.scratch_bytes = l.scratch_bytes();
     let key_s = serde_json::to_string(&key).expect("the key serialises");
@@ -86,18 +84,9 @@ pub fn compute_with(
     let budget = if in_memory { mem_budget } else { memory_budget };
     rep.scratch_in_memory = in_memory;
     let t1 = Instant::now();
-    let store = run_pass1(
-        super::PixelSource::or(opts.pixels.as_ref(), ds),
-        &l,
-        &scratch,
-        &key_s,
-        !todo.is_empty(),
-        in_memory,
-        budget,
-        progress,
-        &mut rep,
-        opts.timing,
-    )?;
+    let p1 =
+        Pass1Job { l: &l, scratch: &scratch, key_s: &key_s, needed: !todo.is_empty(), in_memory, budget, progress };
+    let store = run_pass1(super::PixelSource::or(opts.pixels.as_ref(), ds), &p1, &mut rep, opts.timing)?;
     rep.seconds_pass1 = t1.elapsed().as_secs_f64();
 
     let t2 = Instant::now();
@@ -166,7 +155,16 @@ pub fn pass1_ahead(
     }
     let mut rep = FftReport::default();
     progress.set_total(l.n() as u64);
-    let r = run_pass1(pixels, &l, &scratch, &key_s, true, false, memory_budget, progress, &mut rep, opts.timing);
+    let job = Pass1Job {
+        l: &l,
+        scratch: &scratch,
+        key_s: &key_s,
+        needed: true,
+        in_memory: false,
+        budget: memory_budget,
+        progress,
+    };
+    let r = run_pass1(pixels, &job, &mut rep, opts.timing);
     if r.is_err() {
         // failed or cancelled (the conversion failed): no half-written scratch is left behind
         let _ = std::fs::remove_file(&scratch.path);
@@ -357,17 +355,6 @@ fn write_axis(g: &hdf5::Group, i: usize, vals: &[f32], name: &str, units: &str) 
     set_str_attr(&d, "units", units)
 }
 
-/// The open cache datasets and their state.
-pub(crate) struct CacheDatasets {
-    pub(crate) data: hdf5::Dataset,
-    pub(crate) blocks: hdf5::Dataset,
-    pub(crate) power_ds: hdf5::Dataset,
-    /// Per K tile: 1 when complete.
-    pub(crate) done: Vec<u8>,
-    /// Running sum over K of |G|^2 (resumed from the file when blocks are done).
-    pub(crate) power: Vec<f64>,
-}
-
 impl CacheDatasets {
     fn open(file: &hdf5::File, emd: &Path, l: &Layout) -> Result<CacheDatasets> {
         let e = h5::err(emd);
@@ -388,21 +375,23 @@ impl CacheDatasets {
     }
 }
 
-/// Pass 1 (source -> K-tile-major scratch), skipped when no tile remains or the scratch of an
-/// interrupted run already holds every position. Returns the scratch (None when not needed).
-#[allow(clippy::too_many_arguments)]
-fn run_pass1(
-    ds: &dyn Dataset,
-    l: &Layout,
-    scratch: &Scratch,
-    key_s: &str,
+/// What pass 1 of a run works with: the layout, the scratch (and its key), whether any tile is
+/// left to compute, whether the scratch stays in memory, the memory budget and the progress.
+#[derive(Clone, Copy)]
+struct Pass1Job<'a> {
+    l: &'a Layout,
+    scratch: &'a Scratch,
+    key_s: &'a str,
     needed: bool,
     in_memory: bool,
     budget: u64,
-    progress: &Progress,
-    rep: &mut FftReport,
-    timing: bool,
-) -> Result<Option<ScratchStore>> {
+    progress: &'a Progress,
+}
+
+/// Pass 1 (source -> K-tile-major scratch), skipped when no tile remains or the scratch of an
+/// interrupted run already holds every position. Returns the scratch (None when not needed).
+fn run_pass1(ds: &dyn Dataset, job: &Pass1Job, rep: &mut FftReport, timing: bool) -> Result<Option<ScratchStore>> {
+    let Pass1Job { l, scratch, key_s, needed, in_memory, budget, progress } = *job;
     let n = l.n();
     if !needed {
         progress.add(n as u64, 0);
