@@ -13,6 +13,6 @@ pub mod ewpc;
 pub mod fft;
 pub mod kernel16;
 pub mod overview;
-pub mod ssb;
 pub mod spectra;
+pub mod ssb;
 pub mod tcbf;

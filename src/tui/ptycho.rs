@@ -8,11 +8,10 @@
 //! the calibration given at launch (`--energy`, `--alpha` or `--q-pixel`, `--scan-step`) in focus.
 
 use super::app::{AppEvent, Confirm, Popup, State, ViewLayout};
-use super::images::Shown;
 use super::images;
 use super::keys::Action;
 use super::render;
-use crate::compute::ssb::SsbResult;
+use super::view_state::ptycho::PtychoShown;
 use crate::jobs::{JobState, Progress};
 use crate::ops::ptycho::{Origin, PtychoOptions, PtychoOutcome};
 use ratatui::Frame;
@@ -21,31 +20,6 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use std::sync::Arc;
-
-/// A result and how it was obtained.
-#[derive(Clone)]
-pub struct PtychoShown {
-    pub result: Arc<SsbResult>,
-    pub origin: String,
-}
-
-/// State of the ptychography view.
-#[derive(Default)]
-pub struct PtychoView {
-    pub job: Option<Arc<Progress>>,
-    pub shown: Option<PtychoShown>,
-    /// Why no job could start (missing calibration), shown in the panes.
-    pub blocked: Option<String>,
-    pub version: u64,
-    /// SSB phase, iCoM, BF.
-    pub prepared: [Option<(u64, Rect, Shown)>; 3],
-}
-
-impl PtychoView {
-    fn running(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| !j.state().finished())
-    }
-}
 
 /// How the UI says where a result came from.
 pub fn describe(o: &Origin) -> &'static str {

@@ -208,7 +208,7 @@ pub struct State {
     /// The tcBF view (`b`).
     pub tcbf: crate::tui::view_state::tcbf::TcbfView,
     /// The ptychography view (`P`).
-    pub ptycho: crate::tui::ptycho::PtychoView,
+    pub ptycho: crate::tui::view_state::ptycho::PtychoView,
     /// Calibration (scale bars, collection angles) and bad pixels (masked in the frame view).
     pub quant: crate::tui::widgets::quant::Quant,
     /// Following a growing `.mib` (a running acquisition).

@@ -4,4 +4,5 @@
 pub mod detect;
 pub mod dpc;
 pub mod eels;
+pub mod ptycho;
 pub mod tcbf;
