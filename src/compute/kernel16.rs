@@ -136,6 +136,9 @@ mod x86 {
         }
     }
 
+    /// A run of detector pixels (row, first column, end column).
+    type Run = (u32, u32, u32);
+
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn group<const G: usize>(
         frames: &[&[u8]],
@@ -144,8 +147,8 @@ mod x86 {
         out: &mut [FrameSums],
     ) -> bool {
         let Target { acc, max, bf_runs, adf_runs } = t;
-        let (acc, max, bf_runs, adf_runs): (&mut [u32], &mut [u16], &[(u32, u32, u32)], &[(u32, u32, u32)]) =
-            (acc, max, bf_runs, adf_runs);
+        let (acc, max): (&mut [u32], &mut [u16]) = (acc, max);
+        let (bf_runs, adf_runs): (&[Run], &[Run]) = (bf_runs, adf_runs);
         let fp: [*const u8; G] = std::array::from_fn(|k| frames[k].as_ptr());
         let swap = _mm256_setr_epi8(
             1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14,

@@ -20,7 +20,8 @@ fn line_timestamps(set: &MibSet, opts: &OpenOptions, n: usize) -> Option<Vec<i12
     let need_ts = opts.scan.is_none()
         && !set.acq.as_ref().is_some_and(|a| {
             (a.scan_x.is_some() && a.scan_y.is_some())
-                || a.frames_per_trigger.is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames) % f as usize == 0)
+                || a.frames_per_trigger
+                    .is_some_and(|f| f > 1 && n.saturating_sub(opts.skip_frames).is_multiple_of(f as usize))
         });
     if !need_ts {
         return None;

@@ -161,6 +161,9 @@ pub fn load_or_compute(
     Ok(FftOutcome::Computed(FftCache::open(emd)?, Box::new(rep)))
 }
 
+/// Finds the FFT parameters from the EMD's data once it is there.
+pub type ParamsFromData = Box<dyn Fn(&dyn Dataset) -> Result<FftParams> + Send + Sync>;
+
 /// Which FFT [`run`] is to make or load.
 pub enum FftWant {
     /// A complete cache in the EMD whatever its parameters; else the default (bright-field crop).
@@ -168,7 +171,7 @@ pub enum FftWant {
     /// Exactly these parameters (an interrupted run with the same parameters resumes).
     Exactly(FftParams),
     /// Parameters found from the EMD's data once it is there (e.g. an automatic crop).
-    FromData(Box<dyn Fn(&dyn Dataset) -> Result<FftParams> + Send + Sync>),
+    FromData(ParamsFromData),
     /// A scan-axes FFT computed from this data (what tcBF needs): a valid one in the EMD, else an
     /// interrupted scan-axes run resumed, else the default.
     ScanAxes,
