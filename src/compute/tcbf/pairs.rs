@@ -223,10 +223,12 @@ fn measure(ctx: &Ctx, d: (isize, isize), p: (f64, f64), w: isize) -> Option<Pair
         return None;
     }
     let m = ctx.ls.idx.len();
-    let zero = || (vec![Complex32::default(); m], vec![Complex32::default(); m], 0f64, 0f64);
-    let (cross, null, ea, eb) = pairs
-        .par_chunks(16)
-        .fold(zero, |(mut acc, mut nul, mut ea, mut eb), ch| {
+    // Fixed blocks summed in order: the result does not depend on how rayon splits the work.
+    let parts: Vec<_> = pairs
+        .par_chunks(64)
+        .map(|ch| {
+            let (mut acc, mut nul) = (vec![Complex32::default(); m], vec![Complex32::default(); m]);
+            let (mut ea, mut eb) = (0f64, 0f64);
             for &(i, j) in ch {
                 let (gi, gj) = (&ctx.ls.data[i], &ctx.ls.data[j]);
                 let sign = if mix(((i as u64) << 32) | j as u64) & 1 == 0 { 1.0 } else { -1.0 };
@@ -240,11 +242,14 @@ fn measure(ctx: &Ctx, d: (isize, isize), p: (f64, f64), w: isize) -> Option<Pair
             }
             (acc, nul, ea, eb)
         })
-        .reduce(zero, |(mut a, mut n, ea, eb), (b, nb, fa, fb)| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            n.iter_mut().zip(&nb).for_each(|(x, y)| *x += y);
-            (a, n, ea + fa, eb + fb)
-        });
+        .collect();
+    let (mut cross, mut null, mut ea, mut eb) = (vec![Complex32::default(); m], vec![Complex32::default(); m], 0f64, 0f64);
+    for (b, nb, fa, fb) in parts {
+        cross.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+        null.iter_mut().zip(&nb).for_each(|(x, y)| *x += y);
+        ea += fa;
+        eb += fb;
+    }
     let map = correlation_map(ctx, &cross);
     let null_rms = {
         let nm = correlation_map(ctx, &null);
