@@ -405,7 +405,7 @@ pub static KEYS: &[Binding] = &[
         "( ) ; ' Z T",
         Action::PtychoDefocus(100),
         Scope::Main,
-        "ptychography: defocus -/+10 nm, -/+1 nm, 0, the tcBF fit (recomputes)",
+        "ptychography defocus: -/+10 nm, -/+1 nm, 0, tcBF fit",
         None
     ),
     b!(&[(Char('('), N), (Char('('), S)], "", Action::PtychoDefocus(-100), Scope::Main, "", None),
