@@ -10,6 +10,7 @@ pub mod dpc;
 pub mod eels;
 pub mod ewpc;
 pub mod fft;
+pub mod fft_estimate;
 pub mod overview;
 pub mod ptycho;
 pub mod resume;
