@@ -24,7 +24,7 @@ impl FloatScale {
     /// What the metadata pane and `info` say about the pixel type.
     pub fn note(&self) -> String {
         match (self.exact, self.scale) {
-            (true, s) if s == 1.0 => format!("{} (integer values, read as uint32 counts)", self.dtype),
+            (true, 1.0) => format!("{} (integer values, read as uint32 counts)", self.dtype),
             (true, s) => format!("{} (values x {s} are integers: read as uint32 counts x {s}, exact)", self.dtype),
             (false, s) => format!("{} (fractional: read as round(value x {s}) uint32, negatives as 0)", self.dtype),
         }
