@@ -1,4 +1,3 @@
-use clap::Parser;
 use emdtui::Tuning;
 use emdtui::cli::{Cli, Command};
 use std::path::PathBuf;
@@ -116,7 +115,7 @@ fn main() {
 /// The whole command line `args` (program name first); the process exit code. `python -m
 /// emdtui` runs it in-process.
 pub fn run_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let cli = Cli::parse_from(args);
+    let cli = emdtui::cli::help::parse_from(args);
     let tuning = tuning_from_env();
     if let Err(e) = worker_pool(&cli) {
         eprintln!("emdtui: error: {e}");

@@ -243,6 +243,24 @@ class Dataset:
         args = flags(crop=crop, axes=axes, bin=bin, center=center, radius=radius, output=out)
         return json.loads(run_with_progress(self._ds.fft, args, progress, "fft"))
 
+    def fft_estimate(
+        self,
+        *,
+        crop: Optional[str] = None,
+        axes: Optional[str] = None,
+        bin: Optional[int] = None,
+        center: Optional[Tuple[float, float]] = None,
+        radius: Optional[float] = None,
+        out: Union[None, str, os.PathLike] = None,
+        sample_frames: Optional[int] = None,
+    ) -> dict:
+        """What :meth:`fft` with the same arguments would need, computing nothing, as
+        ``emdtui fft --estimate --json``: output and scratch bytes, free space where they go,
+        memory at the budget, and a time from ``sample_frames`` (default 256) measured frames.
+        """
+        args = flags(crop=crop, axes=axes, bin=bin, center=center, radius=radius, output=out, sample_frames=sample_frames)
+        return json.loads(self._ds.fft_estimate(args))
+
     def dpc(
         self,
         *,

@@ -167,6 +167,17 @@ impl Dataset {
         workflows::convert(py, &cli, callback.as_ref())
     }
 
+    /// `emdtui fft --estimate` with these flags: the estimate as a JSON string (nothing computed).
+    fn fft_estimate(&self, py: Python<'_>, args: Vec<String>) -> PyResult<String> {
+        let cli = self.cli(&["fft"], &args)?;
+        let Some(emdtui::cli::Command::Fft(a)) = &cli.command else { unreachable!("parsed as fft") };
+        py.detach(|| -> anyhow::Result<String> {
+            let e = emdtui::cli::fft::estimate_of(a, &cli, &cli_main::tuning_from_env())?;
+            Ok(serde_json::to_string(&e)?)
+        })
+        .map_err(job::to_py)
+    }
+
     /// `emdtui fft` with these flags: the report as a JSON string.
     #[pyo3(signature = (args, callback=None))]
     fn fft(&self, py: Python<'_>, args: Vec<String>, callback: Option<Bound<'_, PyAny>>) -> PyResult<String> {

@@ -166,6 +166,22 @@ def test_fft_equals_cli(synth_mib, tmp_path):
     assert again["report"] is None or again["report"]["already_complete"]
 
 
+def test_fft_estimate_equals_cli_and_run(synth_mib, tmp_path):
+    import h5py
+
+    ds = emdtui.open(synth_mib)
+    e = ds.fft_estimate(out=tmp_path / "e.emd", crop="full", sample_frames=0)
+    assert not (tmp_path / "e.emd").exists() and e["time"] is None and e["fits"]
+    cli = json.loads(run_cli("fft", synth_mib, "-o", tmp_path / "e.emd", "--crop", "full", "--estimate", "--json",
+                             "--sample-frames", "0").stdout)
+    assert cli["output_bytes"] == e["output_bytes"] and cli["conversion_bytes"] == e["conversion_bytes"]
+    ds.fft(out=tmp_path / "e.emd", crop="full", progress=False)
+    with h5py.File(tmp_path / "e.emd") as f:
+        written = f["emdtui/cache/fft_complex/data"].id.get_storage_size()
+        written += f["emdtui/cache/fft_power/data"].id.get_storage_size()
+    assert written == e["output_bytes"]
+
+
 def test_eels_equals_cli(synth_eels, tmp_path):
     ds = emdtui.open(synth_eels)
     m = ds.eels("100:200", progress=False)

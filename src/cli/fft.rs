@@ -8,6 +8,7 @@ use crate::compute::fft::{self, FftAxes, FftParams, FftReport, Part};
 use crate::dataset::Dataset;
 use crate::jobs::Progress;
 use crate::ops::fft::{EmdSource, FftJob, FftOutcome, FftRun, FftSink, FftWant};
+use crate::ops::fft_estimate::{EstimateRequest, estimate};
 use crate::store::fft::FftCache;
 use crate::util::{hs, peak_rss};
 use anyhow::{Context, Result, bail};
@@ -196,7 +197,8 @@ pub fn print_report(r: &FftReport, emd: &Path) {
     }
 }
 
-pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+/// The FFT workflow the command line asks for: the FFT job (not yet run).
+pub fn job(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<FftJob> {
     let budget = cli.memory_budget()?;
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let is_emd = matches!(ext.as_str(), "emd" | "h5" | "hdf5");
@@ -210,10 +212,6 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     }
     let opts = cli.open.batch_options(budget)?;
     let src = crate::dataset::open(&a.file, &opts)?;
-    // the FFT lives in the EMD: a .mib is converted first (unless its EMD is already there)
-    if src.info().kind != crate::dataset::Kind::Emd && !crate::ops::convert::is_converted_from(&emd, src.as_ref()) {
-        eprintln!("4D FFT requires the EMD: converting {} -> {} first", a.file.display(), emd.display());
-    }
     // an EMD of the same name that is not a conversion of this data is replaced
     let calibration = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
     let convert = crate::compute::convert::ConvertOptions {
@@ -232,8 +230,48 @@ pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
             params_from_args(&args, ds).map_err(|e| crate::Error::Invalid(format!("{e:#}")))
         }))
     };
-    let job = FftJob { src, emd, convert, want, budget, run: run_options(t) };
+    Ok(FftJob { src, emd, convert, want, budget, run: run_options(t) })
+}
+
+/// The estimate of the FFT the command line asks for (`--sample-frames` frames timed).
+pub fn estimate_of(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<crate::ops::fft_estimate::FftEstimate> {
+    let j = job(a, cli, t)?;
+    let req = EstimateRequest {
+        src: j.src.as_ref(),
+        emd: &j.emd,
+        convert: &j.convert,
+        want: &j.want,
+        budget: j.budget,
+        sample_frames: a.sample_frames,
+    };
+    estimate(&req).with_context(|| format!("FFT estimate of {}", a.file.display()))
+}
+
+pub fn run(a: &FftArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    if a.estimate {
+        return print_estimate(&estimate_of(a, cli, t)?, a.json);
+    }
+    let job = job(a, cli, t)?;
+    // the FFT lives in the EMD: a .mib is converted first (unless its EMD is already there)
+    if job.src.info().kind != crate::dataset::Kind::Emd
+        && !crate::ops::convert::is_converted_from(&job.emd, job.src.as_ref())
+    {
+        eprintln!("4D FFT requires the EMD: converting {} -> {} first", a.file.display(), job.emd.display());
+    }
     run_with_bars(job).with_context(|| format!("FFT of {}", a.file.display()))?;
+    Ok(())
+}
+
+/// `fft --estimate`: the estimate as text or, with `json`, as JSON on stdout.
+fn print_estimate(e: &crate::ops::fft_estimate::FftEstimate, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(e)?);
+        return Ok(());
+    }
+    println!("FFT estimate: {} -> {} (nothing computed)", e.source.display(), e.emd.display());
+    for l in crate::ops::fft_estimate::lines(e) {
+        println!("  {l}");
+    }
     Ok(())
 }
 

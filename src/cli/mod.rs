@@ -9,6 +9,7 @@ pub mod emd_info;
 pub mod ewpc;
 pub mod fft;
 pub mod from_fft;
+pub mod help;
 pub mod info;
 pub mod inspect;
 pub mod overview;
@@ -28,11 +29,12 @@ pub struct Cli {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub open: OpenArgs,
-    /// Terminal graphics: auto, kitty, sixel, iterm2, halfblocks, braille.
-    #[arg(long, default_value = "auto", global = true)]
+    /// Terminal graphics of the viewer: auto, kitty, sixel, iterm2, halfblocks, braille.
+    #[arg(long, default_value = "auto")]
     pub graphics: String,
-    /// Skip the terminal capability query (implies halfblocks unless --graphics says otherwise).
-    #[arg(long, global = true)]
+    /// Viewer: skip the terminal capability query (implies halfblocks unless --graphics says
+    /// otherwise).
+    #[arg(long)]
     pub no_query: bool,
     /// Memory budget for computations, e.g. 2G (default: a quarter of RAM, at most 80 %).
     #[arg(long, global = true)]
@@ -43,8 +45,10 @@ pub struct Cli {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub calib: CalibArgs,
-    /// Leave hot and dead detector pixels in (default: replaced by the median of their
-    /// neighbours in the CoM and DPC).
+    /// Leave hot and dead detector pixels in. Default: replaced by the median of their good
+    /// neighbours wherever pixels are summed into an image (overviews and virtual detectors,
+    /// the overviews stored by convert, CoM/DPC, EWPC, the viewer's frame); the datacube
+    /// convert writes, frame export, the FFT, tcBF, ptycho and EELS always use the raw pixels.
     #[arg(long, global = true)]
     pub keep_bad_pixels: bool,
     /// Your own bad-pixel mask (.npy bool/uint8 or .png of the detector shape, non-zero = bad),
@@ -497,6 +501,16 @@ pub struct FftArgs {
     /// EMD output when the input is a .mib.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Compute nothing: print what the run needs (output and scratch sizes, free space where
+    /// they go, memory at the --memory budget, time from a short measured sample).
+    #[arg(long)]
+    pub estimate: bool,
+    /// With --estimate: frames read (and transforms run) for the time estimate; 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub sample_frames: usize,
+    /// With --estimate: machine-readable JSON on stdout (keys documented in the README).
+    #[arg(long, requires = "estimate")]
+    pub json: bool,
 }
 
 impl OpenArgs {

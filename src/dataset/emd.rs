@@ -24,6 +24,8 @@ pub struct EmdDataset {
     /// Chunks of whole frames `(1, k, Qx, Qy)` with only shuffle/deflate: read raw chunks under the
     /// HDF5 lock and decompress outside it, so parallel readers decompress in parallel.
     direct: Option<Direct>,
+    /// A float datacube: read as round(value * scale) uint32 counts (see [`super::float`]).
+    float: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +69,22 @@ fn direct_read(
     }
 }
 
+/// The pixel type a datacube is read as, its float scale (None for integers) and what the
+/// metadata says about its type.
+fn read_type(
+    d: &hdf5::Dataset,
+    path: &Path,
+    dpath: &str,
+) -> Result<(crate::format::mib::PixelType, Option<f32>, String)> {
+    Ok(match super::float::float_scale(d, path)? {
+        Some(f) => (crate::format::mib::PixelType::U32, Some(f.scale), f.note()),
+        None => {
+            let pt = pixel_type_of(d, path, dpath)?;
+            (pt, None, pt.name().into())
+        }
+    })
+}
+
 impl EmdDataset {
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
         let f = open_ro(path)?;
@@ -92,7 +110,7 @@ impl EmdDataset {
             return Err(Error::format(path, format!("{dpath} has shape {sh:?}: empty axis")));
         }
         let shape = [sh[0], sh[1], sh[2], sh[3]];
-        let pixel_type = pixel_type_of(&d, path, &dpath)?;
+        let (pixel_type, float, dtype) = read_type(&d, path, &dpath)?;
         let g = f.group(&group).map_err(h5::err(path))?;
         let first = if layout == Layout::Emd1 { 0 } else { 1 };
         let mut dims = Vec::new();
@@ -110,7 +128,7 @@ impl EmdDataset {
             ),
             ("datacube".into(), format!("/{dpath}")),
             ("shape".into(), format!("{} x {} scan, {} x {} detector", shape[0], shape[1], shape[2], shape[3])),
-            ("dtype".into(), pixel_type.name().into()),
+            ("dtype".into(), dtype),
         ];
         let chunks = d.chunk();
         let filters = d.filters();
@@ -164,6 +182,7 @@ impl EmdDataset {
             fingerprint,
             slot,
             direct,
+            float,
         })
     }
 
@@ -271,6 +290,13 @@ impl Dataset for EmdDataset {
         }
         let g = self.handle()?;
         let (_, d) = g.as_ref().unwrap();
+        if let (Some(scale), crate::format::frames::FrameBuf::U32(v)) = (self.float, &mut *out) {
+            let vals = &mut rs.emd_float;
+            vals.resize(v.len(), 0.0);
+            self.read_block::<f32>(d, start, count, vals)?;
+            super::float::to_counts(vals, scale, v);
+            return Ok(());
+        }
         crate::with_frames!(out, v => self.read_block(d, start, count, v))
     }
     fn fingerprint(&self) -> String {

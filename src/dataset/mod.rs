@@ -2,6 +2,7 @@
 //! detector shape, pixel type, decoded frames by scan position and in ranges.
 
 pub mod emd;
+pub mod float;
 pub mod mib;
 pub mod scan;
 pub mod siemd;
@@ -93,6 +94,8 @@ pub struct ReadScratch {
     /// page faults and zeroing on every call).
     pub emd_raw: Vec<u8>,
     pub emd_chunk: Vec<u8>,
+    /// The values of a float EMD datacube before they become counts.
+    pub emd_float: Vec<f32>,
 }
 
 /// Frames as stored on disk, borrowed without decoding: frame `k` has its pixels at

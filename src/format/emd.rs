@@ -385,10 +385,14 @@ pub fn datacube_fingerprint(d: &hdf5::Dataset, path: &Path) -> Result<String> {
         return Err(Error::format(path, format!("datacube has {} dimensions, expected 4", sh.len())));
     }
     let n = sh[0] * sh[1];
-    let float =
-        matches!(d.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::Float(hdf5::types::FloatSize::U4)));
+    let td = d.dtype().and_then(|t| t.to_descriptor());
+    let float = matches!(td, Ok(TypeDescriptor::Float(_)));
     let pt = if float { PixelType::U32 } else { pixel_type_of(d, path, "data")? };
-    let name = if float { "float32" } else { pt.name() };
+    let name = match td {
+        Ok(TypeDescriptor::Float(hdf5::types::FloatSize::U8)) => "float64",
+        _ if float => "float32",
+        _ => pt.name(),
+    };
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for s in &sh {
         h.update(&(*s as u64).to_le_bytes());

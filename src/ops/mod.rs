@@ -12,6 +12,7 @@ pub mod eels;
 pub mod ewpc;
 pub mod fft;
 pub mod from_fft;
+pub mod fft_estimate;
 pub mod overview;
 pub mod ptycho;
 pub mod resume;

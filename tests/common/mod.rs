@@ -120,3 +120,23 @@ pub fn peer_python() -> Option<(PathBuf, PathBuf)> {
         }
     }
 }
+
+/// A float32 EMD saved by py4DSTEM (`py4DSTEM.save` of a `DataCube`) in `dir`: 6x5 positions of
+/// 32x32 fractional values (a disk plus noise), and the values it holds, in (r, c, y, x) order.
+/// None (with the reason printed: the caller skips) when the peer Python is not there.
+pub fn py4dstem_float_emd(dir: &Path) -> Option<(PathBuf, Vec<f32>)> {
+    let (python, _) = peer_python()?;
+    let (emd, npy) = (dir.join("py4dstem_float.emd"), dir.join("py4dstem_float.npy"));
+    let script = "import sys, numpy as np, py4DSTEM\n\
+        rng = np.random.default_rng(1)\n\
+        a = np.zeros((6, 5, 32, 32), np.float32)\n\
+        yy, xx = np.mgrid[:32, :32]\n\
+        disk = ((yy - 16) ** 2 + (xx - 15) ** 2 < 36).astype(np.float32)\n\
+        for r in range(6):\n    for c in range(5):\n        a[r, c] = disk * (10 + r + c) * 0.37 + rng.random((32, 32)) * 0.5\n\
+        py4DSTEM.save(sys.argv[1], py4DSTEM.DataCube(data=a), mode='o')\n\
+        np.save(sys.argv[2], a)\n";
+    let out = std::process::Command::new(&python).arg("-c").arg(script).arg(&emd).arg(&npy).output().unwrap();
+    assert!(out.status.success(), "py4DSTEM save failed: {}", String::from_utf8_lossy(&out.stderr));
+    let a: ndarray::Array4<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    Some((emd, a.iter().copied().collect()))
+}

@@ -22,6 +22,7 @@
 //! consistent. Completed K tiles are recorded in `blocks_done` (flushed after each group) and the
 //! `complete` attribute is set last; a rerun with the same parameters and source resumes.
 
+mod estimate;
 mod kernels;
 pub mod mem;
 mod pass1;
@@ -33,6 +34,7 @@ mod types;
 use crate::dataset::{Dataset, FrameBuf, ReadScratch};
 use crate::error::{Error, Result};
 use crate::jobs::Progress;
+pub use estimate::{FftNeeds, SampleTiming, needs, sample_timing};
 pub use mem::MemFft;
 pub use run::{compute_with, pass1_ahead};
 use std::path::{Path, PathBuf};

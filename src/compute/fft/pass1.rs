@@ -134,6 +134,29 @@ fn print_timing(timing: bool, t_decode: f64, t_scatter: f64) {
     }
 }
 
+/// Bytes of pass 1's buffers at `budget`: the frame block, two unit-major copies and the
+/// per-thread decode state (what [`pass1`] allocates; the scratch itself not included).
+pub(crate) fn buffer_bytes(l: &Layout, src_px: usize, budget: u64) -> u64 {
+    let units = l.units();
+    let slots = Layout::unit_offsets(&units)[units.len()];
+    let (b, sub) = block_len(l, src_px, slots, budget);
+    let es = l.elem.size();
+    let per_thread = sub * (src_px + l.kpix() * 20);
+    (b * (l.kpix() * es + 2 * slots * es) + (rayon::current_num_threads() + 1) * per_thread) as u64
+}
+
+/// Seconds pass 1's read and decode of positions `start..start + count` take (the real
+/// [`decode_block`], on the worker threads); for [`super::sample_timing`].
+pub(crate) fn time_decode(ds: &dyn Dataset, l: &Layout, start: usize, count: usize) -> Result<f64> {
+    let units = l.units();
+    let plans = half_plans(l, &units);
+    let states = thread_states(ds, l.kpix());
+    let mut fr = vec![0u8; count * l.kpix() * l.elem.size()];
+    let t = Instant::now();
+    decode_block(ds, l, plans.as_ref(), &states, start, 16, &mut fr)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 /// Positions per block of pass 1 and per decode task, for `src_px` source bytes per frame and
 /// `slots` scratch slots per position within `budget`.
 fn block_len(l: &Layout, src_px: usize, slots: usize, budget: u64) -> (usize, usize) {

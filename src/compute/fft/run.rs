@@ -114,7 +114,7 @@ pub fn compute_with(
 
 /// Whether a run keeps pass 1's output in memory: when it fits half the budget and the rest holds
 /// two pass-2 units (see [`compute_with`]).
-fn scratch_in_memory(l: &Layout, memory_budget: u64, opts: &RunOptions) -> bool {
+pub(crate) fn scratch_in_memory(l: &Layout, memory_budget: u64, opts: &RunOptions) -> bool {
     let max_unit = l.units().iter().map(|u| super::pass2::unit_bytes(l, u)).max().unwrap_or(0);
     let mem_budget = memory_budget.saturating_sub(l.scratch_bytes());
     !opts.scratch_on_disk && l.scratch_bytes() <= memory_budget / 2 && 2 * max_unit <= pass2_budget(mem_budget, l.n())

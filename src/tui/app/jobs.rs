@@ -194,14 +194,19 @@ impl State {
         (bytes, crate::util::free_space_for(&self.emd_path()))
     }
 
-    pub(crate) fn confirm_fft_text(&self) -> String {
-        let (b, free) = self.fft_estimate();
-        let f = free.map(|f| humansize::format_size(f, humansize::BINARY)).unwrap_or("unknown".into());
-        format!(
-            "Compute the 4D FFT into {}?\nCache size about {} (bright-field disk crop, complex64); free space {f}.\n(y/n)",
-            self.emd_path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-            humansize::format_size(b, humansize::BINARY)
-        )
+    /// Start the FFT when its estimate fits the disks and the memory budget (the estimate on
+    /// the status line); otherwise ask.
+    pub(crate) fn fft_if_it_fits(&mut self) {
+        use crate::tui::popups::fft_estimate;
+        match fft_estimate::of(self) {
+            Ok(e) if e.fits => {
+                let before = self.status.clone();
+                self.start_fft();
+                let est = fft_estimate::status(&e);
+                self.status = if self.status != before { format!("{}; {est}", self.status) } else { est };
+            }
+            e => self.popup = Popup::Confirm(Confirm::Fft, fft_estimate::question(&e)),
+        }
     }
 
     /// `F` / Tab into the explorer without an FFT: ask, or compute when it is cheap (demo).
@@ -229,7 +234,7 @@ impl State {
             self.popup =
                 Popup::Confirm(Confirm::ConvertForFft, "4D FFT requires conversion to EMD. Convert now? (y/n)".into());
         } else if compute || !self.is_mib {
-            self.popup = Popup::Confirm(Confirm::Fft, self.confirm_fft_text());
+            self.fft_if_it_fits();
         } else {
             self.screen = Screen::Fft;
         }

@@ -109,7 +109,7 @@ pub(crate) fn confirmed(s: &mut State, c: Confirm) {
             s.jobs.cancel_all();
             s.quit = true;
         }
-        Confirm::ConvertForFft => s.popup = Popup::Confirm(Confirm::Fft, s.confirm_fft_text()),
+        Confirm::ConvertForFft => s.fft_if_it_fits(),
         Confirm::Fft => s.start_fft(),
         Confirm::Resume(_) => s.start_convert(),
         Confirm::ResumeFft(params) => s.start_fft_with(Some(params)),

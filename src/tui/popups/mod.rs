@@ -2,6 +2,7 @@
 //! rotation prompt. What a popup does with a key is in `app::update` (a popup takes keys first).
 
 pub mod confirm;
+pub mod fft_estimate;
 pub mod help;
 pub mod rotation;
 
