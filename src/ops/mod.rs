@@ -5,6 +5,7 @@
 
 pub mod calib;
 pub mod convert;
+pub mod demo;
 pub mod detectors;
 pub mod dpc;
 pub mod eels;

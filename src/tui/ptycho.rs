@@ -35,6 +35,13 @@ fn emd_of(s: &State) -> std::path::PathBuf {
     if s.is_mib { s.emd_path() } else { s.path.clone() }
 }
 
+/// The SSB options of the view: no defocus, except on the built-in demo, which knows the defocus
+/// it was made with.
+fn options(s: &State) -> PtychoOptions {
+    let defocus_a = if s.demo { crate::ops::demo::phase_spec().defocus_a } else { 0.0 };
+    PtychoOptions { defocus_a, ..Default::default() }
+}
+
 /// Show the result, or start (or ask for) the job that makes it.
 pub fn start(s: &mut State) {
     if s.ptycho.shown.is_some() {
@@ -43,10 +50,6 @@ pub fn start(s: &mut State) {
     }
     if s.ptycho.running() {
         s.status = "ptychography is being computed (x cancels)".into();
-        return;
-    }
-    if s.demo {
-        s.status = "ptychography needs a file: the EMD and its 4D FFT (not the built-in demo)".into();
         return;
     }
     let emd = emd_of(s);
@@ -58,12 +61,16 @@ pub fn start(s: &mut State) {
         s.ptycho.version += 1;
         return;
     }
-    if let Err(e) = crate::ops::ptycho::params(&s.quant.calibration, &PtychoOptions::default()) {
+    if let Err(e) = crate::ops::ptycho::params(&s.quant.calibration, &options(s)) {
         s.status = e.to_string();
         s.ptycho.blocked = Some(e.to_string());
         return;
     }
     s.ptycho.blocked = None;
+    if s.demo {
+        // the demo is small: converted into the cache directory and computed without asking
+        return run_job(s);
+    }
     let name = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let (bytes, free) = s.fft_estimate();
     let size = humansize::format_size(bytes, humansize::BINARY);
@@ -85,7 +92,7 @@ pub fn run_job(s: &mut State) {
     if s.ptycho.running() {
         return;
     }
-    let params = match crate::ops::ptycho::params(&s.quant.calibration, &PtychoOptions::default()) {
+    let params = match crate::ops::ptycho::params(&s.quant.calibration, &options(s)) {
         Ok(p) => p,
         Err(e) => {
             s.status = e.to_string();

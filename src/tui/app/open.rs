@@ -39,8 +39,8 @@ impl State {
             (sc.rows / 2, sc.cols / 2)
         };
         let cache_note = if info.kind == Kind::Emd { emd_cache_note(&path) } else { None };
-        let calibration =
-            if o.demo { Default::default() } else { crate::ops::calib::stored(ds.as_ref(), o.cache_dir.as_deref()) };
+        // the demo's calibration was remembered for it when it was generated
+        let calibration = crate::ops::calib::stored(ds.as_ref(), o.cache_dir.as_deref());
         let mut s = State {
             ds,
             info,
