@@ -31,7 +31,13 @@ impl Harness<TestBackend> {
 
     /// The built-in demo `d` (generated into `cache_dir/demo` when missing, its calibration
     /// remembered there) in a `w`x`h` test terminal, as `emdtui` / `emdtui --demo eels` open it.
-    pub fn demo(d: crate::ops::demo::Demo, w: u16, h: u16, graphics: Graphics, cache_dir: &Path) -> anyhow::Result<Self> {
+    pub fn demo(
+        d: crate::ops::demo::Demo,
+        w: u16,
+        h: u16,
+        graphics: Graphics,
+        cache_dir: &Path,
+    ) -> anyhow::Result<Self> {
         let f = crate::ops::demo::file(cache_dir, d)?;
         Self::build(&f, TestBackend::new(w, h), graphics, true, Some(cache_dir.to_path_buf()), true)
     }

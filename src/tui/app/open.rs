@@ -79,7 +79,12 @@ impl State {
         s.request_frame();
         match crate::tui::eels::channels_of(&s) {
             Some(ch) => {
-                s.eels = Some(crate::tui::view_state::eels::EelsView::new(ch));
+                let mut v = crate::tui::view_state::eels::EelsView::new(ch);
+                if s.demo {
+                    // the EELS demo opens with the window on its core-loss edge
+                    v.window = crate::ops::demo::eels_window(ch);
+                }
+                s.eels = Some(v);
                 crate::tui::eels::start(&mut s);
                 crate::tui::eels::sync(&mut s);
             }
