@@ -84,9 +84,14 @@ fn file_name(d: Demo) -> String {
     }
 }
 
+/// Where the demo's `.mib` is (or will be) in `cache`.
+pub fn path(cache: &Path, d: Demo) -> PathBuf {
+    cache.join("demo").join(file_name(d))
+}
+
 /// True when the demo is already in `cache` (opening it takes no generation).
 pub fn file_exists(cache: &Path, d: Demo) -> bool {
-    cache.join("demo").join(file_name(d)).exists()
+    path(cache, d).exists()
 }
 
 /// The demo's `.mib` in `cache/demo/`, generated when missing (written under a temporary
