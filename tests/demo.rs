@@ -107,7 +107,8 @@ fn demo_ptychography_runs_with_the_demo_calibration() {
     h.key(KeyCode::Char('P'));
     h.settle(WAIT);
     h.draw();
-    let r = h.state.ptycho.shown.as_ref().unwrap_or_else(|| panic!("ptycho result; status {}", h.state.status));
+    let r = h.state.ptycho.current().unwrap_or_else(|| panic!("ptycho result; status {}", h.state.status));
+    assert_eq!(r.result.params.defocus_a, demo::phase_spec().defocus_a, "the demo's defocus is used");
     // the SSB phase follows the object's phase at the scan positions
     let spec = demo::phase_spec();
     let (_, w, truth) = spec.phase();

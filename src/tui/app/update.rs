@@ -55,7 +55,9 @@ pub(crate) fn update_view(s: &mut State, a: Action) {
             crate::tui::dpc::action(s, a)
         }
         Action::TcbfView | Action::TcbfUpsample => crate::tui::tcbf::action(s, a),
-        Action::PtychoView => crate::tui::ptycho::action(s, a),
+        Action::PtychoView | Action::PtychoDefocus(_) | Action::PtychoDefocusZero | Action::PtychoDefocusTcbf => {
+            crate::tui::ptycho::action(s, a)
+        }
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
