@@ -90,6 +90,10 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
             };
             let launch = emdtui::tui::Launch {
                 file: cli.file.clone(),
+                demo: match &cli.demo {
+                    Some(d) => emdtui::ops::demo::Demo::parse(d).map_err(|e| anyhow::anyhow!("--demo: {e}"))?,
+                    None => Default::default(),
+                },
                 open,
                 memory_budget: cli.memory_budget()?,
                 graphics: cli.graphics.clone(),

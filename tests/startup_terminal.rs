@@ -68,12 +68,12 @@ fn tmux_demo_without_flags_shows_screen_and_quits() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let (s, t0) = Tmux::start("demo", &pane_cmd(&cache, ""));
-    // generating the demo (a few seconds) comes first: measure from its end
-    let (_, made) = s.wait("demo generation", t0, Duration::from_secs(60), |t| {
-        cache.join("demo").join("demo_48x48.mib").exists() || t.contains("(demo)")
-    });
+    let demo = emdtui::ops::demo::path(&cache, emdtui::ops::demo::Demo::FourD);
+    let name = format!("{} (demo)", demo.file_name().unwrap().to_string_lossy());
+    // generating the demo (about a second) comes first: measure from its end
+    let (_, made) = s.wait("demo generation", t0, Duration::from_secs(60), |t| demo.exists() || t.contains("(demo)"));
     let t1 = Instant::now();
-    let (t, d) = s.wait("demo screen", t1, GIVE_UP, |t| t.contains("demo_48x48.mib (demo)"));
+    let (t, d) = s.wait("demo screen", t1, GIVE_UP, |t| t.contains(&name));
     report(&format!("tmux, demo, no flags (generated in {:.1} s): first screen after", made.as_secs_f64()), d);
     assert!(exited(&t).is_none(), "exited early:\n{t}");
     quit_cleanly(&s);

@@ -27,6 +27,10 @@ pub struct Cli {
     pub command: Option<Command>,
     /// File to open in the terminal UI (.mib or .emd); the built-in demo when omitted.
     pub file: Option<PathBuf>,
+    /// Which built-in demo opens when no file is given: 4d (a phase object under a defocused
+    /// probe, the default) or eels (an Nx1 spectrometer scan).
+    #[arg(long, value_name = "KIND", conflicts_with = "file")]
+    pub demo: Option<String>,
     #[command(flatten)]
     pub open: OpenArgs,
     /// Terminal graphics of the viewer: auto, kitty, sixel, iterm2, halfblocks, braille.

@@ -13,4 +13,5 @@ pub mod mibset;
 pub mod nav;
 pub mod npy;
 pub mod synth;
+pub mod synth_phase;
 pub mod synth_tcbf;

@@ -58,12 +58,12 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn uniform(seed: u64, a: u64, b: u64) -> f64 {
+pub(crate) fn uniform(seed: u64, a: u64, b: u64) -> f64 {
     ((mix(seed ^ mix(a ^ mix(b))) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
 /// A Poisson count of mean `lam` from a uniform `u` source (Knuth below 30, normal above).
-fn poisson(lam: f64, mut u: impl FnMut(u64) -> f64) -> u32 {
+pub(crate) fn poisson(lam: f64, mut u: impl FnMut(u64) -> f64) -> u32 {
     if lam <= 0.0 {
         return 0;
     }

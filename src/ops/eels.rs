@@ -212,6 +212,43 @@ pub fn spectrum_image_of(ds: &dyn Dataset, job: &EelsJob, progress: &Progress) -
     })
 }
 
+/// Positions at the start of `si` that hold spectra (the rest are NaN: not yet acquired when it
+/// was made).
+pub fn positions_covered(si: &SpectrumImage) -> usize {
+    si.data.chunks_exact(si.channels.max(1)).take_while(|s| s.first().is_some_and(|v| v.is_finite())).count()
+}
+
+/// `si` (of the growing acquisition `ds`) with the spectra of the positions acquired since it was
+/// made: only the new positions are read; cached when the scan is complete.
+pub fn extend(ds: &dyn Dataset, si: &SpectrumImage, job: &EelsJob, progress: &Progress) -> Result<SpectrumImage> {
+    let l = SpectrumLayout::of(ds);
+    let n = ds.scan().positions();
+    let (from, present) = (positions_covered(si), ds.positions_present().min(n));
+    let mut out = si.clone();
+    if present <= from || l.channels != si.channels || si.rows * si.cols != n {
+        return Ok(out);
+    }
+    let ch = si.channels;
+    progress.set_total((present - from) as u64);
+    let part = &mut out.data[from * ch..present * ch];
+    eels::spectra(ds, from..present, &l, job.memory_budget, progress, part)?;
+    if job.energy.reverse {
+        eels::reverse_channels(part, ch);
+    }
+    out.origin = Origin::Computed;
+    if let Some(dir) = &job.cache_dir
+        && present == n
+        && !job.energy.reverse
+        && eelscache::applies(ds)
+    {
+        let c = CachedSpectra { rows: si.rows, cols: si.cols, channels: ch, positions_done: n, data: out.data.clone() };
+        if let Err(e) = eelscache::store(dir, ds, &l, &c) {
+            log::warn!("spectrum cache: {e}");
+        }
+    }
+    Ok(out)
+}
+
 /// Channels [c0, c1) of a window; errors name the problem (empty, outside the channel range,
 /// eV without a calibration).
 pub fn window_channels(si: &SpectrumImage, w: Window) -> Result<(usize, usize)> {

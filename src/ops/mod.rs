@@ -6,6 +6,7 @@
 
 pub mod calib;
 pub mod convert;
+pub mod demo;
 pub mod detectors;
 pub mod dpc;
 pub mod eels;

@@ -57,6 +57,36 @@ pub fn start(s: &mut State) {
     );
 }
 
+/// A growing acquisition: read the spectra of the positions acquired since the spectrum image was
+/// made (one job at a time; called on every poll of the follower and when a result arrives).
+pub fn extend(s: &mut State) {
+    let present = s.ds.positions_present().min(s.ds.scan().positions());
+    let Some(e) = s.eels.as_mut() else { return };
+    let Some(si) = e.si.clone() else { return };
+    if e.job.as_ref().is_some_and(|j| !j.state().finished()) || eels::positions_covered(&si) >= present {
+        return;
+    }
+    let p = Progress::new(JOB_NAME, 0);
+    e.job = Some(p.clone());
+    let job = EelsJob { memory_budget: s.memory_budget, cache_dir: s.cache_dir.clone(), ..Default::default() };
+    let (ds, tx, tx2) = (s.ds.clone(), s.tx.clone(), s.tx.clone());
+    s.jobs.table.spawn(
+        p,
+        move |p| {
+            let si = eels::extend(ds.as_ref(), &si, &job, p)?;
+            let _ = tx.send(AppEvent::SpectrumImage(Arc::new(si)));
+            Ok(())
+        },
+        move |p, r| {
+            if let Err(e) = r
+                && !matches!(e, crate::Error::Cancelled)
+            {
+                let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("spectra: {e}")));
+            }
+        },
+    );
+}
+
 /// `c` on spectrum data: write the 3-D spectrum-image EMD next to the `.mib` in the background
 /// (short axis summed, the remembered energy calibration written into its energy axis).
 pub fn start_convert(s: &mut State) {
@@ -101,11 +131,15 @@ pub fn loaded(s: &mut State, si: Arc<SpectrumImage>) -> bool {
     let (a, b) = e.window;
     e.window = (a.min(si.channels - 1), b.clamp(a.min(si.channels - 1) + 1, si.channels));
     e.si = Some(si);
+    // the job that made it has ended (it may not say so yet): a growing scan may extend it
+    e.job = None;
     e.key = None;
     e.map_window = None;
     e.ensure_map();
     s.main.ov_version += 1;
     sync(s);
+    // frames that arrived while it was made
+    extend(s);
     true
 }
 
@@ -219,6 +253,9 @@ fn meta_lines(s: &State, e: &EelsView) -> Vec<Line<'static>> {
     ))];
     v.push(Line::from(Span::styled(s.info.mode.reason.clone(), Style::default().fg(Color::Gray))));
     let spectra = match (&e.si, &e.job) {
+        (Some(si), _) if eels::positions_covered(si) < si.rows * si.cols => {
+            format!("{} of {} positions", eels::positions_covered(si), si.rows * si.cols)
+        }
         (Some(si), _) => match si.origin {
             Origin::Computed => "computed (cached for next time)".into(),
             Origin::CacheDir => "from the cache directory".into(),

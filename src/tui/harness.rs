@@ -29,6 +29,19 @@ impl Harness<TestBackend> {
         Self::with_backend_and_cache(path, TestBackend::new(w, h), graphics, true, Some(cache_dir.to_path_buf()))
     }
 
+    /// The built-in demo `d` (generated into `cache_dir/demo` when missing, its calibration
+    /// remembered there) in a `w`x`h` test terminal, as `emdtui` / `emdtui --demo eels` open it.
+    pub fn demo(
+        d: crate::ops::demo::Demo,
+        w: u16,
+        h: u16,
+        graphics: Graphics,
+        cache_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let f = crate::ops::demo::file(cache_dir, d)?;
+        Self::build(&f, TestBackend::new(w, h), graphics, true, Some(cache_dir.to_path_buf()), true)
+    }
+
     /// The screen as text (symbols only), one line per row.
     pub fn text(&self) -> String {
         self.terminal.backend().to_string()
@@ -49,6 +62,17 @@ impl<B: Backend> Harness<B> {
         deterministic: bool,
         cache_dir: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
+        Self::build(path, backend, graphics, deterministic, cache_dir, false)
+    }
+
+    fn build(
+        path: &Path,
+        backend: B,
+        graphics: Graphics,
+        deterministic: bool,
+        cache_dir: Option<PathBuf>,
+        demo: bool,
+    ) -> anyhow::Result<Self> {
         let ds = crate::dataset::open(path, &Default::default())?;
         let (tx, rx) = mpsc::channel();
         let mut picker = ratatui_image::picker::Picker::halfblocks();
@@ -62,7 +86,7 @@ impl<B: Backend> Harness<B> {
                 graphics,
                 picker,
                 hint: None,
-                demo: false,
+                demo,
                 deterministic,
                 sync_loader: deterministic,
                 memory_budget: 1 << 30,

@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 pub struct Launch {
     /// The file; the built-in demo when None.
     pub file: Option<PathBuf>,
+    /// Which built-in demo (`--demo`) when no file is given.
+    pub demo: crate::ops::demo::Demo,
     pub open: OpenOptions,
     pub memory_budget: u64,
     /// `--graphics`: auto, kitty, sixel, iterm2, halfblocks, braille.
@@ -60,44 +62,6 @@ pub struct Launch {
 /// The cache directory (from the tuning; `./.emdtui-cache` when none could be found).
 pub fn cache_dir(t: &Tuning) -> PathBuf {
     t.cache_dir.clone().unwrap_or_else(|| PathBuf::from(".emdtui-cache"))
-}
-
-/// The demo dataset's spec (48x48 scan of 256x256 12-bit frames, 288 MiB).
-pub fn demo_spec() -> crate::format::synth::SynthSpec {
-    crate::format::synth::SynthSpec {
-        rows: 48,
-        cols: 48,
-        det: 256,
-        depth: 12,
-        hdr: true,
-        seed: 7,
-        ..Default::default()
-    }
-}
-
-/// The built-in demo file, generated once into the cache directory.
-pub fn demo_file(cache: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let dir = cache.join("demo");
-    let f = dir.join("demo_48x48.mib");
-    let spec = demo_spec();
-    let expect = crate::format::synth::output_paths(&f, &spec, spec.rows * spec.cols);
-    if expect.iter().all(|p| p.exists()) {
-        return Ok(f);
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating the cache directory {}", dir.display()))?;
-    eprintln!("emdtui: generating the demo dataset in {} ...", dir.display());
-    // write under a temporary directory, then move into place, so a crash leaves no half file
-    let tmp = dir.join(format!(".gen{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    crate::format::synth::write(&tmp.join("demo_48x48.mib"), &spec, &|_, _| {})?;
-    // move the .hdr first and the .mib last: the .mib's presence marks a complete demo
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&tmp)?.flatten().map(|e| e.path()).collect();
-    files.sort_by_key(|p| p.extension().is_some_and(|e| e == "mib"));
-    for w in files {
-        std::fs::rename(&w, dir.join(w.file_name().unwrap()))?;
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
-    Ok(f)
 }
 
 fn init_logging(dir: &std::path::Path) {
@@ -147,7 +111,12 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
     }
     let (path, demo) = match &cli.file {
         Some(f) => (f.clone(), false),
-        None => (demo_file(&cache)?, true),
+        None => {
+            if !crate::ops::demo::file_exists(&cache, cli.demo) {
+                eprintln!("emdtui: generating the demo dataset in {} ...", cache.join("demo").display());
+            }
+            (crate::ops::demo::file(&cache, cli.demo)?, true)
+        }
     };
     let ds = crate::dataset::open(&path, &cli.open).with_context(|| format!("opening {}", path.display()))?;
     let budget = cli.memory_budget;

@@ -40,12 +40,12 @@ fn begin(s: &mut State, stored: bool) {
         s.status = format!("ptychography at {} is being computed (x cancels)", nm(s.ptycho.job_defocus_a));
         return;
     }
-    if s.demo {
-        s.status = "ptychography needs a file: the EMD and its 4D FFT (not the built-in demo)".into();
-        return;
-    }
     if stored && s.ptycho.results.is_empty() && show_stored(s) {
         return;
+    }
+    if s.demo && s.ptycho.results.is_empty() && s.ptycho.defocus_a == 0.0 {
+        // the built-in demo knows the defocus it was made with
+        s.ptycho.defocus_a = crate::ops::demo::phase_spec().defocus_a;
     }
     if let Some(why) = missing_calibration(s) {
         s.status = why.clone();
@@ -53,7 +53,8 @@ fn begin(s: &mut State, stored: bool) {
         return;
     }
     s.ptycho.blocked = None;
-    if super::fft_job::ask_first(s, "Ptychography", Confirm::Ptycho) {
+    // the demo is small: converted into the cache directory and computed without asking
+    if s.demo || super::fft_job::ask_first(s, "Ptychography", Confirm::Ptycho) {
         run_job(s);
     }
 }

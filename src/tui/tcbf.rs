@@ -34,8 +34,8 @@ pub fn start(s: &mut State) {
         return;
     }
     if s.demo {
-        s.status = "tcBF needs a file: the EMD and its 4D FFT (not the built-in demo)".into();
-        return;
+        // the demo is small: converted into the cache directory and computed without asking
+        return run_job(s);
     }
     if super::fft_job::ask_first(s, "tcBF", Confirm::Tcbf) {
         run_job(s);

@@ -21,12 +21,17 @@ pub struct Tmux {
 impl Tmux {
     /// Start `cmd` (a shell command line) in a new detached 120x40 session.
     pub fn start(tag: &str, cmd: &str) -> (Tmux, Instant) {
+        Self::start_sized(tag, cmd, 120, 40)
+    }
+    /// [`Tmux::start`] in a `w`x`h` session.
+    pub fn start_sized(tag: &str, cmd: &str, w: u16, h: u16) -> (Tmux, Instant) {
+        let (w, h) = (w.to_string(), h.to_string());
         let socket = format!("emdtui-e2e-{tag}-{}", std::process::id());
         let t = Tmux { socket };
         let _ = Command::new("tmux").args(["-L", &t.socket, "kill-server"]).output();
         let t0 = Instant::now();
         let o = Command::new("tmux")
-            .args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", cmd])
+            .args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d", "-x", &w, "-y", &h, cmd])
             .env_remove("TMUX")
             .output()
             .expect("run tmux");

@@ -25,9 +25,13 @@ pub(crate) fn follow_tick(s: &mut State) -> bool {
                 s.track_newest(n);
             }
             s.extend_overview();
+            crate::tui::eels::extend(s);
         }
         // also picks up the frames that arrived while the first pass ran
-        Poll::Same => s.extend_overview(),
+        Poll::Same => {
+            s.extend_overview();
+            crate::tui::eels::extend(s);
+        }
         Poll::Shrank(_) | Poll::Replaced | Poll::Idle => {}
     }
     true

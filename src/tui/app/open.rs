@@ -39,8 +39,8 @@ impl State {
             (sc.rows / 2, sc.cols / 2)
         };
         let cache_note = if info.kind == Kind::Emd { emd_cache_note(&path) } else { None };
-        let calibration =
-            if o.demo { Default::default() } else { crate::ops::calib::stored(ds.as_ref(), o.cache_dir.as_deref()) };
+        // the demo's calibration was remembered for it when it was generated
+        let calibration = crate::ops::calib::stored(ds.as_ref(), o.cache_dir.as_deref());
         let mut s = State {
             ds,
             info,
@@ -79,7 +79,12 @@ impl State {
         s.request_frame();
         match crate::tui::eels::channels_of(&s) {
             Some(ch) => {
-                s.eels = Some(crate::tui::view_state::eels::EelsView::new(ch));
+                let mut v = crate::tui::view_state::eels::EelsView::new(ch);
+                if s.demo {
+                    // the EELS demo opens with the window on its core-loss edge
+                    v.window = crate::ops::demo::eels_window(ch);
+                }
+                s.eels = Some(v);
                 crate::tui::eels::start(&mut s);
                 crate::tui::eels::sync(&mut s);
             }
