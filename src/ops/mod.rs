@@ -10,6 +10,8 @@ pub mod dpc;
 pub mod eels;
 pub mod ewpc;
 pub mod fft;
+pub mod inspect;
+pub mod nav;
 pub mod overview;
 pub mod ptycho;
 pub mod resume;

@@ -243,7 +243,8 @@ fn measure(ctx: &Ctx, d: (isize, isize), p: (f64, f64), w: isize) -> Option<Pair
             (acc, nul, ea, eb)
         })
         .collect();
-    let (mut cross, mut null, mut ea, mut eb) = (vec![Complex32::default(); m], vec![Complex32::default(); m], 0f64, 0f64);
+    let (mut cross, mut null, mut ea, mut eb) =
+        (vec![Complex32::default(); m], vec![Complex32::default(); m], 0f64, 0f64);
     for (b, nb, fa, fb) in parts {
         cross.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
         null.iter_mut().zip(&nb).for_each(|(x, y)| *x += y);
