@@ -30,7 +30,7 @@ pub fn toggle(s: &mut State) {
     s.inspector = Some(InspectorView::new(i, lines));
 }
 
-/// An action while the inspector is open: it moves, folds or closes it (and `q`/Ctrl-C quit).
+/// An action while the inspector is open (all but quit): it moves, folds or closes it.
 pub fn action(s: &mut State, a: Action) {
     let Some(v) = s.inspector.as_mut() else { return };
     match a {
@@ -41,7 +41,6 @@ pub fn action(s: &mut State, a: Action) {
             d => Some(d > 0),
         }),
         Action::Inspector | Action::No | Action::ClearRoi => toggle(s),
-        Action::Quit => crate::tui::app::update::shared_action(s, a),
         _ => {}
     }
 }

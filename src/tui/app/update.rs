@@ -14,7 +14,7 @@ pub fn update(s: &mut State, a: Action) {
     if popup_action(s, a) {
         return;
     }
-    if s.inspector.is_some() {
+    if s.inspector.is_some() && a != Action::Quit {
         return crate::tui::inspector::action(s, a);
     }
     if s.eels.is_some() && a.diffraction_only() {
