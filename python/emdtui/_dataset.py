@@ -289,6 +289,33 @@ class Dataset:
         res["report"] = json.loads(out["report"])
         return res
 
+    def ptycho(
+        self,
+        *,
+        energy: Optional[str] = None,
+        defocus: Optional[str] = None,
+        center: Optional[Tuple[float, float]] = None,
+        radius: Optional[float] = None,
+        rotation: Optional[str] = None,
+        flip: Optional[str] = None,
+        emd: Union[None, str, os.PathLike] = None,
+        no_cache: bool = False,
+        progress: ProgressArg = None,
+    ) -> dict:
+        """Single-side-band (SSB) ptychography, as ``emdtui ptycho`` (from the EMD's scan-axes
+        FFT, converted and made first when needed; the result cached in the EMD):
+        ``{"phase", "amplitude", "icom", "bf", "report"}``, float32 scan rows x cols (phase in
+        rad). Needs ``energy`` ("200kV") here and ``alpha`` (or ``q_pixel``) and ``scan_step``
+        from ``open``; ``defocus`` to correct ("12nm", "-80A"; positive = underfocus).
+        """
+        c = None if center is None else f"{center[0]},{center[1]}"
+        args = flags(energy=energy, defocus=defocus, center=c, radius=radius, rotation=rotation, flip=flip, emd=emd,
+                     no_cache=no_cache)
+        out = run_with_progress(self._ds.ptycho, args, progress, "ptycho")
+        res = dict(out["images"])
+        res["report"] = json.loads(out["report"])
+        return res
+
     def eels(
         self,
         window: Any = None,

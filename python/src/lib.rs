@@ -198,6 +198,18 @@ impl Dataset {
         workflows::tcbf(py, &cli, callback.as_ref())
     }
 
+    /// `emdtui ptycho` with these flags: {"images": {...}, "report": json}.
+    #[pyo3(signature = (args, callback=None))]
+    fn ptycho<'py>(
+        &self,
+        py: Python<'py>,
+        args: Vec<String>,
+        callback: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cli = self.cli(&["ptycho", "-o", &workflows::placeholder_output()], &args)?;
+        workflows::ptycho(py, &cli, callback.as_ref())
+    }
+
     /// `emdtui eels` with these flags: {"images": {...}, "report": json}.
     #[pyo3(signature = (args, callback=None))]
     fn eels<'py>(

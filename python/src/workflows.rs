@@ -207,6 +207,40 @@ fn tcbf_run(a: &emdtui::cli::TcbfArgs, cli: &Cli, t: &Tuning, progress: &Progres
     Ok(Out { images, report })
 }
 
+pub fn ptycho<'py>(py: Python<'py>, cli: &Cli, cb: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    let Some(Command::Ptycho(a)) = &cli.command else { unreachable!("parsed as ptycho") };
+    let t = tuning_from_env();
+    let mut job = py.detach(|| emdtui::cli::ptycho::request(a, cli, &t)).map_err(job::to_py)?;
+    job.fft.run.announce_wait = false;
+    let progress = Progress::job(JobKind::Other, 0);
+    let out = job::run(py, &progress, cb, || ptycho_run(a, job, &progress))?;
+    to_py(py, out)
+}
+
+/// `emdtui ptycho`'s workflow (`ops::ptycho::run`: the EMD and its scan-axes FFT made when
+/// missing, the cached result or SSB computed), the images kept.
+fn ptycho_run(
+    a: &emdtui::cli::PtychoArgs,
+    job: emdtui::ops::ptycho::PtychoJob,
+    progress: &Progress,
+) -> anyhow::Result<Out> {
+    use anyhow::Context;
+    let emd = job.fft.emd.clone();
+    let out = emdtui::ops::ptycho::run(job, &emdtui::ops::fft::OneProgress(progress))
+        .with_context(|| format!("ptycho of {}", a.file.display()))?;
+    let r = out.result;
+    let report = json!({"emd": emd, "origin": out.origin.short().0, "params": r.params.to_json(),
+        "scan_shape": [r.scan.0, r.scan.1], "summary": r.summary});
+    let scan = vec![r.scan.0, r.scan.1];
+    let images = vec![
+        ("phase", r.phase, scan.clone()),
+        ("amplitude", r.amplitude, scan.clone()),
+        ("icom", r.icom, scan.clone()),
+        ("bf", r.bf, scan),
+    ];
+    Ok(Out { images, report })
+}
+
 pub fn eels<'py>(py: Python<'py>, cli: &Cli, cb: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
     let Some(Command::Eels(a)) = &cli.command else { unreachable!("parsed as eels") };
     let t = tuning_from_env();

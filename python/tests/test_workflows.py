@@ -136,6 +136,22 @@ def test_tcbf_equals_cli(synth_defocus, tmp_path):
     assert up["image"].shape == (48, 48) and up["report"]["origin"] in ("computed", "cache")
 
 
+def test_ptycho_equals_cli(synth_defocus, tmp_path):
+    ds = emdtui.open(synth_defocus, alpha="20mrad", scan_step="0.5A")
+    got = ds.ptycho(energy="200kV", defocus="-2nm", emd=tmp_path / "py.emd", progress=False)
+    p = run_cli("ptycho", synth_defocus, "-o", tmp_path / "p.npy", "--emd", tmp_path / "cli.emd", "--energy", "200kV",
+                "--alpha", "20mrad", "--scan-step", "0.5A", "--defocus", "-2nm", "--json")
+    rep = json.loads(p.stdout)
+    np.testing.assert_array_equal(got["phase"], np.load(tmp_path / "p.npy"))
+    assert got["phase"].shape == (24, 24) and got["icom"].shape == (24, 24)
+    assert got["report"]["params"] == rep["params"] and got["report"]["params"]["defocus_a"] == -20.0
+    assert got["report"]["origin"] == "computed"
+    assert ds.ptycho(energy="200kV", defocus="-2nm", emd=tmp_path / "py.emd")["report"]["origin"] == "cache"
+    # the energy given once is remembered for the .mib; a bad flag is the CLI's clear error
+    with pytest.raises(Exception, match="no units"):
+        ds.ptycho(defocus="12", emd=tmp_path / "py.emd")
+
+
 def test_fft_equals_cli(synth_mib, tmp_path):
     import h5py
 

@@ -8,6 +8,7 @@ pub mod eels;
 pub mod emd_info;
 pub mod ewpc;
 pub mod fft;
+pub mod from_fft;
 pub mod info;
 pub mod inspect;
 pub mod overview;

@@ -3,17 +3,17 @@
 //! Every argument is checked before any work (output formats and directories, defocus, disk,
 //! rotation, flip, and the calibration SSB needs: energy, convergence angle, scan step); a .mib
 //! is converted to its EMD first (as `fft` does), the scan-axes FFT is computed when the EMD has
-//! no valid one, and the outputs are written atomically (a failure removes those already written).
+//! no valid one (both through `ops::ptycho::run`, the one workflow the viewer and the Python
+//! package call too), and the outputs are written atomically (a failure removes those already
+//! written).
 
 use crate::Tuning;
 use crate::cli::{Cli, PtychoArgs};
 use crate::compute::display::Colormap;
 use crate::compute::ssb::SsbResult;
 use crate::format::export;
-use crate::jobs::Progress;
-use crate::ops::fft::EmdSource;
 use crate::ops::ptycho::{Origin, PtychoOptions};
-use crate::util::{hs, peak_rss};
+use crate::util::peak_rss;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -75,17 +75,9 @@ fn check_outputs(a: &PtychoArgs) -> Result<()> {
     Ok(())
 }
 
-fn emd_path(a: &PtychoArgs) -> Result<PathBuf> {
-    let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let emd = match (&a.emd, matches!(ext.as_str(), "emd" | "h5" | "hdf5")) {
-        (Some(e), _) => e.clone(),
-        (None, true) => a.file.clone(),
-        (None, false) => a.file.with_extension("emd"),
-    };
-    if ext == "mib" && emd == a.file {
-        bail!("{}: refusing to write into the .mib", a.file.display());
-    }
-    Ok(emd)
+/// The EMD the run works in (see [`crate::cli::from_fft::emd_path`]).
+pub fn emd_path(a: &PtychoArgs) -> Result<PathBuf> {
+    crate::cli::from_fft::emd_path(&a.file, a.emd.as_deref())
 }
 
 /// Write the phase and the amplitude; on failure nothing of this run is left.
@@ -102,7 +94,9 @@ fn write_outputs(a: &PtychoArgs, r: &SsbResult) -> Result<()> {
     Ok(())
 }
 
-pub fn run(a: &PtychoArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+/// The checked job of `emdtui ptycho` (every argument and the calibration SSB needs, before any
+/// work): what the CLI and the Python package hand to [`crate::ops::ptycho::run`].
+pub fn request(a: &PtychoArgs, cli: &Cli, t: &Tuning) -> Result<crate::ops::ptycho::PtychoJob> {
     check_outputs(a)?;
     let opts = options_from_args(a)?;
     a.style.display(Colormap::Gray, crate::compute::display::Scale::Linear)?;
@@ -113,72 +107,25 @@ pub fn run(a: &PtychoArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     let params = crate::ops::ptycho::params(&calibration, &opts).with_context(|| format!("{}", a.file.display()))?;
     crate::compute::ssb::check_params(&params, (src.scan().rows, src.scan().cols))
         .with_context(|| format!("{}", a.file.display()))?;
+    let fft = crate::cli::from_fft::fft_job(cli, t, src, &emd, calibration)?;
+    Ok(crate::ops::ptycho::PtychoJob { fft, params, use_cache: !a.no_cache })
+}
+
+pub fn run(a: &PtychoArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    let job = request(a, cli, t)?;
+    let (emd, budget, frames) = (job.fft.emd.clone(), job.fft.budget, job.fft.src.scan().positions() as u64);
+    crate::cli::from_fft::announce_conversion("ptycho", job.fft.src.as_ref(), &emd);
     let t0 = std::time::Instant::now();
-    let ds = ensure_emd(a, t, src, &emd, budget, calibration)?;
-    let progress = Progress::job(crate::jobs::JobKind::Other, 0);
-    let pb = crate::cli::progress::bar(0, "ptycho");
-    let out = crate::cli::progress::drive(
-        std::time::Duration::from_millis(200),
-        || {
-            pb.set_length(progress.total().max(1));
-            pb.set_position(progress.done());
-            pb.set_message(progress.message());
-        },
-        || {
-            crate::ops::ptycho::load_or_compute(
-                ds.as_ref(),
-                &emd,
-                &params,
-                !a.no_cache,
-                budget,
-                &progress,
-                &crate::cli::common::run_options(t),
-            )
-        },
-    );
-    pb.finish_and_clear();
+    let out = crate::cli::fft::with_fft_bars(frames, &emd, budget, |sink| crate::ops::ptycho::run(job, sink));
     let out = out.with_context(|| format!("ptycho of {}", a.file.display()))?;
     write_outputs(a, &out.result)?;
     report(a, &emd, &out.result, &out.origin, t0.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn ensure_emd(
-    a: &PtychoArgs,
-    t: &Tuning,
-    src: std::sync::Arc<dyn crate::dataset::Dataset>,
-    emd: &Path,
-    budget: u64,
-    calibration: crate::compute::calib::Calibration,
-) -> Result<std::sync::Arc<dyn crate::dataset::Dataset>> {
-    if src.info().kind != crate::dataset::Kind::Emd && !crate::ops::convert::is_converted_from(emd, src.as_ref()) {
-        eprintln!("ptycho works from the EMD's FFT: converting {} -> {} first", a.file.display(), emd.display());
-    }
-    let copts = crate::compute::convert::ConvertOptions {
-        force: true,
-        calibration: Some(calibration),
-        ..crate::cli::common::convert_options(budget, t)
-    };
-    let progress = Progress::job(crate::jobs::JobKind::Convert, src.scan().positions() as u64);
-    let (ds, how) = crate::cli::progress::with_frames_bar(&progress, "convert", || {
-        crate::ops::fft::ensure_emd(src, emd, &copts, &progress)
-    })
-    .with_context(|| format!("converting {}", a.file.display()))?;
-    if let EmdSource::Converted(r) = how {
-        eprintln!("converted: {} read, {} written in {:.1} s", hs(r.bytes_read), hs(r.bytes_written), r.seconds);
-    }
-    Ok(ds)
-}
-
 fn report(a: &PtychoArgs, emd: &Path, r: &SsbResult, origin: &Origin, wall: f64) {
     let s = &r.summary;
-    let (how, fft) = match origin {
-        Origin::Cache => ("cache", None),
-        Origin::Computed { fft } => ("computed", fft.as_ref()),
-    };
-    if let Some(f) = fft {
-        eprintln!("FFT computed first: pass 1 {:.2} s, pass 2 {:.2} s", f.seconds_pass1, f.seconds_pass2);
-    }
+    let how = crate::cli::from_fft::origin_line(origin);
     eprintln!(
         "ptycho SSB ({how}, {wall:.2} s): {}x{} phase -> {}; disk ({:.1}, {:.1}) r {:.1} px ({}), alpha {:.2} mrad, \
          lambda {:.5} A; rotation {:.2} deg, flip {} ({}, curl ratio {:.3}); defocus {} A; {:.0} % of Q with trotters",
@@ -209,7 +156,7 @@ fn report(a: &PtychoArgs, emd: &Path, r: &SsbResult, origin: &Origin, wall: f64)
             "scan_shape": [r.scan.0, r.scan.1],
             "summary": s,
             "seconds_wall": wall,
-            "fft_computed": fft.map(|f| serde_json::json!({"seconds_pass1": f.seconds_pass1, "seconds_pass2": f.seconds_pass2})),
+            "fft_computed": crate::cli::from_fft::fft_json(origin),
             "peak_rss_bytes": peak_rss(),
         });
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());

@@ -56,17 +56,9 @@ pub fn check_outputs(a: &TcbfArgs) -> Result<()> {
     Ok(())
 }
 
+/// The EMD the run works in (see [`crate::cli::from_fft::emd_path`]).
 pub fn emd_path(a: &TcbfArgs) -> Result<PathBuf> {
-    let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let emd = match (&a.emd, matches!(ext.as_str(), "emd" | "h5" | "hdf5")) {
-        (Some(e), _) => e.clone(),
-        (None, true) => a.file.clone(),
-        (None, false) => a.file.with_extension("emd"),
-    };
-    if ext == "mib" && emd == a.file {
-        bail!("{}: refusing to write into the .mib", a.file.display());
-    }
-    Ok(emd)
+    crate::cli::from_fft::emd_path(&a.file, a.emd.as_deref())
 }
 
 /// Write the image and the shifts; on failure nothing of this run is left.
@@ -105,7 +97,8 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     if params.ctf_correct && params.optics.as_ref().is_none_or(|o| o.energy_v.is_none()) {
         bail!("--ctf-correct needs --energy, --scan-step and --alpha or --q-pixel (the CTF in physical units)");
     }
-    let fft = fft_job(a, cli, t, src, &emd, budget)?;
+    crate::cli::from_fft::announce_conversion("tcBF", src.as_ref(), &emd);
+    let fft = crate::cli::from_fft::fft_job(cli, t, src, &emd, cal)?;
     let frames = fft.src.scan().positions() as u64;
     let t0 = std::time::Instant::now();
     let job = crate::ops::tcbf::TcbfJob { fft, params };
@@ -124,38 +117,9 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     Ok(())
 }
 
-/// The FFT workflow's job for tcBF: the EMD `emd` of `src` (converted when needed) and its FFT.
-fn fft_job(
-    a: &TcbfArgs,
-    cli: &Cli,
-    t: &Tuning,
-    src: std::sync::Arc<dyn crate::dataset::Dataset>,
-    emd: &Path,
-    budget: u64,
-) -> Result<crate::ops::fft::FftJob> {
-    if src.info().kind != crate::dataset::Kind::Emd && !crate::ops::convert::is_converted_from(emd, src.as_ref()) {
-        eprintln!("tcBF works from the EMD's FFT: converting {} -> {} first", a.file.display(), emd.display());
-    }
-    let calibration = crate::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
-    let convert = crate::compute::convert::ConvertOptions {
-        force: true,
-        calibration: Some(calibration),
-        ..crate::cli::common::convert_options(budget, t)
-    };
-    let want = crate::ops::fft::FftWant::ScanAxes;
-    let run = crate::cli::common::run_options(t);
-    Ok(crate::ops::fft::FftJob { src, emd: emd.to_path_buf(), convert, want, budget, run })
-}
-
 fn report(a: &TcbfArgs, emd: &Path, r: &TcbfResult, origin: &Origin, wall: f64) {
     let (ir, ic) = r.image_shape();
-    let (how, fft) = match origin {
-        Origin::Cache => ("cache", None),
-        Origin::Computed { fft } => ("computed", fft.as_ref()),
-    };
-    if let Some(f) = fft {
-        eprintln!("FFT computed first: pass 1 {:.2} s, pass 2 {:.2} s", f.seconds_pass1, f.seconds_pass2);
-    }
+    let how = crate::cli::from_fft::origin_line(origin);
     eprintln!(
         "tcBF ({how}, {} s): {}x{} image -> {}; {} of {} disk pixels used ({} low quality)",
         format_args!("{wall:.2}"),
@@ -202,7 +166,7 @@ fn report(a: &TcbfArgs, emd: &Path, r: &TcbfResult, origin: &Origin, wall: f64) 
             "pixels_low_quality": r.pixels_low_quality,
             "seconds_tcbf": r.seconds,
             "seconds_wall": wall,
-            "fft_computed": fft.map(|f| serde_json::json!({"seconds_pass1": f.seconds_pass1, "seconds_pass2": f.seconds_pass2})),
+            "fft_computed": crate::cli::from_fft::fft_json(origin),
             "peak_rss_bytes": peak_rss(),
         });
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());

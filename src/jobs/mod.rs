@@ -155,6 +155,10 @@ impl Progress {
     pub fn message(&self) -> String {
         self.message.lock().unwrap().clone()
     }
+    /// Whether the job finished less than `d` ago.
+    pub fn ended_within(&self, d: std::time::Duration) -> bool {
+        self.ended.lock().unwrap().is_some_and(|t| t.elapsed() < d)
+    }
     /// Seconds from the start to now, or to the end once the job finished.
     pub fn elapsed_s(&self) -> f64 {
         let Some(t0) = *self.started.lock().unwrap() else { return 0.0 };

@@ -1,6 +1,7 @@
 //! Workflows, each written once and used by both front ends: overviews (EMD cache, else the cache
 //! directory, else compute and store), conversion, the FFT (ensure the EMD, then load, resume or
-//! compute), the ROI mean, DPC (bad pixels, masked CoM, rotation, iCoM), calibration, and the
+//! compute), tcBF and SSB ptychography on the scan-axes FFT (`from_fft`: where such a result came
+//! from), the ROI mean, DPC (bad pixels, masked CoM, rotation, iCoM), calibration, and the
 //! interrupted jobs found next to a file.
 
 pub mod calib;
@@ -10,6 +11,7 @@ pub mod dpc;
 pub mod eels;
 pub mod ewpc;
 pub mod fft;
+pub mod from_fft;
 pub mod inspect;
 pub mod nav;
 pub mod overview;

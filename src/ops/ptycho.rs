@@ -1,11 +1,13 @@
-//! SSB ptychography of an EMD dataset: the cached result when it is valid for these parameters
-//! and this FFT, else (making the scan-axes FFT first when there is no valid one, as tcBF does)
-//! compute with `compute::ssb` and store it in the EMD. The EMD itself comes from
-//! [`crate::ops::fft::ensure_emd`], as for the FFT. [`params`] turns a calibration into SSB
-//! parameters, with one clear error for each missing value.
+//! SSB ptychography, the one workflow every front end calls ([`run`] with a [`PtychoJob`]): the
+//! EMD and its scan-axes FFT through the FFT workflow ([`crate::ops::fft::run`]: converting a
+//! `.mib` and computing or resuming the FFT when missing), then the result cached in the EMD when
+//! it is valid for these parameters and this FFT, else computed with `compute::ssb` and stored.
+//! [`params`] turns a calibration into SSB parameters, with one clear error for each missing
+//! value; [`cached`] is the last stored result whatever its parameters (what the viewer shows
+//! first).
 
 use crate::compute::calib::{Calibration, electron_wavelength_a};
-use crate::compute::fft::{FftReport, RunOptions};
+use crate::compute::fft::FftReport;
 use crate::compute::ssb::{self, Angular, SsbParams, SsbResult};
 use crate::compute::tcbf::KGeometry;
 use crate::dataset::Dataset;
@@ -14,14 +16,7 @@ use crate::jobs::Progress;
 use crate::store::fft::FftCache;
 use std::path::Path;
 
-/// Where the result came from.
-#[derive(Debug)]
-pub enum Origin {
-    /// The EMD held a valid result for these parameters.
-    Cache,
-    /// Computed now; `fft` when the FFT had to be computed (or resumed) first.
-    Computed { fft: Option<Box<FftReport>> },
-}
+pub use crate::ops::from_fft::Origin;
 
 pub struct PtychoOutcome {
     pub result: SsbResult,
@@ -77,37 +72,65 @@ pub fn params(cal: &Calibration, o: &PtychoOptions) -> Result<SsbParams> {
     })
 }
 
-/// The SSB of the EMD dataset `ds` stored in `emd` (see the module doc); with `use_cache` false
-/// the stored result is neither read nor written (the FFT cache is used all the same).
-pub fn load_or_compute(
-    ds: &dyn Dataset,
-    emd: &Path,
-    p: &SsbParams,
+/// A ptychography run to make or load from a `.mib` or an EMD: `fft` says where the EMD is and
+/// how to convert (its `want` is set to a scan-axes FFT), `params` which SSB; with `use_cache`
+/// false the stored SSB result is neither read nor written (the FFT cache is used all the same).
+pub struct PtychoJob {
+    pub fft: crate::ops::fft::FftJob,
+    pub params: SsbParams,
+    pub use_cache: bool,
+}
+
+/// The ptychography workflow, once for every front end: the parameters checked against the scan,
+/// the EMD and a scan-axes FFT in it through [`crate::ops::fft::run`] (converting, with its
+/// pass-1 overlap, and resuming as the FFT workflow does), then the stored result when it is
+/// valid for these parameters and this FFT, else SSB computed and stored. Progress goes to
+/// `sink`'s FFT progress.
+pub fn run(job: PtychoJob, sink: &dyn crate::ops::fft::FftSink) -> Result<PtychoOutcome> {
+    use crate::ops::fft::{FftOutcome, FftWant};
+    let PtychoJob { fft, params, use_cache } = job;
+    ssb::check_params(&params, (fft.src.scan().rows, fft.src.scan().cols))?;
+    let (emd, budget) = (fft.emd.clone(), fft.budget);
+    let r = crate::ops::fft::run(crate::ops::fft::FftJob { want: FftWant::ScanAxes, ..fft }, sink)?;
+    let (cache, made) = match r.fft {
+        FftOutcome::Computed(cache, rep) => (cache, Some(rep)),
+        FftOutcome::Loaded(cache) => (cache, None),
+    };
+    let step = Step { ds: r.ds.as_ref(), emd: &emd, use_cache, budget, progress: sink.fft_progress() };
+    from_fft(&step, cache, made, &params)
+}
+
+/// What [`from_fft`] works on besides the FFT and the parameters.
+struct Step<'a> {
+    ds: &'a dyn Dataset,
+    emd: &'a Path,
     use_cache: bool,
     budget: u64,
-    progress: &Progress,
-    run: &RunOptions,
-) -> Result<PtychoOutcome> {
-    ssb::check_params(p, (ds.scan().rows, ds.scan().cols))?;
-    let fp = ds.fingerprint();
-    let (cache, fft_rep) = crate::ops::tcbf::ensure_fft(ds, emd, budget, progress, run)?;
+    progress: &'a Progress,
+}
+
+/// The stored result for `cache` and `p` (when the FFT was not just made), else SSB computed
+/// from `cache` and stored.
+fn from_fft(s: &Step, cache: FftCache, made: Option<Box<FftReport>>, p: &SsbParams) -> Result<PtychoOutcome> {
+    let fp = s.ds.fingerprint();
     let key = crate::store::ssb::key(p, &cache);
     let fft_id = crate::store::ssb::fft_identity(&cache);
-    if use_cache
-        && fft_rep.is_none()
-        && let Some(result) = crate::store::ssb::load(emd, &fp, Some(&key), &fft_id)?
+    if s.use_cache
+        && made.is_none()
+        && let Some(result) = crate::store::ssb::load(s.emd, &fp, Some(&key), &fft_id)?
     {
         return Ok(PtychoOutcome { result, origin: Origin::Cache });
     }
-    let geom = KGeometry { det: ds.det(), origin: (cache.det_box[0], cache.det_box[1]), bin: cache.params.bin };
-    progress.set_done(0);
-    let result = ssb::run(&cache, geom, p, budget, progress)?;
+    let geom = KGeometry { det: s.ds.det(), origin: (cache.det_box[0], cache.det_box[1]), bin: cache.params.bin };
+    s.progress.set_done(0);
+    s.progress.set_message("SSB");
+    let result = ssb::run(&cache, geom, p, s.budget, s.progress)?;
     // the writer needs the file closed by this process's readers
     drop(cache);
-    if use_cache {
-        crate::store::ssb::save(emd, &fp, &key, &result)?;
+    if s.use_cache {
+        crate::store::ssb::save(s.emd, &fp, &key, &result)?;
     }
-    Ok(PtychoOutcome { result, origin: Origin::Computed { fft: fft_rep } })
+    Ok(PtychoOutcome { result, origin: Origin::Computed { fft: made } })
 }
 
 /// The last stored result for the current FFT cache of `ds` in `emd`, whatever its parameters

@@ -11,14 +11,7 @@ use crate::jobs::Progress;
 use crate::store::fft::FftCache;
 use std::path::Path;
 
-/// Where the result came from.
-#[derive(Debug)]
-pub enum Origin {
-    /// The EMD held a valid result for these parameters.
-    Cache,
-    /// Computed now; `fft` when the FFT had to be computed (or resumed) first.
-    Computed { fft: Option<Box<FftReport>> },
-}
+pub use crate::ops::from_fft::Origin;
 
 pub struct TcbfOutcome {
     pub result: TcbfResult,

@@ -62,6 +62,12 @@ pub enum Action {
     TcbfUpsample,
     /// Main screen: the ptychography view (SSB phase, iCoM, BF) on / off.
     PtychoView,
+    /// Ptychography: change the defocus corrected by this many Å (then recompute).
+    PtychoDefocus(i32),
+    /// Ptychography: back to defocus 0 (in focus).
+    PtychoDefocusZero,
+    /// Ptychography: the defocus of the tcBF fit of this session.
+    PtychoDefocusTcbf,
     /// DPC view: open the prompt to type the rotation in degrees.
     DpcTypeRotation,
     /// A text prompt: this character typed (digits, minus, dot).
@@ -113,6 +119,9 @@ impl Action {
                 | Action::TcbfView
                 | Action::TcbfUpsample
                 | Action::PtychoView
+                | Action::PtychoDefocus(_)
+                | Action::PtychoDefocusZero
+                | Action::PtychoDefocusTcbf
                 | Action::DpcTypeRotation
         )
     }
@@ -400,6 +409,19 @@ pub static KEYS: &[Binding] = &[
         None
     ),
     b!(
+        &[(Char(')'), N), (Char(')'), S)],
+        "( ) ; ' Z T",
+        Action::PtychoDefocus(100),
+        Scope::Main,
+        "ptychography defocus: -/+10 nm, -/+1 nm, 0, tcBF fit",
+        None
+    ),
+    b!(&[(Char('('), N), (Char('('), S)], "", Action::PtychoDefocus(-100), Scope::Main, "", None),
+    b!(&[(Char('\''), N)], "", Action::PtychoDefocus(10), Scope::Main, "", None),
+    b!(&[(Char(';'), N)], "", Action::PtychoDefocus(-10), Scope::Main, "", None),
+    b!(&[(Char('Z'), S), (Char('Z'), N)], "", Action::PtychoDefocusZero, Scope::Main, "", None),
+    b!(&[(Char('T'), S), (Char('T'), N)], "", Action::PtychoDefocusTcbf, Scope::Main, "", None),
+    b!(
         &[(Char('B'), S), (Char('B'), N)],
         "B",
         Action::TcbfUpsample,
@@ -498,6 +520,8 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("tcbf_view", Action::TcbfView),
     ("tcbf_upsample", Action::TcbfUpsample),
     ("ptycho_view", Action::PtychoView),
+    ("ptycho_defocus_zero", Action::PtychoDefocusZero),
+    ("ptycho_defocus_tcbf", Action::PtychoDefocusTcbf),
     ("dpc_rotation", Action::DpcTypeRotation),
     ("inspector", Action::Inspector),
     ("up", Action::Move(-1, 0)),

@@ -11,6 +11,7 @@ pub mod custom;
 pub mod dpc;
 pub mod draw;
 pub mod eels;
+pub mod fft_job;
 pub mod follow;
 pub mod harness;
 pub mod images;

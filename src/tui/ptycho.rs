@@ -5,15 +5,18 @@
 //! the scan-axes FFT computed when missing: the user is asked before either, as for `F`); `x`
 //! cancels it, `e` exports the phase. A result stored in the EMD (by `emdtui ptycho` or an
 //! earlier session) for the current FFT is shown at once whatever its parameters; a new run uses
-//! the calibration given at launch (`--energy`, `--alpha` or `--q-pixel`, `--scan-step`) in focus.
+//! the calibration given at launch (`--energy`, `--alpha` or `--q-pixel`, `--scan-step`; the
+//! panes say which flags are missing) and the defocus asked for: `(` `)` -/+10 nm, `;` `'` -/+1
+//! nm, `Z` back to 0, `T` the defocus of this session's tcBF fit; each change recomputes in the
+//! background (results of the session come back at once, the EMD keeps the last one).
 
-use super::app::{AppEvent, Confirm, Popup, State, ViewLayout};
+use super::app::{AppEvent, Confirm, State, ViewLayout};
 use super::images;
 use super::keys::Action;
 use super::render;
-use super::view_state::ptycho::PtychoShown;
+use super::view_state::ptycho::{PtychoShown, same_defocus};
 use crate::jobs::{JobState, Progress};
-use crate::ops::ptycho::{Origin, PtychoOptions, PtychoOutcome};
+use crate::ops::ptycho::{PtychoOptions, PtychoOutcome};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -21,71 +24,101 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use std::sync::Arc;
 
-/// How the UI says where a result came from.
-pub fn describe(o: &Origin) -> &'static str {
-    match o {
-        Origin::Cache => "loaded from the EMD cache",
-        Origin::Computed { fft: Some(_) } => "computed (FFT computed first)",
-        Origin::Computed { fft: None } => "computed",
-    }
-}
-
-/// The EMD the job reads and writes: this file, or the conversion of this `.mib`.
-fn emd_of(s: &State) -> std::path::PathBuf {
-    if s.is_mib { s.emd_path() } else { s.path.clone() }
-}
-
-/// Show the result, or start (or ask for) the job that makes it.
+/// Show the result at the defocus asked for (or, the first time, the one stored in the EMD), or
+/// start (or ask for) the job that makes it.
 pub fn start(s: &mut State) {
-    if s.ptycho.shown.is_some() {
+    begin(s, true)
+}
+
+/// [`start`]; with `stored` false a result stored in the EMD at another defocus is not shown.
+fn begin(s: &mut State, stored: bool) {
+    if s.ptycho.current().is_some() {
         s.ptycho.version += 1;
         return;
     }
     if s.ptycho.running() {
-        s.status = "ptychography is being computed (x cancels)".into();
+        s.status = format!("ptychography at {} is being computed (x cancels)", nm(s.ptycho.job_defocus_a));
         return;
     }
     if s.demo {
         s.status = "ptychography needs a file: the EMD and its 4D FFT (not the built-in demo)".into();
         return;
     }
-    let emd = emd_of(s);
-    if emd.exists()
-        && let Ok(emd_ds) = crate::dataset::open(&emd, &Default::default())
-        && let Some(r) = crate::ops::ptycho::cached(emd_ds.as_ref(), &emd)
-    {
-        s.ptycho.shown = Some(PtychoShown { result: Arc::new(r), origin: "loaded from the EMD cache".into() });
-        s.ptycho.version += 1;
+    if stored && s.ptycho.results.is_empty() && show_stored(s) {
         return;
     }
-    if let Err(e) = crate::ops::ptycho::params(&s.quant.calibration, &PtychoOptions::default()) {
-        s.status = e.to_string();
-        s.ptycho.blocked = Some(e.to_string());
+    if let Some(why) = missing_calibration(s) {
+        s.status = why.clone();
+        s.ptycho.blocked = Some(why);
         return;
     }
     s.ptycho.blocked = None;
-    let name = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let (bytes, free) = s.fft_estimate();
-    let size = humansize::format_size(bytes, humansize::BINARY);
-    let free = free.map(|f| humansize::format_size(f, humansize::BINARY)).unwrap_or("unknown".into());
-    let question = if s.is_mib && !emd.exists() {
-        format!(
-            "Ptychography needs the EMD and its 4D FFT.\nConvert to {name} and compute the FFT (about {size}, free {free}) now? (y/n)"
-        )
-    } else if crate::store::fft::FftCache::open(&emd).is_err() {
-        format!("Ptychography needs the 4D FFT.\nCompute it into {name} (about {size}, free {free}) now? (y/n)")
-    } else {
-        return run_job(s);
-    };
-    s.popup = Popup::Confirm(Confirm::Ptycho, question);
+    if super::fft_job::ask_first(s, "Ptychography", Confirm::Ptycho) {
+        run_job(s);
+    }
 }
 
-/// The `ops::ptycho` job (after the user agreed, or with nothing to ask).
+/// The result stored in the EMD for its current FFT (by `emdtui ptycho` or an earlier session),
+/// whatever its parameters: shown at once, its defocus the one asked for. False when none.
+fn show_stored(s: &mut State) -> bool {
+    let emd = super::fft_job::emd_of(s);
+    if !emd.exists() {
+        return false;
+    }
+    let Ok(emd_ds) = crate::dataset::open(&emd, &Default::default()) else { return false };
+    let Some(r) = crate::ops::ptycho::cached(emd_ds.as_ref(), &emd) else { return false };
+    s.ptycho.defocus_a = r.params.defocus_a;
+    s.ptycho.push(PtychoShown { result: Arc::new(r), origin: "loaded from the EMD cache".into() });
+    true
+}
+
+/// What the viewer must be started with for SSB, when something is missing: the flags by name,
+/// with an example command line.
+pub fn missing_calibration(s: &State) -> Option<String> {
+    let c = &s.quant.calibration;
+    let mut need = Vec::new();
+    if c.energy_v.is_none() {
+        need.push(("the accelerating voltage", "--energy 200kV"));
+    }
+    let angular = c.alpha_mrad.is_some() || c.q.as_ref().is_some_and(|(_, u)| u == "mrad" || u == "A^-1");
+    if !angular {
+        need.push(("the convergence semi-angle", "--alpha 22mrad"));
+    }
+    if !c.r.as_ref().is_some_and(|(_, u)| u == "A" || u == "nm") {
+        need.push(("the scan step", "--scan-step 0.3A"));
+    }
+    if need.is_empty() {
+        return None;
+    }
+    let what: Vec<&str> = need.iter().map(|n| n.0).collect();
+    let flags: Vec<&str> = need.iter().map(|n| n.1).collect();
+    let keep = if s.is_mib { "; remembered for this .mib" } else { "" };
+    Some(format!(
+        "SSB needs {}: quit and open again with `emdtui {} {}` (your values{keep})",
+        what.join(", "),
+        s.file_name,
+        flags.join(" ")
+    ))
+}
+
+/// A defocus as the view says it (nm, positive = underfocus; to 0.1 Å).
+pub fn nm(defocus_a: f64) -> String {
+    format!("{} nm", (defocus_a * 10.0).round() / 100.0 + 0.0)
+}
+
+/// A defocus in Å (to 0.1 Å).
+fn angstrom(defocus_a: f64) -> String {
+    format!("{} Å", (defocus_a * 10.0).round() / 10.0 + 0.0)
+}
+
+/// The `ops::ptycho` job at the defocus asked for (after the user agreed, or with nothing to ask).
 pub fn run_job(s: &mut State) {
     if s.ptycho.running() {
         return;
     }
-    let params = match crate::ops::ptycho::params(&s.quant.calibration, &PtychoOptions::default()) {
+    let d = s.ptycho.defocus_a;
+    let o = PtychoOptions { defocus_a: d, ..Default::default() };
+    let params = match crate::ops::ptycho::params(&s.quant.calibration, &o) {
         Ok(p) => p,
         Err(e) => {
             s.status = e.to_string();
@@ -94,64 +127,72 @@ pub fn run_job(s: &mut State) {
     };
     let p = Progress::new("ptycho", 0);
     s.ptycho.job = Some(p.clone());
-    let (ds, tx, budget, emd) = (s.ds.clone(), s.tx.clone(), s.memory_budget, emd_of(s));
-    let (copts, fopts) = (s.convert_options(), s.fft_options());
-    // the result is written into the EMD, which needs this process's readers of it closed: the
-    // FFT explorer's handle is let go and opened again when the job ends
-    let reopen = s.fft.source.take().is_some();
-    let tx2 = tx.clone();
-    s.jobs.table.spawn(
-        p,
-        move |p| {
-            let r = crate::ops::fft::ensure_emd(ds, &emd, &copts, p).and_then(|(emd_ds, _)| {
-                crate::ops::ptycho::load_or_compute(emd_ds.as_ref(), &emd, &params, true, budget, p, &fopts)
-            });
-            if reopen && let Ok(c) = crate::store::fft::FftCache::open(&emd) {
-                let _ = tx.send(AppEvent::FftReady(Arc::new(c)));
-            }
-            let _ = tx.send(AppEvent::Ptycho(Box::new(r?)));
-            Ok(())
-        },
-        move |p, r| {
-            let msg = match r {
-                Ok(()) => return,
-                Err(crate::Error::Cancelled) => "ptychography cancelled".to_string(),
-                Err(e) => format!("ptychography failed: {e}"),
-            };
-            let _ = tx2.send(AppEvent::JobEnded(p.kind, msg));
-        },
-    );
-    // selected in the jobs panel, so `x` cancels it
-    if let Some(i) = s.jobs.table.list().iter().position(|j| s.ptycho.job.as_ref().is_some_and(|t| Arc::ptr_eq(j, t))) {
-        s.jobs.selected = i;
-    }
-    s.status = "ptychography (SSB): computing (x cancels)".into();
+    s.ptycho.job_defocus_a = d;
+    let work: super::fft_job::Work<PtychoOutcome> = Box::new(move |fft, sink| {
+        crate::ops::ptycho::run(crate::ops::ptycho::PtychoJob { fft, params, use_cache: true }, sink)
+    });
+    super::fft_job::spawn(s, p, "ptychography", work, AppEvent::Ptycho);
+    s.status = format!("ptychography (SSB) at defocus {}: computing (x cancels)", nm(d));
 }
 
-/// A result arrived: keep it and show it.
+/// A result arrived: keep it, show it, and go on to the defocus asked for meanwhile.
 pub fn on_result(s: &mut State, o: PtychoOutcome) {
-    let origin = describe(&o.origin).to_string();
+    let origin = o.origin.describe().to_string();
     let m = &o.result.summary;
     s.status = format!(
-        "ptychography ({origin}): rotation {:.1} deg, flip {}, {:.0} % of Q with trotters",
+        "ptychography ({origin}) at defocus {}: rotation {:.1} deg, flip {}, {:.0} % of Q with trotters",
+        nm(o.result.params.defocus_a),
         m.rotation_deg,
         if m.flip { "yes" } else { "no" },
         m.q_with_trotter * 100.0
     );
-    s.ptycho.shown = Some(PtychoShown { result: Arc::new(o.result), origin });
-    s.ptycho.version += 1;
+    s.ptycho.push(PtychoShown { result: Arc::new(o.result), origin });
+    if s.main.layout == ViewLayout::Ptycho && s.ptycho.current().is_none() {
+        run_job(s);
+    }
 }
 
-/// `P`: view on / off.
+/// Ask for defocus `d` (Å): shown at once when this session has it, else computed (after the
+/// job running) when the view is on.
+fn set_defocus(s: &mut State, d: f64) {
+    s.ptycho.defocus_a = d;
+    s.ptycho.version += 1;
+    s.status = format!("ptychography defocus {}", nm(d));
+    if s.main.layout != ViewLayout::Ptycho {
+        s.status.push_str(" (P shows it)");
+    } else if s.ptycho.running() {
+        s.status.push_str(": computed after the running job");
+    } else {
+        begin(s, false);
+    }
+}
+
+/// The defocus of this session's tcBF fit (Å), rounded to 1 Å.
+fn tcbf_defocus(s: &State) -> Option<f64> {
+    s.tcbf.results.iter().rev().find_map(|r| r.result.aberrations.as_ref()?.defocus_A).map(f64::round)
+}
+
+/// `P` (view on / off) and the defocus keys.
 pub fn action(s: &mut State, a: Action) {
-    if a == Action::PtychoView && s.toggle_layout(ViewLayout::Ptycho) {
-        start(s);
+    match a {
+        Action::PtychoView if s.toggle_layout(ViewLayout::Ptycho) => start(s),
+        Action::PtychoDefocus(step) => set_defocus(s, s.ptycho.defocus_a + step as f64),
+        Action::PtychoDefocusZero => set_defocus(s, 0.0),
+        Action::PtychoDefocusTcbf => match tcbf_defocus(s) {
+            Some(d) => set_defocus(s, d),
+            None => {
+                s.status = "no tcBF fit with a defocus in Å in this session: b computes one (with --energy, \
+                            --alpha and --scan-step)"
+                    .into()
+            }
+        },
+        _ => {}
     }
 }
 
 /// The image `e` exports: (values, cols, rows, name).
 pub fn export(s: &State) -> Option<(Vec<f32>, usize, usize, String)> {
-    let r = &s.ptycho.shown.as_ref()?.result;
+    let r = &s.ptycho.shown()?.result;
     Some((r.phase.clone(), r.scan.1, r.scan.0, "ssb_phase".into()))
 }
 
@@ -164,7 +205,7 @@ fn right_split(right: Rect) -> [Rect; 2] {
 pub fn prepare(s: &mut State, a: &render::Areas) {
     s.prepared.views = [None, None, None];
     s.prepared.right = None;
-    let Some(cur) = s.ptycho.shown.clone() else {
+    let Some(cur) = s.ptycho.shown().cloned() else {
         s.ptycho.prepared = [None, None, None];
         return;
     };
@@ -189,7 +230,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     let key = Style::default().fg(Color::Cyan);
     let kv = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k} "), key), Span::raw(v)]);
     let mut v = vec![kv("file", s.file_name.clone())];
-    match &s.ptycho.shown {
+    match s.ptycho.shown() {
         Some(c) => {
             let r = &c.result;
             let m = &r.summary;
@@ -200,7 +241,7 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
                 "scan step",
                 format!("{} Å (Nyquist {:.3} 1/Å)", images::num(r.params.scan_step_a), m.q_nyquist_inv_a),
             ));
-            v.push(kv("defocus", format!("{} Å", images::num(r.params.defocus_a))));
+            v.push(kv("defocus", defocus_text(s, r.params.defocus_a)));
             v.push(kv(
                 "disk",
                 format!(
@@ -238,8 +279,28 @@ fn meta_lines(s: &State) -> Vec<Line<'static>> {
     }
     v.extend(super::widgets::quant::calib_lines(&s.quant));
     v.push(Line::raw(""));
-    v.push(Line::from(Span::styled("P view  x cancel  e export", Style::default().fg(Color::DarkGray))));
+    v.push(Line::from(Span::styled(
+        "P view  ( ) ; ' Z T defocus  x cancel  e export",
+        Style::default().fg(Color::DarkGray),
+    )));
     v
+}
+
+/// The defocus the result shown corrected, and the one asked for when it differs.
+fn defocus_text(s: &State, used_a: f64) -> String {
+    let used = format!("{} (used, {})", nm(used_a), angstrom(used_a));
+    if same_defocus(used_a, s.ptycho.defocus_a) {
+        return used;
+    }
+    let asked = nm(s.ptycho.defocus_a);
+    let how = if s.ptycho.running() && same_defocus(s.ptycho.job_defocus_a, s.ptycho.defocus_a) {
+        "computing"
+    } else if s.ptycho.running() {
+        "next"
+    } else {
+        "P P computes"
+    };
+    format!("{used}; asked {asked}: {how}")
 }
 
 /// What the panes say while there is no result.
@@ -255,7 +316,7 @@ fn wait_text(s: &State) -> String {
             let pct = format!("{:.0}%", j.fraction() * 100.0);
             if m.is_empty() { format!("computing {pct}") } else { format!("{m} {pct}") }
         }
-        _ => "not computed (P: compute)".into(),
+        _ => format!("not computed at defocus {} (P: compute)", nm(s.ptycho.defocus_a)),
     }
 }
 
@@ -266,7 +327,7 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
         a.meta,
     );
     let wait = wait_text(s);
-    let cols = s.ptycho.shown.as_ref().map(|x| x.result.scan.1).unwrap_or(0);
+    let cols = s.ptycho.shown().map(|x| x.result.scan.1).unwrap_or(0);
     let [top, bottom] = right_split(a.right);
     let titles = [" SSB phase (rad) ", " iCoM (same FFT) ", " bright field (same FFT) "];
     for (i, area) in [a.views[0], top, bottom].into_iter().enumerate() {
@@ -275,5 +336,18 @@ pub fn render(s: &State, f: &mut Frame, a: &render::Areas) {
         if let Some(v) = shown {
             super::widgets::scale_bar::draw_scale_bar(&s.quant.calibration, f, v.cells, cols);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defocus_text_in_nm_and_angstrom() {
+        assert_eq!(super::nm(100.0), "10 nm");
+        assert_eq!(super::nm(-15.0), "-1.5 nm");
+        assert_eq!(super::nm(12.34), "1.23 nm");
+        assert_eq!(super::nm(-0.0), "0 nm");
+        assert_eq!(super::angstrom(150.0), "150 Å");
+        assert_eq!(super::angstrom(-0.04), "0 Å");
     }
 }

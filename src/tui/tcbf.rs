@@ -8,34 +8,20 @@
 //! the file (a `.mib` is converted first, the scan-axes FFT computed when missing: the user is
 //! asked before either, as for `F`); `x` cancels it.
 
-use super::app::{AppEvent, Confirm, Popup, State, ViewLayout};
+use super::app::{AppEvent, Confirm, State, ViewLayout};
 use super::images::{self, Readout, Shown};
 use super::keys::Action;
 use super::render;
 use super::view_state::tcbf::{TcbfShown, UPSAMPLES};
 use crate::compute::tcbf::{TcbfParams, TcbfResult};
 use crate::jobs::{JobState, Progress};
-use crate::ops::tcbf::{Origin, TcbfOutcome};
+use crate::ops::tcbf::TcbfOutcome;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect, Size};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use std::sync::Arc;
-
-/// How the UI says where a result came from.
-pub fn describe(o: &Origin) -> &'static str {
-    match o {
-        Origin::Cache => "loaded from the EMD cache",
-        Origin::Computed { fft: Some(_) } => "computed (FFT computed first)",
-        Origin::Computed { fft: None } => "computed",
-    }
-}
-
-/// The EMD the job reads and writes: this file, or the conversion of this `.mib`.
-fn emd_of(s: &State) -> std::path::PathBuf {
-    if s.is_mib { s.emd_path() } else { s.path.clone() }
-}
 
 /// Show the result at the current factor, or start (or ask for) the job that makes it.
 pub fn start(s: &mut State) {
@@ -51,21 +37,9 @@ pub fn start(s: &mut State) {
         s.status = "tcBF needs a file: the EMD and its 4D FFT (not the built-in demo)".into();
         return;
     }
-    let emd = emd_of(s);
-    let name = emd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let (bytes, free) = s.fft_estimate();
-    let size = humansize::format_size(bytes, humansize::BINARY);
-    let free = free.map(|f| humansize::format_size(f, humansize::BINARY)).unwrap_or("unknown".into());
-    let question = if s.is_mib && !emd.exists() {
-        format!(
-            "tcBF needs the EMD and its 4D FFT.\nConvert to {name} and compute the FFT (about {size}, free {free}) now? (y/n)"
-        )
-    } else if crate::store::fft::FftCache::open(&emd).is_err() {
-        format!("tcBF needs the 4D FFT.\nCompute it into {name} (about {size}, free {free}) now? (y/n)")
-    } else {
-        return run_job(s);
-    };
-    s.popup = Popup::Confirm(Confirm::Tcbf, question);
+    if super::fft_job::ask_first(s, "tcBF", Confirm::Tcbf) {
+        run_job(s);
+    }
 }
 
 /// The `ops::tcbf` job at the current factor (after the user agreed, or with nothing to ask).
@@ -77,47 +51,18 @@ pub fn run_job(s: &mut State) {
     let p = Progress::new("tcbf", 0);
     s.tcbf.job = Some(p.clone());
     s.tcbf.job_upsample = up;
-    let (ds, tx, budget, emd) = (s.ds.clone(), s.tx.clone(), s.memory_budget, emd_of(s));
-    let (convert, run) = (s.convert_options(), s.fft_options());
     let optics = crate::compute::tcbf::aberr::Optics::from_calibration(&s.quant.calibration);
     let params = TcbfParams { upsample: up, optics, ..Default::default() };
-    // the result is written into the EMD, which needs this process's readers of it closed: the
-    // FFT explorer's handle is let go and opened again when the job ends
-    let reopen = s.fft.source.take().is_some();
-    let tx2 = tx.clone();
-    s.jobs.table.spawn(
-        p,
-        move |p| {
-            let want = crate::ops::fft::FftWant::ScanAxes;
-            let fft = crate::ops::fft::FftJob { src: ds, emd: emd.clone(), convert, want, budget, run };
-            let sink = crate::tui::app::jobs::JobSink::new(p, &tx);
-            let r = crate::ops::tcbf::run(crate::ops::tcbf::TcbfJob { fft, params }, &sink);
-            if reopen && let Ok(c) = crate::store::fft::FftCache::open(&emd) {
-                let _ = tx.send(AppEvent::FftReady(Arc::new(c)));
-            }
-            let _ = tx.send(AppEvent::Tcbf(Box::new(r?)));
-            Ok(())
-        },
-        move |p, r| {
-            let msg = match r {
-                Ok(()) => return,
-                Err(crate::Error::Cancelled) => "tcBF cancelled".to_string(),
-                Err(e) => format!("tcBF failed: {e}"),
-            };
-            let _ = tx2.send(AppEvent::JobEnded(p.kind, msg));
-        },
-    );
-    // selected in the jobs panel, so `x` cancels it
-    if let Some(i) = s.jobs.table.list().iter().position(|j| s.tcbf.job.as_ref().is_some_and(|t| Arc::ptr_eq(j, t))) {
-        s.jobs.selected = i;
-    }
+    let work: super::fft_job::Work<TcbfOutcome> =
+        Box::new(move |fft, sink| crate::ops::tcbf::run(crate::ops::tcbf::TcbfJob { fft, params }, sink));
+    super::fft_job::spawn(s, p, "tcBF", work, AppEvent::Tcbf);
     s.status = format!("tcBF {up}x: computing (x cancels)");
 }
 
 /// A result arrived: keep it, show it, and go on to the factor asked for meanwhile.
 pub fn on_result(s: &mut State, o: TcbfOutcome) {
     let up = o.result.params.upsample;
-    let origin = describe(&o.origin).to_string();
+    let origin = o.origin.describe().to_string();
     s.status = match (&o.result.fit, &o.result.aberrations) {
         (Some(f), Some(ab)) => {
             format!("tcBF {up}x ({origin}): {}, rms {:.3} px", crate::compute::tcbf::aberr::summary(ab), f.rms_residual)

@@ -87,7 +87,10 @@ pub fn on_event(s: &mut State, e: AppEvent) -> bool {
         }
         AppEvent::SpectrumImage(si) => crate::tui::eels::loaded(s, si),
         AppEvent::Tick => {
-            let mut redraw = s.any_running() | follow_tick(s);
+            // a job that just ended: the jobs panel shows its final state (its result may have
+            // been drawn before the job thread marked it finished)
+            let ended = s.jobs.table.list().iter().any(|j| j.ended_within(Duration::from_secs(1)));
+            let mut redraw = s.any_running() | ended | follow_tick(s);
             if s.eels.is_some() {
                 crate::tui::eels::sync(s); // the cursor may have followed a growing acquisition
             }

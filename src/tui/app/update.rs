@@ -58,7 +58,9 @@ pub(crate) fn update_view(s: &mut State, a: Action) {
             crate::tui::dpc::action(s, a)
         }
         Action::TcbfView | Action::TcbfUpsample => crate::tui::tcbf::action(s, a),
-        Action::PtychoView => crate::tui::ptycho::action(s, a),
+        Action::PtychoView | Action::PtychoDefocus(_) | Action::PtychoDefocusZero | Action::PtychoDefocusTcbf => {
+            crate::tui::ptycho::action(s, a)
+        }
         Action::Inspector => crate::tui::inspector::toggle(s),
         Action::InspectorMove(_) | Action::InspectorPage(_) | Action::InspectorFold(_) => {}
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
