@@ -102,6 +102,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
                 calibration: cli.calib.given()?,
                 keep_bad_pixels: cli.keep_bad_pixels,
                 user_bad,
+                nav: cli.nav.clone(),
             };
             emdtui::tui::run(&launch, t)
         }

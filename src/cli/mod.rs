@@ -59,6 +59,10 @@ pub struct Cli {
     /// masked like the found hot and dead pixels.
     #[arg(long, global = true, value_name = "PATH")]
     pub bad_pixels: Option<PathBuf>,
+    /// Viewer: a navigation image (.ndata, Nion .h5, .npy, .tif) shown beside the overview, its
+    /// shape checked against the scan.
+    #[arg(long, value_name = "PATH")]
+    pub nav: Option<PathBuf>,
 }
 
 /// Calibration given on the command line (remembered for a `.mib`, written into EMD output).

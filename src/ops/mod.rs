@@ -14,6 +14,8 @@ pub mod ewpc;
 pub mod fft;
 pub mod fft_estimate;
 pub mod from_fft;
+pub mod inspect;
+pub mod nav;
 pub mod overview;
 pub mod ptycho;
 pub mod resume;

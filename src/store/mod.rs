@@ -10,6 +10,7 @@ pub mod dpc;
 pub mod eelscache;
 pub mod emd;
 pub mod fft;
+pub mod listing;
 pub mod ovcache;
 pub mod ssb;
 pub mod tcbf;

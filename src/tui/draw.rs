@@ -19,7 +19,12 @@ use ratatui::widgets::{Gauge, Paragraph, Wrap};
 
 /// Prepare every image the next `render` needs (only those whose content or area changed).
 pub fn prepare(s: &mut State, area: Rect) {
-    let a = layout(area, s.screen, s.main.layout);
+    let mut a = layout(area, s.screen, s.main.layout);
+    super::nav::place(&mut a, s);
+    super::nav::prepare(s, &a);
+    if let Some(i) = &mut s.inspector {
+        i.page = super::inspector::page(area);
+    }
     match s.screen {
         Screen::Main if s.eels.is_some() => super::eels::prepare(s, &a),
         Screen::Main if s.main.layout == ViewLayout::Dpc => super::dpc::prepare(s, &a),
@@ -185,7 +190,8 @@ fn prepare_fft(s: &mut State, a: &Areas) {
 
 pub fn render(s: &State, f: &mut Frame) {
     let area = f.area();
-    let a = layout(area, s.screen, s.main.layout);
+    let mut a = layout(area, s.screen, s.main.layout);
+    super::nav::place(&mut a, s);
     // title
     let screen = match s.screen {
         Screen::Main => "main",
@@ -210,6 +216,7 @@ pub fn render(s: &State, f: &mut Frame) {
         Screen::Main => render_main(s, f, &a),
         Screen::Fft => render_fft(s, f, &a),
     }
+    super::nav::render(s, f, &a);
     render_jobs(s, f, a.jobs);
     // footer from the key table
     let mut spans = Vec::new();
@@ -218,6 +225,9 @@ pub fn render(s: &State, f: &mut Frame) {
         spans.push(Span::raw(format!(" {d} ")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), a.footer);
+    if let Some(i) = &s.inspector {
+        super::inspector::render(s, i, f, area);
+    }
     super::popups::render(s, f);
 }
 

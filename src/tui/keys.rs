@@ -82,6 +82,14 @@ pub enum Action {
     EelsWidth(i32),
     /// EELS: log / linear spectrum plot.
     EelsLog,
+    /// The inspector screen (HDF5 tree and caches of the open file) on / off.
+    Inspector,
+    /// Inspector: move the selection by rows.
+    InspectorMove(i32),
+    /// Inspector: move the selection by pages.
+    InspectorPage(i32),
+    /// Inspector: fold (1), unfold (-1) or toggle (0) the selected object.
+    InspectorFold(i32),
 }
 
 impl Action {
@@ -429,6 +437,14 @@ pub static KEYS: &[Binding] = &[
         "DPC: type the rotation (degrees; Enter applies, Esc cancels)",
         None
     ),
+    b!(
+        &[(Char('I'), S), (Char('I'), N)],
+        "I",
+        Action::Inspector,
+        Scope::Global,
+        "inspector: HDF5 tree of the file, emdtui's caches (Esc closes)",
+        None
+    ),
     b!(&[(Char('?'), N), (Char('?'), S)], "?", Action::Help, Scope::Global, "this help", Some("help")),
     b!(&[(Char('q'), N)], "q", Action::Quit, Scope::Global, "quit (asks if jobs are running)", Some("quit")),
 ];
@@ -452,6 +468,28 @@ pub fn number_prompt_key(k: &KeyEvent) -> Option<Action> {
         Esc => Some(Action::No),
         _ => None,
     }
+}
+
+/// Keys of the inspector screen (checked instead of the table while it is open): arrows and
+/// j/k move, PgUp/PgDn page, Home/End jump, Enter/space fold or unfold, left/right fold and
+/// unfold, Esc (also q, I) closes.
+pub fn inspector_key(k: &KeyEvent) -> Option<Action> {
+    if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == Char('c') {
+        return Some(Action::Quit);
+    }
+    Some(match k.code {
+        Up | Char('k') => Action::InspectorMove(-1),
+        Down | Char('j') => Action::InspectorMove(1),
+        PageUp => Action::InspectorPage(-1),
+        PageDown => Action::InspectorPage(1),
+        Home => Action::InspectorMove(i32::MIN),
+        End => Action::InspectorMove(i32::MAX),
+        Enter | Char(' ') => Action::InspectorFold(0),
+        Left | Char('h') => Action::InspectorFold(1),
+        Right | Char('l') => Action::InspectorFold(-1),
+        Esc | Char('q') | Char('I') => Action::Inspector,
+        _ => return None,
+    })
 }
 
 /// Actions a user can bind in the key configuration file, by name.
@@ -485,6 +523,7 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("ptycho_defocus_zero", Action::PtychoDefocusZero),
     ("ptycho_defocus_tcbf", Action::PtychoDefocusTcbf),
     ("dpc_rotation", Action::DpcTypeRotation),
+    ("inspector", Action::Inspector),
     ("up", Action::Move(-1, 0)),
     ("down", Action::Move(1, 0)),
     ("left", Action::Move(0, -1)),

@@ -15,8 +15,10 @@ pub mod fft_job;
 pub mod follow;
 pub mod harness;
 pub mod images;
+pub mod inspector;
 pub mod keys;
 pub mod loader;
+pub mod nav;
 pub mod popups;
 pub mod ptycho;
 pub mod render;
@@ -57,6 +59,8 @@ pub struct Launch {
     pub keep_bad_pixels: bool,
     /// `--bad-pixels PATH` as flat detector indices.
     pub user_bad: Vec<usize>,
+    /// `--nav PATH`: a navigation image shown beside the overview.
+    pub nav: Option<PathBuf>,
 }
 
 /// The cache directory (from the tuning; `./.emdtui-cache` when none could be found).
@@ -119,6 +123,11 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
         }
     };
     let ds = crate::dataset::open(&path, &cli.open).with_context(|| format!("opening {}", path.display()))?;
+    // a bad navigation image stops here, before the terminal is taken, with one error naming it
+    let nav = match &cli.nav {
+        Some(p) => Some(crate::ops::nav::load(p, (ds.scan().rows, ds.scan().cols))?),
+        None => None,
+    };
     let budget = cli.memory_budget;
     let trace = tuning.trace_startup;
     let t_open = t0.elapsed();
@@ -170,6 +179,9 @@ pub fn run(cli: &Launch, tuning: &Tuning) -> anyhow::Result<()> {
         },
     );
     s.quant.keep_bad = cli.keep_bad_pixels;
+    if let Some(n) = nav {
+        nav::attach(&mut s, n);
+    }
     s.quant.user_bad = cli.user_bad.clone();
     if cli.calibration != Default::default() && !demo {
         match crate::ops::calib::resolve(s.ds.as_ref(), &cli.calibration, Some(&cache)) {
@@ -264,6 +276,8 @@ pub fn handle(s: &mut State, e: AppEvent) {
         AppEvent::Input(Event::Key(k)) if k.kind != KeyEventKind::Release => {
             let a = if matches!(s.popup, app::Popup::Confirm(..)) {
                 keys::prompt_answer(&k)
+            } else if s.inspector.is_some() && matches!(s.popup, app::Popup::None) {
+                keys::inspector_key(&k)
             } else if matches!(s.popup, app::Popup::Rotation(_)) {
                 keys::number_prompt_key(&k)
             } else {

@@ -23,6 +23,8 @@ pub struct Areas {
     pub info: Rect,
     pub jobs: Rect,
     pub footer: Rect,
+    /// Main screen: the navigation image (`--nav`; set by `nav::place`).
+    pub nav: Rect,
 }
 
 pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
@@ -30,7 +32,17 @@ pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)])
             .areas(area);
     let none = Rect::default();
-    let mut a = Areas { title, meta: none, views: [none; 3], right: none, panes: [none; 3], info: none, jobs, footer };
+    let mut a = Areas {
+        title,
+        meta: none,
+        views: [none; 3],
+        right: none,
+        panes: [none; 3],
+        info: none,
+        jobs,
+        footer,
+        nav: none,
+    };
     match (screen, main) {
         (Screen::Main, ViewLayout::Single | ViewLayout::Dpc | ViewLayout::Tcbf | ViewLayout::Ptycho) => {
             let mw = (area.width / 4).clamp(26, 40);

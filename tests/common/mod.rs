@@ -4,6 +4,7 @@
 //! Not every test binary uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod nion;
 pub mod simdata;
 pub mod tmux;
 

@@ -59,6 +59,8 @@ impl State {
             ptycho: Default::default(),
             quant: crate::tui::widgets::quant::Quant { calibration, ..Default::default() },
             follow,
+            nav: None,
+            inspector: None,
             cache_note,
             status: String::new(),
             hint: o.hint,

@@ -213,6 +213,10 @@ pub struct State {
     pub quant: crate::tui::widgets::quant::Quant,
     /// Following a growing `.mib` (a running acquisition).
     pub follow: Follow,
+    /// The navigation pane (`--nav PATH`).
+    pub nav: Option<crate::tui::view_state::nav::NavView>,
+    /// The inspector screen (`I`), when open.
+    pub inspector: Option<crate::tui::view_state::inspector::InspectorView>,
     /// For EMD files: the state of the caches inside the file (valid / stale).
     pub cache_note: Option<String>,
     pub status: String,

@@ -14,6 +14,9 @@ pub fn update(s: &mut State, a: Action) {
     if popup_action(s, a) {
         return;
     }
+    if s.inspector.is_some() && a != Action::Quit {
+        return crate::tui::inspector::action(s, a);
+    }
     if s.eels.is_some() && a.diffraction_only() {
         s.status = "spectrum data: no virtual detectors, diffraction frames or 4D FFT".into();
         return;
@@ -58,6 +61,8 @@ pub(crate) fn update_view(s: &mut State, a: Action) {
         Action::PtychoView | Action::PtychoDefocus(_) | Action::PtychoDefocusZero | Action::PtychoDefocusTcbf => {
             crate::tui::ptycho::action(s, a)
         }
+        Action::Inspector => crate::tui::inspector::toggle(s),
+        Action::InspectorMove(_) | Action::InspectorPage(_) | Action::InspectorFold(_) => {}
         Action::CancelJob | Action::SelectJob(_) => jobs_action(s, a),
         Action::Fft | Action::SwitchScreen | Action::Export | Action::Help | Action::Quit | Action::Follow => {
             shared_action(s, a)
@@ -173,6 +178,9 @@ pub(crate) fn main_action(s: &mut State, a: Action) {
 
 /// A click on the overview image moves the scan cursor there.
 pub(crate) fn click_overview(s: &mut State, col: u16, row: u16) {
+    if crate::tui::nav::click(s, col, row) {
+        return;
+    }
     let hit = s.prepared.views.iter().flatten().map(|(_, _, v)| v.cells).find(|r| {
         col >= r.x && row >= r.y && col < r.x + r.width && row < r.y + r.height && r.width > 0 && r.height > 0
     });

@@ -4,5 +4,7 @@
 pub mod detect;
 pub mod dpc;
 pub mod eels;
+pub mod inspector;
+pub mod nav;
 pub mod ptycho;
 pub mod tcbf;
