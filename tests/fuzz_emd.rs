@@ -170,7 +170,6 @@ fn specific_hostile_files_give_clear_errors() {
     let cases: Vec<(&str, Mutation, &str)> = vec![
         ("nodata.emd", Mutation::DeleteLink("datacube_root/datacube/data"), ""),
         ("rank.emd", Mutation::ReplaceU16("datacube_root/datacube/data", vec![3, 4, 5]), "rank"),
-        ("float.emd", Mutation::ReplaceF32("datacube_root/datacube/data", vec![3, 4, 8, 8]), ""),
         ("empty.emd", Mutation::ReplaceU16("datacube_root/datacube/data", vec![0, 4, 8, 8]), ""),
         ("dims.emd", Mutation::ReplaceF32("datacube_root/datacube/dim0", vec![7]), "dim"),
     ];

@@ -9,7 +9,7 @@ use common::nion::{nion_metadata, npy_bytes, ramp, write_ndata};
 use emdtui::format::nav::{self, NavKind};
 use emdtui::format::synth::SynthSpec;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[test]
 fn ndata_as_nion_writes_it_stored_and_deflated() {
