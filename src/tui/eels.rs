@@ -47,14 +47,19 @@ pub fn start(s: &mut State) {
             let _ = tx.send(AppEvent::SpectrumImage(Arc::new(si)));
             Ok(())
         },
-        move |p, r| {
-            if let Err(e) = r
-                && !matches!(e, crate::Error::Cancelled)
-            {
-                let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("spectra: {e}")));
-            }
-        },
+        report_failure(tx2),
     );
+}
+
+/// The end of a spectra job: a failure other than a cancel is reported in the jobs panel.
+fn report_failure(tx: std::sync::mpsc::Sender<AppEvent>) -> impl FnOnce(&Progress, crate::Result<()>) + Send + 'static {
+    move |p, r| {
+        if let Err(e) = r
+            && !matches!(e, crate::Error::Cancelled)
+        {
+            let _ = tx.send(AppEvent::JobEnded(p.kind, format!("spectra: {e}")));
+        }
+    }
 }
 
 /// A growing acquisition: read the spectra of the positions acquired since the spectrum image was
@@ -77,13 +82,7 @@ pub fn extend(s: &mut State) {
             let _ = tx.send(AppEvent::SpectrumImage(Arc::new(si)));
             Ok(())
         },
-        move |p, r| {
-            if let Err(e) = r
-                && !matches!(e, crate::Error::Cancelled)
-            {
-                let _ = tx2.send(AppEvent::JobEnded(p.kind, format!("spectra: {e}")));
-            }
-        },
+        report_failure(tx2),
     );
 }
 
