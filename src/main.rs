@@ -70,7 +70,7 @@ fn run(cli: &Cli, t: &Tuning) -> anyhow::Result<()> {
             (None, None) => anyhow::bail!("info needs FILE or --nav PATH"),
         },
         Some(Command::Export(a)) => emdtui::cli::info::run_export(a, &cli.open),
-        Some(Command::Synth(a)) => emdtui::cli::info::run_synth(a),
+        Some(Command::Synth(a)) => emdtui::cli::info::run_synth(a, cli.open.scan.as_deref()),
         Some(Command::Overview(a)) => emdtui::cli::overview::run(a, cli, t),
         Some(Command::Convert(a)) => emdtui::cli::convert::run(a, cli, t),
         Some(Command::Fft(a)) => emdtui::cli::fft::run(a, cli, t),

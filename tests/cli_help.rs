@@ -34,9 +34,6 @@ fn subcommand_help_lists_only_the_flags_it_uses() {
         }
         for id in emdtui::cli::help::unused_globals(sub) {
             let flag = format!("--{}", id.replace('_', "-"));
-            if (sub, id) == ("synth", "scan") {
-                continue; // synth's own --scan (the shape to write) stays
-            }
             assert!(!lists(&h, &flag), "emdtui {sub} --help lists {flag}, which it does not use:\n{h}");
         }
         assert!(lists(&h, "--threads"), "{sub}: --threads applies everywhere");
@@ -47,7 +44,7 @@ fn subcommand_help_lists_only_the_flags_it_uses() {
         assert!(lists(&fft, f), "fft --help lacks {f}:\n{fft}");
     }
     assert!(lists(&help(&["tcbf"]), "--energy"));
-    assert!(lists(&help(&["synth"]), "--scan"), "synth's own --scan");
+    assert!(lists(&help(&["synth"]), "--scan"), "synth's --scan (the scan written)");
     // the help of --keep-bad-pixels says where the default applies
     let words = fft.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(words.contains("wherever pixels are summed into an image"), "{fft}");
@@ -65,4 +62,35 @@ fn hidden_globals_are_accepted_and_viewer_flags_refused() {
     let out = common::emdtui().args(["info", fs, "--graphics", "kitty"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--graphics'"));
+}
+
+/// A long flag defined twice for one subcommand (its own and a global) is refused by clap's
+/// checks, which only debug builds run: every command of a debug binary would panic.
+#[test]
+fn no_long_flag_is_defined_twice_in_a_subcommand() {
+    use clap::CommandFactory;
+    let c = emdtui::cli::Cli::command();
+    let globals: Vec<&str> = c.get_arguments().filter(|a| a.is_global_set()).filter_map(|a| a.get_long()).collect();
+    assert!(globals.contains(&"scan") && globals.contains(&"memory"), "{globals:?}");
+    for sub in c.get_subcommands() {
+        let mut seen = globals.clone();
+        for a in sub.get_arguments() {
+            if let Some(l) = a.get_long() {
+                assert!(!seen.contains(&l), "emdtui {}: --{l} is defined twice", sub.get_name());
+                seen.push(l);
+            }
+        }
+    }
+    emdtui::cli::help::command().debug_assert();
+}
+
+#[test]
+fn synth_writes_the_scan_asked_for_and_32x32_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, want) in [(vec!["--scan", "4x4"], (4, 4)), (vec![], (32, 32))] {
+        let f = dir.path().join(format!("s{}.mib", want.0));
+        common::emdtui().arg("synth").arg(&f).args(&args).assert().success();
+        let ds = emdtui::dataset::open(&f, &Default::default()).unwrap();
+        assert_eq!((ds.scan().rows, ds.scan().cols), want, "{args:?}");
+    }
 }

@@ -11,7 +11,7 @@ use emdtui::compute::calib::Calibration;
 use emdtui::compute::ssb::SsbResult;
 use emdtui::format::synth_tcbf::ParallaxSpec;
 use emdtui::jobs::{JobState, Progress};
-use emdtui::tui::app::{AppEvent, Confirm, Popup, ViewLayout};
+use emdtui::tui::app::{AppEvent, Confirm, Popup, Screen, ViewLayout};
 use emdtui::tui::harness::Harness;
 use emdtui::tui::images::Graphics;
 use ratatui::crossterm::event::KeyCode;
@@ -215,4 +215,78 @@ fn the_result_arrives_after_its_job_ended_and_the_panel_says_done() {
     // a tick just after a job ended redraws (the panel shows its final state)
     assert!(!h.state.any_running());
     assert!(emdtui::tui::app::on_event(&mut h.state, AppEvent::Tick), "a job just ended: redraw");
+}
+
+/// Cells of the screen inside `area` drawn in colour `c` (foreground or background).
+fn cells_in(h: &Harness, area: ratatui::layout::Rect, c: [u8; 3]) -> usize {
+    let want = ratatui::style::Color::Rgb(c[0], c[1], c[2]);
+    let buf = h.terminal.backend().buffer();
+    let mut n = 0;
+    for y in area.y..area.y + area.height {
+        for x in area.x..area.x + area.width {
+            let cell = &buf[(x, y)];
+            n += usize::from(cell.fg == want || cell.bg == want);
+        }
+    }
+    n
+}
+
+#[test]
+fn the_fft_explorer_draws_the_trotters_of_the_ssb_result() {
+    use emdtui::tui::images::{TROTTER_COPY, TROTTER_DISK};
+    let dir = tempfile::tempdir().unwrap();
+    let f = emd(dir.path());
+    let mut h = open(&f, 160, 48);
+    // before any SSB result the explorer says how to get one
+    h.key(KeyCode::Char('F'));
+    if h.state.popup != Popup::None {
+        h.key(KeyCode::Char('y'));
+    }
+    h.settle(WAIT);
+    if h.state.screen == Screen::Main {
+        h.key(KeyCode::Tab);
+    }
+    h.draw();
+    assert_eq!(h.state.screen, Screen::Fft);
+    assert!(h.state.fft.source.is_some(), "the FFT is computed");
+    assert!(h.text().contains("trotters: no SSB result yet"), "{}", h.text());
+    assert!(emdtui::tui::trotters::overlay(&h.state).is_none());
+    h.key(KeyCode::Tab);
+    h.keys("P");
+    assert_eq!(h.state.popup, Popup::None, "the FFT is cached");
+    h.settle(WAIT);
+    let r = h.state.ptycho.current().expect("SSB result").result.clone();
+    h.key(KeyCode::Tab);
+    h.draw();
+    assert_eq!(h.state.screen, Screen::Fft);
+    let t = h.text();
+    assert!(t.contains("trotters of the SSB at 0 nm"), "{t}");
+    let o = emdtui::tui::trotters::overlay(&h.state).expect("overlay");
+    // the disk sits where SSB found it: inside the FFT's bright-field crop, its radius the found one
+    let [qr, qc, kr, kc] = h.state.fft.source.as_ref().unwrap().shape();
+    assert_eq!((qr, qc), r.scan);
+    assert!((o.radius - r.summary.disk.radius).abs() < 1e-9, "{o:?}");
+    assert!(o.centre.0 > o.radius - 1.0 && o.centre.0 < kr as f64 - o.radius, "{o:?} in {kr}x{kc}");
+    assert!(o.centre.1 > o.radius - 1.0 && o.centre.1 < kc as f64 - o.radius, "{o:?} in {kr}x{kc}");
+    // the band |Q| = 2a in Q pixels, and the copy's offset |Q| / a disk radii for the cursor's Q
+    let a = r.summary.disk_radius_inv_a;
+    let step = r.params.scan_step_a;
+    assert!((o.band.1 - 2.0 * a * qc as f64 * step).abs() < 1e-9);
+    let q = h.state.fft.q;
+    let qmag = ((q.0 as f64 - (qr / 2) as f64) / (qr as f64 * step))
+        .hypot((q.1 as f64 - (qc / 2) as f64) / (qc as f64 * step));
+    assert!((o.shift.0.hypot(o.shift.1) - qmag / a * o.radius).abs() < 1e-6, "{o:?}");
+    // drawn: the disk on the detector panes, the band on the power; `o` takes them away
+    let a = emdtui::tui::render::layout(h.terminal.backend().buffer().area, h.state.screen, h.state.main.layout);
+    assert!(cells_in(&h, a.panes[1], TROTTER_DISK) > 0 && cells_in(&h, a.panes[1], TROTTER_COPY) > 0);
+    // here 2a lies beyond the scan's Nyquist (alpha 20 mrad, step 0.5 Å): no band on the map, and
+    // the line says why
+    assert!(!emdtui::tui::trotters::band_visible(&o, (qr, qc)), "{o:?}");
+    assert_eq!(cells_in(&h, a.panes[0], TROTTER_COPY), 0);
+    assert!(t.contains("beyond the scan's Nyquist"), "{t}");
+    h.key(KeyCode::Char('o'));
+    h.draw();
+    assert!(emdtui::tui::trotters::overlay(&h.state).is_none());
+    assert_eq!(cells_in(&h, a.panes[1], TROTTER_DISK) + cells_in(&h, a.panes[0], TROTTER_COPY), 0);
+    assert!(!h.text().contains("trotters of the SSB"), "{}", h.text());
 }

@@ -8,6 +8,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 const CALIB: [&str; 4] = ["scan_step", "alpha", "q_pixel", "energy"];
 const BAD: [&str; 2] = ["keep_bad_pixels", "bad_pixels"];
+/// `scan` first: `synth` uses it (the scan written) and none of the others.
 const OPEN: [&str; 6] = ["scan", "skip_frames", "flyback", "mmap", "no_mmap", "mode"];
 
 /// The global flags (clap ids) each subcommand does not use.
@@ -15,7 +16,7 @@ pub fn unused_globals(sub: &str) -> Vec<&'static str> {
     let mut v: Vec<&str> = Vec::new();
     match sub {
         "info" | "export" => v.extend(["memory"].iter().chain(&CALIB).chain(&BAD)),
-        "synth" => v.extend(["memory"].iter().chain(&OPEN).chain(&CALIB).chain(&BAD)),
+        "synth" => v.extend(["memory"].iter().chain(&OPEN[1..]).chain(&CALIB).chain(&BAD)),
         "eels" => v.extend(CALIB.iter().chain(&BAD)),
         "ewpc" => v.extend(CALIB),
         "tcbf" | "ptycho" => v.extend(BAD),

@@ -160,9 +160,11 @@ fn spectrum_emd_info(file: &Path, si: &crate::format::emd::SpectrumImageData) ->
     Ok(())
 }
 
-pub fn run_synth(a: &SynthArgs) -> Result<()> {
-    let (rows, cols) = dataset::scan::parse_rxc(&a.scan_shape)
-        .with_context(|| format!("--scan {:?}: expected ROWSxCOLS", a.scan_shape))?;
+/// `synth`; `scan` is the global `--scan` (the scan written, default 32x32).
+pub fn run_synth(a: &SynthArgs, scan: Option<&str>) -> Result<()> {
+    let scan = scan.unwrap_or("32x32");
+    let (rows, cols) =
+        dataset::scan::parse_rxc(scan).with_context(|| format!("--scan {scan:?}: expected ROWSxCOLS"))?;
     if a.defocus {
         // a defocused-probe scan for tcBF (64x64 detector, 12-bit, with .hdr)
         let spec = crate::format::synth_tcbf::ParallaxSpec { rows, cols, seed: a.seed, ..Default::default() };

@@ -103,7 +103,8 @@ impl CalibArgs {
 /// How to interpret the source's scan.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OpenArgs {
-    /// Scan shape ROWSxCOLS (overrides .hdr and heuristics).
+    /// Scan shape ROWSxCOLS (overrides .hdr and heuristics; for `synth`: the scan written,
+    /// default 32x32).
     #[arg(long, global = true, value_name = "ROWSxCOLS")]
     pub scan: Option<String>,
     /// Frames to skip at the start of the file.
@@ -373,9 +374,6 @@ pub struct ExportArgs {
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     pub output: PathBuf,
-    /// Scan shape ROWSxCOLS.
-    #[arg(long = "scan", id = "synth_scan", value_name = "ROWSxCOLS", default_value = "32x32")]
-    pub scan_shape: String,
     /// Detector size: 256 (single chip) or 512 (quad 2x2).
     #[arg(long, default_value_t = 256)]
     pub detector: usize,

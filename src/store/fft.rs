@@ -206,6 +206,9 @@ impl FftSource for FftCache {
     fn label(&self) -> String {
         format!("FFT cache ({:?})", self.params.axes)
     }
+    fn k_origin_bin(&self) -> ((usize, usize), usize) {
+        ((self.det_box[0], self.det_box[1]), self.params.bin)
+    }
     fn power_map(&self) -> Result<Vec<f32>> {
         FftCache::power_map(self)
     }

@@ -152,7 +152,9 @@ fn prepare_fft(s: &mut State, a: &Areas) {
     };
     let [qr, qc, kr, kc] = src.shape();
     let st = &s.fft;
-    let key = st.version;
+    let trot = super::trotters::overlay(s);
+    // the overlay follows the ptychography view's results too
+    let key = st.version.wrapping_mul(1 << 20).wrapping_add(s.ptycho.version);
     let (q, k, half, rev) = (st.q, st.k, st.half, st.reverse);
     let mut dpow = s.main.frame_display;
     dpow.scale = Scale::Log;
@@ -169,6 +171,12 @@ fn prepare_fft(s: &mut State, a: &Areas) {
             continue;
         }
         s.prepared.fft[i] = pane(s, &vals, w, h, ar, &d, |r, m| {
+            if let Some(o) = &trot {
+                match i {
+                    0 => super::trotters::draw_band(r, m, o, (qr, qc)),
+                    _ => super::trotters::draw_disks(r, m, o),
+                }
+            }
             if i != 0 {
                 return;
             }
@@ -435,6 +443,7 @@ fn render_fft(s: &State, f: &mut Frame, a: &Areas) {
     if let Some(e) = &st.error {
         lines.push(Line::from(Span::styled(e.clone(), Style::default().fg(Color::Red))));
     }
+    lines.extend(super::trotters::info(s));
     f.render_widget(Paragraph::new(lines).block(block(" FFT explorer ".into())), a.info);
 }
 

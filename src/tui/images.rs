@@ -257,6 +257,9 @@ pub const CURSOR: [u8; 3] = [255, 60, 60];
 pub const BF_RING: [u8; 3] = [80, 255, 80];
 pub const ADF_RING: [u8; 3] = [80, 200, 255];
 pub const ROI: [u8; 3] = [255, 255, 255];
+/// The FFT explorer's trotter overlay: the bright-field disk and its copies shifted by +-Q.
+pub const TROTTER_DISK: [u8; 3] = [255, 220, 60];
+pub const TROTTER_COPY: [u8; 3] = [80, 220, 255];
 
 /// Crosshair with a gap at the position (so the pixel itself stays visible).
 pub fn draw_cursor(r: &mut Raster, m: &Mapping, sy: usize, sx: usize) {
@@ -291,17 +294,22 @@ pub fn draw_rect(r: &mut Raster, m: &Mapping, (r0, c0): (usize, usize), (r1, c1)
 }
 
 /// Circle of source radius `rad` around source centre `(cy, cx)`.
-pub fn draw_circle(r: &mut Raster, m: &Mapping, (cy, cx): (f32, f32), rad: f32, c: [u8; 3]) {
+pub fn draw_circle(r: &mut Raster, m: &Mapping, centre: (f32, f32), rad: f32, c: [u8; 3]) {
+    draw_ellipse(r, m, centre, (rad, rad), c)
+}
+
+/// Ellipse of source semi-axes `(ry, rx)` (rows, columns) around source centre `(cy, cx)`.
+pub fn draw_ellipse(r: &mut Raster, m: &Mapping, (cy, cx): (f32, f32), (ry, rx): (f32, f32), c: [u8; 3]) {
     let (dy, dx) = m.to_display(cy, cx);
-    let dr = rad as f64 * m.scale();
-    if dr < 0.5 {
+    let (ey, ex) = (ry as f64 * m.h as f64 / m.sh as f64, rx as f64 * m.scale());
+    if ey.max(ex) < 0.5 {
         r.set(dx as i64, dy as i64, c);
         return;
     }
-    let n = ((dr * 8.0) as usize).clamp(16, 4096);
+    let n = ((ey.max(ex) * 8.0) as usize).clamp(16, 4096);
     for i in 0..n {
         let t = i as f64 / n as f64 * std::f64::consts::TAU;
-        r.set((dx + dr * t.cos()).floor() as i64, (dy + dr * t.sin()).floor() as i64, c);
+        r.set((dx + ex * t.cos()).floor() as i64, (dy + ey * t.sin()).floor() as i64, c);
     }
 }
 

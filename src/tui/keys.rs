@@ -31,6 +31,8 @@ pub enum Action {
     FftRegion(i32),
     /// FFT explorer: toggle between the Q view and the reverse (K) view.
     FftReverse,
+    /// FFT explorer: show or hide the trotter overlay of the SSB result.
+    FftTrotters,
     /// Follow a running acquisition: the cursor tracks the newest frame (toggle).
     Follow,
     /// Main screen: one virtual image + frame, or three virtual images + frame.
@@ -109,6 +111,7 @@ impl Action {
                 | Action::SwitchScreen
                 | Action::FftRegion(_)
                 | Action::FftReverse
+                | Action::FftTrotters
                 | Action::CycleCustom
                 | Action::CustomResponse
                 | Action::Ewpc
@@ -261,6 +264,14 @@ pub static KEYS: &[Binding] = &[
         Scope::Fft,
         "reverse view: pick K on the detector, show G over Q",
         Some("reverse")
+    ),
+    b!(
+        &[(Char('o'), N)],
+        "o",
+        Action::FftTrotters,
+        Scope::Fft,
+        "trotter overlay of the SSB result (P): disk, its +-Q copies, the |Q| < 2a band",
+        None
     ),
     b!(
         &[(Char('m'), N)],
@@ -507,6 +518,7 @@ pub const CONFIGURABLE: &[(&str, Action)] = &[
     ("cancel_job", Action::CancelJob),
     ("switch_screen", Action::SwitchScreen),
     ("fft_reverse", Action::FftReverse),
+    ("fft_trotters", Action::FftTrotters),
     ("follow", Action::Follow),
     ("cycle_layout", Action::CycleLayout),
     ("cycle_clip", Action::CycleClip),

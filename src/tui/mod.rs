@@ -24,6 +24,7 @@ pub mod ptycho;
 pub mod render;
 pub mod tcbf;
 pub mod termquery;
+pub mod trotters;
 pub mod view_state;
 pub mod widgets;
 

@@ -55,7 +55,7 @@ pub fn layout(area: Rect, screen: Screen, main: ViewLayout) -> Areas {
             (a.views, a.right) = ([v0, v1, v2], b);
         }
         (Screen::Fft, _) => {
-            let [top, info] = Layout::vertical([Constraint::Fill(1), Constraint::Length(3)]).areas(body);
+            let [top, info] = Layout::vertical([Constraint::Fill(1), Constraint::Length(4)]).areas(body);
             a.panes = Layout::horizontal([Constraint::Fill(1); 3]).areas(top);
             a.info = info;
         }

@@ -96,6 +96,9 @@ impl FftSource for MemFft {
     fn label(&self) -> String {
         format!("in-memory scan FFT (detector binned {}x)", self.bin)
     }
+    fn k_origin_bin(&self) -> ((usize, usize), usize) {
+        ((0, 0), self.bin)
+    }
     fn power_map(&self) -> Result<Vec<f32>> {
         let nk = self.shape[2] * self.shape[3];
         Ok(self.data.chunks_exact(nk).map(|c| c.iter().map(|v| v.norm_sqr()).sum::<f32>()).collect())

@@ -322,6 +322,9 @@ pub trait FftSource: Send + Sync {
     fn detector_image(&self, q: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>>;
     /// Q rows x Q cols at K, averaged over a (2*half+1)^2 K region.
     fn q_image(&self, k: (usize, usize), half: usize, part: Part) -> Result<Vec<f32>>;
+    /// Where the K grid lies on the detector: the detector pixel (row, col) of K (0, 0)'s
+    /// corner, and the detector pixels per K pixel along each axis.
+    fn k_origin_bin(&self) -> ((usize, usize), usize);
 }
 
 /// Average `m` images of `len` values. `inner`: the m values of one output are adjacent

@@ -24,6 +24,7 @@
 //! Units: K from the detector calibration (alpha over the disk radius in pixels), mapped to the
 //! scan frame with the DPC rotation/flip (v = R(theta) F d, x = column, y = row); Q = index / (N step).
 
+pub mod overlay;
 pub mod rotation;
 pub(crate) mod trotter;
 

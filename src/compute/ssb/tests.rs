@@ -217,3 +217,64 @@ fn coarse_step_and_uncovered_disk_are_clear_errors() {
     let e = run(&src, geom(), &p, 1 << 30, &Progress::new("t", 0)).unwrap_err().to_string();
     assert!(e.contains("does not cover"), "{e}");
 }
+
+/// Of |G(Q, K)|^2 at each wave's Q, the smallest fraction the overlay's trotters hold, and the
+/// number of disk pixels the overlay puts in another trotter than SSB's own sums do (`run`'s
+/// mapping of the pixels to the scan frame with the result's rotation and flip).
+fn overlay_coverage(src: &Mem, r: &SsbResult, truth: &SsbResult) -> (f64, usize) {
+    use super::overlay::{Trotter, TrotterOverlay};
+    let nk = M * M;
+    let t = &truth.summary;
+    let disk = KDisk { centre: (M as f64 / 2.0, M as f64 / 2.0), radius: APERTURE, centre_det: [0.0; 2] };
+    let (idx, mut px): (Vec<usize>, Vec<Pixel>) = mask_pixels(&disk, M, M).unwrap().into_iter().unzip();
+    let chi = Chi { wavelength_a: t.wavelength_a, defocus_a: 0.0 };
+    orient(&mut px, t.rotation_deg, t.flip, t.disk_radius_inv_a / APERTURE, &chi);
+    let a2 = t.disk_radius_inv_a.powi(2);
+    let mut worst = 1f64;
+    let mut wrong = 0;
+    for &((qx, qy), _) in &WAVES {
+        let q = ((S as i64 / 2 + qy) as usize, (S as i64 / 2 + qx) as usize);
+        let o = TrotterOverlay::new(r, geom(), src.shape, q).unwrap();
+        let g = &src.g[(q.0 * S + q.1) * nk..(q.0 * S + q.1 + 1) * nk];
+        let (mut inside, mut all) = (0f64, 0f64);
+        for (i, v) in g.iter().enumerate() {
+            all += v.norm_sqr() as f64;
+            if o.trotter_at((i / M, i % M)) != Trotter::None {
+                inside += v.norm_sqr() as f64;
+            }
+        }
+        worst = worst.min(inside / all);
+        // SSB's trotters at this Q (1/Å, x along scan columns)
+        let qv = (qx as f64 / (S * STEP) as f64, qy as f64 / (S * STEP) as f64);
+        for (i, p) in idx.iter().zip(&px).filter(|(_, p)| p.in_disk) {
+            let d2 = |sg: f64| (p.k.0 - sg * qv.0).powi(2) + (p.k.1 - sg * qv.1).powi(2) < a2;
+            let want = match (d2(1.0), d2(-1.0)) {
+                (true, false) => Trotter::Plus,
+                (false, true) => Trotter::Minus,
+                _ => Trotter::None,
+            };
+            wrong += usize::from(o.trotter_at((i / M, i % M)) != want);
+        }
+    }
+    (worst, wrong)
+}
+
+#[test]
+fn the_trotter_overlay_holds_the_signal_of_each_wave() {
+    for transpose in [false, true] {
+        let src = simulate(0.0, transpose);
+        let r = run(&src, geom(), &params(0.0, None), 1 << 30, &Progress::new("t", 0)).unwrap();
+        let (f, wrong) = overlay_coverage(&src, &r, &r);
+        assert!(f > 0.97, "transpose {transpose}: trotters hold {f:.3} of |G|^2");
+        assert_eq!(wrong, 0, "transpose {transpose}: pixels in another trotter than SSB sums");
+        // a quarter turn off misses a third of the signal (these Q are short: the lenses of the
+        // two orientations overlap); half a turn holds it all but swaps T+ and T-: both are seen
+        let mut turned = r.clone();
+        turned.summary.rotation_deg += 90.0;
+        let (f, wrong) = overlay_coverage(&src, &turned, &r);
+        assert!(f < 0.85 && wrong > 50, "transpose {transpose}: a quarter turn holds {f:.3}, {wrong} pixels differ");
+        turned.summary.rotation_deg += 90.0;
+        let (f, wrong) = overlay_coverage(&src, &turned, &r);
+        assert!(f > 0.97 && wrong > 50, "transpose {transpose}: half a turn holds {f:.3}, {wrong} pixels differ");
+    }
+}

@@ -158,6 +158,8 @@ pub struct FftView {
     pub half: usize,
     /// Reverse view: choose K on the detector, show G over Q.
     pub reverse: bool,
+    /// Draw the trotters of the SSB result (`o`; see `tui::trotters`).
+    pub trotters: bool,
     pub power: Vec<f32>,
     /// |G| and arg G: over the detector at Q (normal) or over Q at K (reverse).
     pub amp: Vec<f32>,
@@ -368,6 +370,7 @@ impl FftView {
             k: (0, 0),
             half: 0,
             reverse: false,
+            trotters: true,
             power: vec![],
             amp: vec![],
             phase: vec![],

@@ -49,7 +49,7 @@ pub(crate) fn update_view(s: &mut State, a: Action) {
         | Action::CycleCustom
         | Action::CustomResponse
         | Action::Ewpc => main_action(s, a),
-        Action::FftRegion(_) | Action::FftReverse => fft_action(s, a),
+        Action::FftRegion(_) | Action::FftReverse | Action::FftTrotters => fft_action(s, a),
         Action::EelsMove(_) | Action::EelsPage(_) | Action::EelsWidth(_) | Action::EelsLog => {
             crate::tui::eels::action(s, a)
         }
@@ -238,6 +238,11 @@ pub(crate) fn fft_action(s: &mut State, a: Action) {
         Action::FftReverse => {
             f.reverse = !f.reverse;
             f.refresh();
+        }
+        Action::FftTrotters => {
+            f.trotters = !f.trotters;
+            f.version += 1;
+            s.status = format!("trotter overlay {}", if f.trotters { "on" } else { "off" });
         }
         _ => {}
     }
