@@ -293,15 +293,20 @@ class Dataset:
         max_shift: Optional[float] = None,
         theta: Optional[float] = None,
         transpose: bool = False,
+        energy: Optional[str] = None,
+        ctf_correct: bool = False,
         emd: Union[None, str, os.PathLike] = None,
         progress: ProgressArg = None,
     ) -> dict:
         """Tilt-corrected bright field, as ``emdtui tcbf`` (from the EMD's scan-axes FFT, made
         first when needed): ``{"image", "shifts", "quality", "report"}``. ``image``: float32,
         scan rows*N x cols*N for ``upsample`` N (1..8); ``shifts``: (det rows, det cols, 2) =
-        (dy, dx) in scan pixels, NaN where unused.
+        (dy, dx) in scan pixels, NaN where unused. ``energy`` ("200kV") decides the defocus
+        sign; ``ctf_correct`` phase-flips the image by the fitted CTF (needs ``energy`` here and
+        ``scan_step`` and ``alpha`` or ``q_pixel`` from ``open``).
         """
-        args = flags(upsample=upsample, manual=manual, max_shift=max_shift, theta=theta, transpose=transpose, emd=emd)
+        args = flags(upsample=upsample, manual=manual, max_shift=max_shift, theta=theta, transpose=transpose,
+                     energy=energy, ctf_correct=ctf_correct, emd=emd)
         out = run_with_progress(self._ds.tcbf, args, progress, "tcbf")
         res = dict(out["images"])
         res["report"] = json.loads(out["report"])

@@ -13,8 +13,6 @@ use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::{Value, json};
-use std::path::Path;
-use std::sync::Arc;
 
 /// Named float32 images with their shapes, and the run's report.
 pub struct Out {
@@ -95,27 +93,6 @@ pub fn convert(py: Python<'_>, cli: &Cli, cb: Option<&Bound<'_, PyAny>>) -> PyRe
     .to_string())
 }
 
-/// The EMD that holds the FFT of `src` (itself when it is one, else converted first: the
-/// conversion `emdtui fft` and `emdtui tcbf` make), following `progress`.
-fn ensure_emd(
-    src: Arc<dyn Dataset>,
-    emd: &Path,
-    cli: &Cli,
-    t: &Tuning,
-    progress: &Progress,
-) -> anyhow::Result<Arc<dyn Dataset>> {
-    let budget = cli.memory_budget()?;
-    let calibration = emdtui::ops::calib::resolve(src.as_ref(), &cli.calib.given()?, t.cache_dir.as_deref())?;
-    let copts = emdtui::compute::convert::ConvertOptions {
-        force: true,
-        calibration: Some(calibration),
-        bad_pixels: emdtui::cli::common::bad_pixels_option(cli, src.as_ref())?,
-        ..emdtui::cli::common::convert_options(budget, t)
-    };
-    progress.set_total(src.scan().positions() as u64);
-    Ok(emdtui::ops::fft::ensure_emd(src, emd, &copts, progress)?.0)
-}
-
 pub fn fft(py: Python<'_>, cli: &Cli, cb: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
     let Some(Command::Fft(a)) = &cli.command else { unreachable!("parsed as fft") };
     let t = tuning_from_env();
@@ -124,30 +101,16 @@ pub fn fft(py: Python<'_>, cli: &Cli, cb: Option<&Bound<'_, PyAny>>) -> PyResult
     Ok(rep.to_string())
 }
 
-/// `emdtui fft`: ensure the EMD, then load or compute the FFT into it (today's `ops::fft` calls,
-/// as `cli::fft::run` makes them; pass 1 alongside the conversion is left to the CLI).
+/// `emdtui fft`'s workflow (`ops::fft::run`: the EMD converted when missing, pass 1 alongside the
+/// conversion when the parameters do not depend on the data, the cached FFT or a new one).
 fn fft_run(a: &emdtui::cli::FftArgs, cli: &Cli, t: &Tuning, progress: &Progress) -> anyhow::Result<Value> {
     use anyhow::Context;
-    let budget = cli.memory_budget()?;
-    let is_emd = matches!(
-        a.file.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("emd" | "h5" | "hdf5")
-    );
-    let emd = a.output.clone().unwrap_or_else(|| if is_emd { a.file.clone() } else { a.file.with_extension("emd") });
-    if a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("mib")) && emd == a.file {
-        anyhow::bail!("{}: refusing to write into the .mib", a.file.display());
-    }
-    let src = emdtui::dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
-    let ds =
-        ensure_emd(src.clone(), &emd, cli, t, progress).with_context(|| format!("converting {}", a.file.display()))?;
-    let params = emdtui::cli::fft::params_from_args(a, ds.as_ref())?;
-    let pixels = emdtui::ops::fft::pixel_source(&src, &emd, ds.as_ref());
-    drop(src);
-    let opts = emdtui::compute::fft::RunOptions { pixels, announce_wait: false, ..emdtui::cli::common::run_options(t) };
-    progress.set_done(0);
-    let out = emdtui::ops::fft::load_or_compute(ds.as_ref(), &emd, Some(params), budget, progress, &opts)
-        .with_context(|| format!("FFT of {}", ds.info().path.display()))?;
-    let rep = match out {
+    let mut job = emdtui::cli::fft::job(a, cli, t)?;
+    job.run.announce_wait = false;
+    let emd = job.emd.clone();
+    let out = emdtui::ops::fft::run(job, &emdtui::ops::fft::OneProgress(progress))
+        .with_context(|| format!("FFT of {}", a.file.display()))?;
+    let rep = match out.fft {
         emdtui::ops::fft::FftOutcome::Computed(_, rep) => serde_json::to_value(*rep)?,
         emdtui::ops::fft::FftOutcome::Loaded(_) => Value::Null,
     };
@@ -170,24 +133,19 @@ pub fn dpc<'py>(py: Python<'py>, cli: &Cli, cb: Option<&Bound<'py, PyAny>>) -> P
 pub fn tcbf<'py>(py: Python<'py>, cli: &Cli, cb: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
     let Some(Command::Tcbf(a)) = &cli.command else { unreachable!("parsed as tcbf") };
     let t = tuning_from_env();
+    let mut job = py.detach(|| emdtui::cli::tcbf::request(a, cli, &t)).map_err(job::to_py)?;
+    job.fft.run.announce_wait = false;
     let progress = Progress::job(JobKind::Other, 0);
-    let out = job::run(py, &progress, cb, || tcbf_run(a, cli, &t, &progress))?;
+    let out = job::run(py, &progress, cb, || tcbf_run(a, job, &progress))?;
     to_py(py, out)
 }
 
-/// `emdtui tcbf`: checks, the EMD (converted first when needed), then `ops::tcbf`.
-fn tcbf_run(a: &emdtui::cli::TcbfArgs, cli: &Cli, t: &Tuning, progress: &Progress) -> anyhow::Result<Out> {
+/// `emdtui tcbf`'s workflow (`ops::tcbf::run`: the EMD and its scan-axes FFT made when missing,
+/// the cached result or tcBF computed), the images kept.
+fn tcbf_run(a: &emdtui::cli::TcbfArgs, job: emdtui::ops::tcbf::TcbfJob, progress: &Progress) -> anyhow::Result<Out> {
     use anyhow::Context;
-    let params = emdtui::cli::tcbf::params_from_args(a)?;
-    let emd = emdtui::cli::tcbf::emd_path(a)?;
-    let budget = cli.memory_budget()?;
-    let src = emdtui::dataset::open(&a.file, &cli.open.batch_options(budget)?)?;
-    emdtui::compute::tcbf::check_params(&params, (src.scan().rows, src.scan().cols))
-        .with_context(|| format!("{}", a.file.display()))?;
-    let ds = ensure_emd(src, &emd, cli, t, progress).with_context(|| format!("converting {}", a.file.display()))?;
-    progress.set_done(0);
-    let opts = emdtui::compute::fft::RunOptions { announce_wait: false, ..emdtui::cli::common::run_options(t) };
-    let out = emdtui::ops::tcbf::load_or_compute(ds.as_ref(), &emd, &params, budget, progress, &opts)
+    let emd = job.fft.emd.clone();
+    let out = emdtui::ops::tcbf::run(job, &emdtui::ops::fft::OneProgress(progress))
         .with_context(|| format!("tcBF of {}", a.file.display()))?;
     let r = out.result;
     let (ir, ic) = r.image_shape();

@@ -136,6 +136,18 @@ def test_tcbf_equals_cli(synth_defocus, tmp_path):
     assert up["image"].shape == (48, 48) and up["report"]["origin"] in ("computed", "cache")
 
 
+def test_tcbf_ctf_correct_equals_cli_and_needs_the_optics(synth_defocus, tmp_path):
+    ds = emdtui.open(synth_defocus, alpha="20mrad", scan_step="0.5A")
+    with pytest.raises(Exception, match="--ctf-correct needs --energy"):
+        ds.tcbf(ctf_correct=True, emd=tmp_path / "py.emd", progress=False)
+    got = ds.tcbf(energy="200kV", ctf_correct=True, emd=tmp_path / "py.emd", progress=False)
+    plain = ds.tcbf(energy="200kV", emd=tmp_path / "py.emd", progress=False)
+    run_cli("tcbf", synth_defocus, "-o", tmp_path / "t.npy", "--emd", tmp_path / "cli.emd", "--energy", "200kV",
+            "--alpha", "20mrad", "--scan-step", "0.5A", "--ctf-correct")
+    np.testing.assert_array_equal(got["image"], np.load(tmp_path / "t.npy"))
+    assert not np.array_equal(got["image"], plain["image"])
+
+
 def test_ptycho_equals_cli(synth_defocus, tmp_path):
     ds = emdtui.open(synth_defocus, alpha="20mrad", scan_step="0.5A")
     got = ds.ptycho(energy="200kV", defocus="-2nm", emd=tmp_path / "py.emd", progress=False)

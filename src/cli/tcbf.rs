@@ -81,7 +81,10 @@ fn write_outputs(a: &TcbfArgs, r: &TcbfResult) -> Result<()> {
     Ok(())
 }
 
-pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+/// The tcBF job `emdtui tcbf` runs (the Python package runs the same): outputs and parameters
+/// checked, the calibration resolved into the optics, the FFT job that makes the EMD and its
+/// scan-axes FFT when missing.
+pub fn request(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<crate::ops::tcbf::TcbfJob> {
     check_outputs(a)?;
     let params = params_from_args(a)?;
     a.style.display(Colormap::Gray, Scale::Linear)?;
@@ -97,11 +100,15 @@ pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
     if params.ctf_correct && params.optics.as_ref().is_none_or(|o| o.energy_v.is_none()) {
         bail!("--ctf-correct needs --energy, --scan-step and --alpha or --q-pixel (the CTF in physical units)");
     }
-    crate::cli::from_fft::announce_conversion("tcBF", src.as_ref(), &emd);
     let fft = crate::cli::from_fft::fft_job(cli, t, src, &emd, cal)?;
-    let frames = fft.src.scan().positions() as u64;
+    Ok(crate::ops::tcbf::TcbfJob { fft, params })
+}
+
+pub fn run(a: &TcbfArgs, cli: &Cli, t: &Tuning) -> Result<()> {
+    let job = request(a, cli, t)?;
+    let (emd, budget, frames) = (job.fft.emd.clone(), job.fft.budget, job.fft.src.scan().positions() as u64);
+    crate::cli::from_fft::announce_conversion("tcBF", job.fft.src.as_ref(), &emd);
     let t0 = std::time::Instant::now();
-    let job = crate::ops::tcbf::TcbfJob { fft, params };
     let out = crate::cli::fft::with_fft_bars(frames, &emd, budget, |sink| crate::ops::tcbf::run(job, sink));
     if let Err(crate::Error::NoParallax(m)) = &out {
         if a.json {

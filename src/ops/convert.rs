@@ -47,6 +47,25 @@ fn begin_output(out: &Path, force: bool) -> Result<(h5::EmdLock, PathBuf)> {
     Ok((lock, part))
 }
 
+/// Refuses to start when the file system of `out` has less than `needed` bytes free (`what`
+/// names the output in the message); `skip` (`--no-space-check`) or an unknown free space lets it
+/// go on.
+fn check_space(out: &Path, needed: u64, what: &str, skip: bool) -> Result<()> {
+    match free_space_for(out).filter(|_| !skip) {
+        Some(free) if free < needed => {
+            let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Err(Error::Invalid(format!(
+                "{}: not enough free disk space: {what} needs about {}, {} has {} free",
+                out.display(),
+                hs(needed),
+                dir.display(),
+                hs(free)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Convert `ds` into the EMD file `out` (written under a temporary name, renamed when complete).
 pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &Progress) -> Result<ConvertReport> {
     let t0 = std::time::Instant::now();
@@ -56,19 +75,8 @@ pub fn convert(ds: &dyn Dataset, out: &Path, opts: &ConvertOptions, progress: &P
     let raw_bytes = (plan.out[0] * plan.chunks_per_row() * plan.k * plan.out_npx() * plan.out_type.bytes()) as u64;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let needed = if opts.compress { raw_bytes / 4 } else { raw_bytes } + (1 << 20);
-    if !opts.no_space_check
-        && let Some(free) = free_space_for(out)
-        && free < needed
-    {
-        return Err(Error::Invalid(format!(
-            "{}: not enough free disk space: the output needs about {}{}, {} has {} free",
-            out.display(),
-            hs(needed),
-            if opts.compress { " (compressed estimate)" } else { "" },
-            dir.display(),
-            hs(free)
-        )));
-    }
+    let what = if opts.compress { "the output (compressed estimate)" } else { "the output" };
+    check_space(out, needed, what, opts.no_space_check)?;
     match write_complete(ds, &part, &plan, opts, progress) {
         Ok((read, written)) => {
             std::fs::rename(&part, out).map_err(|e| Error::io(out, e))?;
@@ -151,20 +159,7 @@ pub fn convert_spectra(
     let t0 = std::time::Instant::now();
     let plan = crate::compute::spectra::spectra_plan(ds, opts)?;
     let (_lock, part) = begin_output(out, opts.force)?;
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let needed = plan.out_bytes() + (1 << 20);
-    if !opts.no_space_check
-        && let Some(free) = free_space_for(out)
-        && free < needed
-    {
-        return Err(Error::Invalid(format!(
-            "{}: not enough free disk space: the spectrum image needs about {}, {} has {} free",
-            out.display(),
-            hs(needed),
-            dir.display(),
-            hs(free)
-        )));
-    }
+    check_space(out, plan.out_bytes() + (1 << 20), "the spectrum image", opts.no_space_check)?;
     let write = || -> Result<(u64, u64)> {
         let (file, read, _) = crate::compute::spectra::write_spectra(ds, &part, &plan, opts, progress)?;
         emd::append_log(

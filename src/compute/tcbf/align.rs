@@ -127,11 +127,23 @@ pub(crate) fn correlate(
     fft.run_w(&mut c, true, w);
     let (r, cc) = (fft.rows as isize, fft.cols as isize);
     let at = |y: isize, x: isize| c[(y.rem_euclid(r) * cc + x.rem_euclid(cc)) as usize].re as f64;
-    let (ly, lx) = (max_lag.0 as isize, max_lag.1 as isize);
+    let ((sy, sx), v0) = peak_in_window(at, centre, (max_lag.0 as isize, max_lag.1 as isize));
+    w.b = c;
+    let norm = (ek * eref).sqrt();
+    Peak { shift: (sy, sx), quality: if norm > 0.0 { v0 / norm } else { 0.0 } }
+}
+
+/// The maximum of `at` over the window `centre` +- `half` (rows, cols) and its sub-pixel
+/// position (a parabola through the peak and its neighbours on each axis): ((y, x), value).
+pub(crate) fn peak_in_window(
+    at: impl Fn(isize, isize) -> f64,
+    centre: (f64, f64),
+    half: (isize, isize),
+) -> ((f64, f64), f64) {
     let (cy, cx) = (centre.0.round() as isize, centre.1.round() as isize);
     let mut best = (f64::NEG_INFINITY, cy, cx);
-    for y in cy - ly..=cy + ly {
-        for x in cx - lx..=cx + lx {
+    for y in cy - half.0..=cy + half.0 {
+        for x in cx - half.1..=cx + half.1 {
             let v = at(y, x);
             if v > best.0 {
                 best = (v, y, x);
@@ -141,9 +153,7 @@ pub(crate) fn correlate(
     let (v0, py, px) = best;
     let dy = refine(at(py - 1, px), v0, at(py + 1, px));
     let dx = refine(at(py, px - 1), v0, at(py, px + 1));
-    w.b = c;
-    let norm = (ek * eref).sqrt();
-    Peak { shift: (py as f64 + dy, px as f64 + dx), quality: if norm > 0.0 { v0 / norm } else { 0.0 } }
+    ((py as f64 + dy, px as f64 + dx), v0)
 }
 
 /// Sub-pixel offset of a peak from three samples: Gaussian (log-parabola) when all are

@@ -14,7 +14,7 @@
 //! signs, which cancels the coherent signal but keeps the noise (for data without structure the
 //! two maps have the same distribution).
 
-use super::align::{Fft2, Work, refine};
+use super::align::{Fft2, Work, peak_in_window};
 use num_complex::Complex32;
 use rayon::prelude::*;
 
@@ -274,20 +274,7 @@ fn measure(ctx: &Ctx, d: (isize, isize), p: (f64, f64), w: isize) -> Option<Pair
 fn peak_near(map: &[f64], rows: usize, cols: usize, p: (f64, f64), w: isize) -> ((f64, f64), f64) {
     let (r, c) = (rows as isize, cols as isize);
     let at = |y: isize, x: isize| map[(y.rem_euclid(r) * c + x.rem_euclid(c)) as usize];
-    let (cy, cx) = (p.0.round() as isize, p.1.round() as isize);
-    let mut best = (f64::NEG_INFINITY, cy, cx);
-    for y in cy - w..=cy + w {
-        for x in cx - w..=cx + w {
-            let v = at(y, x);
-            if v > best.0 {
-                best = (v, y, x);
-            }
-        }
-    }
-    let (v0, py, px) = best;
-    let dy = refine(at(py - 1, px), v0, at(py + 1, px));
-    let dx = refine(at(py, px - 1), v0, at(py, px + 1));
-    ((py as f64 + dy, px as f64 + dx), v0)
+    peak_in_window(at, p, (w, w))
 }
 
 /// The inverse transform (real part) of a low-passed spectrum on the full scan grid.
