@@ -72,7 +72,9 @@ pub(crate) fn tukey(rows: usize, cols: usize, frac: f64) -> Vec<f32> {
     w
 }
 
-/// numpy.fft.ifftshift over both axes: from Q = 0 at (r/2, c/2) to Q = 0 at (0, 0).
+/// numpy.fft.ifftshift over both axes: from Q = 0 at (r/2, c/2) to Q = 0 at (0, 0) (the
+/// reference for `Pixels::read`'s gather, which shifts on the way).
+#[cfg(test)]
 pub(crate) fn ifftshift2(src: &[Complex32], r: usize, c: usize, dst: &mut [Complex32]) {
     let (hr, hc) = (r / 2, c / 2);
     for i in 0..r {

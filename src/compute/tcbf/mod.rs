@@ -587,19 +587,19 @@ impl<'a> Pixels<'a> {
         let n = qr * qc;
         let (h, w) = (b.0.len(), b.1.len());
         let block = self.src.read_block(b.0.clone(), b.1.clone())?;
-        let mut t = vec![Complex32::default(); block.len()];
-        transpose::transpose(&block, &mut t, h * w, n);
-        drop(block);
-        Ok(b.2
-            .iter()
-            .map(|&i| {
-                let (y, x) = self.members[i];
-                let k = (y - b.0.start) * w + (x - b.1.start);
-                let mut g = vec![Complex32::default(); n];
-                align::ifftshift2(&t[k * n..(k + 1) * n], qr, qc, &mut g);
-                g
-            })
-            .collect())
+        // block[q * h * w + k]: each member's spectrum is gathered from its column k, ifftshifted
+        // on the way, 16 members per task so that one row of the block serves 16 columns
+        let ks: Vec<usize> =
+            b.2.iter()
+                .map(|&i| {
+                    let (y, x) = self.members[i];
+                    (y - b.0.start) * w + (x - b.1.start)
+                })
+                .collect();
+        let groups: Vec<Vec<Vec<Complex32>>> =
+            ks.par_chunks(16).map(|ks| gather_shifted(&block, h * w, (qr, qc), ks)).collect();
+        debug_assert_eq!(n, qr * qc);
+        Ok(groups.into_iter().flatten().collect())
     }
 
     /// Call `f` with (member indices, their spectra) batch by batch.
@@ -631,6 +631,23 @@ impl<'a> Pixels<'a> {
         }
         Ok(())
     }
+}
+
+/// The spectra of the block's columns `ks` (`block[q * hw + k]`, Q of shape `q`), each
+/// ifftshifted: out[(i, j)] = column[((i + r/2) % r, (j + c/2) % c)], as `align::ifftshift2`.
+fn gather_shifted(block: &[Complex32], hw: usize, (r, c): (usize, usize), ks: &[usize]) -> Vec<Vec<Complex32>> {
+    let mut out = vec![vec![Complex32::default(); r * c]; ks.len()];
+    for si in 0..r {
+        let di = (si + r - r / 2) % r;
+        for sj in 0..c {
+            let d = di * c + (sj + c - c / 2) % c;
+            let row = &block[(si * c + sj) * hw..][..hw];
+            for (o, &k) in out.iter_mut().zip(ks) {
+                o[d] = row[k];
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -237,3 +237,19 @@ fn no_structure_or_no_parallax_is_said_not_imaged() {
     let e = run(&g, GEOM, &TcbfParams::default(), 1 << 30, &Progress::new("t", 0)).unwrap_err();
     assert!(matches!(e, Error::NoParallax(_)) && e.to_string().contains("in focus"), "{e}");
 }
+
+#[test]
+fn gathered_spectra_equal_the_transposed_and_ifftshifted_columns() {
+    for (r, c) in [(5usize, 4usize), (4, 7), (6, 6)] {
+        let hw = 9;
+        let block: Vec<Complex32> = (0..r * c * hw).map(|i| Complex32::new(i as f32, -(i as f32) * 0.5)).collect();
+        let ks = [0usize, 3, 4, 8];
+        let got = super::gather_shifted(&block, hw, (r, c), &ks);
+        for (g, &k) in got.iter().zip(&ks) {
+            let column: Vec<Complex32> = (0..r * c).map(|q| block[q * hw + k]).collect();
+            let mut want = vec![Complex32::default(); r * c];
+            super::align::ifftshift2(&column, r, c, &mut want);
+            assert_eq!(g, &want, "{r}x{c}, column {k}");
+        }
+    }
+}
