@@ -51,7 +51,10 @@ fn begin_output(out: &Path, force: bool) -> Result<(h5::EmdLock, PathBuf)> {
 /// names the output in the message); `skip` (`--no-space-check`) or an unknown free space lets it
 /// go on.
 fn check_space(out: &Path, needed: u64, what: &str, skip: bool) -> Result<()> {
-    match free_space_for(out).filter(|_| !skip) {
+    if skip {
+        return Ok(());
+    }
+    match free_space_for(out) {
         Some(free) if free < needed => {
             let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             Err(Error::Invalid(format!(
